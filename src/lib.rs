@@ -1,0 +1,12 @@
+//! Keelson keeps a Kubernetes cluster equal to what a Git repository says an OpenStack cloud should be.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod cluster;
+pub mod plan;
+pub mod render;
+pub mod rollout;
+pub mod sim;
+pub mod source;
+pub mod topology;
+pub mod yaml;
