@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod input;
+
 #[derive(Debug, Parser)]
 #[command(name = "keelson", version, about = "GitOps reconciler for OpenStack on Kubernetes")]
 pub struct Cli {
