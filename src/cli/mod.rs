@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 pub mod input;
 
 #[derive(Debug, Parser)]
-#[command(name = "keelson", version, about = "GitOps reconciler for OpenStack on Kubernetes")]
+#[command(
+    name = "keelson",
+    version,
+    about = "GitOps reconciler for OpenStack on Kubernetes"
+)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug`.
     #[arg(long, global = true, env = "KEELSON_LOG", default_value = "warn")]
@@ -33,5 +37,8 @@ pub fn main() -> ExitCode {
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
