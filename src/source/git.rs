@@ -385,16 +385,25 @@ impl Inner {
             }
         }
         let repo = self.open_cache().map_err(Failure::Cache)?;
-        let commit_oid = match self.peel_commit(&repo, wanted) {
+        let commit_oid = match self.peel_commit(&repo, wanted)? {
             Some(oid) => oid,
             None => {
                 self.fetch(&repo, source_ref.as_deref(), wanted, cost)?;
-                self.peel_commit(&repo, wanted).ok_or_else(|| {
-                    Failure::Other(SourceError::RefNotFound {
-                        remote: self.url.display.clone(),
-                        reference: self.reference().to_string(),
-                    })
-                })?
+                match self.peel_commit(&repo, wanted)? {
+                    Some(oid) => oid,
+                    // The remote advertised it and the fetch succeeded, yet it is not there: the cache lies.
+                    None if source_ref.is_some() => {
+                        return Err(self.cache_error(git2::Error::from_str(&format!(
+                            "object {wanted} missing after fetch"
+                        ))));
+                    }
+                    None => {
+                        return Err(Failure::Other(SourceError::RefNotFound {
+                            remote: self.url.display.clone(),
+                            reference: self.reference().to_string(),
+                        }));
+                    }
+                }
             }
         };
         if self.last_seen == Some(commit_oid) {
@@ -537,10 +546,28 @@ impl Inner {
         Ok(())
     }
 
-    /// The commit an object id names, if the cache has it. Tag objects are peeled.
-    fn peel_commit(&self, repo: &Repository, oid: Oid) -> Option<Oid> {
-        let object = repo.find_object(oid, None).ok()?;
-        object.peel_to_commit().ok().map(|c| c.id())
+    /// The commit an object id names, if the cache has it (tag objects are peeled). Unreadable objects are
+    /// cache failures, not absences.
+    fn peel_commit(&self, repo: &Repository, oid: Oid) -> Result<Option<Oid>, Failure> {
+        let object = match repo.find_object(oid, None) {
+            Ok(object) => object,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(self.cache_error(e)),
+        };
+        match object.peel_to_commit() {
+            Ok(commit) => Ok(Some(commit.id())),
+            Err(e)
+                if is_local_failure(&e)
+                    && e.code() != ErrorCode::InvalidSpec
+                    && e.code() != ErrorCode::Peel =>
+            {
+                Err(self.cache_error(e))
+            }
+            Err(_) => Err(Failure::Other(SourceError::InvalidRef {
+                reference: self.reference().to_string(),
+                reason: format!("{oid} is not a commit"),
+            })),
+        }
     }
 
     fn fetch(
@@ -553,7 +580,13 @@ impl Inner {
         let first_fetch = repo.find_reference(TRACKED_REF).is_err();
         // Shallow only for the first clone: later fetches are incremental anyway, and a deep enough history
         // is what lets a rewritten branch be told apart from a fast-forward.
-        let depth = if self.config.shallow && first_fetch { 1 } else { 0 };
+        // The local transport cannot fetch shallow; asking would only cost a failed attempt.
+        let shallow_capable = self.url.transport != super::url::Transport::Local;
+        let depth = if self.config.shallow && first_fetch && shallow_capable {
+            1
+        } else {
+            0
+        };
         let refspec = match source_ref {
             Some(name) => format!("+{name}:{TRACKED_REF}"),
             None => format!("+{wanted}:{TRACKED_REF}"),
