@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod input;
+pub mod source;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,7 +22,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Inspect the Git source.
+    Source(source::SourceArgs),
+}
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
 pub const EXIT_FAILURE: u8 = 1;
@@ -31,7 +35,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log);
-    match cli.command {}
+    match cli.command {
+        Command::Source(args) => source::run(args),
+    }
 }
 
 fn init_tracing(filter: &str) {

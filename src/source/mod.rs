@@ -113,6 +113,8 @@ pub enum SourceError {
         #[source]
         source: git2::Error,
     },
+    #[error("topology input: give a directory or --repo")]
+    NoInput,
     #[error("git poll task: {message}")]
     Task { message: String },
 }
