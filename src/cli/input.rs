@@ -1,19 +1,149 @@
-//! The topology input every reading command accepts.
+//! The topology input every reading command accepts: a directory, or a Git remote at a ref.
 
 use std::path::PathBuf;
 
-use crate::source::{DEFAULT_MAX_FILE_SIZE, Snapshot, SourceError};
+use crate::source::{
+    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, PollOutcome, Secret, Snapshot,
+    SourceError,
+};
 
 /// Where to read the topology from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopologyInput {
-    /// Directory holding `keelson.yaml`.
-    pub dir: PathBuf,
+    /// Directory holding `keelson.yaml` (or use --repo).
+    #[arg(required_unless_present = "repo", conflicts_with = "repo")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub git: GitArgs,
+}
+
+/// A Git remote, the ref to read, and how to authenticate.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GitArgs {
+    /// Git remote holding the topology: a path, file://, git://, http(s)://, ssh:// or user@host:path.
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Branch, tag, full ref name or commit sha to read.
+    #[arg(long = "ref", value_name = "REF", default_value = "HEAD", requires = "repo")]
+    pub reference: String,
+    /// Directory inside the repository that holds `keelson.yaml`.
+    #[arg(long, value_name = "P", default_value = "", requires = "repo")]
+    pub path: String,
+    /// Where bare cache clones are kept.
+    #[arg(long, value_name = "D", env = "KEELSON_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// HTTP(S) user name (default with a token: x-access-token).
+    #[arg(long, value_name = "USER", env = "KEELSON_GIT_USERNAME")]
+    pub git_username: Option<String>,
+    /// File holding an HTTP(S) token or password (env KEELSON_GIT_TOKEN holds the value itself).
+    #[arg(long, value_name = "FILE", env = "KEELSON_GIT_TOKEN_FILE")]
+    pub git_token_file: Option<PathBuf>,
+    /// SSH private key file.
+    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_KEY_FILE")]
+    pub ssh_key_file: Option<PathBuf>,
+    /// File holding the SSH key's passphrase.
+    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_PASSPHRASE_FILE")]
+    pub ssh_passphrase_file: Option<PathBuf>,
+    /// known_hosts file used to verify SSH servers (default ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_KNOWN_HOSTS")]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Accept any SSH host key. Unsafe: a man in the middle could serve any topology.
+    #[arg(long)]
+    pub insecure_skip_host_key_check: bool,
+}
+
+/// Environment variable holding an HTTP(S) token itself (rather than a file); never a flag, so that it does
+/// not show up in process listings.
+pub const TOKEN_ENV: &str = "KEELSON_GIT_TOKEN";
+
+impl GitArgs {
+    /// The source configuration, with credential files read. `None` when no --repo was given.
+    pub fn config(&self) -> Result<Option<GitSourceConfig>, SourceError> {
+        let Some(url) = &self.repo else {
+            return Ok(None);
+        };
+        let password = match (&self.git_token_file, std::env::var(TOKEN_ENV)) {
+            (Some(file), _) => Some(Secret::from_file(file)?),
+            (None, Ok(value)) if !value.is_empty() => Some(Secret::new(value)),
+            (None, _) => None,
+        };
+        let ssh_passphrase = self
+            .ssh_passphrase_file
+            .as_deref()
+            .map(Secret::from_file)
+            .transpose()?;
+        let mut config = GitSourceConfig::new(url.clone(), self.reference.clone());
+        config.path = self.path.clone();
+        if let Some(dir) = &self.cache_dir {
+            config.cache_dir = dir.clone();
+        }
+        config.credentials = GitCredentials {
+            username: self.git_username.clone(),
+            password,
+            ssh_key: self.ssh_key_file.clone(),
+            ssh_passphrase,
+            known_hosts: self.ssh_known_hosts.clone(),
+            insecure_skip_host_key_check: self.insecure_skip_host_key_check,
+        };
+        Ok(Some(config))
+    }
+
+    /// A poller for --repo; `None` when no --repo was given.
+    pub fn source(&self) -> Result<Option<GitSource>, SourceError> {
+        self.config()?.map(GitSource::new).transpose()
+    }
 }
 
 impl TopologyInput {
-    /// Reads the topology's files into a snapshot.
+    /// Reads the topology's files into a snapshot: the directory, or the commit the ref points at now.
+    /// Blocks (Git fetch); from async code call it through `tokio::task::spawn_blocking`.
     pub fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        Snapshot::from_dir(&self.dir, DEFAULT_MAX_FILE_SIZE)
+        if let Some(dir) = &self.dir {
+            return Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE);
+        }
+        let Some(mut source) = self.git.source()? else {
+            return Err(SourceError::NoInput);
+        };
+        match source.poll_blocking()? {
+            PollOutcome::Changed { snapshot, .. } => Ok(snapshot),
+            // A fresh source has seen nothing, so its first poll always reads a snapshot.
+            PollOutcome::Unchanged { revision } => Err(SourceError::Task {
+                message: format!("first poll of {} read no snapshot", revision.origin),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        input: TopologyInput,
+    }
+
+    #[test]
+    fn accepts_a_directory_or_a_repo_but_not_both() {
+        let ok =
+            |args: &[&str]| Cmd::try_parse_from(std::iter::once("k").chain(args.iter().copied())).is_ok();
+        assert!(ok(&["./topology"]));
+        assert!(ok(&[
+            "--repo",
+            "https://host/r.git",
+            "--ref",
+            "main",
+            "--path",
+            "deploy"
+        ]));
+        assert!(ok(&["--repo", "./r"]));
+        assert!(!ok(&[]));
+        assert!(!ok(&["./topology", "--repo", "./r"]));
+        assert!(!ok(&["./topology", "--ref", "main"]));
+        let cmd = Cmd::try_parse_from(["k", "--repo", "git@host:o/r.git"]).unwrap();
+        assert_eq!(cmd.input.git.reference, "HEAD");
     }
 }

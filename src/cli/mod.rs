@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod graph;
 pub mod input;
 pub mod validate;
+pub mod source;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +29,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show the dependency graph of a topology as waves, Graphviz DOT or Mermaid.
     Graph(graph::GraphArgs),
+    /// Inspect the Git source.
+    Source(source::SourceArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Source(args) => source::run(args),
     }
 }
 

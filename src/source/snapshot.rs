@@ -61,22 +61,41 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(revision: Revision, commit: Option<CommitInfo>, entries: BTreeMap<String, SnapshotEntry>) -> Self {
-        Self { revision, commit, entries }
+    pub fn new(
+        revision: Revision,
+        commit: Option<CommitInfo>,
+        entries: BTreeMap<String, SnapshotEntry>,
+    ) -> Self {
+        Self {
+            revision,
+            commit,
+            entries,
+        }
     }
 
     /// Reads a directory tree. Symlinks are recorded, never followed; `.git` is skipped.
     pub fn from_dir(root: &Path, max_file_size: u64) -> Result<Self, SourceError> {
-        let meta = std::fs::metadata(root).map_err(|e| SourceError::ReadDir { path: root.to_path_buf(), source: e })?;
+        let meta = std::fs::metadata(root).map_err(|e| SourceError::ReadDir {
+            path: root.to_path_buf(),
+            source: e,
+        })?;
         if !meta.is_dir() {
-            return Err(SourceError::NotADirectory { path: root.to_path_buf() });
+            return Err(SourceError::NotADirectory {
+                path: root.to_path_buf(),
+            });
         }
         let mut entries = BTreeMap::new();
         let mut pending: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
         while let Some((dir, prefix)) = pending.pop() {
-            let read = std::fs::read_dir(&dir).map_err(|e| SourceError::ReadDir { path: dir.clone(), source: e })?;
+            let read = std::fs::read_dir(&dir).map_err(|e| SourceError::ReadDir {
+                path: dir.clone(),
+                source: e,
+            })?;
             for item in read {
-                let item = item.map_err(|e| SourceError::ReadDir { path: dir.clone(), source: e })?;
+                let item = item.map_err(|e| SourceError::ReadDir {
+                    path: dir.clone(),
+                    source: e,
+                })?;
                 let name = item.file_name();
                 let Some(name) = name.to_str() else {
                     return Err(SourceError::NonUtf8Path { path: item.path() });
@@ -84,29 +103,58 @@ impl Snapshot {
                 if prefix.is_empty() && name == ".git" {
                     continue;
                 }
-                let rel = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+                let rel = if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}/{name}")
+                };
                 let path = item.path();
-                let kind = item.file_type().map_err(|e| SourceError::ReadFile { path: path.clone(), source: e })?;
+                let kind = item.file_type().map_err(|e| SourceError::ReadFile {
+                    path: path.clone(),
+                    source: e,
+                })?;
                 if kind.is_symlink() {
-                    let target = std::fs::read_link(&path)
-                        .map_err(|e| SourceError::ReadFile { path: path.clone(), source: e })?;
-                    entries.insert(rel, SnapshotEntry::Symlink { target: target.to_string_lossy().into_owned() });
+                    let target = std::fs::read_link(&path).map_err(|e| SourceError::ReadFile {
+                        path: path.clone(),
+                        source: e,
+                    })?;
+                    entries.insert(
+                        rel,
+                        SnapshotEntry::Symlink {
+                            target: target.to_string_lossy().into_owned(),
+                        },
+                    );
                 } else if kind.is_dir() {
                     pending.push((path, rel));
                 } else if kind.is_file() {
-                    let size = item.metadata().map_err(|e| SourceError::ReadFile { path: path.clone(), source: e })?.len();
+                    let size = item
+                        .metadata()
+                        .map_err(|e| SourceError::ReadFile {
+                            path: path.clone(),
+                            source: e,
+                        })?
+                        .len();
                     if size > max_file_size {
                         entries.insert(rel, SnapshotEntry::TooLarge { size });
                     } else {
-                        let bytes =
-                            std::fs::read(&path).map_err(|e| SourceError::ReadFile { path: path.clone(), source: e })?;
+                        let bytes = std::fs::read(&path).map_err(|e| SourceError::ReadFile {
+                            path: path.clone(),
+                            source: e,
+                        })?;
                         entries.insert(rel, SnapshotEntry::File(bytes));
                     }
                 }
             }
         }
-        let revision = Revision { id: content_digest(&entries), origin: root.display().to_string() };
-        Ok(Self { revision, commit: None, entries })
+        let revision = Revision {
+            id: content_digest(&entries),
+            origin: root.display().to_string(),
+        };
+        Ok(Self {
+            revision,
+            commit: None,
+            entries,
+        })
     }
 
     pub fn get(&self, path: &str) -> Option<&SnapshotEntry> {
@@ -119,7 +167,10 @@ impl Snapshot {
     }
 
     /// Entries directly or indirectly under `dir` (a `/`-separated relative path without trailing slash).
-    pub fn entries_under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a str, &'a SnapshotEntry)> + 'a {
+    pub fn entries_under<'a>(
+        &'a self,
+        dir: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a SnapshotEntry)> + 'a {
         let prefix = format!("{dir}/");
         self.entries
             .range(prefix.clone()..)
@@ -176,7 +227,12 @@ mod tests {
         let paths: Vec<_> = snap.entries().map(|(p, _)| p.to_string()).collect();
         assert_eq!(paths, ["big", "keelson.yaml", "link", "services/a.yaml"]);
         assert_eq!(snap.get("big"), Some(&SnapshotEntry::TooLarge { size: 11 }));
-        assert_eq!(snap.get("link"), Some(&SnapshotEntry::Symlink { target: "/etc/passwd".into() }));
+        assert_eq!(
+            snap.get("link"),
+            Some(&SnapshotEntry::Symlink {
+                target: "/etc/passwd".into()
+            })
+        );
         assert_eq!(snap.entries_under("services").count(), 1);
         assert!(snap.revision.id.starts_with("sha256:"));
 
