@@ -138,7 +138,11 @@ pub enum RefusalReason {
     PersistentData,
     /// The pass would delete more than the prune budget allows.
     #[serde(rename_all = "camelCase")]
-    PruneOverBudget { deletions: usize, owned: usize, budget_percent: u32 },
+    PruneOverBudget {
+        deletions: usize,
+        owned: usize,
+        budget_percent: u32,
+    },
 }
 
 /// An object Keelson refuses to write or delete, and why.
@@ -225,11 +229,17 @@ impl Plan {
 
     /// All changes of the apply waves, in apply order.
     pub fn apply_changes(&self) -> impl Iterator<Item = &Change> {
-        self.waves.iter().flat_map(|w| w.components.iter()).flat_map(|c| c.changes.iter())
+        self.waves
+            .iter()
+            .flat_map(|w| w.components.iter())
+            .flat_map(|c| c.changes.iter())
     }
 
     /// All deletions, in deletion order.
     pub fn deletion_changes(&self) -> impl Iterator<Item = &Change> {
-        self.deletions.iter().flat_map(|w| w.components.iter()).flat_map(|c| c.changes.iter())
+        self.deletions
+            .iter()
+            .flat_map(|w| w.components.iter())
+            .flat_map(|c| c.changes.iter())
     }
 }
