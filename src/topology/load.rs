@@ -44,9 +44,20 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
     };
 
     let mut parsed: Vec<ParsedService> = Vec::new();
+    // Components whose file exists but could not be read: other components may still name them
+    // without a second, misleading "unknown component" error.
+    let mut unreadable: BTreeSet<String> = BTreeSet::new();
     for (path, entry) in snapshot.entries_under(SERVICES_DIR) {
-        if let Some(service) = load_service_file(path, entry, &mut diags) {
-            parsed.push(service);
+        match load_service_file(path, entry, &mut diags) {
+            Some(service) => parsed.push(service),
+            None => {
+                if let Some(stem) = path
+                    .strip_prefix("services/")
+                    .and_then(|p| p.strip_suffix(".yaml"))
+                {
+                    unreadable.insert(stem.to_string());
+                }
+            }
         }
     }
 
@@ -74,7 +85,7 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
         }
     }
 
-    check_dependencies(&parsed, &names_seen, &mut diags);
+    check_dependencies(&parsed, &names_seen, &unreadable, &mut diags);
     check_duplicate_objects(&components, context.spec, &mut diags);
 
     match root {
@@ -892,6 +903,10 @@ fn check_manifests(
                 continue;
             }
         };
+        if documents.iter().all(Document::is_empty) {
+            check.at(&field, format!("`{path}` holds no Kubernetes object"));
+            continue;
+        }
         for doc in documents.iter().filter(|d| !d.is_empty()) {
             let mut inner = Check {
                 file: path,
@@ -1001,6 +1016,7 @@ fn check_manifest(
 fn check_dependencies(
     parsed: &[ParsedService],
     declared: &BTreeMap<&str, &str>,
+    unreadable: &BTreeSet<String>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -1021,6 +1037,8 @@ fn check_dependencies(
                     &field,
                     format!("`{name}` cannot depend on itself"),
                 ));
+            } else if unreadable.contains(dep) {
+                // Reported where it is broken.
             } else if !declared.contains_key(dep.as_str()) {
                 diags.push(diag(
                     &service.file,
