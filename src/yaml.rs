@@ -57,7 +57,7 @@ impl Document {
         &self.value
     }
 
-    /// Where the document starts (its first node, or its `---`).
+    /// Where the document's content starts (its root node; for an empty document, its `---`).
     pub fn start(&self) -> Location {
         self.start
     }
@@ -135,13 +135,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         values.push(Value::Null);
     }
     let mut positions = positions(text);
+    if positions.len() != values.len() {
+        // The two parsers split the stream differently: positions could point into the wrong
+        // document, so none are used.
+        positions.clear();
+    }
     let mut documents = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         // The two parsers agree on well-formed input; should they ever not, positions degrade to the
         // start of the text instead of pointing at the wrong place.
         let (start, values, keys) = match positions.get_mut(index) {
+            // A document "starts" at its content; the `---` line before it carries nothing to point at.
             Some(p) => (
-                p.start,
+                p.values.get("").copied().unwrap_or(p.start),
                 std::mem::take(&mut p.values),
                 std::mem::take(&mut p.keys),
             ),
@@ -488,6 +494,7 @@ mod tests {
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[1].locate("b").line, 3);
+        assert_eq!(docs[1].start(), Location { line: 3, column: 1 });
         assert!(docs[2].is_empty());
         assert!(parse_document(text).is_err());
         assert!(parse_documents("").unwrap()[0].is_empty());

@@ -586,7 +586,7 @@ fn each_breakage_is_reported_at_its_line() {
                 "  manifests: [manifests/keystone.yaml]\n",
                 "  manifests: [manifests/keystone.yaml]\n---\na: 1\n",
             ),
-            "services/keystone.yaml:28",
+            "services/keystone.yaml:29",
             "expected one document",
         ),
         (
