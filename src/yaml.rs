@@ -127,7 +127,18 @@ impl Document {
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut values = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).map_err(syntax_error)?;
+        let value = Value::deserialize(document).map_err(|e| {
+            let mut error = syntax_error(e);
+            // serde_yaml places a duplicate key at its mapping; the event walk knows the key itself.
+            if let YamlError::Syntax { location, message } = &mut error {
+                if message.contains("duplicate entry") {
+                    if let Some(at) = positions(text).iter().find_map(|p| p.duplicates.first().copied()) {
+                        *location = at;
+                    }
+                }
+            }
+            error
+        })?;
         values.push(value);
     }
     // An empty stream is one empty document to serde_yaml's point of view only sometimes; make it explicit.
@@ -174,6 +185,11 @@ pub fn parse_document(text: &str) -> Result<Document, YamlError> {
         });
     }
     Ok(documents.remove(0))
+}
+
+/// Parses a single-document YAML text straight into `T`; errors carry the field path and position.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    parse_document(text)?.deserialize()
 }
 
 /// Writes a value as YAML.
@@ -272,6 +288,8 @@ fn backticked(message: &str) -> Option<&str> {
 
 #[derive(Debug, Default)]
 struct Positions {
+    /// Keys that repeat an earlier key of the same mapping, in text order.
+    duplicates: Vec<Location>,
     start: Location,
     values: HashMap<String, Location>,
     keys: HashMap<String, Location>,
@@ -394,7 +412,11 @@ fn node_path(
         Some(Frame::Mapping { path, key }) => match key.take() {
             None => {
                 let entry = join_key(path, scalar.unwrap_or("?"));
-                current.keys.entry(entry.clone()).or_insert(here);
+                if current.keys.contains_key(&entry) {
+                    current.duplicates.push(here);
+                } else {
+                    current.keys.insert(entry.clone(), here);
+                }
                 *key = Some(entry);
                 None
             }
@@ -483,6 +505,17 @@ mod tests {
             YamlError::Syntax { location, message } => {
                 assert!(location.line >= 2, "{location:?}");
                 assert!(!message.contains(" at line "), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_point_at_the_repeated_key() {
+        match parse_documents("spec:\n  a: 1\n  b: 2\n  a: 3\n") {
+            Err(YamlError::Syntax { location, message }) => {
+                assert_eq!(location, Location { line: 4, column: 3 });
+                assert!(message.contains("duplicate entry"), "{message}");
             }
             other => panic!("unexpected {other:?}"),
         }

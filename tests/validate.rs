@@ -712,3 +712,59 @@ fn arbitrary_bytes_never_crash_the_validator() {
         }
     }
 }
+
+#[test]
+fn every_truncation_and_line_deletion_of_a_service_file_is_handled() {
+    // Cut the service file at every byte and drop each line in turn: the loader must answer with a
+    // topology or diagnostics, never panic, and every diagnostic must name a real position.
+    use keelson::source::{Revision, Snapshot, SnapshotEntry};
+    let snapshot = |keystone: &[u8]| {
+        let mut entries = std::collections::BTreeMap::new();
+        for (path, text) in [
+            ("keelson.yaml", TOPOLOGY),
+            ("services/mariadb.yaml", MARIADB),
+            ("manifests/keystone.yaml", MANIFEST),
+            ("config/keystone/keystone.conf", KEYSTONE_CONF),
+        ] {
+            entries.insert(path.to_string(), SnapshotEntry::File(text.as_bytes().to_vec()));
+        }
+        entries.insert(
+            "services/keystone.yaml".to_string(),
+            SnapshotEntry::File(keystone.to_vec()),
+        );
+        Snapshot::new(
+            Revision {
+                id: "t".into(),
+                origin: "memory".into(),
+            },
+            None,
+            entries,
+        )
+    };
+    let check = |bytes: &[u8]| {
+        if let Err(diagnostics) = keelson::topology::load(&snapshot(bytes)) {
+            assert!(!diagnostics.is_empty());
+            for d in diagnostics.iter() {
+                assert!(d.line >= 1 && d.column >= 1, "{d}");
+                assert!(
+                    d.line <= KEYSTONE.lines().count() + 1 || d.file != "services/keystone.yaml",
+                    "{d}"
+                );
+            }
+        }
+    };
+    let bytes = KEYSTONE.as_bytes();
+    for end in 0..bytes.len() {
+        check(&bytes[..end]);
+    }
+    let lines: Vec<&str> = KEYSTONE.lines().collect();
+    for skip in 0..lines.len() {
+        let text: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, l)| *l)
+            .collect();
+        check(text.join("\n").as_bytes());
+    }
+}

@@ -25,6 +25,7 @@ const JOB_NAME_OVERHEAD: usize = 10;
 
 /// Parses and validates the topology in `snapshot`. Either every component is valid and every
 /// reference resolves, or the result lists every problem found.
+#[tracing::instrument(skip_all, fields(revision = %snapshot.revision.id))]
 pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
     let mut diags = Vec::new();
     let root = load_topology_document(snapshot, &mut diags);
@@ -101,6 +102,11 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
     check_dependencies(&parsed, &names_seen, &unreadable, &mut diags);
     check_duplicate_objects(&components, context.spec, &mut diags);
 
+    tracing::debug!(
+        components = components.len(),
+        problems = diags.len(),
+        "topology checked"
+    );
     match root {
         Some(root) if diags.is_empty() => Ok(Topology {
             name: root.document.metadata.name,
