@@ -57,7 +57,7 @@ impl Document {
         &self.value
     }
 
-    /// Where the document starts (its first node, or its `---`).
+    /// Where the document's content starts (its root node; for an empty document, its `---`).
     pub fn start(&self) -> Location {
         self.start
     }
@@ -127,7 +127,18 @@ impl Document {
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut values = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).map_err(syntax_error)?;
+        let value = Value::deserialize(document).map_err(|e| {
+            let mut error = syntax_error(e);
+            // serde_yaml places a duplicate key at its mapping; the event walk knows the key itself.
+            if let YamlError::Syntax { location, message } = &mut error {
+                if message.contains("duplicate entry") {
+                    if let Some(at) = positions(text).iter().find_map(|p| p.duplicates.first().copied()) {
+                        *location = at;
+                    }
+                }
+            }
+            error
+        })?;
         values.push(value);
     }
     // An empty stream is one empty document to serde_yaml's point of view only sometimes; make it explicit.
@@ -135,13 +146,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         values.push(Value::Null);
     }
     let mut positions = positions(text);
+    if positions.len() != values.len() {
+        // The two parsers split the stream differently: positions could point into the wrong
+        // document, so none are used.
+        positions.clear();
+    }
     let mut documents = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         // The two parsers agree on well-formed input; should they ever not, positions degrade to the
         // start of the text instead of pointing at the wrong place.
         let (start, values, keys) = match positions.get_mut(index) {
+            // A document "starts" at its content; the `---` line before it carries nothing to point at.
             Some(p) => (
-                p.start,
+                p.values.get("").copied().unwrap_or(p.start),
                 std::mem::take(&mut p.values),
                 std::mem::take(&mut p.keys),
             ),
@@ -168,6 +185,11 @@ pub fn parse_document(text: &str) -> Result<Document, YamlError> {
         });
     }
     Ok(documents.remove(0))
+}
+
+/// Parses a single-document YAML text straight into `T`; errors carry the field path and position.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    parse_document(text)?.deserialize()
 }
 
 /// Writes a value as YAML.
@@ -266,6 +288,8 @@ fn backticked(message: &str) -> Option<&str> {
 
 #[derive(Debug, Default)]
 struct Positions {
+    /// Keys that repeat an earlier key of the same mapping, in text order.
+    duplicates: Vec<Location>,
     start: Location,
     values: HashMap<String, Location>,
     keys: HashMap<String, Location>,
@@ -388,7 +412,11 @@ fn node_path(
         Some(Frame::Mapping { path, key }) => match key.take() {
             None => {
                 let entry = join_key(path, scalar.unwrap_or("?"));
-                current.keys.entry(entry.clone()).or_insert(here);
+                if current.keys.contains_key(&entry) {
+                    current.duplicates.push(here);
+                } else {
+                    current.keys.insert(entry.clone(), here);
+                }
                 *key = Some(entry);
                 None
             }
@@ -483,11 +511,23 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_point_at_the_repeated_key() {
+        match parse_documents("spec:\n  a: 1\n  b: 2\n  a: 3\n") {
+            Err(YamlError::Syntax { location, message }) => {
+                assert_eq!(location, Location { line: 4, column: 3 });
+                assert!(message.contains("duplicate entry"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn multiple_documents_have_own_positions() {
         let text = "a: 1\n---\nb: 2\n---\n# nothing\n";
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[1].locate("b").line, 3);
+        assert_eq!(docs[1].start(), Location { line: 3, column: 1 });
         assert!(docs[2].is_empty());
         assert!(parse_document(text).is_err());
         assert!(parse_documents("").unwrap()[0].is_empty());
