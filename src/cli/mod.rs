@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod graph;
 pub mod input;
+pub mod render;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -28,6 +29,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show the dependency graph of a topology as waves, Graphviz DOT or Mermaid.
     Graph(graph::GraphArgs),
+    /// Print the Kubernetes objects of a topology in apply order, as YAML documents or a JSON List.
+    Render(render::RenderArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Render(args) => render::run(&args),
     }
 }
 

@@ -3,39 +3,14 @@
 
 use serde_json::{Map, Value};
 
+use crate::topology::policy::{self, Scope};
+
 use super::{ANNOTATION_HASH, ANNOTATION_REVISION, Ctx, RenderError, Stage};
 
-/// Kinds of the core API groups that have no namespace. Anything else (including custom resources) is
-/// treated as namespaced; the topology's policy decides which kinds may be used at all.
-const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("", "Namespace"),
-    ("", "Node"),
-    ("", "PersistentVolume"),
-    ("", "ComponentStatus"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    ("apiregistration.k8s.io", "APIService"),
-    ("storage.k8s.io", "StorageClass"),
-    ("storage.k8s.io", "CSIDriver"),
-    ("storage.k8s.io", "CSINode"),
-    ("storage.k8s.io", "VolumeAttachment"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("node.k8s.io", "RuntimeClass"),
-    ("networking.k8s.io", "IngressClass"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-    ("certificates.k8s.io", "CertificateSigningRequest"),
-    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
-    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-];
-
-/// Whether objects of this apiVersion and kind live outside namespaces.
+/// Whether objects of this apiVersion and kind live outside namespaces. Kinds Keelson does not know
+/// (custom resources, which the policy must list) are taken as namespaced, the common case.
 pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    CLUSTER_SCOPED.iter().any(|(g, k)| *g == group && *k == kind)
+    policy::scope(api_version, kind) == Scope::Cluster
 }
 
 pub fn render(ctx: &Ctx<'_>) -> Result<Vec<(Stage, Value)>, RenderError> {

@@ -207,7 +207,7 @@ fn render_component(
 
 /// Components grouped into dependency waves; every component appears exactly once.
 fn dependency_waves(topology: &Topology) -> Result<Vec<Vec<String>>, RenderError> {
-    let waves = interim_waves(topology);
+    let waves = crate::topology::graph::waves(topology);
     let listed: BTreeSet<&String> = waves.iter().flatten().collect();
     let count: usize = waves.iter().map(Vec::len).sum();
     if count != topology.components.len() || listed.len() != count {
@@ -219,27 +219,6 @@ fn dependency_waves(topology: &Topology) -> Result<Vec<Vec<String>>, RenderError
         });
     }
     Ok(waves)
-}
-
-/// Kahn's algorithm over `dependsOn`, name-sorted inside a wave; stands in until the topology's own
-/// graph module lands. Components in a cycle or with unknown dependencies are left out, which
-/// `dependency_waves` reports.
-fn interim_waves(topology: &Topology) -> Vec<Vec<String>> {
-    let mut placed: BTreeSet<String> = BTreeSet::new();
-    let mut waves = Vec::new();
-    loop {
-        let wave: Vec<String> = topology
-            .components
-            .values()
-            .filter(|c| !placed.contains(&c.name) && c.spec.depends_on.iter().all(|d| placed.contains(d)))
-            .map(|c| c.name.clone())
-            .collect();
-        if wave.is_empty() {
-            return waves;
-        }
-        placed.extend(wave.iter().cloned());
-        waves.push(wave);
-    }
 }
 
 /// What every builder needs to know about where it renders.
