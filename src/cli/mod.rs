@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod graph;
 pub mod input;
 pub mod source;
+pub mod render;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Inspect the Git source.
     Source(source::SourceArgs),
+    /// Print the Kubernetes objects of a topology in apply order, as YAML documents or a JSON List.
+    Render(render::RenderArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Source(args) => source::run(args),
+        Command::Render(args) => render::run(&args),
     }
 }
 
