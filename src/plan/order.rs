@@ -43,7 +43,10 @@ pub fn component_waves(topology: &Topology) -> Result<Vec<Vec<String>>, PlanErro
     for c in comps.values() {
         for dep in &c.spec.depends_on {
             if !comps.contains_key(dep) {
-                return Err(PlanError::UnknownDependency { component: c.name.clone(), dependency: dep.clone() });
+                return Err(PlanError::UnknownDependency {
+                    component: c.name.clone(),
+                    dependency: dep.clone(),
+                });
             }
         }
     }
@@ -57,7 +60,11 @@ pub fn component_waves(topology: &Topology) -> Result<Vec<Vec<String>>, PlanErro
             .map(|(name, _)| name.as_str())
             .collect();
         if ready.is_empty() {
-            let stuck = comps.keys().filter(|n| !placed.contains_key(n.as_str())).cloned().collect();
+            let stuck = comps
+                .keys()
+                .filter(|n| !placed.contains_key(n.as_str()))
+                .cloned()
+                .collect();
             return Err(PlanError::DependencyCycle { components: stuck });
         }
         let index = waves.len();
@@ -130,7 +137,12 @@ mod tests {
         let waves = component_waves(&topo).unwrap();
         assert_eq!(
             waves,
-            vec![vec!["mariadb", "rabbitmq"], vec!["keystone"], vec!["glance", "nova"], vec!["horizon"]]
+            vec![
+                vec!["mariadb", "rabbitmq"],
+                vec!["keystone"],
+                vec!["glance", "nova"],
+                vec!["horizon"]
+            ]
         );
     }
 
@@ -156,7 +168,12 @@ mod tests {
             ("v1", "PersistentVolumeClaim", Stage::Config),
         ];
         for (api, kind, want) in cases {
-            let r = ObjectRef { api_version: api.into(), kind: kind.into(), namespace: None, name: "x".into() };
+            let r = ObjectRef {
+                api_version: api.into(),
+                kind: kind.into(),
+                namespace: None,
+                name: "x".into(),
+            };
             assert_eq!(stage_of_kind(&r), want, "{api} {kind}");
         }
     }
@@ -167,8 +184,10 @@ mod tests {
             .into_iter()
             .map(String::from)
             .collect();
-        let current: BTreeMap<String, usize> =
-            [("keystone", 1), ("nova", 2), ("glance", 2)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let current: BTreeMap<String, usize> = [("keystone", 1), ("nova", 2), ("glance", 2)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let pos = |c: &str| match c {
             "old-a" => Some(0),
             "old-b" => Some(5),
@@ -177,7 +196,13 @@ mod tests {
         let groups = deletion_groups(&with, &current, pos);
         assert_eq!(
             groups,
-            vec![vec!["mystery"], vec!["old-b"], vec!["old-a"], vec!["glance", "nova"], vec!["keystone"]]
+            vec![
+                vec!["mystery"],
+                vec!["old-b"],
+                vec!["old-a"],
+                vec!["glance", "nova"],
+                vec!["keystone"]
+            ]
         );
     }
 }

@@ -34,7 +34,9 @@ const OWN_KINDS: &[(&str, &str)] = &[
 /// Whether a live object carries this topology's ownership labels. Both labels are required: the
 /// `managed-by` label alone would let two topologies prune each other.
 pub fn is_owned(object: &Value, topology: &str) -> bool {
-    let Some(labels) = meta_map(object, "labels") else { return false };
+    let Some(labels) = meta_map(object, "labels") else {
+        return false;
+    };
     labels.get(LABEL_MANAGED_BY).and_then(Value::as_str) == Some(MANAGED_BY_VALUE)
         && labels.get(LABEL_TOPOLOGY).and_then(Value::as_str) == Some(topology)
 }
@@ -49,7 +51,11 @@ pub fn is_persistent(reference: &ObjectRef, live: Option<&Value>) -> bool {
 
 /// The refusal message for a foreign object, with the command that hands it over.
 pub fn not_owned_message(reference: &ObjectRef, topology: &str) -> String {
-    let ns = reference.namespace.as_deref().map(|n| format!(" -n {n}")).unwrap_or_default();
+    let ns = reference
+        .namespace
+        .as_deref()
+        .map(|n| format!(" -n {n}"))
+        .unwrap_or_default();
     format!(
         "exists but is not owned by Keelson topology `{topology}`; Keelson will not take it over. Rename the \
          object in Git, delete the existing one, or hand it over with `kubectl label {}{ns} {} \
@@ -83,20 +89,35 @@ pub fn kind_refusal(topology: &Topology, reference: &ObjectRef) -> Option<(Strin
     let group = api_group(&reference.api_version);
     let kind = reference.kind.as_str();
     let cluster_scoped = reference.namespace.is_none();
-    let listed = topology.spec.policy.allowed_kinds.iter().any(|a| match a.rsplit_once('/') {
-        Some((g, k)) => g == group && k == kind,
-        None => a == kind,
-    });
+    let listed = topology
+        .spec
+        .policy
+        .allowed_kinds
+        .iter()
+        .any(|a| match a.rsplit_once('/') {
+            Some((g, k)) => g == group && k == kind,
+            None => a == kind,
+        });
     let own = !cluster_scoped && OWN_KINDS.iter().any(|(g, k)| *g == group && *k == kind);
     if own || listed {
         return None;
     }
-    let qualified = if group.is_empty() { kind.to_string() } else { format!("{group}/{kind}") };
-    let what = if cluster_scoped { "cluster-scoped kind" } else { "kind" };
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{group}/{kind}")
+    };
+    let what = if cluster_scoped {
+        "cluster-scoped kind"
+    } else {
+        "kind"
+    };
     Some((
         qualified.clone(),
         cluster_scoped,
-        format!("{what} `{qualified}` is outside the policy; add `{qualified}` to spec.policy.allowedKinds in keelson.yaml to allow it"),
+        format!(
+            "{what} `{qualified}` is outside the policy; add `{qualified}` to spec.policy.allowedKinds in keelson.yaml to allow it"
+        ),
     ))
 }
 
@@ -113,7 +134,11 @@ pub fn over_budget(deletions: usize, owned: usize, budget_percent: u32) -> bool 
 }
 
 pub fn budget_message(deletions: usize, owned: usize, budget_percent: u32) -> String {
-    let share = if owned == 0 { 100 } else { (deletions * 100).div_ceil(owned) };
+    let share = if owned == 0 {
+        100
+    } else {
+        (deletions * 100).div_ceil(owned)
+    };
     format!(
         "prune would delete {deletions} of {owned} owned objects (~{share}%), over the budget of \
          {budget_percent}%; check that the repository is complete, then re-run with --allow-prune-over-budget \
@@ -130,10 +155,22 @@ mod tests {
     #[test]
     fn ownership_needs_both_labels() {
         let cases = [
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "os"}}}), true),
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "other"}}}), false),
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "helm", LABEL_TOPOLOGY: "os"}}}), false),
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson"}}}), false),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "os"}}}),
+                true,
+            ),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "other"}}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "helm", LABEL_TOPOLOGY: "os"}}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson"}}}),
+                false,
+            ),
             (json!({"metadata": {"name": "x"}}), false),
             (json!("garbage"), false),
         ];
@@ -144,7 +181,13 @@ mod tests {
 
     #[test]
     fn budget_arithmetic() {
-        let cases = [(0, 0, 30, false), (3, 10, 30, false), (4, 10, 30, true), (1, 1, 100, false), (1, 2, 0, true)];
+        let cases = [
+            (0, 0, 30, false),
+            (3, 10, 30, false),
+            (4, 10, 30, true),
+            (1, 1, 100, false),
+            (1, 2, 0, true),
+        ];
         for (d, o, b, want) in cases {
             assert_eq!(over_budget(d, o, b), want, "{d}/{o} at {b}%");
         }
@@ -154,24 +197,60 @@ mod tests {
     #[test]
     fn kind_and_namespace_policy_table() {
         let mut topo = mk_topology(&[("a", &[])]);
-        topo.spec.policy.allowed_kinds = vec!["monitoring.coreos.com/ServiceMonitor".into(), "ClusterRole".into()];
+        topo.spec.policy.allowed_kinds = vec![
+            "monitoring.coreos.com/ServiceMonitor".into(),
+            "ClusterRole".into(),
+        ];
         topo.spec.policy.allowed_namespaces = vec!["openstack-infra".into()];
         let cases = [
-            (mk_ref("apps/v1", "Deployment", Some("openstack"), "x"), None, None),
-            (mk_ref("monitoring.coreos.com/v1", "ServiceMonitor", Some("openstack"), "x"), None, None),
+            (
+                mk_ref("apps/v1", "Deployment", Some("openstack"), "x"),
+                None,
+                None,
+            ),
+            (
+                mk_ref(
+                    "monitoring.coreos.com/v1",
+                    "ServiceMonitor",
+                    Some("openstack"),
+                    "x",
+                ),
+                None,
+                None,
+            ),
             (
                 mk_ref("example.com/v1", "ServiceMonitor", Some("openstack"), "x"),
                 Some("example.com/ServiceMonitor"),
                 None,
             ),
-            (mk_ref("rbac.authorization.k8s.io/v1", "ClusterRole", None, "x"), None, None),
+            (
+                mk_ref("rbac.authorization.k8s.io/v1", "ClusterRole", None, "x"),
+                None,
+                None,
+            ),
             (mk_ref("v1", "Namespace", None, "x"), Some("Namespace"), None),
-            (mk_ref("v1", "ConfigMap", Some("openstack-infra"), "x"), None, None),
-            (mk_ref("v1", "ConfigMap", Some("kube-system"), "x"), None, Some("kube-system")),
+            (
+                mk_ref("v1", "ConfigMap", Some("openstack-infra"), "x"),
+                None,
+                None,
+            ),
+            (
+                mk_ref("v1", "ConfigMap", Some("kube-system"), "x"),
+                None,
+                Some("kube-system"),
+            ),
         ];
         for (r, want_kind, want_ns) in cases {
-            assert_eq!(kind_refusal(&topo, &r).map(|k| k.0), want_kind.map(String::from), "{r}");
-            assert_eq!(namespace_refusal(&topo, &r).map(|n| n.0), want_ns.map(String::from), "{r}");
+            assert_eq!(
+                kind_refusal(&topo, &r).map(|k| k.0),
+                want_kind.map(String::from),
+                "{r}"
+            );
+            assert_eq!(
+                namespace_refusal(&topo, &r).map(|n| n.0),
+                want_ns.map(String::from),
+                "{r}"
+            );
         }
     }
 
