@@ -521,6 +521,31 @@ fn persistent_data_is_kept_unless_policy_allows() {
 }
 
 #[test]
+fn objects_created_by_controllers_from_our_templates_are_never_pruned() {
+    let sts = mk_object(
+        "mariadb",
+        Stage::Workload,
+        "StatefulSet",
+        "mariadb",
+        json!({"spec": {"replicas": 1, "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}),
+    );
+    // Created by the StatefulSet controller from the claim template: Keelson's labels, no owner reference.
+    let claim = mk_live("mariadb", "PersistentVolumeClaim", "data-mariadb-0");
+    // A pod-like object carrying copied labels, owned by its controller.
+    let mut replica = mk_live("mariadb", "ConfigMap", "mariadb-replica-state");
+    replica["metadata"]["ownerReferences"] =
+        json!([{"kind": "StatefulSet", "name": "mariadb", "controller": true}]);
+    let mut s = Scenario::new(vec![sts.clone()]).live(vec![live_of(&sts), claim, replica]);
+    // Even where the policy allows deleting persistent data and any share of objects.
+    s.topology.spec.policy.prune_persistent_data = true;
+    s.topology.spec.policy.prune_budget_percent = 100;
+    let plan = s.run();
+    assert_eq!(plan.deletion_changes().count(), 0, "{:?}", plan.deletions);
+    assert!(plan.refusals.is_empty());
+    assert!(!plan.has_changes());
+}
+
+#[test]
 fn objects_without_our_ownership_are_never_touched() {
     let conf = keystone_config("x");
     let api = mk_deployment("keystone", "keystone-api", "k:1");
