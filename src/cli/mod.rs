@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 
 pub mod graph;
 pub mod input;
-pub mod source;
 pub mod render;
+pub mod source;
 pub mod validate;
 
 #[derive(Debug, Parser)]

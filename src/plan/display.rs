@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::render::ANNOTATION_HASH;
+
 use super::inventory::stage_name;
 use super::model::{Action, Change, FieldDiff, Summary};
 
@@ -47,6 +49,15 @@ pub fn change_title(c: &Change) -> String {
         ""
     };
     format!("{} [{}]{drift}", c.reference, stage_name(c.stage))
+}
+
+/// The field diffs worth showing a person. The hash annotation changes whenever anything else does, so it is
+/// noise next to the real change; it is shown only when it is the sole difference (a body rendered without
+/// it), and always kept in the JSON.
+pub fn shown_diffs(c: &Change) -> impl Iterator<Item = &FieldDiff> {
+    let hash_path = format!("metadata.annotations[\"{ANNOTATION_HASH}\"]");
+    let only_hash = c.diff.iter().all(|d| d.path == hash_path);
+    c.diff.iter().filter(move |d| only_hash || d.path != hash_path)
 }
 
 pub fn field_lines(d: &FieldDiff) -> Vec<DiffLine> {

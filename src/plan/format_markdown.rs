@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::display::{change_title, field_lines, summary_line};
+use super::display::{change_title, field_lines, shown_diffs, summary_line};
 use super::inventory::stage_name;
 use super::model::{Action, Change, ComponentPlan, Plan};
 
@@ -124,7 +124,7 @@ fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str) {
     }
     for c in changes.iter().filter(|c| !c.diff.is_empty()) {
         let mut body = String::new();
-        for d in &c.diff {
+        for d in shown_diffs(c) {
             for line in field_lines(d) {
                 let _ = writeln!(body, "{} {}", line.sign, line.text);
             }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::display::{action_label, change_title, field_lines, summary_line};
+use super::display::{action_label, change_title, field_lines, shown_diffs, summary_line};
 use super::model::{Action, ComponentPlan, Plan};
 
 const RESET: &str = "\x1b[0m";
@@ -160,7 +160,7 @@ fn write_component(out: &mut String, p: &Paint, component: &ComponentPlan) {
         let label = action_label(change.action);
         let sign = label.chars().next().unwrap_or(' ');
         let _ = writeln!(out, "    {} {}", p.sign(sign, label), change_title(change));
-        for d in &change.diff {
+        for d in shown_diffs(change) {
             for line in field_lines(d) {
                 let _ = writeln!(
                     out,

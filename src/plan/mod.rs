@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::render::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef, RenderedObject};
 
+pub use crate::render::ANNOTATION_PERSISTENT;
 pub use diff::REDACTED;
 pub use format_json::to_json;
 pub use format_markdown::to_markdown;
@@ -29,7 +30,6 @@ pub use model::{
     Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, Refusal,
     RefusalReason, Summary, Wave,
 };
-pub use safety::ANNOTATION_PERSISTENT;
 
 use order::ObjectKey;
 
@@ -112,7 +112,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             Some((reason, message)) => refusals.push(Refusal {
                 reference: obj.reference.clone(),
                 component: obj.component.clone(),
-                action: change.action,
+                // Taking over someone else's object would be, for Keelson, creating one of its own.
+                action: if found.is_some_and(|l| l.owned) {
+                    change.action
+                } else {
+                    Action::Create
+                },
                 reason,
                 blocking: true,
                 message,
@@ -258,9 +263,20 @@ fn plan_deletions(
     let topology = input.topology;
     let policy = &topology.spec.policy;
     let owned = live.values().filter(|l| l.owned).count();
+    let claim_prefixes = safety::statefulset_claim_prefixes(
+        input
+            .desired
+            .iter()
+            .map(|o| &o.body)
+            .chain(live.values().filter(|l| l.owned).map(|l| l.object)),
+    );
     let mut planned: Vec<Change> = Vec::new();
     for (key, l) in live {
-        if !l.owned || desired.contains(key) {
+        if !l.owned
+            || desired.contains(key)
+            || safety::controller_owned(l.object)
+            || safety::is_statefulset_claim(&l.reference, &claim_prefixes)
+        {
             continue;
         }
         let entry = input.inventory.and_then(|inv| inv.entry(key));

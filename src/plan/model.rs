@@ -67,7 +67,7 @@ pub struct FieldDiff {
 }
 
 /// The planned action for one object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub action: Action,
@@ -83,6 +83,21 @@ pub struct Change {
     /// The object to apply (creates, updates, unchanged). Never serialized: it may hold Secret values.
     #[serde(skip)]
     pub desired: Option<serde_json::Value>,
+}
+
+// Written by hand so that `{:?}` in a log line cannot print a Secret's body.
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Change")
+            .field("action", &self.action)
+            .field("reference", &self.reference)
+            .field("component", &self.component)
+            .field("stage", &self.stage)
+            .field("diff", &self.diff)
+            .field("drift", &self.drift)
+            .field("desired", &self.desired.as_ref().map(|_| "(body omitted)"))
+            .finish()
+    }
 }
 
 /// One component's share of a wave.
