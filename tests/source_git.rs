@@ -128,7 +128,10 @@ async fn new_commits_are_read_and_older_snapshots_and_working_trees_do_not_leak(
         "name: keystone\nreplicas: 3\n"
     );
     assert!(snap_b.get("services/untracked.yaml").is_none());
-    assert_eq!(snap_b.commit.as_ref().unwrap().parents, [sha_a.clone()]);
+    assert_eq!(
+        snap_b.commit.as_ref().unwrap().parents,
+        std::slice::from_ref(&sha_a)
+    );
     assert_eq!(file(&snap_a, "services/keystone.yaml"), "name: keystone\n");
     assert!(source.last_poll_cost().fetches == 1);
 

@@ -204,7 +204,8 @@ mod tests {
         let hosts = KnownHosts::parse(&text);
         assert_eq!(hosts.len(), 6);
         let t = "ssh-ed25519";
-        let rows: &[(&str, Option<u16>, &str, &[u8], HostKeyCheck)] = &[
+        type Row<'a> = (&'a str, Option<u16>, &'a str, &'a [u8], HostKeyCheck);
+        let rows: &[Row] = &[
             ("git.example", None, t, KEY_A, HostKeyCheck::Trusted),
             ("GIT.example", Some(22), t, KEY_A, HostKeyCheck::Trusted),
             ("10.0.0.1", None, t, KEY_A, HostKeyCheck::Trusted),

@@ -203,7 +203,8 @@ mod tests {
         let body = br#"{"ref":"refs/heads/main"}"#;
         let good = sign(b"s3cret", body);
         let bad = sign(b"other", body);
-        let rows: Vec<(Vec<(&str, String)>, Option<Provider>)> = vec![
+        type Headers = Vec<(&'static str, String)>;
+        let rows: Vec<(Headers, Option<Provider>)> = vec![
             (
                 vec![("x-hub-signature-256", format!("sha256={good}"))],
                 Some(Provider::GitHub),
