@@ -46,7 +46,7 @@ pub fn run(args: &RenderArgs) -> ExitCode {
             eprintln!("{diagnostics}");
             eprintln!(
                 "{}: {} problem(s) found",
-                args.input.dir.display(),
+                snapshot.revision.origin,
                 diagnostics.len()
             );
             return ExitCode::from(EXIT_FAILURE);
@@ -58,14 +58,14 @@ pub fn run(args: &RenderArgs) -> ExitCode {
     let rendered = match render::render(&topology, &options) {
         Ok(rendered) => rendered,
         Err(e) => {
-            eprintln!("{}: {e}", args.input.dir.display());
+            eprintln!("{}: {e}", snapshot.revision.origin);
             return ExitCode::from(EXIT_FAILURE);
         }
     };
     let text = match format(&rendered, args.output) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("{}: {e}", args.input.dir.display());
+            eprintln!("{}: {e}", snapshot.revision.origin);
             return ExitCode::from(EXIT_FAILURE);
         }
     };
