@@ -1,1 +1,330 @@
-//! (module under construction)
+//! Desired vs live -> an ordered, checked [`Plan`]: per-object create / update / unchanged / delete with
+//! field diffs (Secret values redacted), grouped into dependency waves, with deletions last and in reverse.
+//! Printed as text, Markdown (pull-request comments) and JSON. Pure: the caller reads the cluster first.
+
+mod diff;
+mod display;
+#[cfg(test)]
+mod fixtures;
+mod format_json;
+mod format_markdown;
+mod format_text;
+mod inventory;
+mod model;
+mod order;
+mod safety;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::render::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef, RenderedObject};
+
+pub use diff::REDACTED;
+pub use format_json::to_json;
+pub use format_markdown::to_markdown;
+pub use format_text::to_text;
+pub use inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryEntry};
+pub use model::{
+    Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, Refusal, RefusalReason,
+    Summary, Wave,
+};
+pub use safety::ANNOTATION_PERSISTENT;
+
+use order::ObjectKey;
+
+/// Component name used for owned objects that carry neither a service label nor an inventory entry.
+pub const UNKNOWN_COMPONENT: &str = "(unknown)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("desired object {reference}: rendered more than once")]
+    DuplicateDesired { reference: String },
+    #[error("desired object {reference}: belongs to component `{component}`, which is not in the topology")]
+    UnknownComponent { reference: String, component: String },
+    #[error("component {component}: depends on `{dependency}`, which is not in the topology")]
+    UnknownDependency { component: String, dependency: String },
+    #[error("dependency graph: cycle among components {}", components.join(", "))]
+    DependencyCycle { components: Vec<String> },
+    #[error("live object #{index}: {reason}")]
+    LiveMalformed { index: usize, reason: String },
+    #[error("inventory: {reason}")]
+    InventoryMalformed { reason: String },
+    #[error("inventory: recorded for topology `{inventory}`, not `{topology}`")]
+    InventoryTopology { inventory: String, topology: String },
+}
+
+/// A live object and where it came from.
+struct Live<'a> {
+    reference: ObjectRef,
+    object: &'a Value,
+    owned: bool,
+}
+
+/// Compute the plan. Errors mean the inputs contradict each other (a renderer or cluster-layer bug); refusals
+/// (policy, ownership, budget) are part of a successful plan, so the operator sees all of them at once.
+pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
+    let topology = input.topology;
+    if let Some(inv) = input.inventory
+        && inv.topology != topology.name
+    {
+        return Err(PlanError::InventoryTopology { inventory: inv.topology.clone(), topology: topology.name.clone() });
+    }
+
+    let waves = order::component_waves(topology)?;
+    let live = index_live(input.live, &topology.name)?;
+    let foreign: BTreeSet<ObjectKey> = input.foreign.iter().map(ObjectKey::of).collect();
+
+    let mut refusals = Vec::new();
+    let mut desired_keys = BTreeSet::new();
+    let mut per_component: BTreeMap<&str, Vec<Change>> = BTreeMap::new();
+    for obj in input.desired {
+        let key = ObjectKey::of(&obj.reference);
+        if !desired_keys.insert(key.clone()) {
+            return Err(PlanError::DuplicateDesired { reference: obj.reference.to_string() });
+        }
+        if !topology.components.contains_key(&obj.component) {
+            return Err(PlanError::UnknownComponent {
+                reference: obj.reference.to_string(),
+                component: obj.component.clone(),
+            });
+        }
+        let found = live.get(&key);
+        let change = classify(obj, found.filter(|l| l.owned).map(|l| l.object));
+        let refusal = policy_refusal(topology, &obj.reference).or_else(|| {
+            let taken = foreign.contains(&key) || found.is_some_and(|l| !l.owned);
+            taken.then(|| {
+                let message = safety::not_owned_message(&obj.reference, &topology.name);
+                (RefusalReason::NotOwned { topology: topology.name.clone() }, message)
+            })
+        });
+        match refusal {
+            Some((reason, message)) => refusals.push(Refusal {
+                reference: obj.reference.clone(),
+                component: obj.component.clone(),
+                action: change.action,
+                reason,
+                blocking: true,
+                message,
+            }),
+            None => per_component.entry(obj.component.as_str()).or_default().push(change),
+        }
+    }
+
+    let mut plan_waves = Vec::with_capacity(waves.len());
+    let mut wave_of = BTreeMap::new();
+    for (index, names) in waves.into_iter().enumerate() {
+        let mut components = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(component) = topology.components.get(&name) else { continue };
+            let mut changes = per_component.remove(name.as_str()).unwrap_or_default();
+            // Stable: the renderer's order is kept inside a stage.
+            changes.sort_by_key(|c| c.stage);
+            wave_of.insert(name.clone(), index);
+            components.push(ComponentPlan {
+                name,
+                project: component.project.clone(),
+                depends_on: component.spec.depends_on.clone(),
+                changes,
+            });
+        }
+        plan_waves.push(Wave { index, components });
+    }
+
+    let deletions = if input.options.skip_prune {
+        Vec::new()
+    } else {
+        plan_deletions(input, &live, &desired_keys, &wave_of, &mut refusals)
+    };
+
+    let mut plan = Plan {
+        topology: topology.name.clone(),
+        revision: input.revision.to_string(),
+        previous_revision: input.inventory.map(|i| i.revision.clone()),
+        waves: plan_waves,
+        deletions,
+        refusals,
+        summary: Summary::default(),
+    };
+    plan.summary = summarize(&plan);
+    Ok(plan)
+}
+
+/// Parse the live list into references, keyed by identity. A duplicate (the same object listed by label and
+/// read again from the inventory) keeps the first copy.
+fn index_live<'a>(live: &'a [Value], topology: &str) -> Result<BTreeMap<ObjectKey, Live<'a>>, PlanError> {
+    let mut out = BTreeMap::new();
+    for (index, object) in live.iter().enumerate() {
+        let field = |keys: &[&str]| diff::get_str(object, keys).filter(|s| !s.is_empty());
+        let missing = |what: &str| PlanError::LiveMalformed { index, reason: format!("has no {what}") };
+        let reference = ObjectRef {
+            api_version: field(&["apiVersion"]).ok_or_else(|| missing("apiVersion"))?.to_string(),
+            kind: field(&["kind"]).ok_or_else(|| missing("kind"))?.to_string(),
+            namespace: field(&["metadata", "namespace"]).map(str::to_string),
+            name: field(&["metadata", "name"]).ok_or_else(|| missing("metadata.name"))?.to_string(),
+        };
+        let owned = safety::is_owned(object, topology);
+        out.entry(ObjectKey::of(&reference)).or_insert(Live { reference, object, owned });
+    }
+    Ok(out)
+}
+
+fn is_secret(r: &ObjectRef) -> bool {
+    order::api_group(&r.api_version).is_empty() && r.kind == "Secret"
+}
+
+/// Create, update or unchanged for one desired object against its owned live counterpart.
+fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
+    let mut change = Change {
+        action: Action::Create,
+        reference: obj.reference.clone(),
+        component: obj.component.clone(),
+        stage: obj.stage,
+        diff: Vec::new(),
+        drift: false,
+        desired: Some(obj.body.clone()),
+    };
+    let Some(live) = live else { return change };
+    let mut diff = diff::subset_diff(&obj.body, live, is_secret(&obj.reference));
+    let live_hash = diff::get_str(live, &["metadata", "annotations", ANNOTATION_HASH]);
+    let hash_equal = live_hash == Some(obj.hash.as_str());
+    // The body normally carries the hash annotation, so a hash change already shows in the diff; this covers
+    // a body without it, so that a new rendering is never mistaken for "unchanged".
+    let hash_path = format!("metadata.annotations[\"{ANNOTATION_HASH}\"]");
+    if !hash_equal && !diff.iter().any(|d| d.path == hash_path) {
+        diff.insert(
+            0,
+            FieldDiff {
+                path: hash_path,
+                before: live_hash.map(|h| Value::String(h.to_string())),
+                after: Some(Value::String(obj.hash.clone())),
+            },
+        );
+    }
+    change.action = if diff.is_empty() { Action::Unchanged } else { Action::Update };
+    change.drift = hash_equal && !diff.is_empty();
+    change.diff = diff;
+    change
+}
+
+/// Namespace first, then kind: the namespace message is the more specific fix.
+fn policy_refusal(topology: &crate::topology::Topology, r: &ObjectRef) -> Option<(RefusalReason, String)> {
+    if let Some((namespace, message)) = safety::namespace_refusal(topology, r) {
+        return Some((RefusalReason::NamespaceNotAllowed { namespace }, message));
+    }
+    safety::kind_refusal(topology, r)
+        .map(|(kind, cluster_scoped, message)| (RefusalReason::KindNotAllowed { kind, cluster_scoped }, message))
+}
+
+/// Owned live objects that are no longer desired, checked and ordered.
+fn plan_deletions(
+    input: &PlanInput,
+    live: &BTreeMap<ObjectKey, Live>,
+    desired: &BTreeSet<ObjectKey>,
+    wave_of: &BTreeMap<String, usize>,
+    refusals: &mut Vec<Refusal>,
+) -> Vec<DeletionWave> {
+    let topology = input.topology;
+    let policy = &topology.spec.policy;
+    let owned = live.values().filter(|l| l.owned).count();
+    let mut planned: Vec<Change> = Vec::new();
+    for (key, l) in live {
+        if !l.owned || desired.contains(key) {
+            continue;
+        }
+        let entry = input.inventory.and_then(|inv| inv.entry(key));
+        let component = diff::meta_map(l.object, "labels")
+            .and_then(|m| m.get(LABEL_SERVICE))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .or_else(|| entry.map(|e| e.component.clone()))
+            .unwrap_or_else(|| UNKNOWN_COMPONENT.to_string());
+        let stage = entry.map(|e| e.stage).unwrap_or_else(|| order::stage_of_kind(&l.reference));
+        let refusal = policy_refusal(topology, &l.reference)
+            .map(|(reason, message)| (reason, message, true))
+            .or_else(|| {
+                (safety::is_persistent(&l.reference, Some(l.object)) && !policy.prune_persistent_data)
+                    .then(|| (RefusalReason::PersistentData, safety::persistent_message(), false))
+            });
+        match refusal {
+            Some((reason, message, blocking)) => refusals.push(Refusal {
+                reference: l.reference.clone(),
+                component,
+                action: Action::Delete,
+                reason,
+                blocking,
+                message,
+            }),
+            None => planned.push(Change {
+                action: Action::Delete,
+                reference: l.reference.clone(),
+                component,
+                stage,
+                diff: Vec::new(),
+                drift: false,
+                desired: None,
+            }),
+        }
+    }
+
+    let budget = policy.prune_budget_percent;
+    if safety::over_budget(planned.len(), owned, budget) && !input.options.allow_prune_over_budget {
+        let message = safety::budget_message(planned.len(), owned, budget);
+        let reason = RefusalReason::PruneOverBudget { deletions: planned.len(), owned, budget_percent: budget };
+        refusals.extend(planned.drain(..).map(|c| Refusal {
+            reference: c.reference,
+            component: c.component,
+            action: Action::Delete,
+            reason: reason.clone(),
+            blocking: true,
+            message: message.clone(),
+        }));
+    }
+
+    let mut by_component: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    for c in planned {
+        by_component.entry(c.component.clone()).or_default().push(c);
+    }
+    let names: BTreeSet<String> = by_component.keys().cloned().collect();
+    let groups = order::deletion_groups(&names, wave_of, |c| input.inventory.and_then(|i| i.first_position(c)));
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(index, group)| DeletionWave {
+            index,
+            components: group
+                .into_iter()
+                .map(|name| {
+                    let mut changes = by_component.remove(&name).unwrap_or_default();
+                    changes.sort_by(|a, b| {
+                        b.stage.cmp(&a.stage).then_with(|| ObjectKey::of(&a.reference).cmp(&ObjectKey::of(&b.reference)))
+                    });
+                    let component = input.topology.components.get(&name);
+                    ComponentPlan {
+                        project: component.map(|c| c.project.clone()).unwrap_or_else(|| name.clone()),
+                        depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
+                        name,
+                        changes,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn summarize(plan: &Plan) -> Summary {
+    let mut s = Summary { refused: plan.refusals.len(), ..Summary::default() };
+    for c in plan.apply_changes().chain(plan.deletion_changes()) {
+        match c.action {
+            Action::Create => s.create += 1,
+            Action::Update => s.update += 1,
+            Action::Unchanged => s.unchanged += 1,
+            Action::Delete => s.delete += 1,
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! The plan as a pull-request comment: a heading with the revision and counts, a warning block when the
+//! plan is blocked, a table per wave listing what changes, collapsed diffs, deletions and refusals.
+//! Everything that comes from the repository or the cluster is escaped, so a name or a config value cannot
+//! break the comment's layout.
+
+use std::fmt::Write as _;
+
+use super::display::{change_title, field_lines, summary_line};
+use super::inventory::stage_name;
+use super::model::{Action, Change, ComponentPlan, Plan};
+
+pub fn to_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### Keelson plan for {} at {}", code(&plan.topology), code(&plan.revision));
+    let _ = writeln!(out);
+    let previous = plan.previous_revision.as_deref().map(|r| format!(" (last applied: {})", code(r))).unwrap_or_default();
+    let _ = writeln!(out, "**{}**{previous}", summary_line(&plan.summary));
+    let _ = writeln!(out);
+
+    if let Some(message) = plan.blocked_message() {
+        let _ = writeln!(out, "> [!CAUTION]");
+        let _ = writeln!(out, "> **Blocked: nothing will be applied until the refusals below are resolved.**");
+        for line in message.lines().skip(1) {
+            let _ = writeln!(out, "> - {}", escape_text(line));
+        }
+        let _ = writeln!(out);
+    } else if !plan.has_changes() {
+        let _ = writeln!(out, "No changes: the cluster matches this revision.");
+        let _ = writeln!(out);
+    }
+
+    let total = plan.waves.len();
+    for wave in &plan.waves {
+        let names: Vec<String> = wave.components.iter().map(|c| escape_text(&c.name)).collect();
+        let _ = writeln!(out, "#### Wave {} of {total}: {}", wave.index + 1, names.join(", "));
+        let _ = writeln!(out);
+        write_table(&mut out, &wave.components, "No changes in this wave");
+    }
+
+    if !plan.deletions.is_empty() {
+        let _ = writeln!(out, "#### Deletions (after all waves, dependents first)");
+        let _ = writeln!(out);
+        let components: Vec<ComponentPlan> =
+            plan.deletions.iter().flat_map(|w| w.components.iter().cloned()).collect();
+        write_table(&mut out, &components, "No deletions");
+    }
+
+    if !plan.refusals.is_empty() {
+        let _ = writeln!(out, "#### Refused");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| Object | Component | Would | Blocks the plan | Why, and how to allow it |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
+        for r in &plan.refusals {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                code(&r.reference.to_string()),
+                cell(&r.component),
+                r.action.as_str(),
+                if r.blocking { "yes" } else { "no (kept)" },
+                cell(&r.message)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// A table of the changed objects of these components, their diffs folded below, unchanged ones counted.
+fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str) {
+    let changes: Vec<&Change> =
+        components.iter().flat_map(|c| c.changes.iter()).filter(|c| c.action != Action::Unchanged).collect();
+    let unchanged: usize = components.iter().map(|c| c.count(Action::Unchanged)).sum();
+    if changes.is_empty() {
+        let _ = writeln!(out, "_{empty} ({unchanged} unchanged)._");
+        let _ = writeln!(out);
+        return;
+    }
+    let _ = writeln!(out, "| Action | Object | Component | Stage |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for c in &changes {
+        let action = match (c.action, c.drift) {
+            (Action::Update, true) => "**update** (drift)".to_string(),
+            (a, _) => format!("**{}**", a.as_str()),
+        };
+        let _ = writeln!(
+            out,
+            "| {action} | {} | {} | {} |",
+            code(&c.reference.to_string()),
+            cell(&c.component),
+            stage_name(c.stage)
+        );
+    }
+    let _ = writeln!(out);
+    if unchanged > 0 {
+        let _ = writeln!(out, "_{unchanged} unchanged._");
+        let _ = writeln!(out);
+    }
+    for c in changes.iter().filter(|c| !c.diff.is_empty()) {
+        let mut body = String::new();
+        for d in &c.diff {
+            for line in field_lines(d) {
+                let _ = writeln!(body, "{} {}", line.sign, line.text);
+            }
+        }
+        let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
+        let _ = writeln!(out, "<details><summary>Diff: {}</summary>", escape_html(&change_title(c)));
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{fence}diff");
+        out.push_str(&body);
+        let _ = writeln!(out, "{fence}");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "</details>");
+        let _ = writeln!(out);
+    }
+}
+
+fn longest_backtick_run(s: &str) -> usize {
+    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// An inline code span that survives backticks inside the text.
+fn code(s: &str) -> String {
+    let fence = "`".repeat(longest_backtick_run(s) + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{}{pad}{fence}", s.replace('|', "\\|"))
+}
+
+/// Plain text inside a table cell: no line breaks, no column separators, no HTML.
+fn cell(s: &str) -> String {
+    escape_text(s).replace('|', "\\|")
+}
+
+fn escape_text(s: &str) -> String {
+    escape_html(&s.replace(['\n', '\r'], " "))
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_table() {
+        assert_eq!(code("a"), "`a`");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(cell("x | <b>\ny"), "x \\| &lt;b&gt; y");
+        assert_eq!(longest_backtick_run("no ``` here ````"), 4);
+    }
+}

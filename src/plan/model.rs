@@ -1,0 +1,235 @@
+//! The values a plan is made of: what goes in ([`PlanInput`], [`PlanOptions`]) and what comes out
+//! ([`Plan`] with its waves, changes, deletions and refusals).
+
+use serde::Serialize;
+
+use crate::render::{ObjectRef, RenderedObject, Stage};
+use crate::topology::Topology;
+
+use super::inventory::Inventory;
+
+/// Everything [`super::plan`] looks at. All of it is read by the caller beforehand; planning is pure.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub topology: &'a Topology,
+    /// The revision being planned (the commit the desired objects were rendered from).
+    pub revision: &'a str,
+    pub desired: &'a [RenderedObject],
+    /// Objects read from the cluster: those carrying Keelson's ownership label, plus any inventory object the
+    /// cluster layer could still read. Only objects owned by this topology are ever updated or deleted.
+    pub live: &'a [serde_json::Value],
+    /// Objects that exist under a desired name but do not carry this topology's ownership labels.
+    pub foreign: &'a [ObjectRef],
+    /// What the last successful pass applied, if one is recorded.
+    pub inventory: Option<&'a Inventory>,
+    pub options: &'a PlanOptions,
+}
+
+/// Choices the operator makes per invocation (flags), as opposed to the policy written in `keelson.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Let this pass delete more than `spec.policy.pruneBudgetPercent` of the owned objects.
+    pub allow_prune_over_budget: bool,
+    /// Plan no deletions at all: objects no longer desired stay in the cluster (and in the next plan).
+    pub skip_prune: bool,
+}
+
+/// What happens to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One field that differs between the live object (`before`) and the desired one (`after`).
+/// `None` means the field is absent on that side. Secret values are `"(redacted)"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDiff {
+    /// `spec.template.spec.containers[name=api].image`, `metadata.annotations["keelson.dev/hash"]`.
+    pub path: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// The planned action for one object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub action: Action,
+    pub reference: ObjectRef,
+    pub component: String,
+    pub stage: Stage,
+    /// For updates: the fields that differ (desired ⊆ live comparison). Empty for the other actions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldDiff>,
+    /// True when the rendered object did not change (same hash) but someone changed owned fields in the cluster.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+    /// The object to apply (creates, updates, unchanged). Never serialized: it may hold Secret values.
+    #[serde(skip)]
+    pub desired: Option<serde_json::Value>,
+}
+
+/// One component's share of a wave.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentPlan {
+    pub name: String,
+    pub project: String,
+    pub depends_on: Vec<String>,
+    /// In stage order (config, services, pre-jobs, workload, post-jobs); for deletions the reverse.
+    pub changes: Vec<Change>,
+}
+
+impl ComponentPlan {
+    /// Number of changes with this action.
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}
+
+/// Components whose dependencies all sit in earlier waves; the rollout applies a wave only after the previous
+/// one is healthy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wave {
+    /// 0-based position in apply order.
+    pub index: usize,
+    pub components: Vec<ComponentPlan>,
+}
+
+/// Deletions that may run together; deletion waves run after every apply wave, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionWave {
+    pub index: usize,
+    pub components: Vec<ComponentPlan>,
+}
+
+/// Why Keelson will not touch an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum RefusalReason {
+    /// The object exists but is not owned by this topology.
+    #[serde(rename_all = "camelCase")]
+    NotOwned { topology: String },
+    /// The object's namespace is outside `spec.policy.allowedNamespaces`.
+    #[serde(rename_all = "camelCase")]
+    NamespaceNotAllowed { namespace: String },
+    /// A cluster-scoped object, or a kind outside Keelson's own kinds and `spec.policy.allowedKinds`.
+    #[serde(rename_all = "camelCase")]
+    KindNotAllowed { kind: String, cluster_scoped: bool },
+    /// A PersistentVolumeClaim or an object annotated `keelson.dev/persistent: "true"` would be deleted.
+    PersistentData,
+    /// The pass would delete more than the prune budget allows.
+    #[serde(rename_all = "camelCase")]
+    PruneOverBudget { deletions: usize, owned: usize, budget_percent: u32 },
+}
+
+/// An object Keelson refuses to write or delete, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    pub reference: ObjectRef,
+    pub component: String,
+    /// What Keelson would have done had it not refused.
+    pub action: Action,
+    pub reason: RefusalReason,
+    /// Whether the refusal stops the whole plan. A protected PersistentVolumeClaim does not: it is kept and the
+    /// rest proceeds. Everything else does, because the cluster could not reach the desired state.
+    pub blocking: bool,
+    /// One sentence for the operator, including how to allow the action.
+    pub message: String,
+}
+
+/// Counts per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub unchanged: usize,
+    pub delete: usize,
+    pub refused: usize,
+}
+
+/// The ordered, checked answer to "what must change so the cluster equals this revision".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub topology: String,
+    pub revision: String,
+    /// The revision recorded in the inventory (the last successful pass), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<String>,
+    /// Apply waves, in order. Every component of the topology appears exactly once.
+    pub waves: Vec<Wave>,
+    /// Deletion waves, run after all apply waves: dependents before their dependencies.
+    pub deletions: Vec<DeletionWave>,
+    pub refusals: Vec<Refusal>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    /// Whether anything would be written or deleted, or the plan is blocked (the cluster differs from Git
+    /// either way). This is what `--detailed-exitcode` reports as exit code 2.
+    pub fn has_changes(&self) -> bool {
+        let s = &self.summary;
+        s.create + s.update + s.delete > 0 || self.is_blocked()
+    }
+
+    /// Whether a refusal forbids executing this plan at all.
+    pub fn is_blocked(&self) -> bool {
+        self.refusals.iter().any(|r| r.blocking)
+    }
+
+    /// Why the plan is blocked and exactly how to allow it; `None` when it is not blocked.
+    pub fn blocked_message(&self) -> Option<String> {
+        let blocking: Vec<&Refusal> = self.refusals.iter().filter(|r| r.blocking).collect();
+        if blocking.is_empty() {
+            return None;
+        }
+        let mut lines = vec![format!(
+            "plan for revision {} is blocked: {} object(s) refused, nothing will be applied",
+            self.revision,
+            blocking.len()
+        )];
+        // Over-budget refusals share one message; print it once instead of once per object.
+        let mut seen = std::collections::BTreeSet::new();
+        for refusal in blocking {
+            let line = match refusal.reason {
+                RefusalReason::PruneOverBudget { .. } => refusal.message.clone(),
+                _ => format!("{}: {}", refusal.reference, refusal.message),
+            };
+            if seen.insert(line.clone()) {
+                lines.push(line);
+            }
+        }
+        Some(lines.join("\n"))
+    }
+
+    /// All changes of the apply waves, in apply order.
+    pub fn apply_changes(&self) -> impl Iterator<Item = &Change> {
+        self.waves.iter().flat_map(|w| w.components.iter()).flat_map(|c| c.changes.iter())
+    }
+
+    /// All deletions, in deletion order.
+    pub fn deletion_changes(&self) -> impl Iterator<Item = &Change> {
+        self.deletions.iter().flat_map(|w| w.components.iter()).flat_map(|c| c.changes.iter())
+    }
+}
