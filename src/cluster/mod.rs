@@ -22,6 +22,7 @@ use serde_json::Value;
 pub use crate::render::ObjectRef;
 pub use error::{ClusterError, Verb};
 pub use health::{Health, HealthStatus, health};
+pub use kube::api::PropagationPolicy;
 pub use retry::RetryPolicy;
 
 use crate::render::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
