@@ -52,7 +52,7 @@ pub enum ClusterError {
         /// The server's `Retry-After` hint (Status `details.retryAfterSeconds`).
         retry_after: Option<Duration>,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The server refused a change to a field that cannot change after creation.
     #[error(
@@ -130,7 +130,7 @@ impl ClusterError {
                     message: format!("{code}: {message}"),
                     transient: is_transient_code(code),
                     retry_after,
-                    source,
+                    source: Box::new(source),
                 }
             }
             // No answer from the server: connection refused/reset, timeouts, TLS hiccups.
@@ -142,7 +142,7 @@ impl ClusterError {
                     message: source.to_string(),
                     transient: true,
                     retry_after: None,
-                    source,
+                    source: Box::new(source),
                 }
             }
             _ => ClusterError::Api {
@@ -152,7 +152,7 @@ impl ClusterError {
                 message: source.to_string(),
                 transient: false,
                 retry_after: None,
-                source,
+                source: Box::new(source),
             },
         }
     }

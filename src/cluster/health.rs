@@ -80,7 +80,7 @@ fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
 }
 
-fn cond_status<'a>(c: &'a Value) -> &'a str {
+fn cond_status(c: &Value) -> &str {
     c.get("status").and_then(Value::as_str).unwrap_or("Unknown")
 }
 

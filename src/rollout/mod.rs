@@ -423,3 +423,135 @@ fn outcome(name: &str, state: ComponentState, reason: &str, elapsed: Duration) -
         elapsed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change, Summary, Wave};
+    use crate::render::Stage;
+
+    /// A handle whose server is never contacted: these plans make no request.
+    fn offline() -> Kube {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+        Kube::new(kube::Client::try_from(config).expect("client"))
+    }
+
+    /// A component with no changes (healthy at once) or one create lacking its body (fails at once).
+    fn comp(name: &str, deps: &[&str], fails: bool) -> ComponentPlan {
+        let changes = if fails {
+            vec![Change {
+                action: Action::Create,
+                reference: ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    namespace: Some("ns".into()),
+                    name: format!("{name}-config"),
+                },
+                component: name.into(),
+                stage: Stage::Config,
+                diff: Vec::new(),
+                drift: false,
+                desired: None,
+            }]
+        } else {
+            Vec::new()
+        };
+        ComponentPlan {
+            name: name.into(),
+            project: name.into(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            changes,
+        }
+    }
+
+    fn plan_of(waves: Vec<Vec<ComponentPlan>>) -> Plan {
+        Plan {
+            topology: "t".into(),
+            revision: "r".into(),
+            previous_revision: None,
+            waves: waves
+                .into_iter()
+                .enumerate()
+                .map(|(index, components)| Wave { index, components })
+                .collect(),
+            deletions: Vec::new(),
+            refusals: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_blocks_transitive_dependents_only() {
+        let plan = plan_of(vec![
+            vec![comp("db", &[], true), comp("mq", &[], false)],
+            vec![comp("keystone", &["db"], false), comp("nova", &["mq"], false)],
+            vec![comp("horizon", &["keystone", "nova"], false)],
+        ]);
+        let out = execute(&offline(), &plan, &RolloutOptions::default()).await;
+        let got: Vec<(&str, ComponentState, &str)> = out
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), c.state, c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "db",
+                    ComponentState::Failed,
+                    "ConfigMap ns/db-config: the plan carries no desired object"
+                ),
+                ("mq", ComponentState::Healthy, "0 object(s) healthy"),
+                ("keystone", ComponentState::Blocked, "dependency db failed"),
+                ("nova", ComponentState::Healthy, "0 object(s) healthy"),
+                (
+                    "horizon",
+                    ComponentState::Blocked,
+                    "dependency keystone is blocked"
+                ),
+            ]
+        );
+        assert!(!out.converged());
+        assert_eq!(out.changes.count(ChangeKind::Failed), 1);
+    }
+
+    #[tokio::test]
+    async fn cancelled_before_start_skips_everything() {
+        let plan = plan_of(vec![vec![comp("a", &[], false)], vec![comp("b", &["a"], false)]]);
+        let opts = RolloutOptions::default();
+        opts.cancel.cancel();
+        let out = execute(&offline(), &plan, &opts).await;
+        assert!(out.cancelled);
+        assert!(
+            out.components.iter().all(|c| c.state == ComponentState::Skipped),
+            "{out:?}"
+        );
+        assert!(!out.converged());
+    }
+
+    #[tokio::test]
+    async fn empty_components_converge_and_respect_unknown_dependencies() {
+        let plan = plan_of(vec![
+            vec![comp("a", &[], false)],
+            vec![comp("b", &["a", "ghost"], false)],
+        ]);
+        let out = execute(
+            &offline(),
+            &plan,
+            &RolloutOptions {
+                concurrency: 1,
+                ..RolloutOptions::default()
+            },
+        )
+        .await;
+        assert_eq!(out.component("a").map(|c| c.state), Some(ComponentState::Healthy));
+        let b = out.component("b").expect("b");
+        assert_eq!(
+            (b.state, b.reason.as_str()),
+            (
+                ComponentState::Blocked,
+                "dependency ghost is not part of the plan"
+            )
+        );
+    }
+}
