@@ -157,6 +157,7 @@ impl RolloutOutcome {
 pub enum ProgressEvent {
     ComponentStarted {
         component: String,
+        at: Instant,
     },
     ObjectApplied {
         component: String,
@@ -255,9 +256,8 @@ impl Rollout {
                             progressed = true;
                         }
                         Readiness::Ready if !self.cancelled && running.len() < limit => {
-                            opts.emit(ProgressEvent::ComponentStarted {
-                                component: c.name.clone(),
-                            });
+                            let at = Instant::now();
+                            opts.emit(ProgressEvent::ComponentStarted { component: c.name.clone(), at });
                             let (kube, opts, c) = (kube.clone(), opts.clone(), c.clone());
                             running.spawn(async move { component::run(&kube, &c, &opts).await });
                         }
