@@ -31,17 +31,22 @@ async fn env(opts: SimOptions) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&path).expect("kubeconfig");
-    let kube = connect(Target::Kubeconfig { path: Some(path), context: None })
-        .await
-        .expect("connects")
-        .with_retry(RetryPolicy {
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(100),
-            max_retry_after: Duration::from_secs(2),
-            max_attempts: 20,
-        });
+    let kube = connect(Target::Kubeconfig {
+        path: Some(path),
+        context: None,
+    })
+    .await
+    .expect("connects")
+    .with_retry(RetryPolicy {
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(100),
+        max_retry_after: Duration::from_secs(2),
+        max_attempts: 20,
+    });
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}});
-    kube.apply(&ns, &ApplyOptions::default()).await.expect("namespace");
+    kube.apply(&ns, &ApplyOptions::default())
+        .await
+        .expect("namespace");
     Env { sim, kube, _dir: dir }
 }
 
@@ -75,7 +80,12 @@ fn topology(components: &[(&str, &[&str])], health_timeout: Duration) -> Topolog
             (name.to_string(), c)
         })
         .collect::<BTreeMap<_, _>>();
-    Topology { name: TOPOLOGY.into(), spec, health_timeout, components }
+    Topology {
+        name: TOPOLOGY.into(),
+        spec,
+        health_timeout,
+        components,
+    }
 }
 
 fn api_version(kind: &str) -> &'static str {
@@ -88,7 +98,10 @@ fn api_version(kind: &str) -> &'static str {
 
 /// An object as the renderer would produce it: ownership labels, content hash.
 fn object(component: &str, stage: Stage, kind: &str, name: &str, fields: Value) -> RenderedObject {
-    let hash = format!("{:x}", Sha256::digest(format!("{kind}/{name}/{fields}").as_bytes()));
+    let hash = format!(
+        "{:x}",
+        Sha256::digest(format!("{kind}/{name}/{fields}").as_bytes())
+    );
     let mut body = json!({
         "apiVersion": api_version(kind), "kind": kind,
         "metadata": {"name": name, "namespace": NS,
@@ -102,19 +115,35 @@ fn object(component: &str, stage: Stage, kind: &str, name: &str, fields: Value) 
     RenderedObject {
         component: component.into(),
         stage,
-        reference: ObjectRef { api_version: api_version(kind).into(), kind: kind.into(), namespace: Some(NS.into()), name: name.into() },
+        reference: ObjectRef {
+            api_version: api_version(kind).into(),
+            kind: kind.into(),
+            namespace: Some(NS.into()),
+            name: name.into(),
+        },
         hash,
         body,
     }
 }
 
 fn config(component: &str) -> RenderedObject {
-    object(component, Stage::Config, "ConfigMap", &format!("{component}-config"), json!({"data": {"conf": component}}))
+    object(
+        component,
+        Stage::Config,
+        "ConfigMap",
+        &format!("{component}-config"),
+        json!({"data": {"conf": component}}),
+    )
 }
 
 fn service(component: &str) -> RenderedObject {
-    object(component, Stage::Service, "Service", component,
-        json!({"spec": {"selector": {"app": component}, "ports": [{"port": 5000, "targetPort": 5000}]}}))
+    object(
+        component,
+        Stage::Service,
+        "Service",
+        component,
+        json!({"spec": {"selector": {"app": component}, "ports": [{"port": 5000, "targetPort": 5000}]}}),
+    )
 }
 
 fn deployment(component: &str, image: &str, extra_spec: Value) -> RenderedObject {
@@ -124,25 +153,53 @@ fn deployment(component: &str, image: &str, extra_spec: Value) -> RenderedObject
     if let (Some(s), Value::Object(extra)) = (spec.as_object_mut(), extra_spec) {
         s.extend(extra);
     }
-    object(component, Stage::Workload, "Deployment", component, json!({"spec": spec}))
+    object(
+        component,
+        Stage::Workload,
+        "Deployment",
+        component,
+        json!({"spec": spec}),
+    )
 }
 
 fn job(component: &str, stage: Stage, name: &str) -> RenderedObject {
-    object(component, stage, "Job", name, json!({"spec": {"backoffLimit": 0, "template": {"spec": {
-        "restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]}}}}))
+    object(
+        component,
+        stage,
+        "Job",
+        name,
+        json!({"spec": {"backoffLimit": 0, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]}}}}),
+    )
 }
 
 fn component(name: &str) -> Vec<RenderedObject> {
     vec![config(name), service(name), deployment(name, IMAGE, json!({}))]
 }
 
-const KINDS: [(&str, &str); 4] = [("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"), ("batch/v1", "Job")];
+const KINDS: [(&str, &str); 4] = [
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("batch/v1", "Job"),
+];
 
 /// One pass: read live owned objects (one list per kind), plan, execute.
-async fn pass(kube: &Kube, topology: &Topology, desired: &[RenderedObject], opts: &RolloutOptions) -> (Plan, RolloutOutcome) {
+async fn pass(
+    kube: &Kube,
+    topology: &Topology,
+    desired: &[RenderedObject],
+    opts: &RolloutOptions,
+) -> (Plan, RolloutOutcome) {
     let kinds: Vec<KindRef> = KINDS.iter().map(|(a, k)| KindRef::new(*a, *k)).collect();
-    let live = kube.list_owned(&kinds, &[NS.to_string()], &owned_selector(TOPOLOGY)).await.expect("live read");
-    let plan_opts = PlanOptions { allow_prune_over_budget: true, ..PlanOptions::default() };
+    let live = kube
+        .list_owned(&kinds, &[NS.to_string()], &owned_selector(TOPOLOGY))
+        .await
+        .expect("live read");
+    let plan_opts = PlanOptions {
+        allow_prune_over_budget: true,
+        ..PlanOptions::default()
+    };
     let plan = keelson::plan::plan(&PlanInput {
         topology,
         revision: "rev",
@@ -159,16 +216,25 @@ async fn pass(kube: &Kube, topology: &Topology, desired: &[RenderedObject], opts
 }
 
 fn fast_opts() -> RolloutOptions {
-    RolloutOptions { poll_interval: Duration::from_millis(50), ..RolloutOptions::default() }
+    RolloutOptions {
+        poll_interval: Duration::from_millis(50),
+        ..RolloutOptions::default()
+    }
 }
 
 fn touches(r: &RequestRecord, o: &ObjectRef) -> bool {
     let plural = format!("{}s", o.kind.to_lowercase());
-    r.resource == plural && r.name.as_deref() == Some(o.name.as_str()) && r.namespace.as_deref() == o.namespace.as_deref()
+    r.resource == plural
+        && r.name.as_deref() == Some(o.name.as_str())
+        && r.namespace.as_deref() == o.namespace.as_deref()
 }
 
 fn states(outcome: &RolloutOutcome) -> BTreeMap<String, ComponentState> {
-    outcome.components.iter().map(|c| (c.name.clone(), c.state)).collect()
+    outcome
+        .components
+        .iter()
+        .map(|c| (c.name.clone(), c.state))
+        .collect()
 }
 
 /// The diamond: mariadb, rabbitmq -> keystone (with a db-sync pre-job) -> glance, nova -> horizon.
@@ -199,7 +265,10 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
     let (t, desired) = diamond();
     e.sim.clear_request_log();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let opts = RolloutOptions { progress: Some(tx), ..fast_opts() };
+    let opts = RolloutOptions {
+        progress: Some(tx),
+        ..fast_opts()
+    };
     let (plan, outcome) = pass(&e.kube, &t, &desired, &opts).await;
     assert!(outcome.converged(), "{outcome:#?}");
     assert_eq!(outcome.changes.count(ChangeKind::Created), desired.len());
@@ -226,12 +295,21 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
                     .map(|r| r.seq)
                     .max()
                     .unwrap_or_else(|| panic!("{o} was read for health"));
-                assert!(healthy_read < first_write, "{} written (seq {first_write}) before {o} was seen healthy (seq {healthy_read})", c.name);
+                assert!(
+                    healthy_read < first_write,
+                    "{} written (seq {first_write}) before {o} was seen healthy (seq {healthy_read})",
+                    c.name
+                );
             }
         }
     }
     // Inside keystone: the workload is applied only after the db-sync job completed.
-    let job_done = log.iter().filter(|r| r.resource == "jobs" && r.verb == "get").map(|r| r.seq).max().expect("job read");
+    let job_done = log
+        .iter()
+        .filter(|r| r.resource == "jobs" && r.verb == "get")
+        .map(|r| r.seq)
+        .max()
+        .expect("job read");
     let workload = log
         .iter()
         .filter(|r| r.resource == "deployments" && r.verb == "patch" && r.name.as_deref() == Some("keystone"))
@@ -245,7 +323,9 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
     let mut started_at: BTreeMap<String, Instant> = BTreeMap::new();
     while let Ok(ev) = rx.try_recv() {
         match ev {
-            ProgressEvent::ObjectHealthy { component, at, .. } => healthy_at.entry(component).or_default().push(at),
+            ProgressEvent::ObjectHealthy { component, at, .. } => {
+                healthy_at.entry(component).or_default().push(at)
+            }
             ProgressEvent::ComponentStarted { component, at } => {
                 started_at.insert(component, at);
             }
@@ -257,7 +337,11 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
         for dep in &c.depends_on {
             let seen = &healthy_at[dep.as_str()];
             assert!(seen.len() >= by_component[dep.as_str()].len());
-            assert!(seen.iter().all(|at| *at <= started_at[&c.name]), "{} started before {dep} was healthy", c.name);
+            assert!(
+                seen.iter().all(|at| *at <= started_at[&c.name]),
+                "{} started before {dep} was healthy",
+                c.name
+            );
         }
     }
 
@@ -265,7 +349,11 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
     e.sim.clear_request_log();
     let (plan, again) = pass(&e.kube, &t, &desired, &fast_opts()).await;
     assert!(again.converged(), "{again:#?}");
-    assert_eq!(plan.summary.create + plan.summary.update + plan.summary.delete, 0, "{plan:#?}");
+    assert_eq!(
+        plan.summary.create + plan.summary.update + plan.summary.delete,
+        0,
+        "{plan:#?}"
+    );
     let writes: Vec<_> = e.sim.request_log().into_iter().filter(|r| r.is_write()).collect();
     assert!(writes.is_empty(), "{writes:#?}");
 }
@@ -281,7 +369,13 @@ async fn changed_job_runs_anew_and_old_ones_are_pruned_last() {
     let next: Vec<RenderedObject> = desired
         .iter()
         .filter(|o| o.reference.name != "horizon-config")
-        .map(|o| if o.reference.name == "keystone-db-sync-aaaa" { job("keystone", Stage::PreJob, "keystone-db-sync-bbbb") } else { o.clone() })
+        .map(|o| {
+            if o.reference.name == "keystone-db-sync-aaaa" {
+                job("keystone", Stage::PreJob, "keystone-db-sync-bbbb")
+            } else {
+                o.clone()
+            }
+        })
         .collect();
     e.sim.clear_request_log();
     let (plan, outcome) = pass(&e.kube, &t, &next, &fast_opts()).await;
@@ -295,13 +389,29 @@ async fn changed_job_runs_anew_and_old_ones_are_pruned_last() {
         .filter(|e| e.change == ChangeKind::Deleted)
         .map(|e| e.object.name.clone())
         .collect();
-    assert_eq!(deleted, BTreeSet::from(["horizon-config".to_string(), "keystone-db-sync-aaaa".to_string()]));
+    assert_eq!(
+        deleted,
+        BTreeSet::from(["horizon-config".to_string(), "keystone-db-sync-aaaa".to_string()])
+    );
     let log = e.sim.request_log();
-    let last_apply = log.iter().filter(|r| r.is_write() && r.verb == "patch").map(|r| r.seq).max().expect("applied");
-    let first_delete = log.iter().filter(|r| r.is_write() && r.verb == "delete").map(|r| r.seq).min().expect("deleted");
+    let last_apply = log
+        .iter()
+        .filter(|r| r.is_write() && r.verb == "patch")
+        .map(|r| r.seq)
+        .max()
+        .expect("applied");
+    let first_delete = log
+        .iter()
+        .filter(|r| r.is_write() && r.verb == "delete")
+        .map(|r| r.seq)
+        .min()
+        .expect("deleted");
     assert!(last_apply < first_delete, "prune runs after every apply");
     // The new job completed before the workload was looked at again.
-    let new_job = log.iter().filter(|r| r.verb == "patch" && r.name.as_deref() == Some("keystone-db-sync-bbbb")).count();
+    let new_job = log
+        .iter()
+        .filter(|r| r.verb == "patch" && r.name.as_deref() == Some("keystone-db-sync-bbbb"))
+        .count();
     assert_eq!(new_job, 1);
 }
 
@@ -312,7 +422,11 @@ async fn a_failed_component_blocks_exactly_its_dependents() {
     // glance's image never pulls; its progress deadline makes the Deployment fail.
     for o in desired.iter_mut() {
         if o.reference.kind == "Deployment" && o.component == "glance" {
-            *o = deployment("glance", "quay.io/openstack.kolla/glance:broken", json!({"progressDeadlineSeconds": 1}));
+            *o = deployment(
+                "glance",
+                "quay.io/openstack.kolla/glance:broken",
+                json!({"progressDeadlineSeconds": 1}),
+            );
         }
     }
     e.sim.clear_request_log();
@@ -331,13 +445,27 @@ async fn a_failed_component_blocks_exactly_its_dependents() {
     .collect();
     assert_eq!(states(&outcome), want, "{outcome:#?}");
     let glance = outcome.component("glance").expect("glance");
-    assert!(glance.reason.starts_with("Deployment openstack/glance: progress deadline exceeded"), "{}", glance.reason);
+    assert!(
+        glance
+            .reason
+            .starts_with("Deployment openstack/glance: progress deadline exceeded"),
+        "{}",
+        glance.reason
+    );
     let horizon = outcome.component("horizon").expect("horizon");
     assert_eq!(horizon.reason, "dependency glance failed");
     // Nothing of horizon was written; its objects are reported skipped.
     let log = e.sim.request_log();
-    assert!(!log.iter().any(|r| r.is_write() && r.name.as_deref().is_some_and(|n| n.starts_with("horizon"))));
-    let skipped = outcome.changes.entries.iter().filter(|e| e.change == ChangeKind::Skipped).count();
+    assert!(
+        !log.iter()
+            .any(|r| r.is_write() && r.name.as_deref().is_some_and(|n| n.starts_with("horizon")))
+    );
+    let skipped = outcome
+        .changes
+        .entries
+        .iter()
+        .filter(|e| e.change == ChangeKind::Skipped)
+        .count();
     assert_eq!(skipped, 3);
 }
 
@@ -347,25 +475,40 @@ async fn health_timeout_fails_the_component() {
     let t = topology(&[("a", &[]), ("b", &["a"])], Duration::from_millis(800));
     let mut desired = vec![deployment("a", "quay.io/openstack.kolla/a:broken", json!({}))];
     desired.extend(component("b"));
-    let opts = RolloutOptions { poll_interval: Duration::from_millis(50), ..RolloutOptions::for_topology(&t) };
+    let opts = RolloutOptions {
+        poll_interval: Duration::from_millis(50),
+        ..RolloutOptions::for_topology(&t)
+    };
     let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
     {
         let o = outcome;
         let a = o.component("a").expect("a");
         assert_eq!(a.state, ComponentState::Failed);
-        assert!(a.reason.starts_with("not healthy within 800ms: Deployment openstack/a: "), "{}", a.reason);
+        assert!(
+            a.reason
+                .starts_with("not healthy within 800ms: Deployment openstack/a: "),
+            "{}",
+            a.reason
+        );
         assert_eq!(o.component("b").expect("b").state, ComponentState::Blocked);
     }
 }
 
 #[tokio::test]
 async fn cancellation_stops_health_waits_promptly_and_the_next_pass_converges() {
-    let e = env(SimOptions { ready_after: Duration::from_secs(2), ..sim_opts() }).await;
+    let e = env(SimOptions {
+        ready_after: Duration::from_secs(2),
+        ..sim_opts()
+    })
+    .await;
     let t = topology(&[("a", &[]), ("b", &["a"])], Duration::from_secs(60));
     let mut desired = component("a");
     desired.extend(component("b"));
     let cancel = CancellationToken::new();
-    let opts = RolloutOptions { cancel: cancel.clone(), ..fast_opts() };
+    let opts = RolloutOptions {
+        cancel: cancel.clone(),
+        ..fast_opts()
+    };
     let trigger = cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -374,12 +517,18 @@ async fn cancellation_stops_health_waits_promptly_and_the_next_pass_converges() 
     let start = Instant::now();
     let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(1500), "returned {took:?} after start, cancel came at 400ms");
+    assert!(
+        took < Duration::from_millis(1500),
+        "returned {took:?} after start, cancel came at 400ms"
+    );
     assert!(outcome.cancelled);
     assert_eq!(outcome.component("a").expect("a").state, ComponentState::Skipped);
     assert_eq!(outcome.component("b").expect("b").state, ComponentState::Skipped);
     let log = e.sim.request_log();
-    assert!(!log.iter().any(|r| r.is_write() && r.name.as_deref().is_some_and(|n| n.starts_with('b'))));
+    assert!(
+        !log.iter()
+            .any(|r| r.is_write() && r.name.as_deref().is_some_and(|n| n.starts_with('b')))
+    );
 
     let (plan, next) = pass(&e.kube, &t, &desired, &fast_opts()).await;
     assert!(next.converged(), "{next:#?}");
@@ -390,7 +539,12 @@ async fn cancellation_stops_health_waits_promptly_and_the_next_pass_converges() 
 
 #[tokio::test]
 async fn converges_through_injected_server_errors_and_throttling() {
-    let mut faults = FaultConfig { error_status: 500, throttle_rate: 0.03, retry_after_secs: 1, ..FaultConfig::default() };
+    let mut faults = FaultConfig {
+        error_status: 500,
+        throttle_rate: 0.03,
+        retry_after_secs: 1,
+        ..FaultConfig::default()
+    };
     faults.error_rates.insert("*".into(), 0.2);
     let e = env(sim_opts()).await;
     let (t, desired) = diamond();
@@ -400,17 +554,32 @@ async fn converges_through_injected_server_errors_and_throttling() {
     e.sim.faults().clear();
     assert!(outcome.converged(), "{outcome:#?}");
     let log = e.sim.request_log();
-    assert!(log.iter().filter(|r| r.status == 500).count() > 3, "server errors were injected");
+    assert!(
+        log.iter().filter(|r| r.status == 500).count() > 3,
+        "server errors were injected"
+    );
     for o in &desired {
-        let ok = log.iter().filter(|r| r.verb == "patch" && r.status < 300 && touches(r, &o.reference)).count();
+        let ok = log
+            .iter()
+            .filter(|r| r.verb == "patch" && r.status < 300 && touches(r, &o.reference))
+            .count();
         assert_eq!(ok, 1, "{}: applied exactly once", o.reference);
     }
     let kinds: Vec<KindRef> = KINDS.iter().map(|(a, k)| KindRef::new(*a, *k)).collect();
-    let live = e.kube.list_owned(&kinds, &[NS.to_string()], &owned_selector(TOPOLOGY)).await.expect("live");
-    let mut names: Vec<String> = live.iter().map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"])).collect();
+    let live = e
+        .kube
+        .list_owned(&kinds, &[NS.to_string()], &owned_selector(TOPOLOGY))
+        .await
+        .expect("live");
+    let mut names: Vec<String> = live
+        .iter()
+        .map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"]))
+        .collect();
     names.sort();
-    let mut want: Vec<String> =
-        desired.iter().map(|o| format!("\"{}\"/\"{}\"", o.reference.kind, o.reference.name)).collect();
+    let mut want: Vec<String> = desired
+        .iter()
+        .map(|o| format!("\"{}\"/\"{}\"", o.reference.kind, o.reference.name))
+        .collect();
     want.sort();
     assert_eq!(names, want, "no object lost or duplicated");
 }
