@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use keelson::cluster::{
-    ApplyOptions, ChangeKind, KindRef, Kube, RetryPolicy, Target, connect, owned_selector,
+    ApplyOptions, ChangeKind, KindRef, Kube, RetryPolicy, Target, connect, has_status_rules, owned_selector,
 };
 use keelson::plan::{Plan, PlanInput, PlanOptions};
 use keelson::render::{ObjectRef, RenderedObject, Stage};
@@ -289,12 +289,19 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
             .expect("component written");
         for dep in &c.depends_on {
             for o in &by_component[dep.as_str()] {
+                // Workloads are healthy at the last read (the one that saw them Current); kinds whose
+                // health is existence are healthy once their apply succeeded.
+                let kind_of_read = if has_status_rules(&o.api_version, &o.kind) {
+                    "get"
+                } else {
+                    "patch"
+                };
                 let healthy_read = log
                     .iter()
-                    .filter(|r| r.verb == "get" && r.status == 200 && touches(r, o))
+                    .filter(|r| r.verb == kind_of_read && r.status < 300 && touches(r, o))
                     .map(|r| r.seq)
                     .max()
-                    .unwrap_or_else(|| panic!("{o} was read for health"));
+                    .unwrap_or_else(|| panic!("{o} was {kind_of_read} for health"));
                 assert!(
                     healthy_read < first_write,
                     "{} written (seq {first_write}) before {o} was seen healthy (seq {healthy_read})",

@@ -64,6 +64,17 @@ pub fn health(obj: &Value) -> Health {
     }
 }
 
+/// Whether the health of this kind depends on more than existence. For the others (ConfigMaps, Services,
+/// Secrets, RBAC...) an object that was just applied, or that the plan found live, is Current without a read.
+pub fn has_status_rules(api_version: &str, kind: &str) -> bool {
+    matches!(
+        (api_version, kind),
+        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet")
+            | ("batch/v1", "Job")
+            | ("v1", "Pod" | "PersistentVolumeClaim")
+    ) || !is_builtin(api_version)
+}
+
 fn int(obj: &Value, pointer: &str) -> Option<i64> {
     obj.pointer(pointer).and_then(Value::as_i64)
 }
@@ -250,6 +261,29 @@ mod tests {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"name": "d", "generation": generation},
                "spec": {"replicas": spec_replicas}, "status": status})
+    }
+
+    #[test]
+    fn kinds_with_status_rules() {
+        let cases = [
+            ("apps/v1", "Deployment", true),
+            ("apps/v1", "StatefulSet", true),
+            ("batch/v1", "Job", true),
+            ("v1", "PersistentVolumeClaim", true),
+            ("mariadb.mmontes.io/v1", "MariaDB", true),
+            ("v1", "ConfigMap", false),
+            ("v1", "Service", false),
+            ("rbac.authorization.k8s.io/v1", "Role", false),
+            ("policy/v1", "PodDisruptionBudget", false),
+        ];
+        for (api_version, kind, want) in cases {
+            assert_eq!(has_status_rules(api_version, kind), want, "{kind}");
+            // Consistent with `health`: kinds without rules are Current as soon as they exist.
+            if !want {
+                let obj = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}});
+                assert_eq!(health(&obj).status, Current);
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 pub use crate::render::ObjectRef;
 pub use error::{ClusterError, Verb};
-pub use health::{Health, HealthStatus, health};
+pub use health::{Health, HealthStatus, has_status_rules, health};
 pub use kube::api::PropagationPolicy;
 pub use retry::RetryPolicy;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{
     ApplyOptions, ChangeKind, ChangeSet, ClusterError, DeleteOptions, HealthStatus, Kube, ObjectRef,
-    PropagationPolicy, health,
+    PropagationPolicy, has_status_rules, health,
 };
 use crate::plan::{Action, Change, ComponentPlan};
 
@@ -188,8 +188,22 @@ impl Step<'_> {
 
     /// Read the objects until all are Current; any Failed object fails the component; the component's
     /// health timeout bounds the wait; cancellation ends it at once (reads are safe to abandon).
-    async fn wait_healthy(&mut self, mut remaining: Vec<ObjectRef>) -> Result<(), Stop> {
+    async fn wait_healthy(&mut self, refs: Vec<ObjectRef>) -> Result<(), Stop> {
         let cancel = self.opts.cancel.clone();
+        // Existence is their health, and they exist (applied just now, or found live by the plan).
+        let (mut remaining, present): (Vec<_>, Vec<_>) = refs
+            .into_iter()
+            .partition(|o| has_status_rules(&o.api_version, &o.kind));
+        for object in present {
+            self.opts.emit(ProgressEvent::ObjectHealthy {
+                component: self.component.name.clone(),
+                object,
+                at: Instant::now(),
+            });
+        }
+        if remaining.is_empty() {
+            return Ok(());
+        }
         loop {
             let mut still = Vec::new();
             let mut last = String::new();

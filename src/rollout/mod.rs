@@ -257,7 +257,10 @@ impl Rollout {
                         }
                         Readiness::Ready if !self.cancelled && running.len() < limit => {
                             let at = Instant::now();
-                            opts.emit(ProgressEvent::ComponentStarted { component: c.name.clone(), at });
+                            opts.emit(ProgressEvent::ComponentStarted {
+                                component: c.name.clone(),
+                                at,
+                            });
                             let (kube, opts, c) = (kube.clone(), opts.clone(), c.clone());
                             running.spawn(async move { component::run(&kube, &c, &opts).await });
                         }
