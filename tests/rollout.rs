@@ -590,3 +590,38 @@ async fn converges_through_injected_server_errors_and_throttling() {
     want.sort();
     assert_eq!(names, want, "no object lost or duplicated");
 }
+
+#[tokio::test]
+async fn independent_components_run_in_parallel_up_to_the_bound() {
+    let e = env(sim_opts()).await;
+    let names = ["a", "b", "c", "d", "e"];
+    let t = topology(
+        &names.iter().map(|n| (*n, &[][..])).collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    );
+    let desired: Vec<RenderedObject> = names.iter().flat_map(|n| component(n)).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = RolloutOptions {
+        concurrency: 2,
+        progress: Some(tx),
+        ..fast_opts()
+    };
+    let start = Instant::now();
+    let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
+    let took = start.elapsed();
+    assert!(outcome.converged(), "{outcome:#?}");
+    let (mut running, mut most) = (0usize, 0usize);
+    while let Ok(ev) = rx.try_recv() {
+        match ev {
+            ProgressEvent::ComponentStarted { .. } => {
+                running += 1;
+                most = most.max(running);
+            }
+            ProgressEvent::ComponentFinished { .. } => running -= 1,
+            _ => {}
+        }
+    }
+    assert_eq!(most, 2, "two at a time, never more");
+    // Five components needing ~300ms each, two at a time: at least three rounds.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+}
