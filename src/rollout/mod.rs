@@ -1,1 +1,560 @@
-//! (module under construction)
+//! Executes a [`Plan`]: components start as soon as every dependency is healthy (the plan's waves give
+//! the order, `depends_on` the gates), bounded parallelism, health waits with timeouts, failure isolation
+//! (dependents of a failed component are Blocked, independent branches finish), pruning last and in
+//! reverse order, and cancellation by a newer revision.
+
+mod component;
+mod prune;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{ChangeKind, ChangeSet, Kube, ObjectRef};
+use crate::plan::{ComponentPlan, Plan};
+use crate::topology::Topology;
+
+/// How a rollout runs.
+#[derive(Debug, Clone)]
+pub struct RolloutOptions {
+    /// Components applied and waited on at the same time.
+    pub concurrency: usize,
+    /// Cancelled by a newer revision: waits stop at once, no further object is written.
+    pub cancel: CancellationToken,
+    /// Receives progress as it happens (for logs, status and tests).
+    pub progress: Option<UnboundedSender<ProgressEvent>>,
+    /// How often a health wait reads the objects it waits on.
+    pub poll_interval: Duration,
+    /// How long a component may take to become healthy, unless `component_timeouts` says otherwise.
+    pub health_timeout: Duration,
+    pub component_timeouts: BTreeMap<String, Duration>,
+    /// Components whose objects may be deleted and recreated when the API rejects an immutable change.
+    pub recreate_on_immutable: BTreeSet<String>,
+    /// Send every write as a server-side dry run and skip health waits.
+    pub dry_run: bool,
+    /// Run the plan's deletions (after everything else succeeded).
+    pub prune: bool,
+}
+
+impl Default for RolloutOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            cancel: CancellationToken::new(),
+            progress: None,
+            poll_interval: Duration::from_secs(2),
+            health_timeout: Duration::from_secs(600),
+            component_timeouts: BTreeMap::new(),
+            recreate_on_immutable: BTreeSet::new(),
+            dry_run: false,
+            prune: true,
+        }
+    }
+}
+
+impl RolloutOptions {
+    /// Defaults with the topology's per-component health timeouts and recreate permissions.
+    pub fn for_topology(topology: &Topology) -> Self {
+        Self {
+            health_timeout: topology.health_timeout,
+            component_timeouts: topology
+                .components
+                .values()
+                .map(|c| (c.name.clone(), c.health_timeout))
+                .collect(),
+            recreate_on_immutable: topology
+                .components
+                .values()
+                .filter(|c| c.spec.recreate_on_immutable_change)
+                .map(|c| c.name.clone())
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    fn timeout_of(&self, component: &str) -> Duration {
+        self.component_timeouts
+            .get(component)
+            .copied()
+            .unwrap_or(self.health_timeout)
+    }
+
+    fn emit(&self, event: ProgressEvent) {
+        if let Some(tx) = &self.progress {
+            // A dropped receiver only means nobody is listening any more.
+            let _ = tx.send(event);
+        }
+    }
+}
+
+/// Where a component ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ComponentState {
+    /// Every object applied and healthy.
+    Healthy,
+    /// An object failed to apply, became Failed, or did not become healthy in time.
+    Failed,
+    /// Not started because a dependency (transitively) failed or was blocked.
+    Blocked,
+    /// Not finished because the rollout was cancelled or the plan is blocked.
+    Skipped,
+}
+
+impl std::fmt::Display for ComponentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ComponentState::Healthy => "Healthy",
+            ComponentState::Failed => "Failed",
+            ComponentState::Blocked => "Blocked",
+            ComponentState::Skipped => "Skipped",
+        })
+    }
+}
+
+/// One component's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentOutcome {
+    pub name: String,
+    pub state: ComponentState,
+    pub reason: String,
+    pub elapsed: Duration,
+}
+
+/// What a rollout did: every component with its state, every object with what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutOutcome {
+    pub revision: String,
+    /// In plan order.
+    pub components: Vec<ComponentOutcome>,
+    pub changes: ChangeSet,
+    pub cancelled: bool,
+    pub elapsed: Duration,
+}
+
+impl RolloutOutcome {
+    /// Whether the cluster now equals the plan: every component healthy, every write and delete done.
+    pub fn converged(&self) -> bool {
+        !self.cancelled
+            && self.components.iter().all(|c| c.state == ComponentState::Healthy)
+            && self
+                .changes
+                .entries
+                .iter()
+                .all(|e| !matches!(e.change, ChangeKind::Failed | ChangeKind::Skipped))
+    }
+
+    pub fn component(&self, name: &str) -> Option<&ComponentOutcome> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// What is happening, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressEvent {
+    ComponentStarted {
+        component: String,
+        at: Instant,
+    },
+    ObjectApplied {
+        component: String,
+        object: ObjectRef,
+        change: ChangeKind,
+    },
+    ObjectHealthy {
+        component: String,
+        object: ObjectRef,
+        at: Instant,
+    },
+    ComponentFinished {
+        component: String,
+        state: ComponentState,
+        reason: String,
+    },
+    ObjectDeleted {
+        object: ObjectRef,
+        change: ChangeKind,
+    },
+}
+
+/// Run `plan` against the cluster. Never fails as a whole: the outcome says what happened to what.
+pub async fn execute(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> RolloutOutcome {
+    let started = Instant::now();
+    let mut run = Rollout::new(plan);
+    if let Some(message) = plan.blocked_message() {
+        run.skip_all(&message);
+    } else {
+        run.apply_components(kube, opts).await;
+        run.prune(kube, plan, opts).await;
+    }
+    run.finish(plan, opts, started)
+}
+
+/// The state of one execution.
+struct Rollout {
+    /// Components in plan order (wave by wave).
+    order: Vec<ComponentPlan>,
+    results: HashMap<String, ComponentOutcome>,
+    changes: ChangeSet,
+    cancelled: bool,
+}
+
+impl Rollout {
+    fn new(plan: &Plan) -> Self {
+        let order = plan
+            .waves
+            .iter()
+            .flat_map(|w| w.components.iter().cloned())
+            .collect();
+        Self {
+            order,
+            results: HashMap::new(),
+            changes: ChangeSet::default(),
+            cancelled: false,
+        }
+    }
+
+    fn skip_all(&mut self, reason: &str) {
+        for c in &self.order {
+            self.results.insert(
+                c.name.clone(),
+                outcome(&c.name, ComponentState::Skipped, reason, Duration::ZERO),
+            );
+            for change in &c.changes {
+                self.changes.push(
+                    change.reference.clone(),
+                    ChangeKind::Skipped,
+                    Some(reason.to_string()),
+                );
+            }
+        }
+    }
+
+    /// Start each component as soon as all its dependencies are Healthy, at most `concurrency` at once;
+    /// mark dependents of failed components Blocked without starting them.
+    async fn apply_components(&mut self, kube: &Kube, opts: &RolloutOptions) {
+        let names: BTreeSet<String> = self.order.iter().map(|c| c.name.clone()).collect();
+        let mut pending: Vec<ComponentPlan> = self.order.clone();
+        let mut running: JoinSet<(ComponentOutcome, ChangeSet)> = JoinSet::new();
+        let limit = opts.concurrency.max(1);
+        loop {
+            if opts.cancel.is_cancelled() {
+                self.cancelled = true;
+            }
+            // Settle blocked components and start ready ones, in plan order.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                let mut still_pending = Vec::with_capacity(pending.len());
+                for c in pending.drain(..) {
+                    match self.readiness(&c, &names) {
+                        Readiness::Blocked(reason) => {
+                            self.block(&c, reason, opts);
+                            progressed = true;
+                        }
+                        Readiness::Ready if !self.cancelled && running.len() < limit => {
+                            let at = Instant::now();
+                            opts.emit(ProgressEvent::ComponentStarted {
+                                component: c.name.clone(),
+                                at,
+                            });
+                            let (kube, opts, c) = (kube.clone(), opts.clone(), c.clone());
+                            running.spawn(async move { component::run(&kube, &c, &opts).await });
+                        }
+                        _ => still_pending.push(c),
+                    }
+                }
+                pending = still_pending;
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((result, changes)) => {
+                    opts.emit(ProgressEvent::ComponentFinished {
+                        component: result.name.clone(),
+                        state: result.state,
+                        reason: result.reason.clone(),
+                    });
+                    if result.state == ComponentState::Skipped {
+                        self.cancelled = true;
+                    }
+                    self.changes.extend(changes);
+                    self.results.insert(result.name.clone(), result);
+                }
+                // A panicking component task is a bug; its component stays unrecorded and is reported
+                // as Failed in `finish`.
+                Err(e) => tracing::error!(error = %e, "component task ended abnormally"),
+            }
+        }
+        let reason = if self.cancelled {
+            "cancelled by a newer revision"
+        } else {
+            "not started"
+        };
+        for c in pending {
+            self.results.insert(
+                c.name.clone(),
+                outcome(&c.name, ComponentState::Skipped, reason, Duration::ZERO),
+            );
+            for change in &c.changes {
+                self.changes.push(
+                    change.reference.clone(),
+                    ChangeKind::Skipped,
+                    Some(reason.to_string()),
+                );
+            }
+        }
+    }
+
+    fn readiness(&self, c: &ComponentPlan, names: &BTreeSet<String>) -> Readiness {
+        let mut ready = true;
+        for dep in &c.depends_on {
+            if !names.contains(dep) {
+                return Readiness::Blocked(format!("dependency {dep} is not part of the plan"));
+            }
+            match self.results.get(dep).map(|r| r.state) {
+                Some(ComponentState::Healthy) => {}
+                Some(ComponentState::Failed) => {
+                    return Readiness::Blocked(format!("dependency {dep} failed"));
+                }
+                Some(ComponentState::Blocked) => {
+                    return Readiness::Blocked(format!("dependency {dep} is blocked"));
+                }
+                Some(ComponentState::Skipped) | None => ready = false,
+            }
+        }
+        if ready {
+            Readiness::Ready
+        } else {
+            Readiness::Waiting
+        }
+    }
+
+    fn block(&mut self, c: &ComponentPlan, reason: String, opts: &RolloutOptions) {
+        opts.emit(ProgressEvent::ComponentFinished {
+            component: c.name.clone(),
+            state: ComponentState::Blocked,
+            reason: reason.clone(),
+        });
+        for change in &c.changes {
+            self.changes.push(
+                change.reference.clone(),
+                ChangeKind::Skipped,
+                Some(reason.clone()),
+            );
+        }
+        self.results.insert(
+            c.name.clone(),
+            outcome(&c.name, ComponentState::Blocked, &reason, Duration::ZERO),
+        );
+    }
+
+    /// Deletions run only when every component is healthy: pruning while something failed could remove
+    /// what the old revision still needs.
+    async fn prune(&mut self, kube: &Kube, plan: &Plan, opts: &RolloutOptions) {
+        let all_healthy = !self.cancelled
+            && self.order.iter().all(|c| {
+                self.results
+                    .get(&c.name)
+                    .is_some_and(|r| r.state == ComponentState::Healthy)
+            });
+        let deletions: Vec<&ObjectRef> = plan.deletion_changes().map(|c| &c.reference).collect();
+        if deletions.is_empty() {
+            return;
+        }
+        let skip_reason = if !opts.prune {
+            Some("pruning disabled")
+        } else if opts.cancel.is_cancelled() || self.cancelled {
+            Some("cancelled by a newer revision")
+        } else if !all_healthy {
+            Some("not pruned: not every component is healthy")
+        } else {
+            None
+        };
+        if let Some(reason) = skip_reason {
+            for object in deletions {
+                self.changes
+                    .push(object.clone(), ChangeKind::Skipped, Some(reason.to_string()));
+            }
+            return;
+        }
+        let (changes, cancelled) = prune::run(kube, plan, opts).await;
+        self.cancelled |= cancelled;
+        self.changes.extend(changes);
+    }
+
+    fn finish(mut self, plan: &Plan, opts: &RolloutOptions, started: Instant) -> RolloutOutcome {
+        let components = self
+            .order
+            .iter()
+            .map(|c| {
+                self.results.remove(&c.name).unwrap_or_else(|| {
+                    outcome(
+                        &c.name,
+                        ComponentState::Failed,
+                        "component task ended abnormally",
+                        Duration::ZERO,
+                    )
+                })
+            })
+            .collect();
+        RolloutOutcome {
+            revision: plan.revision.clone(),
+            components,
+            changes: self.changes,
+            cancelled: self.cancelled || opts.cancel.is_cancelled(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+enum Readiness {
+    Ready,
+    Waiting,
+    Blocked(String),
+}
+
+fn outcome(name: &str, state: ComponentState, reason: &str, elapsed: Duration) -> ComponentOutcome {
+    ComponentOutcome {
+        name: name.to_string(),
+        state,
+        reason: reason.to_string(),
+        elapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change, Summary, Wave};
+    use crate::render::Stage;
+
+    /// A handle whose server is never contacted: these plans make no request.
+    fn offline() -> Kube {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
+        Kube::new(kube::Client::try_from(config).expect("client"))
+    }
+
+    /// A component with no changes (healthy at once) or one create lacking its body (fails at once).
+    fn comp(name: &str, deps: &[&str], fails: bool) -> ComponentPlan {
+        let changes = if fails {
+            vec![Change {
+                action: Action::Create,
+                reference: ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    namespace: Some("ns".into()),
+                    name: format!("{name}-config"),
+                },
+                component: name.into(),
+                stage: Stage::Config,
+                diff: Vec::new(),
+                drift: false,
+                desired: None,
+            }]
+        } else {
+            Vec::new()
+        };
+        ComponentPlan {
+            name: name.into(),
+            project: name.into(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            changes,
+        }
+    }
+
+    fn plan_of(waves: Vec<Vec<ComponentPlan>>) -> Plan {
+        Plan {
+            topology: "t".into(),
+            revision: "r".into(),
+            previous_revision: None,
+            waves: waves
+                .into_iter()
+                .enumerate()
+                .map(|(index, components)| Wave { index, components })
+                .collect(),
+            deletions: Vec::new(),
+            refusals: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn failure_blocks_transitive_dependents_only() {
+        let plan = plan_of(vec![
+            vec![comp("db", &[], true), comp("mq", &[], false)],
+            vec![comp("keystone", &["db"], false), comp("nova", &["mq"], false)],
+            vec![comp("horizon", &["keystone", "nova"], false)],
+        ]);
+        let out = execute(&offline(), &plan, &RolloutOptions::default()).await;
+        let got: Vec<(&str, ComponentState, &str)> = out
+            .components
+            .iter()
+            .map(|c| (c.name.as_str(), c.state, c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "db",
+                    ComponentState::Failed,
+                    "ConfigMap ns/db-config: the plan carries no desired object"
+                ),
+                ("mq", ComponentState::Healthy, "0 object(s) healthy"),
+                ("keystone", ComponentState::Blocked, "dependency db failed"),
+                ("nova", ComponentState::Healthy, "0 object(s) healthy"),
+                (
+                    "horizon",
+                    ComponentState::Blocked,
+                    "dependency keystone is blocked"
+                ),
+            ]
+        );
+        assert!(!out.converged());
+        assert_eq!(out.changes.count(ChangeKind::Failed), 1);
+    }
+
+    #[tokio::test]
+    async fn cancelled_before_start_skips_everything() {
+        let plan = plan_of(vec![vec![comp("a", &[], false)], vec![comp("b", &["a"], false)]]);
+        let opts = RolloutOptions::default();
+        opts.cancel.cancel();
+        let out = execute(&offline(), &plan, &opts).await;
+        assert!(out.cancelled);
+        assert!(
+            out.components.iter().all(|c| c.state == ComponentState::Skipped),
+            "{out:?}"
+        );
+        assert!(!out.converged());
+    }
+
+    #[tokio::test]
+    async fn empty_components_converge_and_respect_unknown_dependencies() {
+        let plan = plan_of(vec![
+            vec![comp("a", &[], false)],
+            vec![comp("b", &["a", "ghost"], false)],
+        ]);
+        let out = execute(
+            &offline(),
+            &plan,
+            &RolloutOptions {
+                concurrency: 1,
+                ..RolloutOptions::default()
+            },
+        )
+        .await;
+        assert_eq!(out.component("a").map(|c| c.state), Some(ComponentState::Healthy));
+        let b = out.component("b").expect("b");
+        assert_eq!(
+            (b.state, b.reason.as_str()),
+            (
+                ComponentState::Blocked,
+                "dependency ghost is not part of the plan"
+            )
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Deletions, after every component is healthy: deletion wave by deletion wave (dependents before
+//! their dependencies), each wave's objects gone before the next starts. A failed delete is recorded
+//! and the rest continue; the next pass plans it again.
+
+use std::time::Instant;
+
+use crate::cluster::{ChangeKind, ChangeSet, DeleteOptions, Deleted, Kube, ObjectRef};
+use crate::plan::Plan;
+
+use super::{ProgressEvent, RolloutOptions};
+
+/// Returns what was deleted and whether cancellation cut it short.
+pub(super) async fn run(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> (ChangeSet, bool) {
+    let mut changes = ChangeSet::default();
+    let delete_opts = DeleteOptions {
+        dry_run: opts.dry_run,
+        ..DeleteOptions::default()
+    };
+    let mut cancelled = false;
+    for wave in &plan.deletions {
+        let mut deleted = Vec::new();
+        for object in wave
+            .components
+            .iter()
+            .flat_map(|c| c.changes.iter())
+            .map(|c| &c.reference)
+        {
+            if cancelled || opts.cancel.is_cancelled() {
+                cancelled = true;
+                changes.push(
+                    object.clone(),
+                    ChangeKind::Skipped,
+                    Some("cancelled by a newer revision".into()),
+                );
+                continue;
+            }
+            match kube.delete(object, &delete_opts).await {
+                Ok(result) => {
+                    let note = (result == Deleted::AlreadyGone).then(|| "already gone".to_string());
+                    changes.push(object.clone(), ChangeKind::Deleted, note);
+                    opts.emit(ProgressEvent::ObjectDeleted {
+                        object: object.clone(),
+                        change: ChangeKind::Deleted,
+                    });
+                    deleted.push(object.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "delete failed; the next pass retries it");
+                    changes.push(object.clone(), ChangeKind::Failed, Some(e.to_string()));
+                }
+            }
+        }
+        if !opts.dry_run && !cancelled && !wait_gone(kube, deleted, opts).await {
+            cancelled = opts.cancel.is_cancelled();
+        }
+    }
+    (changes, cancelled)
+}
+
+/// Wait (bounded by the health timeout) until the deleted objects are gone, so a dependency is not
+/// removed while its dependents still run. Returns false when the wait ended early.
+async fn wait_gone(kube: &Kube, mut remaining: Vec<ObjectRef>, opts: &RolloutOptions) -> bool {
+    let deadline = Instant::now() + opts.health_timeout;
+    while !remaining.is_empty() {
+        let mut still = Vec::new();
+        for object in remaining {
+            let read = tokio::select! {
+                _ = opts.cancel.cancelled() => return false,
+                read = kube.get(&object) => read,
+            };
+            // A read error is not a reason to stop deleting: keep waiting until the deadline.
+            if !matches!(read, Ok(None)) {
+                still.push(object);
+            }
+        }
+        remaining = still;
+        if remaining.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                objects = remaining.len(),
+                "deleted objects still present after the health timeout"
+            );
+            return false;
+        }
+        tokio::select! {
+            _ = opts.cancel.cancelled() => return false,
+            _ = tokio::time::sleep(opts.poll_interval) => {}
+        }
+    }
+    true
+}
