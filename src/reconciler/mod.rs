@@ -1,0 +1,6 @@
+//! Running Keelson's pipeline: one pass (load -> render -> read live -> plan -> roll out -> record) and,
+//! built on it, the long-running loop.
+
+pub mod pass;
+
+pub use pass::{PassError, PassOutcome, PassSettings, Prepared, execute, prepare};

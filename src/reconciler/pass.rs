@@ -1,0 +1,340 @@
+//! One reconcile pass, one method per step in the order they run:
+//! load -> render -> read inventory -> read live -> find foreign objects -> plan -> ensure namespaces ->
+//! roll out (apply, wait, prune) -> record the inventory.
+//!
+//! Every error before the rollout aborts the pass before the first API write (invariant 2: a failed read
+//! never deletes).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+
+use crate::cluster::{ApplyOptions, ClusterError, KindRef, Kube, owned_selector};
+use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
+use crate::render::{self, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef, RenderError, RenderOptions, Rendered};
+use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
+use crate::source::{CommitInfo, Revision, Snapshot};
+use crate::topology::{self, Diagnostics, Topology};
+
+/// Kinds the renderer produces for components; always listed so that owned objects of these kinds are
+/// found for pruning even when the inventory is missing.
+const RENDERED_KINDS: &[(&str, &str)] = &[
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+];
+
+/// How a pass runs; the same for every pass of a daemon.
+#[derive(Debug, Clone)]
+pub struct PassSettings {
+    /// Where the inventory ConfigMap lives; `None` means the topology's namespace.
+    pub inventory_namespace: Option<String>,
+    pub plan: PlanOptions,
+    /// Components applied and waited on at the same time.
+    pub concurrency: usize,
+    /// How often health waits read the objects they wait on.
+    pub poll_interval: Duration,
+    /// Create the topology's namespace when it does not exist.
+    pub create_namespace: bool,
+    /// Send every write as a server-side dry run.
+    pub dry_run: bool,
+}
+
+impl Default for PassSettings {
+    fn default() -> Self {
+        Self {
+            inventory_namespace: None,
+            plan: PlanOptions::default(),
+            concurrency: 8,
+            poll_interval: Duration::from_millis(500),
+            create_namespace: true,
+            dry_run: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("{origin}: invalid topology:\n{diagnostics}")]
+    Invalid { origin: String, diagnostics: Diagnostics },
+    #[error("{origin}: render failed: {source}")]
+    Render {
+        origin: String,
+        #[source]
+        source: RenderError,
+    },
+    #[error("reading the inventory failed: {source}")]
+    ReadInventory {
+        #[source]
+        source: ClusterError,
+    },
+    #[error("the stored inventory is unusable: {source}")]
+    Inventory {
+        #[source]
+        source: PlanError,
+    },
+    #[error("reading live objects failed: {source}")]
+    ReadLive {
+        #[source]
+        source: ClusterError,
+    },
+    #[error("planning failed: {source}")]
+    Plan {
+        #[source]
+        source: PlanError,
+    },
+    #[error("namespace {namespace}: {source}")]
+    Namespace {
+        namespace: String,
+        #[source]
+        source: ClusterError,
+    },
+    #[error("plan for revision {revision} refused: {message}")]
+    Blocked { revision: String, message: String },
+    #[error("recording the inventory failed: {source}")]
+    WriteInventory {
+        #[source]
+        source: ClusterError,
+    },
+}
+
+impl PassError {
+    /// Errors that a retry of the same revision cannot fix: they wait for a new commit (or settings).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, PassError::Invalid { .. } | PassError::Render { .. } | PassError::Blocked { .. })
+    }
+}
+
+/// Everything a pass computed before writing anything.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub revision: Revision,
+    pub commit: Option<CommitInfo>,
+    pub topology: Topology,
+    pub rendered: Rendered,
+    pub inventory: Option<Inventory>,
+    pub plan: Plan,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone)]
+pub struct PassOutcome {
+    pub rollout: RolloutOutcome,
+    /// Whether the inventory now records this revision (only after a converged rollout).
+    pub inventory_recorded: bool,
+}
+
+/// Load, render, read the cluster and plan. Reads only: nothing is written.
+#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
+pub async fn prepare(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> Result<Prepared, PassError> {
+    let topology = load(snapshot)?;
+    let rendered = render_objects(&topology, snapshot)?;
+    let inventory_namespace = inventory_namespace(&topology, settings);
+    let inventory = read_inventory(kube, &inventory_namespace, &topology.name).await?;
+    let live = read_live(kube, &topology, &rendered, inventory.as_ref()).await?;
+    let foreign = find_foreign(kube, &rendered, &live).await?;
+    let plan = plan::plan(&PlanInput {
+        topology: &topology,
+        revision: &snapshot.revision.id,
+        desired: &rendered.objects,
+        live: &live,
+        foreign: &foreign,
+        inventory: inventory.as_ref(),
+        options: &settings.plan,
+    })
+    .map_err(|source| PassError::Plan { source })?;
+    Ok(Prepared {
+        revision: snapshot.revision.clone(),
+        commit: snapshot.commit.clone(),
+        topology,
+        rendered,
+        inventory,
+        plan,
+    })
+}
+
+/// Carry out a prepared plan: refuse a blocked plan, make sure the namespaces exist, roll out, and record
+/// the inventory once the cluster equals the revision.
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
+pub async fn execute(
+    kube: &Kube,
+    prepared: &Prepared,
+    settings: &PassSettings,
+    cancel: CancellationToken,
+    progress: Option<UnboundedSender<ProgressEvent>>,
+) -> Result<PassOutcome, PassError> {
+    if let Some(message) = prepared.plan.blocked_message() {
+        return Err(PassError::Blocked { revision: prepared.revision.id.clone(), message });
+    }
+    if settings.create_namespace && !settings.dry_run {
+        ensure_namespaces(kube, &prepared.plan).await?;
+    }
+    let rollout = roll_out(kube, prepared, settings, cancel, progress).await;
+    let inventory_recorded = if rollout.converged() && !settings.dry_run {
+        record_inventory(kube, prepared, settings).await?;
+        true
+    } else {
+        false
+    };
+    Ok(PassOutcome { rollout, inventory_recorded })
+}
+
+fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
+    topology::load(snapshot)
+        .map_err(|diagnostics| PassError::Invalid { origin: snapshot.revision.origin.clone(), diagnostics })
+}
+
+fn render_objects(topology: &Topology, snapshot: &Snapshot) -> Result<Rendered, PassError> {
+    let options = RenderOptions { revision: Some(snapshot.revision.id.clone()) };
+    render::render(topology, &options)
+        .map_err(|source| PassError::Render { origin: snapshot.revision.origin.clone(), source })
+}
+
+fn inventory_namespace(topology: &Topology, settings: &PassSettings) -> String {
+    settings.inventory_namespace.clone().unwrap_or_else(|| topology.spec.namespace.clone())
+}
+
+async fn read_inventory(kube: &Kube, namespace: &str, topology: &str) -> Result<Option<Inventory>, PassError> {
+    let stored = match kube.read_inventory(namespace, topology).await {
+        Ok(stored) => stored,
+        // The namespace itself may not exist yet on a first pass.
+        Err(e) if e.is_not_found() => None,
+        Err(source) => return Err(PassError::ReadInventory { source }),
+    };
+    stored
+        .map(|text| Inventory::from_json(&text))
+        .transpose()
+        .map_err(|source| PassError::Inventory { source })
+}
+
+/// One list per kind per namespace, by ownership label: every kind and namespace the desired objects,
+/// the inventory or the renderer can use.
+async fn read_live(
+    kube: &Kube,
+    topology: &Topology,
+    rendered: &Rendered,
+    inventory: Option<&Inventory>,
+) -> Result<Vec<Value>, PassError> {
+    let mut kinds: BTreeSet<KindRef> = RENDERED_KINDS.iter().map(|(a, k)| KindRef::new(*a, *k)).collect();
+    let mut namespaces: BTreeSet<String> = BTreeSet::from([topology.spec.namespace.clone()]);
+    namespaces.extend(topology.spec.policy.allowed_namespaces.iter().cloned());
+    let mut note = |reference: &ObjectRef| {
+        kinds.insert(KindRef::of(reference));
+        if let Some(ns) = &reference.namespace {
+            namespaces.insert(ns.clone());
+        }
+    };
+    rendered.objects.iter().for_each(|o| note(&o.reference));
+    inventory.iter().flat_map(|i| i.objects.iter()).for_each(|e| note(&e.reference));
+
+    let kinds: Vec<KindRef> = kinds.into_iter().collect();
+    let namespaces: Vec<String> = namespaces.into_iter().collect();
+    match kube.list_owned(&kinds, &namespaces, &owned_selector(&topology.name)).await {
+        Ok(live) => Ok(live),
+        Err(source) => Err(PassError::ReadLive { source }),
+    }
+}
+
+/// Desired objects that are not in the owned list but exist: someone else's, never to be taken over.
+/// Costs one GET per object Keelson is about to create, and nothing for objects it already owns.
+async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Result<Vec<ObjectRef>, PassError> {
+    let owned: BTreeSet<(String, String, Option<String>, String)> = live.iter().filter_map(identity).collect();
+    let mut foreign = Vec::new();
+    for object in &rendered.objects {
+        let r = &object.reference;
+        let key = (r.api_version.clone(), r.kind.clone(), r.namespace.clone(), r.name.clone());
+        if owned.contains(&key) {
+            continue;
+        }
+        match kube.get(r).await {
+            Ok(Some(_)) => foreign.push(r.clone()),
+            Ok(None) => {}
+            // A namespace that does not exist yet holds nothing.
+            Err(e) if e.is_not_found() => {}
+            Err(source) => return Err(PassError::ReadLive { source }),
+        }
+    }
+    Ok(foreign)
+}
+
+fn identity(object: &Value) -> Option<(String, String, Option<String>, String)> {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+    Some((text("/apiVersion")?, text("/kind")?, text("/metadata/namespace"), text("/metadata/name")?))
+}
+
+/// Namespaces that objects about to be created live in; created (labelled as Keelson's, never pruned)
+/// when missing.
+async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
+    let namespaces: BTreeSet<&str> = plan
+        .waves
+        .iter()
+        .flat_map(|w| &w.components)
+        .flat_map(|c| &c.changes)
+        .filter(|c| c.action == Action::Create)
+        .filter_map(|c| c.reference.namespace.as_deref())
+        .collect();
+    for namespace in namespaces {
+        let reference = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: namespace.to_string(),
+        };
+        let exists = kube
+            .get(&reference)
+            .await
+            .map_err(|source| PassError::Namespace { namespace: namespace.to_string(), source })?;
+        if exists.is_some() {
+            continue;
+        }
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE } },
+        });
+        kube.apply(&body, &ApplyOptions::default())
+            .await
+            .map_err(|source| PassError::Namespace { namespace: namespace.to_string(), source })?;
+        tracing::info!(%namespace, "created namespace");
+    }
+    Ok(())
+}
+
+async fn roll_out(
+    kube: &Kube,
+    prepared: &Prepared,
+    settings: &PassSettings,
+    cancel: CancellationToken,
+    progress: Option<UnboundedSender<ProgressEvent>>,
+) -> RolloutOutcome {
+    let options = RolloutOptions {
+        concurrency: settings.concurrency,
+        cancel,
+        progress,
+        poll_interval: settings.poll_interval,
+        dry_run: settings.dry_run,
+        ..RolloutOptions::for_topology(&prepared.topology)
+    };
+    rollout::execute(kube, &prepared.plan, &options).await
+}
+
+async fn record_inventory(kube: &Kube, prepared: &Prepared, settings: &PassSettings) -> Result<(), PassError> {
+    let inventory = Inventory::from_plan(&prepared.plan);
+    if prepared.inventory.as_ref().is_some_and(|stored| stored.objects == inventory.objects) {
+        // The inventory is the set of applied objects; a pass that leaves the set as it was (an unchanged
+        // commit, or one that only edits objects) writes nothing here, so its writes are only its changes.
+        return Ok(());
+    }
+    let namespace = inventory_namespace(&prepared.topology, settings);
+    kube.write_inventory(&namespace, &prepared.topology.name, &inventory.to_json(), false)
+        .await
+        .map_err(|source| PassError::WriteInventory { source })
+}
