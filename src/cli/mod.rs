@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod graph;
 pub mod input;
 pub mod render;
+pub mod sim;
 pub mod source;
 pub mod validate;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Source(source::SourceArgs),
     /// Print the Kubernetes objects of a topology in apply order, as YAML documents or a JSON List.
     Render(render::RenderArgs),
+    /// The simulated Kubernetes cluster.
+    Sim(sim::SimArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&args),
         Command::Source(args) => source::run(args),
         Command::Render(args) => render::run(&args),
+        Command::Sim(args) => sim::run(args),
     }
 }
 

@@ -15,7 +15,9 @@ use tracing::instrument;
 
 use crate::cluster::{ApplyOptions, ClusterError, KindRef, Kube, owned_selector};
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
-use crate::render::{self, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef, RenderError, RenderOptions, Rendered};
+use crate::render::{
+    self, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef, RenderError, RenderOptions, Rendered,
+};
 use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
 use crate::source::{CommitInfo, Revision, Snapshot};
 use crate::topology::{self, Diagnostics, Topology};
@@ -64,7 +66,10 @@ impl Default for PassSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     #[error("{origin}: invalid topology:\n{diagnostics}")]
-    Invalid { origin: String, diagnostics: Diagnostics },
+    Invalid {
+        origin: String,
+        diagnostics: Diagnostics,
+    },
     #[error("{origin}: render failed: {source}")]
     Render {
         origin: String,
@@ -109,7 +114,10 @@ pub enum PassError {
 impl PassError {
     /// Errors that a retry of the same revision cannot fix: they wait for a new commit (or settings).
     pub fn is_configuration(&self) -> bool {
-        matches!(self, PassError::Invalid { .. } | PassError::Render { .. } | PassError::Blocked { .. })
+        matches!(
+            self,
+            PassError::Invalid { .. } | PassError::Render { .. } | PassError::Blocked { .. }
+        )
     }
 }
 
@@ -134,7 +142,11 @@ pub struct PassOutcome {
 
 /// Load, render, read the cluster and plan. Reads only: nothing is written.
 #[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
-pub async fn prepare(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> Result<Prepared, PassError> {
+pub async fn prepare(
+    kube: &Kube,
+    snapshot: &Snapshot,
+    settings: &PassSettings,
+) -> Result<Prepared, PassError> {
     let topology = load(snapshot)?;
     let rendered = render_objects(&topology, snapshot)?;
     let inventory_namespace = inventory_namespace(&topology, settings);
@@ -172,7 +184,10 @@ pub async fn execute(
     progress: Option<UnboundedSender<ProgressEvent>>,
 ) -> Result<PassOutcome, PassError> {
     if let Some(message) = prepared.plan.blocked_message() {
-        return Err(PassError::Blocked { revision: prepared.revision.id.clone(), message });
+        return Err(PassError::Blocked {
+            revision: prepared.revision.id.clone(),
+            message,
+        });
     }
     if settings.create_namespace && !settings.dry_run {
         ensure_namespaces(kube, &prepared.plan).await?;
@@ -184,25 +199,41 @@ pub async fn execute(
     } else {
         false
     };
-    Ok(PassOutcome { rollout, inventory_recorded })
+    Ok(PassOutcome {
+        rollout,
+        inventory_recorded,
+    })
 }
 
 fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
-    topology::load(snapshot)
-        .map_err(|diagnostics| PassError::Invalid { origin: snapshot.revision.origin.clone(), diagnostics })
+    topology::load(snapshot).map_err(|diagnostics| PassError::Invalid {
+        origin: snapshot.revision.origin.clone(),
+        diagnostics,
+    })
 }
 
 fn render_objects(topology: &Topology, snapshot: &Snapshot) -> Result<Rendered, PassError> {
-    let options = RenderOptions { revision: Some(snapshot.revision.id.clone()) };
-    render::render(topology, &options)
-        .map_err(|source| PassError::Render { origin: snapshot.revision.origin.clone(), source })
+    let options = RenderOptions {
+        revision: Some(snapshot.revision.id.clone()),
+    };
+    render::render(topology, &options).map_err(|source| PassError::Render {
+        origin: snapshot.revision.origin.clone(),
+        source,
+    })
 }
 
 fn inventory_namespace(topology: &Topology, settings: &PassSettings) -> String {
-    settings.inventory_namespace.clone().unwrap_or_else(|| topology.spec.namespace.clone())
+    settings
+        .inventory_namespace
+        .clone()
+        .unwrap_or_else(|| topology.spec.namespace.clone())
 }
 
-async fn read_inventory(kube: &Kube, namespace: &str, topology: &str) -> Result<Option<Inventory>, PassError> {
+async fn read_inventory(
+    kube: &Kube,
+    namespace: &str,
+    topology: &str,
+) -> Result<Option<Inventory>, PassError> {
     let stored = match kube.read_inventory(namespace, topology).await {
         Ok(stored) => stored,
         // The namespace itself may not exist yet on a first pass.
@@ -233,11 +264,17 @@ async fn read_live(
         }
     };
     rendered.objects.iter().for_each(|o| note(&o.reference));
-    inventory.iter().flat_map(|i| i.objects.iter()).for_each(|e| note(&e.reference));
+    inventory
+        .iter()
+        .flat_map(|i| i.objects.iter())
+        .for_each(|e| note(&e.reference));
 
     let kinds: Vec<KindRef> = kinds.into_iter().collect();
     let namespaces: Vec<String> = namespaces.into_iter().collect();
-    match kube.list_owned(&kinds, &namespaces, &owned_selector(&topology.name)).await {
+    match kube
+        .list_owned(&kinds, &namespaces, &owned_selector(&topology.name))
+        .await
+    {
         Ok(live) => Ok(live),
         Err(source) => Err(PassError::ReadLive { source }),
     }
@@ -246,11 +283,17 @@ async fn read_live(
 /// Desired objects that are not in the owned list but exist: someone else's, never to be taken over.
 /// Costs one GET per object Keelson is about to create, and nothing for objects it already owns.
 async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Result<Vec<ObjectRef>, PassError> {
-    let owned: BTreeSet<(String, String, Option<String>, String)> = live.iter().filter_map(identity).collect();
+    let owned: BTreeSet<(String, String, Option<String>, String)> =
+        live.iter().filter_map(identity).collect();
     let mut foreign = Vec::new();
     for object in &rendered.objects {
         let r = &object.reference;
-        let key = (r.api_version.clone(), r.kind.clone(), r.namespace.clone(), r.name.clone());
+        let key = (
+            r.api_version.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+        );
         if owned.contains(&key) {
             continue;
         }
@@ -266,8 +309,18 @@ async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Resul
 }
 
 fn identity(object: &Value) -> Option<(String, String, Option<String>, String)> {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(str::to_string);
-    Some((text("/apiVersion")?, text("/kind")?, text("/metadata/namespace"), text("/metadata/name")?))
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Some((
+        text("/apiVersion")?,
+        text("/kind")?,
+        text("/metadata/namespace"),
+        text("/metadata/name")?,
+    ))
 }
 
 /// Namespaces that objects about to be created live in; created (labelled as Keelson's, never pruned)
@@ -291,7 +344,10 @@ async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
         let exists = kube
             .get(&reference)
             .await
-            .map_err(|source| PassError::Namespace { namespace: namespace.to_string(), source })?;
+            .map_err(|source| PassError::Namespace {
+                namespace: namespace.to_string(),
+                source,
+            })?;
         if exists.is_some() {
             continue;
         }
@@ -302,7 +358,10 @@ async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
         });
         kube.apply(&body, &ApplyOptions::default())
             .await
-            .map_err(|source| PassError::Namespace { namespace: namespace.to_string(), source })?;
+            .map_err(|source| PassError::Namespace {
+                namespace: namespace.to_string(),
+                source,
+            })?;
         tracing::info!(%namespace, "created namespace");
     }
     Ok(())
@@ -326,9 +385,17 @@ async fn roll_out(
     rollout::execute(kube, &prepared.plan, &options).await
 }
 
-async fn record_inventory(kube: &Kube, prepared: &Prepared, settings: &PassSettings) -> Result<(), PassError> {
+async fn record_inventory(
+    kube: &Kube,
+    prepared: &Prepared,
+    settings: &PassSettings,
+) -> Result<(), PassError> {
     let inventory = Inventory::from_plan(&prepared.plan);
-    if prepared.inventory.as_ref().is_some_and(|stored| stored.objects == inventory.objects) {
+    if prepared
+        .inventory
+        .as_ref()
+        .is_some_and(|stored| stored.objects == inventory.objects)
+    {
         // The inventory is the set of applied objects; a pass that leaves the set as it was (an unchanged
         // commit, or one that only edits objects) writes nothing here, so its writes are only its changes.
         return Ok(());
