@@ -4,11 +4,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
+pub mod demo;
 pub mod graph;
 pub mod input;
+pub mod pass_args;
+pub mod plan;
 pub mod render;
+mod report;
 pub mod sim;
 pub mod source;
+pub mod target;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -31,10 +37,16 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show the dependency graph of a topology as waves, Graphviz DOT or Mermaid.
     Graph(graph::GraphArgs),
-    /// Inspect the Git source.
-    Source(source::SourceArgs),
     /// Print the Kubernetes objects of a topology in apply order, as YAML documents or a JSON List.
     Render(render::RenderArgs),
+    /// Show what applying a topology would change in the cluster (text, Markdown for pull requests, JSON).
+    Plan(plan::PlanArgs),
+    /// Apply a topology once: in dependency order, waiting for health, then prune.
+    Apply(apply::ApplyArgs),
+    /// Deploy the example OpenStack topology to the embedded simulated cluster and show a no-op second pass.
+    Demo(demo::DemoArgs),
+    /// Inspect the Git source.
+    Source(source::SourceArgs),
     /// The simulated Kubernetes cluster.
     Sim(sim::SimArgs),
 }
@@ -50,10 +62,44 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
-        Command::Source(args) => source::run(args),
         Command::Render(args) => render::run(&args),
+        Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Source(args) => source::run(args),
         Command::Sim(args) => sim::run(args),
     }
+}
+
+/// A multi-threaded runtime for the commands that talk to an API.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        })
+}
+
+/// Reads the topology input off the async runtime (Git and file-system work block); prints the error.
+async fn read_snapshot(input: &input::TopologyInput) -> Result<crate::source::Snapshot, ExitCode> {
+    let input = input.clone();
+    match tokio::task::spawn_blocking(move || input.snapshot()).await {
+        Ok(Ok(snapshot)) => Ok(snapshot),
+        Ok(Err(e)) => Err(validate::source_failure(&e)),
+        Err(e) => {
+            eprintln!("reading the topology failed: {e}");
+            Err(ExitCode::from(EXIT_FAILURE))
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`keelson plan | head`) is not worth a panic.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 fn init_tracing(filter: &str) {

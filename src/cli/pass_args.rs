@@ -1,0 +1,32 @@
+//! Settings shared by the commands that plan or apply a topology.
+
+use crate::plan::PlanOptions;
+use crate::reconciler::PassSettings;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PassArgs {
+    /// Allow a plan that deletes more than the policy's prune budget.
+    #[arg(long, env = "KEELSON_ALLOW_PRUNE_OVER_BUDGET")]
+    pub allow_prune_over_budget: bool,
+    /// Namespace holding Keelson's inventory (default: the topology's namespace).
+    #[arg(long, value_name = "NS", env = "KEELSON_INVENTORY_NAMESPACE")]
+    pub inventory_namespace: Option<String>,
+    /// Components applied and waited on at the same time.
+    #[arg(long, default_value_t = 8, env = "KEELSON_CONCURRENCY",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+impl PassArgs {
+    pub fn settings(&self) -> PassSettings {
+        PassSettings {
+            inventory_namespace: self.inventory_namespace.clone(),
+            plan: PlanOptions {
+                allow_prune_over_budget: self.allow_prune_over_budget,
+                ..PlanOptions::default()
+            },
+            concurrency: usize::from(self.concurrency),
+            ..PassSettings::default()
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Live progress of a rollout and the summary table after it, for `apply` and `demo`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::cluster::ChangeKind;
+use crate::plan::Plan;
+use crate::render::ObjectRef;
+use crate::rollout::{ProgressEvent, RolloutOutcome};
+
+/// Prints progress events as they arrive: one line per component start and finish, with the wave it
+/// belongs to and the time since the rollout started. On a terminal a status line below them names the
+/// components still being waited on, refreshed every quarter second.
+pub async fn print_progress(plan: &Plan, mut events: UnboundedReceiver<ProgressEvent>) {
+    let waves: HashMap<String, usize> = plan
+        .waves
+        .iter()
+        .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index + 1)))
+        .collect();
+    let wave_count = plan.waves.len();
+    let tty = std::io::stdout().is_terminal();
+    let started = Instant::now();
+    let mut announced_waves = std::collections::BTreeSet::new();
+    let mut running: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = tick.tick(), if tty => {
+                status_line(&running);
+                continue;
+            }
+        };
+        let at = started.elapsed().as_secs_f64();
+        let line = match event {
+            ProgressEvent::ComponentStarted { component, at: began } => {
+                let wave = waves.get(&component).copied().unwrap_or(0);
+                let mut line = String::new();
+                if announced_waves.insert(wave) {
+                    let members: Vec<&str> = plan
+                        .waves
+                        .iter()
+                        .filter(|w| w.index + 1 == wave)
+                        .flat_map(|w| w.components.iter().map(|c| c.name.as_str()))
+                        .collect();
+                    let _ = writeln!(
+                        line,
+                        "[{at:6.1}s] wave {wave}/{wave_count}: {}",
+                        members.join(", ")
+                    );
+                }
+                let _ = write!(line, "[{at:6.1}s]   {component:<28} applying");
+                running.insert(component, began);
+                line
+            }
+            ProgressEvent::ComponentFinished {
+                component,
+                state,
+                reason,
+            } => {
+                let took = running
+                    .remove(&component)
+                    .map(|t| t.elapsed().as_secs_f64())
+                    .unwrap_or(0.0);
+                let reason = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {reason}")
+                };
+                format!("[{at:6.1}s]   {component:<28} {state} after {took:.1}s{reason}")
+            }
+            ProgressEvent::ObjectDeleted { object, change } => {
+                format!("[{at:6.1}s]   prune {object}: {change}")
+            }
+            ProgressEvent::ObjectApplied { .. } | ProgressEvent::ObjectHealthy { .. } => continue,
+        };
+        if tty {
+            print!("\r\x1b[2K");
+        }
+        println!("{line}");
+        if tty {
+            status_line(&running);
+        }
+    }
+    if tty {
+        print!("\r\x1b[2K");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn status_line(running: &BTreeMap<String, Instant>) {
+    let waiting: Vec<String> = running
+        .iter()
+        .map(|(name, since)| format!("{name} {:.1}s", since.elapsed().as_secs_f64()))
+        .collect();
+    let mut line = if waiting.is_empty() {
+        String::new()
+    } else {
+        format!("waiting for: {}", waiting.join(", "))
+    };
+    line.truncate(200);
+    print!("\r\x1b[2K{line}");
+    let _ = std::io::stdout().flush();
+}
+
+/// The per-component table printed after a rollout.
+pub fn summary_table(plan: &Plan, outcome: &RolloutOutcome) -> String {
+    let component_of: HashMap<&ObjectRef, &str> = plan
+        .waves
+        .iter()
+        .flat_map(|w| w.components.iter())
+        .chain(plan.deletions.iter().flat_map(|d| d.components.iter()))
+        .flat_map(|c| c.changes.iter().map(move |ch| (&ch.reference, c.name.as_str())))
+        .collect();
+    let mut counts: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    for entry in &outcome.changes.entries {
+        let Some(component) = component_of.get(&entry.object) else {
+            continue;
+        };
+        let slot = match entry.change {
+            ChangeKind::Created => 0,
+            ChangeKind::Configured => 1,
+            ChangeKind::Deleted => 2,
+            _ => continue,
+        };
+        counts.entry(component).or_default()[slot] += 1;
+    }
+    let wave_of: HashMap<&str, usize> = plan
+        .waves
+        .iter()
+        .flat_map(|w| w.components.iter().map(move |c| (c.name.as_str(), w.index + 1)))
+        .collect();
+    let mut out = format!(
+        "{:<28} {:>4}  {:<8} {:>8}  {:>7} {:>10} {:>7}  {}\n",
+        "COMPONENT", "WAVE", "STATE", "ELAPSED", "CREATED", "CONFIGURED", "DELETED", "REASON"
+    );
+    for c in &outcome.components {
+        let [created, configured, deleted] = counts.get(c.name.as_str()).copied().unwrap_or_default();
+        let wave = wave_of
+            .get(c.name.as_str())
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<28} {:>4}  {:<8} {:>7.1}s  {:>7} {:>10} {:>7}  {}",
+            c.name,
+            wave,
+            c.state.to_string(),
+            c.elapsed.as_secs_f64(),
+            created,
+            configured,
+            deleted,
+            c.reason
+        );
+    }
+    let count = |k: ChangeKind| outcome.changes.count(k);
+    let _ = writeln!(
+        out,
+        "\n{} created, {} configured, {} unchanged, {} deleted, {} failed, {} skipped in {:.1}s{}",
+        count(ChangeKind::Created),
+        count(ChangeKind::Configured),
+        count(ChangeKind::Unchanged),
+        count(ChangeKind::Deleted),
+        count(ChangeKind::Failed),
+        count(ChangeKind::Skipped),
+        outcome.elapsed.as_secs_f64(),
+        if outcome.cancelled { " (cancelled)" } else { "" },
+    );
+    out
+}
