@@ -143,6 +143,8 @@ fn validate(dir: &Path) -> (Option<i32>, String, String) {
 fn the_base_topology_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     write_base(dir.path());
+    // A placeholder file is not a stray file.
+    write(dir.path(), "services/.gitkeep", b"");
     let (code, stdout, stderr) = validate(dir.path());
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
@@ -588,6 +590,24 @@ fn each_breakage_is_reported_at_its_line() {
             ),
             "services/keystone.yaml:29",
             "expected one document",
+        ),
+        (
+            "StatefulSet name too long for its pods' revision label",
+            vec![Write(
+                "services/galera-cluster-with-a-rather-long-and-descriptive-name.yaml",
+                new_service(
+                    "galera-cluster-with-a-rather-long-and-descriptive-name",
+                    "  workload: StatefulSet\n  image: mariadb-server\n",
+                ),
+            )],
+            "services/galera-cluster-with-a-rather-long-and-descriptive-name.yaml:4",
+            "at most 52 characters",
+        ),
+        (
+            "duplicate YAML key",
+            keystone_with("  replicas: 2\n", "  replicas: 2\n  replicas: 3\n"),
+            "services/keystone.yaml:9",
+            "duplicate entry with key",
         ),
         (
             "replicas on a DaemonSet",

@@ -20,6 +20,8 @@ pub const TOPOLOGY_FILE: &str = "keelson.yaml";
 pub const SERVICES_DIR: &str = "services";
 /// Replicas above this are taken for a typo.
 pub const MAX_REPLICAS: i32 = 1000;
+/// Longest StatefulSet name whose pods' `controller-revision-hash` label still fits.
+const MAX_STATEFULSET_NAME: usize = 52;
 /// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
 const JOB_NAME_OVERHEAD: usize = 10;
 
@@ -355,6 +357,10 @@ fn load_service_file(
         ));
         return None;
     }
+    // Git cannot hold an empty directory; a placeholder is not a stray file.
+    if relative == ".gitkeep" {
+        return None;
+    }
     let Some(stem) = relative.strip_suffix(".yaml") else {
         let hint = if relative.ends_with(".yml") {
             " (rename it to .yaml)"
@@ -428,6 +434,17 @@ fn check_component(
     let topology = context.spec;
 
     check.result("metadata.name", names::dns1035_label(name));
+    // A StatefulSet's pods carry `controller-revision-hash: <name>-<10 chars>`, a label value that
+    // may not exceed 63 characters; longer names create StatefulSets whose pods never start.
+    if spec.workload == WorkloadKind::StatefulSet && name.len() > MAX_STATEFULSET_NAME {
+        check.at(
+            "metadata.name",
+            format!(
+                "a StatefulSet name may have at most {MAX_STATEFULSET_NAME} characters, `{name}` has {}",
+                name.len()
+            ),
+        );
+    }
     let project = spec.project.clone().unwrap_or_else(|| name.clone());
     if spec.project.is_some() {
         check.result("spec.project", names::dns1123_label(&project));
