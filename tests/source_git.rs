@@ -424,6 +424,24 @@ async fn git_daemon_protocol_fetches_shallow_and_polls_cheaply() {
     assert!(!rewritten);
     let cost = source.last_poll_cost();
     assert!(cost.fetches == 1 && cost.objects_received <= 3, "{cost:?}");
+
+    // A force-push past the shallow boundary is still recognised as rewritten history.
+    work.git(&["reset", "-q", "--hard", "HEAD~3"]);
+    let rewritten_sha = work.commit(&[("counter", "rewritten")], "rewrite");
+    git(
+        &work.path,
+        &[
+            "push",
+            "-q",
+            "--force",
+            served.join("topo.git").to_str().unwrap(),
+            "main",
+        ],
+    );
+    let (snap, _, rewritten) = changed(source.poll().await.unwrap());
+    assert_eq!(snap.revision.id, rewritten_sha);
+    assert_eq!(file(&snap, "counter"), "rewritten");
+    assert!(rewritten, "force-push over git:// must be reported");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use rand::Rng as _;
 
 use super::commit::commit_info;
 use super::credentials::{CallbackReport, GitCredentials, callbacks, credentials_apply};
-use super::url::RemoteUrl;
+use super::url::{RemoteUrl, Transport};
 use super::{DEFAULT_MAX_FILE_SIZE, Revision, Snapshot, SnapshotEntry, SourceError};
 
 /// The file that must exist at the topology path of every commit Keelson reads.
@@ -26,7 +26,7 @@ const TRACKED_REF: &str = "refs/keelson/tracked";
 const CACHE_MARKER_KEY: &str = "keelson.remote";
 
 /// What to read and where to keep the clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitSourceConfig {
     /// Remote: a path, `file://`, `git://`, `http(s)://`, `ssh://` or `user@host:path`.
     pub url: String,
@@ -40,6 +40,21 @@ pub struct GitSourceConfig {
     pub max_file_size: u64,
     /// Fetch only the tip commit on the first clone, where the remote allows it.
     pub shallow: bool,
+}
+
+impl std::fmt::Debug for GitSourceConfig {
+    // The URL may carry credentials; print it redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSourceConfig")
+            .field("url", &super::url::redact_url(&self.url))
+            .field("reference", &self.reference)
+            .field("path", &self.path)
+            .field("cache_dir", &self.cache_dir)
+            .field("credentials", &self.credentials)
+            .field("max_file_size", &self.max_file_size)
+            .field("shallow", &self.shallow)
+            .finish()
+    }
 }
 
 impl GitSourceConfig {
@@ -583,7 +598,7 @@ impl Inner {
         // Shallow only for the first clone: later fetches are incremental anyway, and a deep enough history
         // is what lets a rewritten branch be told apart from a fast-forward.
         // The local transport cannot fetch shallow; asking would only cost a failed attempt.
-        let shallow_capable = self.url.transport != super::url::Transport::Local;
+        let shallow_capable = self.url.transport != Transport::Local;
         let depth = if self.config.shallow && first_fetch && shallow_capable {
             1
         } else {
@@ -665,18 +680,27 @@ impl Inner {
         let remote = self.url.display.clone();
         let reference = self.reference().to_string();
         let report = report.and_then(|r| {
-            r.lock()
-                .ok()
-                .map(|r| (r.host_key_refused.clone(), r.credentials_requested))
+            r.lock().ok().map(|r| {
+                (
+                    r.host_key_refused.clone(),
+                    r.credentials_requested,
+                    r.credentials_exhausted,
+                )
+            })
         });
-        if let Some((Some(reason), _)) = &report {
+        if let Some((Some(reason), _, _)) = &report {
             return SourceError::HostKey {
                 remote,
                 reason: reason.clone(),
             };
         }
-        let requested = report.is_some_and(|(_, requested)| requested);
-        if err.code() == ErrorCode::Auth || requested {
+        let requested = report.as_ref().is_some_and(|r| r.1);
+        let exhausted = report.as_ref().is_some_and(|r| r.2);
+        // Over HTTP the credential callback runs only after a 401; over SSH it always runs, so there only a
+        // failure that says so is an authentication failure.
+        let http = matches!(self.url.transport, Transport::Http | Transport::Https);
+        let says_auth = err.message().to_ascii_lowercase().contains("auth");
+        if err.code() == ErrorCode::Auth || exhausted || (requested && (http || says_auth)) {
             return SourceError::AuthFailed {
                 remote,
                 reference,
