@@ -1,5 +1,5 @@
 //! Git source figures: what a no-change poll costs, and fetch + snapshot of a large repository
-//! (10,000 files, 1,000 commits) over file:// and git:// (git daemon on loopback).
+//! (10,000 files, 1,000 commits): a plain path (read in place), file:// and git:// (git daemon on loopback).
 //!
 //! Run: `cargo bench --bench source` (prints a Markdown table).
 
@@ -122,7 +122,12 @@ fn main() {
 
     println!("\n| transport | step | time | ref lookups | fetches | bytes | objects |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for (name, url) in [("file://", file_url), ("git:// (shallow)", daemon.url("big.git"))] {
+    let path = served.join("big.git").to_string_lossy().into_owned();
+    for (name, url) in [
+        ("path (read in place)", path),
+        ("file://", file_url),
+        ("git:// (shallow)", daemon.url("big.git")),
+    ] {
         let cache = tmp.path().join(format!("cache-{}", name.len()));
         let (mut s, cost, files) = first_poll(&url, &cache);
         assert_eq!(files, FILES + 1);

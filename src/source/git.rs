@@ -385,6 +385,13 @@ impl Inner {
     }
 
     fn poll_once(&mut self, cost: &mut PollCost) -> Result<PollOutcome, Failure> {
+        if let Some(path) = self.url.direct_path() {
+            // Nothing the source repository could do to a cache copy would make it more trustworthy than
+            // its own object database, so it is read in place; failures there are not cache failures.
+            return self.poll_direct(&path, cost).map_err(|f| match f {
+                Failure::Cache(e) | Failure::Other(e) => Failure::Other(e),
+            });
+        }
         // The ref lookup needs no cache: an unchanged remote never touches the disk.
         let (wanted, source_ref) = match &self.target {
             RefTarget::Commit(oid) => (*oid, None),
@@ -432,11 +439,72 @@ impl Inner {
         }
         repo.reference(TRACKED_REF, commit_oid, true, "keelson: tracked commit")
             .map_err(|e| self.cache_error(e))?;
-        let snapshot = self.read_snapshot(&repo, commit_oid)?;
+        self.read_new_commit(&repo, commit_oid, cost)
+    }
+
+    /// A repository given as a plain path (not `file://`, which goes through Git's transport like any remote,
+    /// as `git clone` does): refs are resolved and trees read straight from its object database. No copy.
+    fn poll_direct(&mut self, path: &Path, cost: &mut PollCost) -> Result<PollOutcome, Failure> {
+        let local_err = |source: git2::Error| {
+            Failure::Other(SourceError::LocalRepository {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let repo = Repository::open(path).map_err(local_err)?;
+        cost.ref_lookups += 1;
+        let not_found = || {
+            Failure::Other(SourceError::RefNotFound {
+                remote: self.url.display.clone(),
+                reference: self.reference().to_string(),
+            })
+        };
+        let wanted = match &self.target {
+            RefTarget::Commit(oid) => *oid,
+            RefTarget::Names(names) => {
+                // "No refs at all" rather than libgit2's is_empty, which assumes the default branch is master.
+                let no_refs = repo.references().map_err(local_err)?.next().is_none();
+                if no_refs {
+                    return Err(Failure::Other(SourceError::EmptyRepository {
+                        remote: self.url.display.clone(),
+                    }));
+                }
+                let found = names.iter().find_map(|name| repo.find_reference(name).ok());
+                let reference = found.ok_or_else(not_found)?;
+                let resolved = reference.resolve().map_err(|_| not_found())?;
+                resolved.target().ok_or_else(not_found)?
+            }
+        };
+        if self.last_seen == Some(wanted) {
+            if let Some(revision) = &self.last_revision {
+                return Ok(PollOutcome::Unchanged {
+                    revision: revision.clone(),
+                });
+            }
+        }
+        let commit_oid = self.peel_commit(&repo, wanted)?.ok_or_else(not_found)?;
+        if self.last_seen == Some(commit_oid) {
+            if let Some(revision) = &self.last_revision {
+                return Ok(PollOutcome::Unchanged {
+                    revision: revision.clone(),
+                });
+            }
+        }
+        self.read_new_commit(&repo, commit_oid, cost)
+    }
+
+    /// Reads the snapshot of a commit that differs from the last one, and records it as seen.
+    fn read_new_commit(
+        &mut self,
+        repo: &Repository,
+        commit_oid: Oid,
+        cost: &mut PollCost,
+    ) -> Result<PollOutcome, Failure> {
+        let snapshot = self.read_snapshot(repo, commit_oid)?;
         cost.snapshot_read = true;
         let previous = self.last_seen;
         let history_rewritten = match previous {
-            Some(prev) => !self.descends(&repo, commit_oid, prev),
+            Some(prev) => !self.descends(repo, commit_oid, prev),
             None => false,
         };
         if history_rewritten {
@@ -642,9 +710,12 @@ impl Inner {
             .remote_anonymous(&self.url.git_url)
             .map_err(|e| FetchError(e, None))?;
         let report = Arc::new(Mutex::new(CallbackReport::default()));
+        let mut callbacks = callbacks(&self.url, &self.config.credentials, report.clone());
+        // Without a progress callback libgit2 does not count received bytes on smart transports.
+        callbacks.transfer_progress(|_| true);
         let mut options = git2::FetchOptions::new();
         options
-            .remote_callbacks(callbacks(&self.url, &self.config.credentials, report.clone()))
+            .remote_callbacks(callbacks)
             .download_tags(git2::AutotagOption::None)
             .update_fetchhead(false)
             .depth(depth);
