@@ -534,7 +534,7 @@ impl Inner {
         let cb = callbacks(&self.url, &self.config.credentials, report.clone());
         cost.ref_lookups += 1;
         let connection = remote
-            .connect_auth(git2::Direction::Fetch, Some(cb), None)
+            .connect_auth(git2::Direction::Fetch, Some(cb), Some(proxy_options()))
             .map_err(|e| self.remote_error(e, Some(&report)))?;
         let heads = connection
             .list()
@@ -718,7 +718,8 @@ impl Inner {
             .remote_callbacks(callbacks)
             .download_tags(git2::AutotagOption::None)
             .update_fetchhead(false)
-            .depth(depth);
+            .depth(depth)
+            .proxy_options(proxy_options());
         cost.fetches += 1;
         let result = remote.fetch(specs, Some(&mut options), None);
         let progress = remote.stats();
@@ -883,6 +884,13 @@ impl FetchError {
     fn message(&self) -> &str {
         self.0.message()
     }
+}
+
+/// Proxies as Git finds them: `http.proxy` and the `https_proxy`/`http_proxy` environment variables.
+fn proxy_options() -> git2::ProxyOptions<'static> {
+    let mut proxy = git2::ProxyOptions::new();
+    proxy.auto();
+    proxy
 }
 
 /// Errors from the local object database or file system, as opposed to the network or the server.
