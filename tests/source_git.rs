@@ -424,6 +424,24 @@ async fn git_daemon_protocol_fetches_shallow_and_polls_cheaply() {
     assert!(!rewritten);
     let cost = source.last_poll_cost();
     assert!(cost.fetches == 1 && cost.objects_received <= 3, "{cost:?}");
+
+    // A force-push past the shallow boundary is still recognised as rewritten history.
+    work.git(&["reset", "-q", "--hard", "HEAD~3"]);
+    let rewritten_sha = work.commit(&[("counter", "rewritten")], "rewrite");
+    git(
+        &work.path,
+        &[
+            "push",
+            "-q",
+            "--force",
+            served.join("topo.git").to_str().unwrap(),
+            "main",
+        ],
+    );
+    let (snap, _, rewritten) = changed(source.poll().await.unwrap());
+    assert_eq!(snap.revision.id, rewritten_sha);
+    assert_eq!(file(&snap, "counter"), "rewritten");
+    assert!(rewritten, "force-push over git:// must be reported");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,4 +526,56 @@ async fn smart_http_with_token_auth() {
         !err.to_string().contains(token) && !format!("{err:?}").contains(token),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_plain_path_is_read_in_place_without_a_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let repo = Repo::init(tmp.path().join("topology"));
+    let sha_a = repo.commit(&[("keelson.yaml", TOPOLOGY), ("services/a.yaml", "a\n")], "A");
+    let path = repo.path.to_str().unwrap().to_string();
+    let mut source = GitSource::new(config(&path, "main", &cache)).unwrap();
+    let (snap, _, _) = changed(source.poll().await.unwrap());
+    assert_eq!(snap.revision.id, sha_a);
+    assert_eq!(snap.revision.origin, format!("{path}@main"));
+    let cost = source.last_poll_cost();
+    assert_eq!((cost.ref_lookups, cost.fetches, cost.bytes_received), (1, 0, 0));
+    assert!(!cache.exists(), "a plain path needs no cache clone");
+
+    // Uncommitted and staged edits are not commits.
+    repo.write("services/a.yaml", "edited\n");
+    repo.git(&["add", "-A"]);
+    assert!(matches!(
+        source.poll().await.unwrap(),
+        PollOutcome::Unchanged { .. }
+    ));
+    let sha_b = repo.commit(&[], "B");
+    let (snap, previous, rewritten) = changed(source.poll().await.unwrap());
+    assert_eq!(
+        (snap.revision.id.as_str(), previous.as_deref(), rewritten),
+        (sha_b.as_str(), Some(sha_a.as_str()), false)
+    );
+    assert_eq!(file(&snap, "services/a.yaml"), "edited\n");
+
+    repo.git(&["reset", "-q", "--hard", &sha_a]);
+    repo.commit(&[("services/c.yaml", "c\n")], "C");
+    let (_, _, rewritten) = changed(source.poll().await.unwrap());
+    assert!(rewritten);
+
+    let empty = Repo::init(tmp.path().join("empty"));
+    let err = GitSource::new(config(empty.path.to_str().unwrap(), "HEAD", &cache))
+        .unwrap()
+        .poll()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::EmptyRepository { .. }), "{err}");
+    let plain = tmp.path().join("not-a-repo");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = GitSource::new(config(plain.to_str().unwrap(), "HEAD", &cache))
+        .unwrap()
+        .poll()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::LocalRepository { .. }), "{err}");
 }

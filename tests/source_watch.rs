@@ -15,7 +15,7 @@ async fn a_commit_wakes_the_watcher_and_a_burst_wakes_it_once() {
     let repo = Repo::init(tmp.path().join("topology"));
     repo.commit(&[("keelson.yaml", "kind: Topology\n")], "A");
     let wake = Arc::new(Notify::new());
-    let debounce = Duration::from_millis(250);
+    let debounce = Duration::from_millis(300);
     let watcher = LocalWatcher::spawn(&repo.path, debounce, wake.clone()).unwrap();
 
     // Editing and staging files is not a commit: no wake-up.
@@ -30,7 +30,8 @@ async fn a_commit_wakes_the_watcher_and_a_burst_wakes_it_once() {
         .await
         .expect("no wake-up after a commit");
     let latency = started.elapsed();
-    assert!(latency < Duration::from_millis(900), "woke after {latency:?}");
+    eprintln!("commit to wake-up: {latency:?}");
+    assert!(latency < Duration::from_secs(1), "woke after {latency:?}");
     assert_eq!(watcher.wakeups(), 1);
 
     // Five commits in quick succession: one wake-up.

@@ -11,24 +11,25 @@ use crate::source::{
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopologyInput {
     /// Directory holding `keelson.yaml` (or use --repo).
-    #[arg(required_unless_present = "repo", conflicts_with = "repo")]
+    // `requires = "repo"` on --ref/--path does not fire next to a present positional, hence the explicit list.
+    #[arg(required_unless_present = "repo", conflicts_with_all = ["repo", "reference", "path"])]
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub git: GitArgs,
 }
 
 /// A Git remote, the ref to read, and how to authenticate.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 pub struct GitArgs {
     /// Git remote holding the topology: a path, file://, git://, http(s)://, ssh:// or user@host:path.
     #[arg(long, value_name = "URL")]
     pub repo: Option<String>,
-    /// Branch, tag, full ref name or commit sha to read.
-    #[arg(long = "ref", value_name = "REF", default_value = "HEAD", requires = "repo")]
-    pub reference: String,
-    /// Directory inside the repository that holds `keelson.yaml`.
-    #[arg(long, value_name = "P", default_value = "", requires = "repo")]
-    pub path: String,
+    /// Branch, tag, full ref name or commit sha to read [default: HEAD].
+    #[arg(long = "ref", value_name = "REF", requires = "repo")]
+    pub reference: Option<String>,
+    /// Directory inside the repository that holds `keelson.yaml` [default: the repository root].
+    #[arg(long, value_name = "P", requires = "repo")]
+    pub path: Option<String>,
     /// Where bare cache clones are kept.
     #[arg(long, value_name = "D", env = "KEELSON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -52,11 +53,34 @@ pub struct GitArgs {
     pub insecure_skip_host_key_check: bool,
 }
 
+impl std::fmt::Debug for GitArgs {
+    // --repo may carry credentials (`https://user:token@host/...`); print it redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitArgs")
+            .field("repo", &self.repo.as_deref().map(crate::source::redact_url))
+            .field("reference", &self.reference)
+            .field("path", &self.path)
+            .field("cache_dir", &self.cache_dir)
+            .field("git_username", &self.git_username)
+            .field("git_token_file", &self.git_token_file)
+            .field("ssh_key_file", &self.ssh_key_file)
+            .field("ssh_passphrase_file", &self.ssh_passphrase_file)
+            .field("ssh_known_hosts", &self.ssh_known_hosts)
+            .field("insecure_skip_host_key_check", &self.insecure_skip_host_key_check)
+            .finish()
+    }
+}
+
 /// Environment variable holding an HTTP(S) token itself (rather than a file); never a flag, so that it does
 /// not show up in process listings.
 pub const TOKEN_ENV: &str = "KEELSON_GIT_TOKEN";
 
 impl GitArgs {
+    /// The ref to read; `HEAD` unless --ref names one.
+    pub fn reference(&self) -> String {
+        self.reference.clone().unwrap_or_else(|| "HEAD".to_string())
+    }
+
     /// The source configuration, with credential files read. `None` when no --repo was given.
     pub fn config(&self) -> Result<Option<GitSourceConfig>, SourceError> {
         let Some(url) = &self.repo else {
@@ -72,8 +96,8 @@ impl GitArgs {
             .as_deref()
             .map(Secret::from_file)
             .transpose()?;
-        let mut config = GitSourceConfig::new(url.clone(), self.reference.clone());
-        config.path = self.path.clone();
+        let mut config = GitSourceConfig::new(url.clone(), self.reference());
+        config.path = self.path.clone().unwrap_or_default();
         if let Some(dir) = &self.cache_dir {
             config.cache_dir = dir.clone();
         }
@@ -144,6 +168,8 @@ mod tests {
         assert!(!ok(&["./topology", "--repo", "./r"]));
         assert!(!ok(&["./topology", "--ref", "main"]));
         let cmd = Cmd::try_parse_from(["k", "--repo", "git@host:o/r.git"]).unwrap();
-        assert_eq!(cmd.input.git.reference, "HEAD");
+        assert_eq!(cmd.input.git.reference(), "HEAD");
+        let cmd = Cmd::try_parse_from(["k", "--repo", "https://u:hunter2@host/r"]).unwrap();
+        assert!(!format!("{cmd:?}").contains("hunter2"));
     }
 }

@@ -71,9 +71,9 @@ fn describe(
     let mut out = String::new();
     let mut line = |key: &str, value: &str| out.push_str(&format!("{:<13}{value}\n", format!("{key}:")));
     line("remote", source.remote());
-    line("ref", &git.reference);
-    if !git.path.is_empty() {
-        line("path", &git.path);
+    line("ref", &git.reference());
+    if let Some(path) = git.path.as_deref().filter(|p| !p.is_empty()) {
+        line("path", path);
     }
     line("commit", &snapshot.revision.id);
     if let Some(commit) = &snapshot.commit {

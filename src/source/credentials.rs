@@ -71,6 +71,8 @@ const TOKEN_USER: &str = "x-access-token";
 pub(crate) struct CallbackReport {
     pub host_key_refused: Option<String>,
     pub credentials_requested: bool,
+    /// The callback had nothing (more) to offer: no credentials configured, or the offered ones were rejected.
+    pub credentials_exhausted: bool,
 }
 
 /// Builds the callbacks for one connection. `report` records why a connection was refused, since libgit2
@@ -84,15 +86,25 @@ pub(crate) fn callbacks<'a>(
     let mut attempts = 0u32;
     let cred_report = report.clone();
     cb.credentials(move |_url, username_from_url, allowed| {
+        let url_user = url.username.as_deref().or(username_from_url);
+        // SSH first asks for the user name alone, then for the key: only the second step can be rejected.
+        if allowed == git2::CredentialType::USERNAME {
+            return git2::Cred::username(url_user.unwrap_or("git"));
+        }
         // libgit2 calls again after a rejected credential; offering the same one forever would loop.
         attempts += 1;
+        let exhausted = |message: &str| {
+            if let Ok(mut r) = cred_report.lock() {
+                r.credentials_exhausted = true;
+            }
+            Err(git2::Error::from_str(message))
+        };
         if attempts > 1 {
-            return Err(git2::Error::from_str("credentials rejected"));
+            return exhausted("credentials rejected");
         }
         if let Ok(mut r) = cred_report.lock() {
             r.credentials_requested = true;
         }
-        let url_user = url.username.as_deref().or(username_from_url);
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             if let Some(key) = &creds.ssh_key {
                 let user = url_user.unwrap_or("git");
@@ -118,7 +130,7 @@ pub(crate) fn callbacks<'a>(
                 (None, None) => {}
             }
         }
-        Err(git2::Error::from_str("no credentials configured for this remote"))
+        exhausted("no credentials configured for this remote")
     });
     let insecure = creds.insecure_skip_host_key_check;
     let known_hosts_path = creds.known_hosts.clone().or_else(default_known_hosts);

@@ -14,7 +14,7 @@ use rand::Rng as _;
 
 use super::commit::commit_info;
 use super::credentials::{CallbackReport, GitCredentials, callbacks, credentials_apply};
-use super::url::RemoteUrl;
+use super::url::{RemoteUrl, Transport};
 use super::{DEFAULT_MAX_FILE_SIZE, Revision, Snapshot, SnapshotEntry, SourceError};
 
 /// The file that must exist at the topology path of every commit Keelson reads.
@@ -26,7 +26,7 @@ const TRACKED_REF: &str = "refs/keelson/tracked";
 const CACHE_MARKER_KEY: &str = "keelson.remote";
 
 /// What to read and where to keep the clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitSourceConfig {
     /// Remote: a path, `file://`, `git://`, `http(s)://`, `ssh://` or `user@host:path`.
     pub url: String,
@@ -40,6 +40,21 @@ pub struct GitSourceConfig {
     pub max_file_size: u64,
     /// Fetch only the tip commit on the first clone, where the remote allows it.
     pub shallow: bool,
+}
+
+impl std::fmt::Debug for GitSourceConfig {
+    // The URL may carry credentials; print it redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitSourceConfig")
+            .field("url", &super::url::redact_url(&self.url))
+            .field("reference", &self.reference)
+            .field("path", &self.path)
+            .field("cache_dir", &self.cache_dir)
+            .field("credentials", &self.credentials)
+            .field("max_file_size", &self.max_file_size)
+            .field("shallow", &self.shallow)
+            .finish()
+    }
 }
 
 impl GitSourceConfig {
@@ -370,6 +385,13 @@ impl Inner {
     }
 
     fn poll_once(&mut self, cost: &mut PollCost) -> Result<PollOutcome, Failure> {
+        if let Some(path) = self.url.direct_path() {
+            // Nothing the source repository could do to a cache copy would make it more trustworthy than
+            // its own object database, so it is read in place; failures there are not cache failures.
+            return self.poll_direct(&path, cost).map_err(|f| match f {
+                Failure::Cache(e) | Failure::Other(e) => Failure::Other(e),
+            });
+        }
         // The ref lookup needs no cache: an unchanged remote never touches the disk.
         let (wanted, source_ref) = match &self.target {
             RefTarget::Commit(oid) => (*oid, None),
@@ -417,11 +439,72 @@ impl Inner {
         }
         repo.reference(TRACKED_REF, commit_oid, true, "keelson: tracked commit")
             .map_err(|e| self.cache_error(e))?;
-        let snapshot = self.read_snapshot(&repo, commit_oid)?;
+        self.read_new_commit(&repo, commit_oid, cost)
+    }
+
+    /// A repository given as a plain path (not `file://`, which goes through Git's transport like any remote,
+    /// as `git clone` does): refs are resolved and trees read straight from its object database. No copy.
+    fn poll_direct(&mut self, path: &Path, cost: &mut PollCost) -> Result<PollOutcome, Failure> {
+        let local_err = |source: git2::Error| {
+            Failure::Other(SourceError::LocalRepository {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let repo = Repository::open(path).map_err(local_err)?;
+        cost.ref_lookups += 1;
+        let not_found = || {
+            Failure::Other(SourceError::RefNotFound {
+                remote: self.url.display.clone(),
+                reference: self.reference().to_string(),
+            })
+        };
+        let wanted = match &self.target {
+            RefTarget::Commit(oid) => *oid,
+            RefTarget::Names(names) => {
+                // "No refs at all" rather than libgit2's is_empty, which assumes the default branch is master.
+                let no_refs = repo.references().map_err(local_err)?.next().is_none();
+                if no_refs {
+                    return Err(Failure::Other(SourceError::EmptyRepository {
+                        remote: self.url.display.clone(),
+                    }));
+                }
+                let found = names.iter().find_map(|name| repo.find_reference(name).ok());
+                let reference = found.ok_or_else(not_found)?;
+                let resolved = reference.resolve().map_err(|_| not_found())?;
+                resolved.target().ok_or_else(not_found)?
+            }
+        };
+        if self.last_seen == Some(wanted) {
+            if let Some(revision) = &self.last_revision {
+                return Ok(PollOutcome::Unchanged {
+                    revision: revision.clone(),
+                });
+            }
+        }
+        let commit_oid = self.peel_commit(&repo, wanted)?.ok_or_else(not_found)?;
+        if self.last_seen == Some(commit_oid) {
+            if let Some(revision) = &self.last_revision {
+                return Ok(PollOutcome::Unchanged {
+                    revision: revision.clone(),
+                });
+            }
+        }
+        self.read_new_commit(&repo, commit_oid, cost)
+    }
+
+    /// Reads the snapshot of a commit that differs from the last one, and records it as seen.
+    fn read_new_commit(
+        &mut self,
+        repo: &Repository,
+        commit_oid: Oid,
+        cost: &mut PollCost,
+    ) -> Result<PollOutcome, Failure> {
+        let snapshot = self.read_snapshot(repo, commit_oid)?;
         cost.snapshot_read = true;
         let previous = self.last_seen;
         let history_rewritten = match previous {
-            Some(prev) => !self.descends(&repo, commit_oid, prev),
+            Some(prev) => !self.descends(repo, commit_oid, prev),
             None => false,
         };
         if history_rewritten {
@@ -451,7 +534,7 @@ impl Inner {
         let cb = callbacks(&self.url, &self.config.credentials, report.clone());
         cost.ref_lookups += 1;
         let connection = remote
-            .connect_auth(git2::Direction::Fetch, Some(cb), None)
+            .connect_auth(git2::Direction::Fetch, Some(cb), Some(proxy_options()))
             .map_err(|e| self.remote_error(e, Some(&report)))?;
         let heads = connection
             .list()
@@ -583,7 +666,7 @@ impl Inner {
         // Shallow only for the first clone: later fetches are incremental anyway, and a deep enough history
         // is what lets a rewritten branch be told apart from a fast-forward.
         // The local transport cannot fetch shallow; asking would only cost a failed attempt.
-        let shallow_capable = self.url.transport != super::url::Transport::Local;
+        let shallow_capable = self.url.transport != Transport::Local;
         let depth = if self.config.shallow && first_fetch && shallow_capable {
             1
         } else {
@@ -627,12 +710,16 @@ impl Inner {
             .remote_anonymous(&self.url.git_url)
             .map_err(|e| FetchError(e, None))?;
         let report = Arc::new(Mutex::new(CallbackReport::default()));
+        let mut callbacks = callbacks(&self.url, &self.config.credentials, report.clone());
+        // Without a progress callback libgit2 does not count received bytes on smart transports.
+        callbacks.transfer_progress(|_| true);
         let mut options = git2::FetchOptions::new();
         options
-            .remote_callbacks(callbacks(&self.url, &self.config.credentials, report.clone()))
+            .remote_callbacks(callbacks)
             .download_tags(git2::AutotagOption::None)
             .update_fetchhead(false)
-            .depth(depth);
+            .depth(depth)
+            .proxy_options(proxy_options());
         cost.fetches += 1;
         let result = remote.fetch(specs, Some(&mut options), None);
         let progress = remote.stats();
@@ -665,18 +752,27 @@ impl Inner {
         let remote = self.url.display.clone();
         let reference = self.reference().to_string();
         let report = report.and_then(|r| {
-            r.lock()
-                .ok()
-                .map(|r| (r.host_key_refused.clone(), r.credentials_requested))
+            r.lock().ok().map(|r| {
+                (
+                    r.host_key_refused.clone(),
+                    r.credentials_requested,
+                    r.credentials_exhausted,
+                )
+            })
         });
-        if let Some((Some(reason), _)) = &report {
+        if let Some((Some(reason), _, _)) = &report {
             return SourceError::HostKey {
                 remote,
                 reason: reason.clone(),
             };
         }
-        let requested = report.is_some_and(|(_, requested)| requested);
-        if err.code() == ErrorCode::Auth || requested {
+        let requested = report.as_ref().is_some_and(|r| r.1);
+        let exhausted = report.as_ref().is_some_and(|r| r.2);
+        // Over HTTP the credential callback runs only after a 401; over SSH it always runs, so there only a
+        // failure that says so is an authentication failure.
+        let http = matches!(self.url.transport, Transport::Http | Transport::Https);
+        let says_auth = err.message().to_ascii_lowercase().contains("auth");
+        if err.code() == ErrorCode::Auth || exhausted || (requested && (http || says_auth)) {
             return SourceError::AuthFailed {
                 remote,
                 reference,
@@ -788,6 +884,13 @@ impl FetchError {
     fn message(&self) -> &str {
         self.0.message()
     }
+}
+
+/// Proxies as Git finds them: `http.proxy` and the `https_proxy`/`http_proxy` environment variables.
+fn proxy_options() -> git2::ProxyOptions<'static> {
+    let mut proxy = git2::ProxyOptions::new();
+    proxy.auto();
+    proxy
 }
 
 /// Errors from the local object database or file system, as opposed to the network or the server.

@@ -165,6 +165,12 @@ impl RemoteUrl {
         })
     }
 
+    /// A repository given as a plain path (not `file://`), which Keelson reads in place.
+    pub fn direct_path(&self) -> Option<std::path::PathBuf> {
+        (self.transport == Transport::Local && !self.git_url.starts_with("file://"))
+            .then(|| std::path::PathBuf::from(&self.git_url))
+    }
+
     /// Whether the remote is a repository on this machine (a path or `file://`).
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
         if self.transport != Transport::Local {
