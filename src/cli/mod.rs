@@ -5,9 +5,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod input;
+pub mod sim;
 
 #[derive(Debug, Parser)]
-#[command(name = "keelson", version, about = "GitOps reconciler for OpenStack on Kubernetes")]
+#[command(
+    name = "keelson",
+    version,
+    about = "GitOps reconciler for OpenStack on Kubernetes"
+)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug`.
     #[arg(long, global = true, env = "KEELSON_LOG", default_value = "warn")]
@@ -17,7 +22,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// The simulated Kubernetes cluster.
+    Sim(sim::SimArgs),
+}
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
 pub const EXIT_FAILURE: u8 = 1;
@@ -27,11 +35,16 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log);
-    match cli.command {}
+    match cli.command {
+        Command::Sim(args) => sim::run(args),
+    }
 }
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,0 +1,657 @@
+//! HTTP: routing Kubernetes paths to the API, reading bodies and parameters, fault injection, the request
+//! log, and the `/_sim/...` control endpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::api::{DeleteOpts, ListQuery, PatchKind, Target, WriteOpts};
+use super::faults::Fault;
+use super::selectors::{FieldSelector, LabelSelector, supported_fields};
+use super::stats::RequestRecord;
+use super::status::ApiError;
+use super::{Shared, discovery, openapi, table, watch};
+
+/// Request bodies larger than a real API server accepts (3 MiB) are refused.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let cancel = shared.cancel.clone();
+    let app = Router::new().fallback(handle).with_state(shared);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "simulated cluster: server stopped");
+    }
+}
+
+pub(crate) fn json_response(code: u16, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub(crate) fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.body());
+    if let Some(secs) = e.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// The parsed request: what the request log and the API need.
+struct Parsed {
+    target: Target,
+    verb: &'static str,
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Some(q) = q {
+        if let Ok(pairs) = serde_urlencoded_pairs(q) {
+            for (k, v) in pairs {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, ()> {
+    let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|_| ())?;
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|_| ())
+}
+
+fn route(
+    state: &super::api::State,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+) -> Result<Parsed, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
+        _ => return Err(ApiError::path_not_found()),
+    };
+    let (ns, rest) = match rest {
+        ["namespaces", ns, r @ ..]
+            if !r.is_empty()
+                && !(group.is_empty() && r.len() == 1 && matches!(r[0], "status" | "finalize")) =>
+        {
+            (Some(*ns), r)
+        }
+        r => (None, r),
+    };
+    let (plural, name, sub) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(*n), None),
+        [p, n, s] => (*p, Some(*n), Some(*s)),
+        _ => return Err(ApiError::path_not_found()),
+    };
+    let info = state
+        .registry
+        .get(group, version, plural)
+        .cloned()
+        .ok_or_else(ApiError::path_not_found)?;
+    if ns.is_some() && !info.namespaced {
+        return Err(ApiError::path_not_found());
+    }
+    if let Some(s) = sub {
+        let ok = (s == "status" && info.has_status) || (s == "scale" && info.has_scale);
+        if !ok {
+            return Err(ApiError::path_not_found());
+        }
+    }
+    if name.is_some_and(str::is_empty) || ns.is_some_and(str::is_empty) {
+        return Err(ApiError::path_not_found());
+    }
+    let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let verb = match (method.as_str(), name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("POST", false) if sub.is_none() => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) if sub.is_none() => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    if sub.is_some() && !matches!(verb, "get" | "update" | "patch") {
+        return Err(ApiError::method_not_allowed());
+    }
+    if info.namespaced && ns.is_none() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::path_not_found());
+    }
+    Ok(Parsed {
+        target: Target {
+            info,
+            namespace: ns.map(String::from),
+            name: name.map(String::from),
+            sub: sub.map(String::from),
+        },
+        verb,
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Decodes a JSON or YAML body into a JSON value, with the error a real server gives.
+fn decode_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the body of the request was empty"));
+    }
+    if yaml {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ApiError::bad_request("error decoding YAML: the body is not UTF-8"))?;
+        serde_yaml::from_str::<Value>(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    } else {
+        serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+    }
+}
+
+fn write_opts(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    verb: &str,
+    apply: bool,
+) -> Result<WriteOpts, ApiError> {
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "CreateOptions",
+                "meta.k8s.io",
+                "",
+                vec![(
+                    "dryRun".into(),
+                    format!("Unsupported value: \"{other}\": supported values: \"All\""),
+                )],
+            ));
+        }
+    };
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("false") | Some("") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("force: invalid value {other:?}"))),
+    };
+    if force && !apply {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            vec![(
+                "force".into(),
+                "Forbidden: may not be specified for non-apply patch".into(),
+            )],
+        ));
+    }
+    let mut manager = q.get("fieldManager").cloned().unwrap_or_default();
+    if manager.len() > 128 {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            vec![(
+                "fieldManager".into(),
+                "Too long: may not be more than 128 bytes".into(),
+            )],
+        ));
+    }
+    if manager.is_empty() && !apply {
+        // As the real server: a writer without a field manager is named after its user agent.
+        let ua = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        manager = ua
+            .split('/')
+            .next()
+            .unwrap_or("unknown")
+            .chars()
+            .take(128)
+            .collect();
+        if manager.is_empty() {
+            manager = "unknown".into();
+        }
+    }
+    let _ = verb;
+    Ok(WriteOpts {
+        dry_run,
+        manager,
+        force,
+    })
+}
+
+fn list_query(t: &Target, q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        supported_fields(&t.info.plural),
+    )
+    .map_err(ApiError::bad_request)?;
+    let limit = match q.get("limit").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("limit: invalid value {l:?}")))?,
+        ),
+    };
+    let cont = q.get("continue").filter(|c| !c.is_empty()).cloned();
+    Ok(ListQuery {
+        labels,
+        fields,
+        limit,
+        cont,
+    })
+}
+
+fn delete_opts(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpts, ApiError> {
+    let mut o = DeleteOpts {
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+        propagation: q.get("propagationPolicy").cloned(),
+        ..Default::default()
+    };
+    if !body.is_empty() {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("DeleteOptions: {e}")))?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request("DeleteOptions: must be an object"));
+        }
+        if let Some(p) = v["propagationPolicy"].as_str() {
+            o.propagation = Some(p.to_string());
+        }
+        if v["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == "All"))
+        {
+            o.dry_run = true;
+        }
+        o.precondition_uid = v["preconditions"]["uid"].as_str().map(String::from);
+        o.precondition_rv = v["preconditions"]["resourceVersion"].as_str().map(String::from);
+    }
+    if let Some(p) = &o.propagation {
+        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                vec![("propagationPolicy".into(), format!("Unsupported value: \"{p}\""))],
+            ));
+        }
+    }
+    Ok(o)
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            if too_large {
+                Err(ApiError::too_large())
+            } else {
+                Err(ApiError::bad_request(format!("reading the request body: {e}")))
+            }
+        }
+    }
+}
+
+async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = parse_query(parts.uri.query());
+    if let Some(rest) = path.strip_prefix("/_sim/") {
+        return control(&shared, &parts.method, rest, body).await;
+    }
+    if let Some(resp) = non_resource(&shared, &parts.method, &path, &parts.headers) {
+        shared.recorder.count_plain(resp.status().as_u16());
+        return resp;
+    }
+    let parsed = {
+        let g = shared.lock();
+        route(&g, &parts.method, &path, &query)
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            shared.recorder.count_plain(e.code);
+            return error_response(&e);
+        }
+    };
+    let mut record = RequestRecord {
+        seq: 0,
+        at: shared.started.elapsed(),
+        method: parts.method.to_string(),
+        verb: parsed.verb.to_string(),
+        group: parsed.target.info.group.clone(),
+        version: parsed.target.info.version.clone(),
+        resource: parsed.target.info.plural.clone(),
+        subresource: parsed.target.sub.clone(),
+        namespace: parsed.target.namespace.clone(),
+        name: parsed.target.name.clone(),
+        field_manager: query.get("fieldManager").cloned(),
+        dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
+        status: 0,
+    };
+
+    let decision = shared.faults.get().decide(parsed.verb, &mut rand::rng());
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if let Some(fault) = decision.fault {
+        shared.recorder.count_fault();
+        let resp = match fault {
+            Fault::Error(code) => {
+                let e = if code == 503 {
+                    let mut e = ApiError::new(
+                        503,
+                        "ServiceUnavailable",
+                        "the server is currently unable to handle the request (injected fault)",
+                    );
+                    e.retry_after = Some(1);
+                    e
+                } else {
+                    ApiError::internal(
+                        "an error on the server (\"injected fault\") has prevented the request from succeeding",
+                    )
+                };
+                error_response(&e)
+            }
+            Fault::Throttle(secs) => {
+                let mut e = ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "the server has received too many requests and has asked us to try again later (injected fault)",
+                );
+                e.retry_after = Some(secs);
+                error_response(&e)
+            }
+            Fault::Drop => {
+                // Headers go out, then the body fails: the client sees the connection cut mid-response.
+                let stream = futures::stream::once(async {
+                    Err::<Bytes, std::io::Error>(std::io::Error::other("injected connection drop"))
+                });
+                let mut r = Response::new(Body::from_stream(stream));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+        };
+        record.status = resp.status().as_u16();
+        shared.recorder.record(record);
+        return resp;
+    }
+
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if parsed.verb == "watch" {
+        let resp = match list_query(&parsed.target, &query) {
+            Ok(lq) => watch::start(
+                shared.clone(),
+                parsed.target.clone(),
+                lq,
+                &query,
+                table::wants_table(&accept),
+            ),
+            Err(e) => error_response(&e),
+        };
+        record.status = resp.status().as_u16();
+        shared.recorder.record(record);
+        return resp;
+    }
+    let result = dispatch(&shared, &parsed, &query, &parts.headers, body).await;
+    let resp = match result {
+        Ok((code, value)) => {
+            if table::wants_table(&accept)
+                && matches!(parsed.verb, "get" | "list")
+                && parsed.target.sub.is_none()
+            {
+                let full = query.get("includeObject").is_some_and(|v| v == "Object");
+                json_response(code, &table::to_table(&parsed.target.info, &value, full))
+            } else {
+                json_response(code, &value)
+            }
+        }
+        Err(e) => {
+            if e.code >= 500 {
+                tracing::warn!(path = %path, error = %e.message, "simulated cluster: internal error");
+            }
+            error_response(&e)
+        }
+    };
+    record.status = resp.status().as_u16();
+    if record.field_manager.is_none() && parsed.verb != "get" {
+        record.field_manager = None;
+    }
+    shared.recorder.record(record);
+    resp
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    p: &Parsed,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(u16, Value), ApiError> {
+    let t = &p.target;
+    match p.verb {
+        "get" => Ok((200, shared.lock().get(t)?)),
+        "list" => {
+            let lq = list_query(t, q)?;
+            Ok((200, shared.lock().list(t, &lq)?))
+        }
+        "create" | "update" => {
+            let ct = content_type(headers);
+            let yaml = match ct.as_str() {
+                "" | "application/json" | "*/*" => false,
+                "application/yaml" | "application/x-yaml" | "text/yaml" => true,
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            let opts = write_opts(q, headers, p.verb, false)?;
+            let bytes = read_body(body).await?;
+            let obj = decode_body(&bytes, yaml)?;
+            let mut g = shared.lock();
+            if p.verb == "create" {
+                Ok((201, g.create(t, obj, &opts)?))
+            } else {
+                Ok((200, g.update(t, obj, &opts)?))
+            }
+        }
+        "patch" => {
+            let ct = content_type(headers);
+            let kind = match ct.as_str() {
+                "application/merge-patch+json" => PatchKind::Merge,
+                "application/strategic-merge-patch+json" => PatchKind::Strategic,
+                "application/json-patch+json" => PatchKind::Json,
+                "application/apply-patch+yaml" => PatchKind::Apply,
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            let opts = write_opts(q, headers, p.verb, kind == PatchKind::Apply)?;
+            let bytes = read_body(body).await?;
+            let patch = decode_body(&bytes, kind == PatchKind::Apply)?;
+            let existed = kind == PatchKind::Apply
+                && shared
+                    .lock()
+                    .get(&Target {
+                        sub: None,
+                        ..t.clone()
+                    })
+                    .is_ok();
+            let out = shared.lock().patch(t, kind, &patch, &opts)?;
+            Ok((
+                if kind == PatchKind::Apply && !existed {
+                    201
+                } else {
+                    200
+                },
+                out,
+            ))
+        }
+        "delete" => {
+            let bytes = read_body(body).await?;
+            let o = delete_opts(q, &bytes)?;
+            let out = shared.lock().delete(t, &o)?;
+            let code = if out["kind"] == "Status" { 200 } else { 200 };
+            Ok((code, out))
+        }
+        "deletecollection" => {
+            let bytes = read_body(body).await?;
+            let o = delete_opts(q, &bytes)?;
+            let lq = list_query(t, q)?;
+            Ok((200, shared.lock().delete_collection(t, &lq, &o)?))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn non_resource(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
+    let trimmed = path.trim_end_matches('/');
+    let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    let get = method == Method::GET;
+    let ok_text = |s: &'static str| {
+        let mut r = Response::new(Body::from(s));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    };
+    match segs.as_slice() {
+        ["version"] if get => Some(json_response(200, &discovery::version())),
+        ["healthz"] | ["livez"] | ["readyz"] if get => Some(ok_text("ok")),
+        ["api"] if get => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1")
+                .to_string();
+            Some(json_response(200, &discovery::core_versions(&host)))
+        }
+        ["api", v] if get => {
+            let g = shared.lock();
+            Some(match g.registry.resource_list("", v) {
+                Some(l) => json_response(200, &l),
+                None => error_response(&ApiError::path_not_found()),
+            })
+        }
+        ["apis"] if get => Some(json_response(
+            200,
+            &discovery::group_list(&shared.lock().registry),
+        )),
+        ["apis", g] if get => {
+            let st = shared.lock();
+            Some(match discovery::group(&st.registry, g) {
+                Some(v) => json_response(200, &v),
+                None => error_response(&ApiError::path_not_found()),
+            })
+        }
+        ["apis", g, v] if get => {
+            let st = shared.lock();
+            Some(match st.registry.resource_list(g, v) {
+                Some(l) => json_response(200, &l),
+                None => error_response(&ApiError::path_not_found()),
+            })
+        }
+        ["openapi", "v3"] if get => Some(json_response(200, &openapi::root(&shared.lock().registry))),
+        ["openapi", "v3", "api", v] if get => {
+            Some(match openapi::group_version(&shared.lock().registry, "", v) {
+                Some(d) => json_response(200, &d),
+                None => error_response(&ApiError::path_not_found()),
+            })
+        }
+        ["openapi", "v3", "apis", g, v] if get => {
+            Some(match openapi::group_version(&shared.lock().registry, g, v) {
+                Some(d) => json_response(200, &d),
+                None => error_response(&ApiError::path_not_found()),
+            })
+        }
+        ["openapi", ..] => Some(error_response(&ApiError::path_not_found())),
+        [""] if get => Some(json_response(
+            200,
+            &serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}),
+        )),
+        _ => None,
+    }
+}
+
+/// `/_sim/stats`, `/_sim/requests`, `/_sim/faults`: outside the Kubernetes paths, never faulted or logged.
+async fn control(shared: &Arc<Shared>, method: &Method, rest: &str, body: Body) -> Response {
+    match (method.as_str(), rest.trim_end_matches('/')) {
+        ("GET", "stats") => {
+            let mut s = shared.recorder.stats();
+            {
+                let g = shared.lock();
+                s.objects = g.store.count();
+                s.resource_version = g.store.current_rv();
+            }
+            json_response(200, &serde_json::to_value(s).unwrap_or_default())
+        }
+        ("GET", "requests") => json_response(
+            200,
+            &serde_json::to_value(shared.recorder.log()).unwrap_or_default(),
+        ),
+        ("DELETE", "requests") => {
+            shared.recorder.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", "faults") => json_response(
+            200,
+            &serde_json::to_value(shared.faults.get()).unwrap_or_default(),
+        ),
+        ("PUT", "faults") => {
+            let bytes = match read_body(body).await {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            let cfg: super::FaultConfig = match serde_json::from_slice(&bytes) {
+                Ok(c) => c,
+                Err(e) => return error_response(&ApiError::bad_request(format!("fault configuration: {e}"))),
+            };
+            match shared.faults.set(cfg) {
+                Ok(()) => json_response(
+                    200,
+                    &serde_json::to_value(shared.faults.get()).unwrap_or_default(),
+                ),
+                Err(e) => error_response(&ApiError::bad_request(format!("fault configuration: {e}"))),
+            }
+        }
+        ("DELETE", "faults") => {
+            shared.faults.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => error_response(&ApiError::path_not_found()),
+    }
+}

@@ -1,0 +1,444 @@
+//! Object semantics shared by every write: timestamps, uids, name validation, defaulting, generation.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::resources::ResourceInfo;
+
+/// RFC 3339 UTC with second precision, as metadata timestamps are written.
+pub fn now_rfc3339() -> String {
+    rfc3339(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses the RFC 3339 timestamps this server writes back into seconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
+}
+
+pub fn new_uid() -> String {
+    let mut rng = rand::rng();
+    let b: [u8; 16] = rng.random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// Five characters from the alphabet the API server uses for generateName suffixes.
+pub fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+fn dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(dns_label)
+}
+
+/// RBAC objects accept path-segment names (anything but `/`, `%`, `.` and `..`).
+fn path_segment(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('%')
+}
+
+/// Checks a name against the rule its resource uses; returns the message on failure.
+pub fn validate_name(info: &ResourceInfo, name: &str) -> Result<(), String> {
+    let label_only = matches!(info.plural.as_str(), "namespaces" | "services");
+    let ok = if info.group == "rbac.authorization.k8s.io" {
+        path_segment(name)
+    } else if label_only {
+        dns_label(name)
+    } else {
+        dns_subdomain(name)
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(if label_only {
+        format!(
+            "Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric \
+             characters or '-', and must start and end with an alphanumeric character"
+        )
+    } else {
+        format!(
+            "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric \
+             characters, '-' or '.', and must start and end with an alphanumeric character"
+        )
+    })
+}
+
+fn label_value_ok(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && v.as_bytes()[0].is_ascii_alphanumeric()
+            && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric())
+}
+
+fn qualified_name_ok(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    prefix.is_none_or(dns_subdomain)
+        && !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Validates metadata the way every resource's validation does: labels, annotations, types.
+pub fn validate_meta(obj: &Value) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    let meta = &obj["metadata"];
+    match meta.get("labels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(labels)) => {
+            for (k, v) in labels {
+                if !qualified_name_ok(k) {
+                    errs.push(("metadata.labels".into(), format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.'")));
+                }
+                match v.as_str() {
+                    Some(s) if label_value_ok(s) => {}
+                    _ => errs.push((format!("metadata.labels"), format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))),
+                }
+            }
+        }
+        Some(_) => errs.push((
+            "metadata.labels".into(),
+            "Invalid value: must be a map of strings".into(),
+        )),
+    }
+    match meta.get("annotations") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(ann)) => {
+            let mut total = 0usize;
+            for (k, v) in ann {
+                if !qualified_name_ok(k) {
+                    errs.push(("metadata.annotations".into(), format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.'")));
+                }
+                match v.as_str() {
+                    Some(s) => total += k.len() + s.len(),
+                    None => errs.push((
+                        "metadata.annotations".into(),
+                        format!("Invalid value: {v}: must be a string"),
+                    )),
+                }
+            }
+            if total > 256 * 1024 {
+                errs.push((
+                    "metadata.annotations".into(),
+                    "Too long: must have at most 262144 bytes".into(),
+                ));
+            }
+        }
+        Some(_) => errs.push((
+            "metadata.annotations".into(),
+            "Invalid value: must be a map of strings".into(),
+        )),
+    }
+    if let Some(f) = meta.get("finalizers") {
+        if !f.is_null() && !f.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+            errs.push((
+                "metadata.finalizers".into(),
+                "Invalid value: must be a list of strings".into(),
+            ));
+        }
+    }
+    errs
+}
+
+/// Checks a few typed fields real validation would reject, so typed clients never meet a shape they
+/// cannot decode.
+pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    if !info.builtin {
+        return errs;
+    }
+    if let Some(spec) = obj.get("spec") {
+        if !spec.is_object() && !spec.is_null() {
+            errs.push(("spec".into(), "Invalid value: must be an object".into()));
+            return errs;
+        }
+        if let Some(r) = spec.get("replicas") {
+            if !r.is_null() && !r.as_i64().is_some_and(|n| (0..=i32::MAX as i64).contains(&n)) {
+                errs.push((
+                    "spec.replicas".into(),
+                    format!("Invalid value: {r}: must be greater than or equal to 0"),
+                ));
+            }
+        }
+    }
+    if matches!(info.plural.as_str(), "configmaps" | "secrets") {
+        for field in ["data", "stringData", "binaryData"] {
+            if let Some(d) = obj.get(field) {
+                if !d.is_null() && !d.as_object().is_some_and(|m| m.values().all(Value::is_string)) {
+                    errs.push((field.into(), "Invalid value: must be a map of strings".into()));
+                }
+            }
+        }
+    }
+    errs
+}
+
+/// Everything under the object except metadata and status: a change here bumps `generation`.
+pub fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+/// The defaults a real server fills in for the fields Keelson and kubectl read back.
+pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
+    if !info.builtin {
+        return;
+    }
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("apps", "deployments") | ("apps", "statefulsets") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("replicas").or_insert(json!(1));
+                spec.entry("revisionHistoryLimit").or_insert(json!(10));
+                if info.plural == "deployments" {
+                    spec.entry("progressDeadlineSeconds").or_insert(json!(600));
+                    spec.entry("strategy").or_insert(json!({
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}
+                    }));
+                } else {
+                    spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
+                    spec.entry("updateStrategy")
+                        .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+                }
+            }
+        }
+        ("", "secrets") => {
+            if let Some(m) = obj.as_object_mut() {
+                m.entry("type").or_insert(json!("Opaque"));
+                // stringData is write-only: it is merged into data (base64) and dropped.
+                if let Some(Value::Object(sd)) = m.remove("stringData") {
+                    let data = m.entry("data").or_insert(json!({}));
+                    if let Some(d) = data.as_object_mut() {
+                        for (k, v) in sd {
+                            if let Some(s) = v.as_str() {
+                                d.insert(k, json!(base64_encode(s.as_bytes())));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ("", "namespaces") => {
+            if let Some(m) = obj.as_object_mut() {
+                m.entry("spec").or_insert(json!({"finalizers": ["kubernetes"]}));
+            }
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                let name = meta.get("name").cloned().unwrap_or(Value::Null);
+                let labels = meta.entry("labels").or_insert(json!({}));
+                if let Some(l) = labels.as_object_mut() {
+                    l.insert("kubernetes.io/metadata.name".into(), name);
+                }
+            }
+        }
+        _ => {}
+    }
+    default_ports(obj);
+}
+
+/// Container and service ports get `protocol: TCP`, which is part of their list keys.
+fn default_ports(obj: &mut Value) {
+    fn visit(v: &mut Value, parent: &str) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    visit(child, k);
+                }
+            }
+            Value::Array(items) if parent == "ports" => {
+                for item in items {
+                    if let Some(m) = item.as_object_mut() {
+                        if m.contains_key("containerPort") || m.contains_key("port") {
+                            m.entry("protocol").or_insert(json!("TCP"));
+                        }
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    visit(item, "");
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(spec) = obj.get_mut("spec") {
+        visit(spec, "spec");
+    }
+}
+
+pub fn base64_encode(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::resources::Registry;
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for secs in [0u64, 951_782_400, 1_795_000_000, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn name_rules_by_resource() {
+        let r = Registry::with_builtins();
+        let cm = r.get("", "v1", "configmaps").unwrap();
+        let ns = r.get("", "v1", "namespaces").unwrap();
+        let role = r.get("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap();
+        let cases = [
+            (cm, "a.b-c", true),
+            (cm, "A", false),
+            (cm, "-a", false),
+            (cm, "", false),
+            (ns, "a.b", false),
+            (ns, "kube-system", true),
+            (role, "system:controller:x", true),
+            (role, "a/b", false),
+        ];
+        for (info, name, ok) in cases {
+            assert_eq!(validate_name(info, name).is_ok(), ok, "{}/{name}", info.plural);
+        }
+        assert!(validate_name(cm, &"a".repeat(254)).is_err());
+    }
+
+    #[test]
+    fn labels_are_validated() {
+        let ok = json!({"metadata": {"labels": {"app.kubernetes.io/name": "x", "a": ""}}});
+        assert!(validate_meta(&ok).is_empty());
+        for bad in [
+            json!({"metadata": {"labels": {"a": 1}}}),
+            json!({"metadata": {"labels": {"a b": "x"}}}),
+            json!({"metadata": {"labels": "x"}}),
+            json!({"metadata": {"labels": {"a": "-x"}}}),
+        ] {
+            assert!(!validate_meta(&bad).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64_matches_reference_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn generation_ignores_metadata_and_status() {
+        let a = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}, "status": {"y": 1}});
+        let b = json!({"metadata": {"labels": {"a": "2"}}, "spec": {"x": 1}, "status": {"y": 2}});
+        let c = json!({"metadata": {}, "spec": {"x": 2}});
+        assert!(!spec_changed(&a, &b));
+        assert!(spec_changed(&a, &c));
+    }
+}
