@@ -158,6 +158,23 @@ async fn discovery_resolves_kinds_and_finds_new_crds() {
         .await
         .expect("configmaps");
     assert_eq!(ar.plural, "configmaps");
+    // Cached: resolving kinds of known group-versions again sends nothing.
+    let before = e.sim.stats().requests;
+    for _ in 0..3 {
+        e.kube
+            .resolve(&KindRef::new("apps/v1", "StatefulSet"))
+            .await
+            .expect("statefulsets");
+        e.kube
+            .resolve(&KindRef::new("v1", "Service"))
+            .await
+            .expect("services");
+    }
+    assert_eq!(
+        e.sim.stats().requests,
+        before,
+        "discovery is cached per group-version"
+    );
 
     let widget = KindRef::new("example.com/v1", "Widget");
     match e.kube.resolve(&widget).await {
