@@ -54,7 +54,7 @@ What Keelson needs in a namespace it applies OpenStack objects to: the kinds it 
 of server-side apply, drift watching and pruning; pods read-only for diagnostics; Events about the objects.
 No Secrets: rendered objects only reference Secrets that already exist. Roles and RoleBindings are only
 ever as wide as these rules, because the API server refuses to let Keelson grant what it does not hold.
-deploy/rbac-target.yaml carries the same rules (tests/install_manifests.rs compares them).
+deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifests.rs compares them).
 */}}
 {{- define "keelson.targetRules" -}}
 - apiGroups: [""]
