@@ -1,0 +1,609 @@
+//! One reconcile pass at a time over the example OpenStack topology, against the simulated cluster over
+//! real HTTP: order, idempotence, config changes, failure isolation, prune and its safety rules. The
+//! assertions read the simulator's request log and the live objects through the API.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keelson::cluster::{ApplyOptions, Kube, Target, connect};
+use keelson::reconciler::{self, PassError, PassOutcome, PassSettings, Prepared};
+use keelson::rollout::{ComponentState, ProgressEvent};
+use keelson::sim::{Cluster, RequestRecord, SimOptions};
+use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
+use keelson::topology::graph;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const NS: &str = "openstack";
+
+fn example_repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
+}
+
+/// A private, writable copy of the example topology.
+fn copy_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&example_repo(), dir.path());
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+fn remove_component(dir: &Path, name: &str) {
+    std::fs::remove_file(dir.join(format!("services/{name}.yaml"))).expect("remove service");
+}
+
+struct Env {
+    sim: Cluster,
+    kube: Kube,
+}
+
+async fn env(options: SimOptions) -> Env {
+    let sim = Cluster::start(options).await.expect("simulator starts");
+    let kube = connect(Target::Client(sim.client())).await.expect("connects");
+    Env { sim, kube }
+}
+
+fn fast_sim() -> SimOptions {
+    SimOptions {
+        ready_after: Duration::from_millis(150),
+        job_duration: Duration::from_millis(150),
+        ..SimOptions::default()
+    }
+}
+
+fn settings() -> PassSettings {
+    PassSettings {
+        poll_interval: Duration::from_millis(50),
+        ..PassSettings::default()
+    }
+}
+
+fn snapshot(dir: &Path) -> Snapshot {
+    Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE).expect("snapshot")
+}
+
+/// One whole pass; the progress events in the order they happened.
+async fn pass(
+    kube: &Kube,
+    dir: &Path,
+    settings: &PassSettings,
+) -> (Prepared, Result<PassOutcome, PassError>, Vec<ProgressEvent>) {
+    let prepared = reconciler::prepare(kube, &snapshot(dir), settings)
+        .await
+        .expect("prepare");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let result = reconciler::execute(kube, &prepared, settings, CancellationToken::new(), Some(tx)).await;
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    (prepared, result, events)
+}
+
+fn writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
+    log.iter().filter(|r| r.is_write()).collect()
+}
+
+/// (resource, name) -> component for every object of a prepared pass (desired and to-be-deleted).
+fn owners(prepared: &Prepared) -> BTreeMap<(String, String), String> {
+    let plural = |kind: &str| format!("{}s", kind.to_lowercase());
+    let mut map = BTreeMap::new();
+    for wave in prepared
+        .plan
+        .waves
+        .iter()
+        .map(|w| &w.components)
+        .chain(prepared.plan.deletions.iter().map(|d| &d.components))
+    {
+        for component in wave {
+            for change in &component.changes {
+                map.insert(
+                    (plural(&change.reference.kind), change.reference.name.clone()),
+                    component.name.clone(),
+                );
+            }
+        }
+    }
+    map
+}
+
+fn written_components(prepared: &Prepared, log: &[RequestRecord]) -> BTreeSet<String> {
+    let owners = owners(prepared);
+    writes(log)
+        .iter()
+        .filter(|r| r.resource != "namespaces")
+        .map(|r| {
+            let key = (r.resource.clone(), r.name.clone().unwrap_or_default());
+            owners
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| format!("(not a component object: {key:?})"))
+        })
+        .collect()
+}
+
+async fn generations(kube: &Kube) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for kind in ["deployments", "statefulsets", "daemonsets"] {
+        let list = get_json(kube, &format!("/apis/apps/v1/namespaces/{NS}/{kind}")).await;
+        for item in list["items"].as_array().cloned().unwrap_or_default() {
+            let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            out.insert(
+                format!("{kind}/{name}"),
+                item["metadata"]["generation"].as_i64().unwrap_or(-1),
+            );
+        }
+    }
+    out
+}
+
+async fn get_json(kube: &Kube, path: &str) -> Value {
+    let request = http::Request::get(path).body(Vec::new()).expect("request");
+    kube.client().request::<Value>(request).await.expect("GET")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pass_writes_nothing() {
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    let (prepared, result, events) = pass(&env.kube, dir.path(), &settings()).await;
+    let outcome = result.expect("pass");
+    assert!(outcome.rollout.converged(), "{:#?}", outcome.rollout.components);
+    assert!(outcome.inventory_recorded);
+
+    // Every object of every dependency is healthy (the component finished Healthy) before any object of
+    // a dependent is written: the progress stream orders the two, the request log the writes.
+    let position = |wanted: &dyn Fn(&ProgressEvent) -> bool| events.iter().position(wanted);
+    let log = env.sim.request_log();
+    let owners = owners(&prepared);
+    let first_write = |component: &str| {
+        writes(&log)
+            .iter()
+            .filter(|r| {
+                owners
+                    .get(&(r.resource.clone(), r.name.clone().unwrap_or_default()))
+                    .map(String::as_str)
+                    == Some(component)
+            })
+            .map(|r| r.seq)
+            .min()
+    };
+    let last_write = |component: &str| {
+        writes(&log)
+            .iter()
+            .filter(|r| {
+                owners
+                    .get(&(r.resource.clone(), r.name.clone().unwrap_or_default()))
+                    .map(String::as_str)
+                    == Some(component)
+            })
+            .map(|r| r.seq)
+            .max()
+    };
+    let mut checked = 0;
+    for (name, component) in &prepared.topology.components {
+        let started = position(
+            &|e| matches!(e, ProgressEvent::ComponentStarted { component, .. } if component == name),
+        )
+        .unwrap_or_else(|| panic!("{name} never started"));
+        for dependency in &component.spec.depends_on {
+            let healthy = position(&|e| {
+                matches!(e, ProgressEvent::ComponentFinished { component, state: ComponentState::Healthy, .. } if component == dependency)
+            })
+            .unwrap_or_else(|| panic!("{dependency} never became healthy"));
+            assert!(
+                healthy < started,
+                "{name} started before its dependency {dependency} was healthy"
+            );
+            let (Some(dep_last), Some(own_first)) = (last_write(dependency), first_write(name)) else {
+                panic!("{name} or {dependency} was never written");
+            };
+            assert!(
+                dep_last < own_first,
+                "{name} was written before {dependency}'s last write"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} dependency edges checked");
+
+    // Inside a component: config before Services before pre-jobs before the workload before post-jobs.
+    let keystone: Vec<String> = writes(&log)
+        .iter()
+        .filter(|r| {
+            owners
+                .get(&(r.resource.clone(), r.name.clone().unwrap_or_default()))
+                .map(String::as_str)
+                == Some("keystone")
+        })
+        .map(|r| r.resource.clone())
+        .collect();
+    let order = |resource: &str| keystone.iter().position(|r| r == resource).unwrap_or(usize::MAX);
+    assert!(order("configmaps") < order("services"), "{keystone:?}");
+    assert!(order("services") < order("jobs"), "{keystone:?}");
+    let workload = order("deployments");
+    assert!(
+        keystone.iter().take(workload).filter(|r| *r == "jobs").count() >= 1,
+        "pre-job before workload: {keystone:?}"
+    );
+    assert!(
+        keystone.iter().skip(workload).any(|r| r == "jobs"),
+        "post-job after workload: {keystone:?}"
+    );
+
+    // Idempotence: the same commit on the same cluster sends zero writes.
+    env.sim.clear_request_log();
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("second pass").rollout.converged());
+    assert!(
+        !prepared.plan.has_changes(),
+        "{}",
+        keelson::plan::to_text(&prepared.plan, false)
+    );
+    let log = env.sim.request_log();
+    assert_eq!(writes(&log).len(), 0, "second pass wrote: {:#?}", writes(&log));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_writes_only_that_component_and_rolls_only_its_pods() {
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("first pass").rollout.converged());
+    let before = generations(&env.kube).await;
+
+    edit(
+        dir.path(),
+        "config/keystone/keystone.conf",
+        "[token]",
+        "[token]\n# rotated by change 1234",
+    );
+    env.sim.clear_request_log();
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("second pass").rollout.converged());
+
+    let log = env.sim.request_log();
+    assert_eq!(
+        written_components(&prepared, &log),
+        BTreeSet::from(["keystone".to_string()])
+    );
+    let after = generations(&env.kube).await;
+    for (workload, generation) in &before {
+        if workload == "deployments/keystone" {
+            assert_eq!(after[workload], generation + 1, "keystone's pods roll");
+        } else {
+            assert_eq!(after.get(workload), Some(generation), "{workload} must not roll");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpullable_image_fails_its_component_blocks_exactly_its_dependents_and_the_rest_finishes() {
+    let env = env(SimOptions {
+        unpullable_images: vec!["*/glance-api:*".into()],
+        ..fast_sim()
+    })
+    .await;
+    let dir = copy_example();
+    edit(
+        dir.path(),
+        "services/glance-api.yaml",
+        "  image: glance-api\n",
+        "  image: glance-api\n  healthTimeout: 2s\n",
+    );
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    let outcome = result.expect("pass runs");
+    assert!(!outcome.rollout.converged());
+    assert!(
+        !outcome.inventory_recorded,
+        "a failed pass must not record the inventory"
+    );
+
+    let expected_blocked = graph::dependents(&prepared.topology, "glance-api");
+    assert!(
+        !expected_blocked.is_empty(),
+        "the example wires dependents to glance-api"
+    );
+    for component in &outcome.rollout.components {
+        let expected = if component.name == "glance-api" {
+            ComponentState::Failed
+        } else if expected_blocked.contains(&component.name) {
+            ComponentState::Blocked
+        } else {
+            ComponentState::Healthy
+        };
+        assert_eq!(
+            component.state, expected,
+            "{}: {}",
+            component.name, component.reason
+        );
+    }
+    // Blocked components were never written.
+    let written = written_components(&prepared, &env.sim.request_log());
+    assert!(
+        written.is_disjoint(&expected_blocked),
+        "blocked components written: {written:?}"
+    );
+    assert!(written.contains("cinder-volume"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_component_prunes_its_objects_dependents_first_and_leaves_unowned_objects_alone() {
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("first pass").rollout.converged());
+
+    // Someone takes heat-api's Service over by hand: it loses Keelson's labels and must survive the prune.
+    let service_path = format!("/api/v1/namespaces/{NS}/services/heat-api");
+    let patch = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "someone-else", "keelson.dev/topology": null}}});
+    let request = http::Request::patch(service_path.as_str())
+        .header("Content-Type", "application/merge-patch+json")
+        .body(serde_json::to_vec(&patch).expect("json"))
+        .expect("request");
+    env.kube
+        .client()
+        .request::<Value>(request)
+        .await
+        .expect("relabel");
+
+    remove_component(dir.path(), "heat-engine");
+    remove_component(dir.path(), "heat-api");
+    env.sim.clear_request_log();
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    let outcome = result.expect("prune pass");
+    assert!(outcome.rollout.converged(), "{:#?}", outcome.rollout);
+
+    let log = env.sim.request_log();
+    let deletes: Vec<(String, String)> = writes(&log)
+        .iter()
+        .filter(|r| r.verb == "delete")
+        .map(|r| (r.resource.clone(), r.name.clone().unwrap_or_default()))
+        .collect();
+    let owners = owners(&prepared);
+    let deleted_components: Vec<&str> = deletes
+        .iter()
+        .filter_map(|k| owners.get(k).map(String::as_str))
+        .collect();
+    assert!(!deletes.is_empty());
+    assert!(
+        deleted_components
+            .iter()
+            .all(|c| *c == "heat-api" || *c == "heat-engine"),
+        "{deletes:?}"
+    );
+    let last_engine = deleted_components
+        .iter()
+        .rposition(|c| *c == "heat-engine")
+        .expect("heat-engine pruned");
+    let first_api = deleted_components
+        .iter()
+        .position(|c| *c == "heat-api")
+        .expect("heat-api pruned");
+    assert!(
+        last_engine < first_api,
+        "dependents are deleted before their dependencies: {deletes:?}"
+    );
+    assert!(
+        !deletes.contains(&("services".into(), "heat-api".into())),
+        "the unowned Service was deleted"
+    );
+    // Inside heat-api, reverse stage order: workload before its config.
+    let api_deletes: Vec<&str> = deletes
+        .iter()
+        .filter(|k| owners.get(*k).map(String::as_str) == Some("heat-api"))
+        .map(|k| k.0.as_str())
+        .collect();
+    let pos = |r: &str| api_deletes.iter().position(|x| *x == r).unwrap_or(usize::MAX);
+    assert!(pos("deployments") < pos("configmaps"), "{api_deletes:?}");
+    // Only deletes were written.
+    assert!(
+        writes(&log).iter().all(|r| r.verb == "delete"
+            || r.resource == "configmaps"
+                && r.name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("keelson-inventory"))),
+        "{:#?}",
+        writes(&log)
+    );
+
+    let service = get_json(&env.kube, &service_path).await;
+    assert_eq!(
+        service["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "someone-else"
+    );
+    let deployments = get_json(&env.kube, &format!("/apis/apps/v1/namespaces/{NS}/deployments")).await;
+    let names: BTreeSet<&str> = deployments["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    assert!(!names.contains("heat-api") && !names.contains("heat-engine"));
+    assert!(names.contains("keystone"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_over_the_prune_budget_is_refused_and_changes_nothing_until_allowed() {
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("first pass").rollout.converged());
+
+    for name in [
+        "horizon",
+        "heat-api",
+        "heat-engine",
+        "cinder-api",
+        "cinder-scheduler",
+        "cinder-volume",
+        "nova-compute",
+        "nova-novncproxy",
+        "neutron-l3-agent",
+        "neutron-dhcp-agent",
+        "neutron-metadata-agent",
+    ] {
+        remove_component(dir.path(), name);
+    }
+    env.sim.clear_request_log();
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(prepared.plan.is_blocked());
+    match result {
+        Err(PassError::Blocked { message, .. }) => {
+            assert!(
+                message.contains("prune budget") || message.contains("budget"),
+                "{message}"
+            );
+            assert!(
+                message.contains("allow"),
+                "the message tells how to allow it: {message}"
+            );
+        }
+        other => panic!("expected a blocked pass, got {other:?}"),
+    }
+    assert_eq!(
+        writes(&env.sim.request_log()).len(),
+        0,
+        "a refused plan writes nothing"
+    );
+
+    let allowed = PassSettings {
+        plan: keelson::plan::PlanOptions {
+            allow_prune_over_budget: true,
+            ..Default::default()
+        },
+        ..settings()
+    };
+    let (_, result, _) = pass(&env.kube, dir.path(), &allowed).await;
+    assert!(result.expect("allowed pass").rollout.converged());
+    let deletes = writes(&env.sim.request_log())
+        .iter()
+        .filter(|r| r.verb == "delete")
+        .count();
+    assert!(deletes >= 20, "only {deletes} deletes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_someone_else_owns_is_never_taken_over() {
+    let env = env(fast_sim()).await;
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}});
+    env.kube
+        .apply(
+            &namespace,
+            &ApplyOptions {
+                field_manager: "admin".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("ns");
+    let foreign = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "horizon-config", "namespace": NS}, "data": {"mine": "yes"}});
+    env.kube
+        .apply(
+            &foreign,
+            &ApplyOptions {
+                field_manager: "admin".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("foreign");
+    env.sim.clear_request_log();
+
+    let dir = copy_example();
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(
+        prepared
+            .plan
+            .refusals
+            .iter()
+            .any(|r| r.reference.name == "horizon-config")
+    );
+    assert!(matches!(result, Err(PassError::Blocked { .. })), "{result:?}");
+    assert_eq!(writes(&env.sim.request_log()).len(), 0);
+    let live = get_json(
+        &env.kube,
+        &format!("/api/v1/namespaces/{NS}/configmaps/horizon-config"),
+    )
+    .await;
+    assert_eq!(live["data"], json!({"mine": "yes"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_health_wait_returns_promptly_and_the_next_pass_converges() {
+    let env = env(SimOptions {
+        unpullable_images: vec!["*/glance-api:broken".into()],
+        ..fast_sim()
+    })
+    .await;
+    let dir = copy_example();
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("first pass").rollout.converged());
+
+    edit(
+        dir.path(),
+        "services/glance-api.yaml",
+        "  image: glance-api\n",
+        "  image: glance-api:broken\n",
+    );
+    let prepared = reconciler::prepare(&env.kube, &snapshot(dir.path()), &settings())
+        .await
+        .expect("prepare");
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let kube = env.kube.clone();
+    let run_settings = settings();
+    let run_cancel = cancel.clone();
+    let task = tokio::spawn(async move {
+        reconciler::execute(&kube, &prepared, &run_settings, run_cancel, Some(tx)).await
+    });
+    // Wait until glance-api is being waited on, then cancel as a newer revision would.
+    while let Some(event) = rx.recv().await {
+        if matches!(&event, ProgressEvent::ObjectApplied { component, .. } if component == "glance-api") {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled_at = std::time::Instant::now();
+    cancel.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("returns promptly")
+        .expect("join")
+        .expect("pass");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        cancelled_at.elapsed()
+    );
+    assert!(outcome.rollout.cancelled);
+
+    edit(
+        dir.path(),
+        "services/glance-api.yaml",
+        "  image: glance-api:broken\n",
+        "  image: glance-api\n",
+    );
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("next pass").rollout.converged());
+}
