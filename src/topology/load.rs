@@ -20,6 +20,8 @@ pub const TOPOLOGY_FILE: &str = "keelson.yaml";
 pub const SERVICES_DIR: &str = "services";
 /// Replicas above this are taken for a typo.
 pub const MAX_REPLICAS: i32 = 1000;
+/// Most shape errors (unknown fields, wrong types) reported for one document.
+const MAX_SHAPE_ERRORS: usize = 20;
 /// Longest StatefulSet name whose pods' `controller-revision-hash` label still fits.
 const MAX_STATEFULSET_NAME: usize = 52;
 /// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
@@ -286,10 +288,10 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
         diags.push(file_diag(TOPOLOGY_FILE, "document is empty"));
         return None;
     }
-    let document: TopologyDocument = match doc.deserialize() {
+    let document: TopologyDocument = match doc.deserialize_all(MAX_SHAPE_ERRORS) {
         Ok(d) => d,
-        Err(e) => {
-            diags.push(yaml_diag(TOPOLOGY_FILE, e));
+        Err(errors) => {
+            diags.extend(errors.into_iter().map(|e| yaml_diag(TOPOLOGY_FILE, e)));
             return None;
         }
     };
@@ -393,10 +395,10 @@ fn load_service_file(
         diags.push(file_diag(path, "document is empty"));
         return None;
     }
-    let document: ServiceDocument = match doc.deserialize() {
+    let document: ServiceDocument = match doc.deserialize_all(MAX_SHAPE_ERRORS) {
         Ok(d) => d,
-        Err(e) => {
-            diags.push(yaml_diag(path, e));
+        Err(errors) => {
+            diags.extend(errors.into_iter().map(|e| yaml_diag(path, e)));
             return None;
         }
     };
