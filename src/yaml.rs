@@ -166,6 +166,8 @@ impl Document {
 /// Parses every document of a YAML stream. Empty documents are kept (see [`Document::is_empty`]) so
 /// that callers decide whether they matter.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    // Editors on some platforms write a byte order mark; it is invisible, so it must not matter.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut values = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
         let value = Value::deserialize(document).map_err(|e| {
@@ -604,6 +606,13 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn byte_order_marks_and_crlf_line_ends_are_accepted() {
+        let doc = parse_document("\u{feff}a: 1\r\nb:\r\n  c: x\r\n").unwrap();
+        assert_eq!(doc.value().get("a").and_then(Value::as_i64), Some(1));
+        assert_eq!(doc.locate("b.c"), Location { line: 3, column: 6 });
     }
 
     #[test]
