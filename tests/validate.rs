@@ -691,6 +691,44 @@ fn all_problems_are_listed_sorted_and_the_run_does_not_stop_at_the_first_file() 
 }
 
 #[test]
+fn several_shape_errors_in_one_file_are_all_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_base(dir.path());
+    apply(
+        dir.path(),
+        &Replace("services/keystone.yaml", "replicas: 2", "replicas: many"),
+    );
+    apply(
+        dir.path(),
+        &Replace("services/keystone.yaml", "  command:", "  comand:"),
+    );
+    apply(
+        dir.path(),
+        &Replace(
+            "services/keystone.yaml",
+            "      port: 5000\n",
+            "      port: 5000\n      expose: sometimes\n",
+        ),
+    );
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("services/keystone.yaml:8:13: spec.replicas: invalid type"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("services/keystone.yaml:9:3: spec.comand: unknown field `comand`"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("services/keystone.yaml:16:15: spec.ports[0].expose: invalid type"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")

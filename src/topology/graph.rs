@@ -60,6 +60,9 @@ pub fn format(topology: &Topology, format: Format) -> String {
 /// dependencies.
 pub fn format_text(topology: &Topology) -> String {
     let mut out = String::new();
+    if topology.components.is_empty() {
+        out.push_str("no components\n");
+    }
     for (i, wave) in waves(topology).iter().enumerate() {
         let _ = writeln!(out, "wave {}: {}", i + 1, wave.join(", "));
         for name in wave {

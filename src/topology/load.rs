@@ -20,6 +20,8 @@ pub const TOPOLOGY_FILE: &str = "keelson.yaml";
 pub const SERVICES_DIR: &str = "services";
 /// Replicas above this are taken for a typo.
 pub const MAX_REPLICAS: i32 = 1000;
+/// Most shape errors (unknown fields, wrong types) reported for one document.
+const MAX_SHAPE_ERRORS: usize = 20;
 /// Longest StatefulSet name whose pods' `controller-revision-hash` label still fits.
 const MAX_STATEFULSET_NAME: usize = 52;
 /// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
@@ -206,20 +208,22 @@ fn yaml_diag(file: &str, error: YamlError) -> Diagnostic {
 }
 
 /// The text of a file the topology itself consists of (not one it references).
-fn entry_text<'s>(file: &str, entry: Option<&'s SnapshotEntry>) -> Result<&'s str, String> {
+/// `subject` names the file in the message: "this file" for a problem reported in the file itself,
+/// its path for a file referenced from elsewhere.
+fn entry_text<'s>(subject: &str, entry: Option<&'s SnapshotEntry>) -> Result<&'s str, String> {
     match entry {
-        None => Err("file is missing".to_string()),
+        None => Err(format!("{subject} is missing")),
         Some(SnapshotEntry::File(bytes)) => {
-            std::str::from_utf8(bytes).map_err(|e| format!("{file} is not valid UTF-8 text: {e}"))
+            std::str::from_utf8(bytes).map_err(|e| format!("{subject} is not valid UTF-8 text: {e}"))
         }
         Some(SnapshotEntry::Symlink { target }) => Err(format!(
-            "{file} is a symlink (to `{target}`); symlinks are not followed"
+            "{subject} is a symlink (to `{target}`); symlinks are not followed"
         )),
         Some(SnapshotEntry::TooLarge { size }) => Err(format!(
-            "{file} is {size} bytes, larger than the {} byte limit",
+            "{subject} is {size} bytes, larger than the {} byte limit",
             DEFAULT_MAX_FILE_SIZE
         )),
-        Some(SnapshotEntry::Submodule) => Err(format!("{file} is a Git submodule, not a file")),
+        Some(SnapshotEntry::Submodule) => Err(format!("{subject} is a Git submodule, not a file")),
     }
 }
 
@@ -259,7 +263,7 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 }
 
 fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> Option<RootDocument> {
-    let text = match entry_text(TOPOLOGY_FILE, snapshot.get(TOPOLOGY_FILE)) {
+    let text = match entry_text("this file", snapshot.get(TOPOLOGY_FILE)) {
         Ok(text) => text,
         Err(message) if snapshot.get(TOPOLOGY_FILE).is_none() => {
             diags.push(file_diag(
@@ -284,10 +288,10 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
         diags.push(file_diag(TOPOLOGY_FILE, "document is empty"));
         return None;
     }
-    let document: TopologyDocument = match doc.deserialize() {
+    let document: TopologyDocument = match doc.deserialize_all(MAX_SHAPE_ERRORS) {
         Ok(d) => d,
-        Err(e) => {
-            diags.push(yaml_diag(TOPOLOGY_FILE, e));
+        Err(errors) => {
+            diags.extend(errors.into_iter().map(|e| yaml_diag(TOPOLOGY_FILE, e)));
             return None;
         }
     };
@@ -373,7 +377,7 @@ fn load_service_file(
         ));
         return None;
     };
-    let text = match entry_text(path, Some(entry)) {
+    let text = match entry_text("this file", Some(entry)) {
         Ok(text) => text,
         Err(message) => {
             diags.push(file_diag(path, message));
@@ -391,10 +395,10 @@ fn load_service_file(
         diags.push(file_diag(path, "document is empty"));
         return None;
     }
-    let document: ServiceDocument = match doc.deserialize() {
+    let document: ServiceDocument = match doc.deserialize_all(MAX_SHAPE_ERRORS) {
         Ok(d) => d,
-        Err(e) => {
-            diags.push(yaml_diag(path, e));
+        Err(errors) => {
+            diags.extend(errors.into_iter().map(|e| yaml_diag(path, e)));
             return None;
         }
     };
@@ -801,7 +805,7 @@ fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, Str
                 "`{path}` {why} (to `{target}`); symlinks are not followed"
             ))
         }
-        Some(entry) => entry_text(path, Some(entry)).map_err(|e| format!("`{path}`: {e}")),
+        Some(entry) => entry_text(&format!("`{path}`"), Some(entry)),
     }
 }
 
