@@ -57,7 +57,7 @@ impl Document {
         &self.value
     }
 
-    /// Where the document starts (its first node, or its `---`).
+    /// Where the document's content starts (its root node; for an empty document, its `---`).
     pub fn start(&self) -> Location {
         self.start
     }
@@ -90,26 +90,67 @@ impl Document {
     /// Deserializes the document into `T`. A failure names the field path and the position of the
     /// offending node (for an unknown field: the key itself).
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
-        serde_path_to_error::deserialize::<_, T>(&self.value).map_err(|error| {
-            let path = path_string(error.path());
-            let message = error.inner().to_string();
-            let location = match backticked(&message) {
-                // serde_path_to_error already names the unknown key in some versions; point at the key.
-                Some(field) if message.starts_with("unknown field") => {
-                    if path.ends_with(field) {
-                        self.locate_key(&path)
-                    } else {
-                        self.locate_key(&join_key(&path, field))
-                    }
-                }
-                _ => self.locate(&path),
+        serde_path_to_error::deserialize::<_, T>(&self.value).map_err(|error| self.shape_error(&error))
+    }
+
+    /// Like [`Document::deserialize`], but reports up to `limit` problems instead of the first: after
+    /// each error at a mapping key (unknown field, wrong type, bad value) the key is set aside and the
+    /// document read again. Stops at an error that cannot be set aside (a missing field, a bad
+    /// sequence element), since guessing past it would only produce noise.
+    pub fn deserialize_all<T: DeserializeOwned>(&self, limit: usize) -> Result<T, Vec<YamlError>> {
+        let mut value = self.value.clone();
+        let mut errors = Vec::new();
+        let mut set_aside: Vec<(String, String)> = Vec::new();
+        loop {
+            let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+                Ok(parsed) if errors.is_empty() => return Ok(parsed),
+                Ok(_) => return Err(errors),
+                Err(error) => error,
             };
-            YamlError::Shape {
-                location,
-                path: if path.is_empty() { ".".to_string() } else { path },
-                message,
+            let message = error.inner().to_string();
+            let segments: Vec<serde_path_to_error::Segment> = error.path().iter().cloned().collect();
+            if message.starts_with("missing field") {
+                // A required field that was set aside for being wrong is not also missing.
+                let parent = path_string(error.path());
+                let field = backticked(&message).unwrap_or_default().to_string();
+                if !set_aside.contains(&(parent, field)) {
+                    errors.push(self.shape_error(&error));
+                }
+                return Err(errors);
             }
-        })
+            errors.push(self.shape_error(&error));
+            if errors.len() >= limit {
+                return Err(errors);
+            }
+            let Some((serde_path_to_error::Segment::Map { key }, parent)) = segments.split_last() else {
+                return Err(errors);
+            };
+            if !remove_key(&mut value, parent, key) {
+                return Err(errors);
+            }
+            set_aside.push((segments_string(parent), key.clone()));
+        }
+    }
+
+    fn shape_error(&self, error: &serde_path_to_error::Error<serde_yaml::Error>) -> YamlError {
+        let path = path_string(error.path());
+        let message = error.inner().to_string();
+        let location = match backticked(&message) {
+            // serde_path_to_error already names the unknown key in some versions; point at the key.
+            Some(field) if message.starts_with("unknown field") => {
+                if path.ends_with(field) {
+                    self.locate_key(&path)
+                } else {
+                    self.locate_key(&join_key(&path, field))
+                }
+            }
+            _ => self.locate(&path),
+        };
+        YamlError::Shape {
+            location,
+            path: if path.is_empty() { ".".to_string() } else { path },
+            message,
+        }
     }
 
     /// The document as JSON, the form Kubernetes objects travel in.
@@ -125,9 +166,22 @@ impl Document {
 /// Parses every document of a YAML stream. Empty documents are kept (see [`Document::is_empty`]) so
 /// that callers decide whether they matter.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    // Editors on some platforms write a byte order mark; it is invisible, so it must not matter.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut values = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).map_err(syntax_error)?;
+        let value = Value::deserialize(document).map_err(|e| {
+            let mut error = syntax_error(e);
+            // serde_yaml places a duplicate key at its mapping; the event walk knows the key itself.
+            if let YamlError::Syntax { location, message } = &mut error {
+                if message.contains("duplicate entry") {
+                    if let Some(at) = positions(text).iter().find_map(|p| p.duplicates.first().copied()) {
+                        *location = at;
+                    }
+                }
+            }
+            error
+        })?;
         values.push(value);
     }
     // An empty stream is one empty document to serde_yaml's point of view only sometimes; make it explicit.
@@ -135,13 +189,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         values.push(Value::Null);
     }
     let mut positions = positions(text);
+    if positions.len() != values.len() {
+        // The two parsers split the stream differently: positions could point into the wrong
+        // document, so none are used.
+        positions.clear();
+    }
     let mut documents = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         // The two parsers agree on well-formed input; should they ever not, positions degrade to the
         // start of the text instead of pointing at the wrong place.
         let (start, values, keys) = match positions.get_mut(index) {
+            // A document "starts" at its content; the `---` line before it carries nothing to point at.
             Some(p) => (
-                p.start,
+                p.values.get("").copied().unwrap_or(p.start),
                 std::mem::take(&mut p.values),
                 std::mem::take(&mut p.keys),
             ),
@@ -168,6 +228,11 @@ pub fn parse_document(text: &str) -> Result<Document, YamlError> {
         });
     }
     Ok(documents.remove(0))
+}
+
+/// Parses a single-document YAML text straight into `T`; errors carry the field path and position.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    parse_document(text)?.deserialize()
 }
 
 /// Writes a value as YAML.
@@ -205,8 +270,30 @@ fn strip_positions(message: &str) -> String {
 }
 
 fn path_string(path: &serde_path_to_error::Path) -> String {
+    let segments: Vec<serde_path_to_error::Segment> = path.iter().cloned().collect();
+    segments_string(&segments)
+}
+
+/// Removes `key` from the mapping at `parent`; false when there is no such mapping or key.
+fn remove_key(value: &mut Value, parent: &[serde_path_to_error::Segment], key: &str) -> bool {
+    let mut current = value;
+    for segment in parent {
+        let next = match segment {
+            serde_path_to_error::Segment::Seq { index } => current.get_mut(*index),
+            serde_path_to_error::Segment::Map { key } => current.get_mut(key.as_str()),
+            _ => None,
+        };
+        match next {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    current.as_mapping_mut().and_then(|m| m.remove(key)).is_some()
+}
+
+fn segments_string(segments: &[serde_path_to_error::Segment]) -> String {
     let mut out = String::new();
-    for segment in path.iter() {
+    for segment in segments {
         match segment {
             serde_path_to_error::Segment::Seq { index } => push_index(&mut out, *index),
             serde_path_to_error::Segment::Map { key } => out = join_key(&out, key),
@@ -266,6 +353,8 @@ fn backticked(message: &str) -> Option<&str> {
 
 #[derive(Debug, Default)]
 struct Positions {
+    /// Keys that repeat an earlier key of the same mapping, in text order.
+    duplicates: Vec<Location>,
     start: Location,
     values: HashMap<String, Location>,
     keys: HashMap<String, Location>,
@@ -388,7 +477,11 @@ fn node_path(
         Some(Frame::Mapping { path, key }) => match key.take() {
             None => {
                 let entry = join_key(path, scalar.unwrap_or("?"));
-                current.keys.entry(entry.clone()).or_insert(here);
+                if current.keys.contains_key(&entry) {
+                    current.duplicates.push(here);
+                } else {
+                    current.keys.insert(entry.clone(), here);
+                }
                 *key = Some(entry);
                 None
             }
@@ -471,6 +564,39 @@ mod tests {
     }
 
     #[test]
+    fn deserialize_all_reports_every_key_error_once() {
+        let text =
+            "ports:\n  - name: a\n    port: x\n    colour: red\n  - name: 7\n    port: 2\n    size: 1\n";
+        let doc = parse_document(text).unwrap();
+        let errors = doc.deserialize_all::<Spec>(10).unwrap_err();
+        let found: Vec<(String, usize)> = errors
+            .iter()
+            .map(|e| match e {
+                YamlError::Shape { path, location, .. } => (path.clone(), location.line),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        // `port: x` is set aside, so `port` is not reported missing as well; the run then stops,
+        // because nothing sensible can stand in for a required field.
+        assert_eq!(
+            found,
+            [
+                ("ports[0].port".to_string(), 3),
+                ("ports[0].colour".to_string(), 4),
+            ]
+        );
+        let text =
+            "ports:\n  - name: a\n    port: 1\n    colour: red\n  - name: b\n    port: 2\n    size: 1\n";
+        let doc = parse_document(text).unwrap();
+        assert_eq!(doc.deserialize_all::<Spec>(10).unwrap_err().len(), 2);
+        assert_eq!(doc.deserialize_all::<Spec>(1).unwrap_err().len(), 1);
+        let fine = parse_document("ports:\n  - name: a\n    port: 1\n").unwrap();
+        assert!(fine.deserialize_all::<Spec>(10).is_ok());
+        let missing = parse_document("ports:\n  - name: a\n").unwrap();
+        assert_eq!(missing.deserialize_all::<Spec>(10).unwrap_err().len(), 1);
+    }
+
+    #[test]
     fn syntax_errors_have_positions() {
         let err = parse_documents("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
         match err {
@@ -483,11 +609,30 @@ mod tests {
     }
 
     #[test]
+    fn byte_order_marks_and_crlf_line_ends_are_accepted() {
+        let doc = parse_document("\u{feff}a: 1\r\nb:\r\n  c: x\r\n").unwrap();
+        assert_eq!(doc.value().get("a").and_then(Value::as_i64), Some(1));
+        assert_eq!(doc.locate("b.c"), Location { line: 3, column: 6 });
+    }
+
+    #[test]
+    fn duplicate_keys_point_at_the_repeated_key() {
+        match parse_documents("spec:\n  a: 1\n  b: 2\n  a: 3\n") {
+            Err(YamlError::Syntax { location, message }) => {
+                assert_eq!(location, Location { line: 4, column: 3 });
+                assert!(message.contains("duplicate entry"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn multiple_documents_have_own_positions() {
         let text = "a: 1\n---\nb: 2\n---\n# nothing\n";
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[1].locate("b").line, 3);
+        assert_eq!(docs[1].start(), Location { line: 3, column: 1 });
         assert!(docs[2].is_empty());
         assert!(parse_document(text).is_err());
         assert!(parse_documents("").unwrap()[0].is_empty());

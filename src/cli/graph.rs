@@ -29,7 +29,7 @@ pub fn run(args: &GraphArgs) -> ExitCode {
             eprintln!("{diagnostics}");
             eprintln!(
                 "{}: {} problem(s) found",
-                args.input.dir.display(),
+                snapshot.revision.origin,
                 diagnostics.len()
             );
             ExitCode::from(EXIT_FAILURE)

@@ -24,7 +24,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             let manifests: usize = topology.components.values().map(|c| c.manifests.len()).sum();
             println!(
                 "{}: topology {} is valid: {} components in {} waves, {} jobs, {} raw manifests, namespace {}",
-                args.input.dir.display(),
+                snapshot.revision.origin,
                 topology.name,
                 topology.components.len(),
                 graph::waves(&topology).len(),
@@ -38,7 +38,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             println!("{diagnostics}");
             eprintln!(
                 "{}: {} problem(s) found",
-                args.input.dir.display(),
+                snapshot.revision.origin,
                 diagnostics.len()
             );
             ExitCode::from(EXIT_FAILURE)

@@ -60,6 +60,9 @@ pub fn format(topology: &Topology, format: Format) -> String {
 /// dependencies.
 pub fn format_text(topology: &Topology) -> String {
     let mut out = String::new();
+    if topology.components.is_empty() {
+        out.push_str("no components\n");
+    }
     for (i, wave) in waves(topology).iter().enumerate() {
         let _ = writeln!(out, "wave {}: {}", i + 1, wave.join(", "));
         for name in wave {
@@ -162,9 +165,9 @@ fn mermaid_text(s: &str) -> String {
     s.replace('"', "#quot;")
 }
 
-fn reachable<N: AsRef<str> + Ord>(graph: &BTreeMap<N, Vec<N>>, start: &str) -> BTreeSet<String>
+fn reachable<N>(graph: &BTreeMap<N, Vec<N>>, start: &str) -> BTreeSet<String>
 where
-    N: std::borrow::Borrow<str>,
+    N: AsRef<str> + Ord + std::borrow::Borrow<str>,
 {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut queue: VecDeque<&str> = VecDeque::from([start]);
@@ -282,6 +285,10 @@ where
 mod tests {
     use super::*;
 
+    /// `(node, dependencies)` pairs, and the expected result as lists of names.
+    type Edges<'a> = &'a [(&'a str, &'a [&'a str])];
+    type Lists<'a> = &'a [&'a [&'a str]];
+
     fn graph(edges: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
         edges
             .iter()
@@ -291,7 +298,7 @@ mod tests {
 
     #[test]
     fn levels_order_dependencies_first() {
-        let cases: &[(&[(&str, &[&str])], &[&[&str]])] = &[
+        let cases: &[(Edges, Lists)] = &[
             (&[], &[]),
             (&[("a", &[])], &[&["a"]]),
             (&[("b", &["a"]), ("a", &[])], &[&["a"], &["b"]]),
@@ -325,7 +332,7 @@ mod tests {
 
     #[test]
     fn cycles_are_found_and_rotated_to_smallest_name() {
-        let cases: &[(&[(&str, &[&str])], &[&[&str]])] = &[
+        let cases: &[(Edges, Lists)] = &[
             (&[("a", &["b"]), ("b", &[])], &[]),
             (
                 &[("a", &["b"]), ("b", &["c"]), ("c", &["a"])],

@@ -20,11 +20,16 @@ pub const TOPOLOGY_FILE: &str = "keelson.yaml";
 pub const SERVICES_DIR: &str = "services";
 /// Replicas above this are taken for a typo.
 pub const MAX_REPLICAS: i32 = 1000;
+/// Most shape errors (unknown fields, wrong types) reported for one document.
+const MAX_SHAPE_ERRORS: usize = 20;
+/// Longest StatefulSet name whose pods' `controller-revision-hash` label still fits.
+const MAX_STATEFULSET_NAME: usize = 52;
 /// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
 const JOB_NAME_OVERHEAD: usize = 10;
 
 /// Parses and validates the topology in `snapshot`. Either every component is valid and every
 /// reference resolves, or the result lists every problem found.
+#[tracing::instrument(skip_all, fields(revision = %snapshot.revision.id))]
 pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
     let mut diags = Vec::new();
     let root = load_topology_document(snapshot, &mut diags);
@@ -32,7 +37,7 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
     let context = match &root {
         Some(root) => Context {
             spec: &root.document.spec,
-            namespace_known: true,
+            namespace_known: names::dns1123_label(&root.document.spec.namespace).is_ok(),
         },
         None => {
             fallback = fallback_spec();
@@ -44,9 +49,33 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
     };
 
     let mut parsed: Vec<ParsedService> = Vec::new();
+    // Components whose file exists but could not be read: other components may still name them
+    // without a second, misleading "unknown component" error.
+    let mut unreadable: BTreeSet<String> = BTreeSet::new();
+    if let Some(entry) = snapshot.get(SERVICES_DIR) {
+        let what = match entry {
+            SnapshotEntry::Symlink { target } => {
+                format!("a symlink (to `{target}`); symlinks are not followed")
+            }
+            SnapshotEntry::Submodule => "a Git submodule".to_string(),
+            _ => "a file".to_string(),
+        };
+        diags.push(file_diag(
+            SERVICES_DIR,
+            format!("{SERVICES_DIR} must be a directory, found {what}"),
+        ));
+    }
     for (path, entry) in snapshot.entries_under(SERVICES_DIR) {
-        if let Some(service) = load_service_file(path, entry, &mut diags) {
-            parsed.push(service);
+        match load_service_file(path, entry, &mut diags) {
+            Some(service) => parsed.push(service),
+            None => {
+                if let Some(stem) = path
+                    .strip_prefix("services/")
+                    .and_then(|p| p.strip_suffix(".yaml"))
+                {
+                    unreadable.insert(stem.to_string());
+                }
+            }
         }
     }
 
@@ -74,9 +103,14 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
         }
     }
 
-    check_dependencies(&parsed, &names_seen, &mut diags);
+    check_dependencies(&parsed, &names_seen, &unreadable, &mut diags);
     check_duplicate_objects(&components, context.spec, &mut diags);
 
+    tracing::debug!(
+        components = components.len(),
+        problems = diags.len(),
+        "topology checked"
+    );
     match root {
         Some(root) if diags.is_empty() => Ok(Topology {
             name: root.document.metadata.name,
@@ -174,20 +208,22 @@ fn yaml_diag(file: &str, error: YamlError) -> Diagnostic {
 }
 
 /// The text of a file the topology itself consists of (not one it references).
-fn entry_text<'s>(file: &str, entry: Option<&'s SnapshotEntry>) -> Result<&'s str, String> {
+/// `subject` names the file in the message: "this file" for a problem reported in the file itself,
+/// its path for a file referenced from elsewhere.
+fn entry_text<'s>(subject: &str, entry: Option<&'s SnapshotEntry>) -> Result<&'s str, String> {
     match entry {
-        None => Err("file is missing".to_string()),
+        None => Err(format!("{subject} is missing")),
         Some(SnapshotEntry::File(bytes)) => {
-            std::str::from_utf8(bytes).map_err(|e| format!("{file} is not valid UTF-8 text: {e}"))
+            std::str::from_utf8(bytes).map_err(|e| format!("{subject} is not valid UTF-8 text: {e}"))
         }
         Some(SnapshotEntry::Symlink { target }) => Err(format!(
-            "{file} is a symlink (to `{target}`); symlinks are not followed"
+            "{subject} is a symlink (to `{target}`); symlinks are not followed"
         )),
         Some(SnapshotEntry::TooLarge { size }) => Err(format!(
-            "{file} is {size} bytes, larger than the {} byte limit",
+            "{subject} is {size} bytes, larger than the {} byte limit",
             DEFAULT_MAX_FILE_SIZE
         )),
-        Some(SnapshotEntry::Submodule) => Err(format!("{file} is a Git submodule, not a file")),
+        Some(SnapshotEntry::Submodule) => Err(format!("{subject} is a Git submodule, not a file")),
     }
 }
 
@@ -206,6 +242,16 @@ fn check_header(check: &mut Check<'_>, api_version: &str, kind: &str, want_kind:
     }
 }
 
+fn check_metadata(check: &mut Check<'_>, metadata: &super::spec::Metadata) {
+    for (key, value) in &metadata.labels {
+        check.result(&format!("metadata.labels.{key}"), names::label_key(key));
+        check.result(&format!("metadata.labels.{key}"), names::label_value(value));
+    }
+    for key in metadata.annotations.keys() {
+        check.result(&format!("metadata.annotations.{key}"), names::label_key(key));
+    }
+}
+
 fn parse_duration(value: &str) -> Result<Duration, String> {
     match humantime::parse_duration(value) {
         Ok(d) if d.is_zero() => Err(format!("duration `{value}` must be greater than zero")),
@@ -217,7 +263,7 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 }
 
 fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> Option<RootDocument> {
-    let text = match entry_text(TOPOLOGY_FILE, snapshot.get(TOPOLOGY_FILE)) {
+    let text = match entry_text("this file", snapshot.get(TOPOLOGY_FILE)) {
         Ok(text) => text,
         Err(message) if snapshot.get(TOPOLOGY_FILE).is_none() => {
             diags.push(file_diag(
@@ -242,10 +288,10 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
         diags.push(file_diag(TOPOLOGY_FILE, "document is empty"));
         return None;
     }
-    let document: TopologyDocument = match doc.deserialize() {
+    let document: TopologyDocument = match doc.deserialize_all(MAX_SHAPE_ERRORS) {
         Ok(d) => d,
-        Err(e) => {
-            diags.push(yaml_diag(TOPOLOGY_FILE, e));
+        Err(errors) => {
+            diags.extend(errors.into_iter().map(|e| yaml_diag(TOPOLOGY_FILE, e)));
             return None;
         }
     };
@@ -254,8 +300,8 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
         doc: &doc,
         diags,
     };
-    let before = check.count();
     check_header(&mut check, &document.api_version, &document.kind, "Topology");
+    check_metadata(&mut check, &document.metadata);
     check.result("metadata.name", names::dns1123_label(&document.metadata.name));
     let spec = &document.spec;
     check.result("spec.namespace", names::dns1123_label(&spec.namespace));
@@ -294,9 +340,8 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
             format!("{} is not a percentage (0-100)", policy.prune_budget_percent),
         );
     }
-    if check.count() > before {
-        return None;
-    }
+    // Problems found here are already reported; the document is still the best guide for checking
+    // the components, so it is returned all the same.
     Some(RootDocument {
         document,
         health_timeout,
@@ -316,6 +361,10 @@ fn load_service_file(
         ));
         return None;
     }
+    // Git cannot hold an empty directory; a placeholder is not a stray file.
+    if relative == ".gitkeep" {
+        return None;
+    }
     let Some(stem) = relative.strip_suffix(".yaml") else {
         let hint = if relative.ends_with(".yml") {
             " (rename it to .yaml)"
@@ -328,7 +377,7 @@ fn load_service_file(
         ));
         return None;
     };
-    let text = match entry_text(path, Some(entry)) {
+    let text = match entry_text("this file", Some(entry)) {
         Ok(text) => text,
         Err(message) => {
             diags.push(file_diag(path, message));
@@ -346,10 +395,10 @@ fn load_service_file(
         diags.push(file_diag(path, "document is empty"));
         return None;
     }
-    let document: ServiceDocument = match doc.deserialize() {
+    let document: ServiceDocument = match doc.deserialize_all(MAX_SHAPE_ERRORS) {
         Ok(d) => d,
-        Err(e) => {
-            diags.push(yaml_diag(path, e));
+        Err(errors) => {
+            diags.extend(errors.into_iter().map(|e| yaml_diag(path, e)));
             return None;
         }
     };
@@ -359,6 +408,7 @@ fn load_service_file(
         diags,
     };
     check_header(&mut check, &document.api_version, &document.kind, "Service");
+    check_metadata(&mut check, &document.metadata);
     if document.metadata.name != stem {
         check.at(
             "metadata.name",
@@ -388,6 +438,17 @@ fn check_component(
     let topology = context.spec;
 
     check.result("metadata.name", names::dns1035_label(name));
+    // A StatefulSet's pods carry `controller-revision-hash: <name>-<10 chars>`, a label value that
+    // may not exceed 63 characters; longer names create StatefulSets whose pods never start.
+    if spec.workload == WorkloadKind::StatefulSet && name.len() > MAX_STATEFULSET_NAME {
+        check.at(
+            "metadata.name",
+            format!(
+                "a StatefulSet name may have at most {MAX_STATEFULSET_NAME} characters, `{name}` has {}",
+                name.len()
+            ),
+        );
+    }
     let project = spec.project.clone().unwrap_or_else(|| name.clone());
     if spec.project.is_some() {
         check.result("spec.project", names::dns1123_label(&project));
@@ -449,10 +510,9 @@ fn check_component(
             }
         }
     }
-    for key in spec.node_selector.keys() {
-        if key.is_empty() {
-            check.at("spec.nodeSelector", "label keys must not be empty");
-        }
+    for (key, value) in &spec.node_selector {
+        check.result(&format!("spec.nodeSelector.{key}"), names::label_key(key));
+        check.result(&format!("spec.nodeSelector.{key}"), names::label_value(value));
     }
     if spec.host_network && !topology.policy.allow_host_network {
         check.at(
@@ -745,7 +805,7 @@ fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, Str
                 "`{path}` {why} (to `{target}`); symlinks are not followed"
             ))
         }
-        Some(entry) => entry_text(path, Some(entry)).map_err(|e| format!("`{path}`: {e}")),
+        Some(entry) => entry_text(&format!("`{path}`"), Some(entry)),
     }
 }
 
@@ -892,6 +952,10 @@ fn check_manifests(
                 continue;
             }
         };
+        if documents.iter().all(Document::is_empty) {
+            check.at(&field, format!("`{path}` holds no Kubernetes object"));
+            continue;
+        }
         for doc in documents.iter().filter(|d| !d.is_empty()) {
             let mut inner = Check {
                 file: path,
@@ -1001,6 +1065,7 @@ fn check_manifest(
 fn check_dependencies(
     parsed: &[ParsedService],
     declared: &BTreeMap<&str, &str>,
+    unreadable: &BTreeSet<String>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -1021,6 +1086,8 @@ fn check_dependencies(
                     &field,
                     format!("`{name}` cannot depend on itself"),
                 ));
+            } else if unreadable.contains(dep) {
+                // Reported where it is broken.
             } else if !declared.contains_key(dep.as_str()) {
                 diags.push(diag(
                     &service.file,
@@ -1087,6 +1154,153 @@ fn check_duplicate_objects(
                 });
             } else {
                 seen.insert(key, (manifest.file.clone(), manifest.line));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Revision;
+
+    fn snapshot(files: &[(&str, &str)]) -> Snapshot {
+        let entries = files
+            .iter()
+            .map(|(path, text)| (path.to_string(), SnapshotEntry::File(text.as_bytes().to_vec())))
+            .collect();
+        Snapshot::new(
+            Revision {
+                id: "test".into(),
+                origin: "memory".into(),
+            },
+            None,
+            entries,
+        )
+    }
+
+    const TOPOLOGY: &str = "apiVersion: keelson.dev/v1\nkind: Topology\nmetadata:\n  name: lab\nspec:\n  namespace: openstack\n  images:\n    tag: 2024.2-rocky-9\n  healthTimeout: 7m\n";
+
+    const NOVA_API: &str = "\
+apiVersion: keelson.dev/v1
+kind: Service
+metadata:
+  name: nova-api
+spec:
+  project: nova
+  image: nova-api
+  configFiles:
+    - source: config/nova/nova.conf
+      dest: /etc/nova/nova.conf
+  jobs:
+    - name: db-sync
+      phase: pre
+      command: nova-manage api_db sync
+    - name: cells
+      phase: post
+      command: nova-manage cell_v2 discover_hosts
+      image: quay.io/openstack.kolla/nova-conductor:2024.2-rocky-9
+  healthTimeout: 90s
+  manifests: [manifests/nova.yaml]
+";
+
+    const MANIFESTS: &str = "# leading comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: nova\n---\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: nova\n  namespace: openstack\n";
+
+    #[test]
+    fn builds_components_with_everything_resolved() {
+        let topology = load(&snapshot(&[
+            ("keelson.yaml", TOPOLOGY),
+            ("services/nova-api.yaml", NOVA_API),
+            ("config/nova/nova.conf", "[DEFAULT]\n"),
+            ("manifests/nova.yaml", MANIFESTS),
+        ]))
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(topology.name, "lab");
+        assert_eq!(topology.health_timeout, Duration::from_secs(420));
+        let nova = &topology.components["nova-api"];
+        assert_eq!(nova.project, "nova");
+        assert_eq!(nova.file, "services/nova-api.yaml");
+        assert_eq!(nova.image, "quay.io/openstack.kolla/nova-api:2024.2-rocky-9");
+        assert_eq!(
+            nova.job_images,
+            [
+                "quay.io/openstack.kolla/nova-api:2024.2-rocky-9",
+                "quay.io/openstack.kolla/nova-conductor:2024.2-rocky-9"
+            ]
+        );
+        assert_eq!(nova.health_timeout, Duration::from_secs(90));
+        assert_eq!(nova.config_contents, ["[DEFAULT]\n"]);
+        let found: Vec<(usize, &str)> = nova
+            .manifests
+            .iter()
+            .map(|m| (m.line, m.object["kind"].as_str().unwrap_or_default()))
+            .collect();
+        assert_eq!(found, [(3, "ServiceAccount"), (9, "Role")]);
+        assert_eq!(nova.manifests[1].object["metadata"]["namespace"], "openstack");
+    }
+
+    #[test]
+    fn component_timeout_defaults_to_the_topology() {
+        let service = "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: memcached\nspec:\n  image: memcached\n";
+        let topology = load(&snapshot(&[
+            ("keelson.yaml", TOPOLOGY),
+            ("services/memcached.yaml", service),
+        ]))
+        .unwrap_or_else(|d| panic!("{d}"));
+        let memcached = &topology.components["memcached"];
+        assert_eq!(memcached.health_timeout, Duration::from_secs(420));
+        assert_eq!(memcached.project, "memcached");
+        assert!(memcached.job_images.is_empty());
+    }
+
+    #[test]
+    fn repo_paths_are_confined_to_the_snapshot() {
+        let mut entries: BTreeMap<String, SnapshotEntry> = BTreeMap::new();
+        entries.insert("config/a.conf".into(), SnapshotEntry::File(b"x".to_vec()));
+        entries.insert(
+            "config/big.conf".into(),
+            SnapshotEntry::TooLarge { size: 2 << 20 },
+        );
+        entries.insert("config/sub".into(), SnapshotEntry::Submodule);
+        entries.insert(
+            "config/link".into(),
+            SnapshotEntry::Symlink {
+                target: "a.conf".into(),
+            },
+        );
+        entries.insert(
+            "linked".into(),
+            SnapshotEntry::Symlink {
+                target: "config".into(),
+            },
+        );
+        let snap = Snapshot::new(
+            Revision {
+                id: "t".into(),
+                origin: "m".into(),
+            },
+            None,
+            entries,
+        );
+        let cases = [
+            ("config/a.conf", None),
+            ("", Some("must not be empty")),
+            ("/config/a.conf", Some("not absolute")),
+            ("config/../config/a.conf", Some("`..`")),
+            ("./config/a.conf", Some("plain relative path")),
+            ("config//a.conf", Some("plain relative path")),
+            ("config", Some("is a directory")),
+            ("config/missing", Some("does not exist")),
+            ("config/big.conf", Some("larger than")),
+            ("config/sub", Some("submodule")),
+            ("config/link", Some("is a symlink")),
+            ("linked/a.conf", Some("goes through the symlink `linked`")),
+        ];
+        for (path, want) in cases {
+            match (read_repo_file(&snap, path), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(fragment)) => assert!(e.contains(fragment), "{path}: {e}"),
+                (got, want) => panic!("{path}: got {got:?}, wanted {want:?}"),
             }
         }
     }

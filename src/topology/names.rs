@@ -117,6 +117,42 @@ pub fn config_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn is_label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_LABEL
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// A label or annotation key: `[prefix/]name`, the prefix a DNS-1123 subdomain, the name at most 63
+/// alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric.
+pub fn label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if prefix.is_some_and(|p| dns1123_subdomain(p).is_err()) || !is_label_name(name) {
+        return Err(format!(
+            "`{key}` is not a valid label key (`[prefix/]name`, e.g. `app.kubernetes.io/part-of`)"
+        ));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or a label name.
+pub fn label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{value}` is not a valid label value (at most 63 letters, digits, `-`, `_`, `.`, starting and ending alphanumeric)"
+        ))
+    }
+}
+
 /// A Kubernetes resource quantity (`500m`, `1Gi`, `2`, `1e3`).
 pub fn quantity(q: &str) -> Result<(), String> {
     let err = || {
@@ -186,6 +222,20 @@ mod tests {
         assert!(env_var_name("A B").is_err());
         assert!(config_key("password").is_ok());
         assert!(config_key("a/b").is_err());
+    }
+
+    #[test]
+    fn label_key_and_value_rules() {
+        for ok in ["app", "app.kubernetes.io/part-of", "a_b.c-d"] {
+            assert!(label_key(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/x", "a/b/c", "-a", "Bad Prefix/x", &"a".repeat(64)] {
+            assert!(label_key(bad).is_err(), "{bad}");
+        }
+        assert!(label_value("").is_ok());
+        assert!(label_value("v1.2_x").is_ok());
+        assert!(label_value("a b").is_err());
+        assert!(label_value("-a").is_err());
     }
 
     #[test]
