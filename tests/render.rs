@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use keelson::render::{
-    ANNOTATION_CONFIG_HASH, ANNOTATION_HASH, ANNOTATION_REVISION, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME,
-    LABEL_PART_OF, LABEL_SERVICE, LABEL_TOPOLOGY, RenderOptions, Rendered, render,
+    ANNOTATION_CONFIG_HASH, ANNOTATION_HASH, ANNOTATION_REVISION, LABEL_COMPONENT, LABEL_MANAGED_BY,
+    LABEL_NAME, LABEL_PART_OF, LABEL_SERVICE, LABEL_TOPOLOGY, RenderOptions, Rendered, render,
 };
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 use serde_json::Value;
@@ -38,22 +38,43 @@ fn copy_dir(from: &Path, to: &Path) {
 fn render_dir(dir: &Path, revision: Option<&str>) -> Rendered {
     let snapshot = Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE).unwrap();
     let topology = keelson::topology::load(&snapshot).unwrap_or_else(|d| panic!("invalid topology:\n{d}"));
-    render(&topology, &RenderOptions { revision: revision.map(str::to_string) }).unwrap()
+    render(
+        &topology,
+        &RenderOptions {
+            revision: revision.map(str::to_string),
+        },
+    )
+    .unwrap()
 }
 
 fn keelson(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keelson")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn hashes(r: &Rendered) -> Vec<(String, String, String)> {
-    r.objects.iter().map(|o| (o.component.clone(), o.reference.to_string(), o.hash.clone())).collect()
+    r.objects
+        .iter()
+        .map(|o| (o.component.clone(), o.reference.to_string(), o.hash.clone()))
+        .collect()
 }
 
 fn config_hash(r: &Rendered, component: &str) -> Option<String> {
     r.component(component)
-        .find(|o| matches!(o.reference.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet"))
+        .find(|o| {
+            matches!(
+                o.reference.kind.as_str(),
+                "Deployment" | "StatefulSet" | "DaemonSet"
+            )
+        })
         .and_then(|o| o.body.pointer("/spec/template/metadata/annotations").cloned())
-        .and_then(|a| a.get(ANNOTATION_CONFIG_HASH).and_then(Value::as_str).map(str::to_string))
+        .and_then(|a| {
+            a.get(ANNOTATION_CONFIG_HASH)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
 }
 
 #[test]
@@ -61,13 +82,34 @@ fn example_repo_validates_and_renders_every_component() {
     let out = keelson(&["validate", example_repo().to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let r = render_dir(&example_repo(), None);
-    let components: std::collections::BTreeSet<&str> = r.objects.iter().map(|o| o.component.as_str()).collect();
+    let components: std::collections::BTreeSet<&str> =
+        r.objects.iter().map(|o| o.component.as_str()).collect();
     assert!(components.len() >= 24, "{components:?}");
     for required in [
-        "mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "placement-api", "nova-api", "nova-scheduler",
-        "nova-conductor", "nova-novncproxy", "nova-compute", "libvirt", "openvswitch-db", "openvswitch-vswitchd",
-        "neutron-server", "neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent",
-        "neutron-metadata-agent", "cinder-api", "cinder-scheduler", "cinder-volume", "horizon", "heat-api",
+        "mariadb",
+        "rabbitmq",
+        "memcached",
+        "keystone",
+        "glance-api",
+        "placement-api",
+        "nova-api",
+        "nova-scheduler",
+        "nova-conductor",
+        "nova-novncproxy",
+        "nova-compute",
+        "libvirt",
+        "openvswitch-db",
+        "openvswitch-vswitchd",
+        "neutron-server",
+        "neutron-openvswitch-agent",
+        "neutron-dhcp-agent",
+        "neutron-l3-agent",
+        "neutron-metadata-agent",
+        "cinder-api",
+        "cinder-scheduler",
+        "cinder-volume",
+        "horizon",
+        "heat-api",
         "heat-engine",
     ] {
         assert!(components.contains(required), "{required} missing");
@@ -97,7 +139,10 @@ fn example_repo_validates_and_renders_every_component() {
     assert!(r.objects.iter().all(|o| o.reference.kind != "Secret"));
     let text = serde_json::to_string(&r).unwrap();
     assert!(text.contains(r#""name":"OS_DATABASE__CONNECTION","valueFrom":{"secretKeyRef""#));
-    assert!(!text.contains("mysql+pymysql://"), "no database URL with credentials is rendered");
+    assert!(
+        !text.contains("mysql+pymysql://"),
+        "no database URL with credentials is rendered"
+    );
 }
 
 #[test]
@@ -113,7 +158,10 @@ fn rendering_twice_gives_identical_bytes() {
     assert_eq!(ja.stdout, jb.stdout);
     let list: Value = serde_json::from_slice(&ja.stdout).unwrap();
     assert_eq!(list["kind"], "List");
-    assert_eq!(list["items"].as_array().unwrap().len(), render_dir(&dir, None).objects.len());
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        render_dir(&dir, None).objects.len()
+    );
 }
 
 #[test]
@@ -121,11 +169,16 @@ fn a_config_change_touches_only_that_component() {
     let base = render_dir(&example_repo(), None);
     let copy = example_copy();
     let path = copy.path().join("config/glance/glance-api.conf");
-    let text = std::fs::read_to_string(&path).unwrap().replace("workers = 4", "workers = 8");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("workers = 4", "workers = 8");
     std::fs::write(&path, text).unwrap();
     let changed = render_dir(copy.path(), None);
 
-    assert_ne!(config_hash(&base, "glance-api"), config_hash(&changed, "glance-api"));
+    assert_ne!(
+        config_hash(&base, "glance-api"),
+        config_hash(&changed, "glance-api")
+    );
     let (a, b) = (hashes(&base), hashes(&changed));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
@@ -146,7 +199,9 @@ fn an_image_change_renames_only_that_components_jobs() {
     let base = render_dir(&example_repo(), None);
     let copy = example_copy();
     let path = copy.path().join("services/keystone.yaml");
-    let text = std::fs::read_to_string(&path).unwrap().replace("image: keystone", "image: keystone:2025.1-ubuntu-noble-p1");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("image: keystone", "image: keystone:2025.1-ubuntu-noble-p1");
     std::fs::write(&path, text).unwrap();
     let changed = render_dir(copy.path(), None);
 
@@ -163,7 +218,11 @@ fn an_image_change_renames_only_that_components_jobs() {
     for (x, y) in a.iter().zip(&b) {
         if x.0 == "keystone" {
             assert_ne!(x.1, y.1);
-            assert_eq!(x.1[..x.1.len() - 8], y.1[..y.1.len() - 8], "only the hash suffix changes");
+            assert_eq!(
+                x.1[..x.1.len() - 8],
+                y.1[..y.1.len() - 8],
+                "only the hash suffix changes"
+            );
             renamed += 1;
         } else {
             assert_eq!(x, y);
@@ -176,9 +235,26 @@ fn an_image_change_renames_only_that_components_jobs() {
 fn every_object_carries_labels_and_annotations() {
     let r = render_dir(&example_repo(), Some("0123456789abcdef"));
     for o in &r.objects {
-        let labels = o.body.pointer("/metadata/labels").unwrap_or_else(|| panic!("{} has no labels", o.reference));
-        for key in [LABEL_NAME, LABEL_COMPONENT, LABEL_PART_OF, LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TOPOLOGY] {
-            assert!(labels.get(key).and_then(Value::as_str).is_some_and(|v| !v.is_empty()), "{} lacks {key}", o.reference);
+        let labels = o
+            .body
+            .pointer("/metadata/labels")
+            .unwrap_or_else(|| panic!("{} has no labels", o.reference));
+        for key in [
+            LABEL_NAME,
+            LABEL_COMPONENT,
+            LABEL_PART_OF,
+            LABEL_MANAGED_BY,
+            LABEL_SERVICE,
+            LABEL_TOPOLOGY,
+        ] {
+            assert!(
+                labels
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty()),
+                "{} lacks {key}",
+                o.reference
+            );
         }
         assert_eq!(labels[LABEL_MANAGED_BY], "keelson");
         assert_eq!(labels[LABEL_PART_OF], "openstack");
@@ -192,7 +268,13 @@ fn every_object_carries_labels_and_annotations() {
             let role_labels = template.get("labels").unwrap();
             assert_eq!(role_labels[LABEL_SERVICE], o.component.as_str());
             if o.reference.kind != "Job" {
-                assert!(template.pointer("/annotations/keelson.dev~1config-hash").is_some(), "{}", o.reference);
+                assert!(
+                    template
+                        .pointer("/annotations/keelson.dev~1config-hash")
+                        .is_some(),
+                    "{}",
+                    o.reference
+                );
             } else {
                 assert!(template.get("annotations").is_none(), "jobs carry no config hash");
             }
@@ -205,23 +287,44 @@ fn revision_stamping_does_not_change_hashes() {
     let plain = render_dir(&example_repo(), None);
     let stamped = render_dir(&example_repo(), Some("feedface"));
     assert_eq!(hashes(&plain), hashes(&stamped));
-    let out = keelson(&["render", example_repo().to_str().unwrap(), "--revision", "feedface"]);
+    let out = keelson(&[
+        "render",
+        example_repo().to_str().unwrap(),
+        "--revision",
+        "feedface",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.matches("keelson.dev/revision: feedface").count(), stamped.objects.len());
+    assert_eq!(
+        text.matches("keelson.dev/revision: feedface").count(),
+        stamped.objects.len()
+    );
     for o in &plain.objects {
-        assert!(o.body.pointer("/metadata/annotations").unwrap().get(ANNOTATION_REVISION).is_none());
+        assert!(
+            o.body
+                .pointer("/metadata/annotations")
+                .unwrap()
+                .get(ANNOTATION_REVISION)
+                .is_none()
+        );
     }
 }
 
 #[test]
 fn exit_codes_follow_the_cli_contract() {
     let copy = example_copy();
-    std::fs::write(copy.path().join("services/broken.yaml"), "apiVersion: keelson.dev/v1\nkind: Service\n").unwrap();
+    std::fs::write(
+        copy.path().join("services/broken.yaml"),
+        "apiVersion: keelson.dev/v1\nkind: Service\n",
+    )
+    .unwrap();
     let invalid = keelson(&["render", copy.path().to_str().unwrap()]);
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("services/broken.yaml"));
-    assert!(invalid.stdout.is_empty(), "nothing is rendered from an invalid topology");
+    assert!(
+        invalid.stdout.is_empty(),
+        "nothing is rendered from an invalid topology"
+    );
     let missing = keelson(&["render", "/nonexistent/keelson-example"]);
     assert_eq!(missing.status.code(), Some(2));
     let bad_format = keelson(&["render", example_repo().to_str().unwrap(), "-o", "toml"]);
@@ -235,13 +338,19 @@ fn kubernetes_validate() -> Option<PathBuf> {
         return Some(local);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|p| p.join("kubernetes-validate")).find(|p| p.exists())
+    std::env::split_paths(&path)
+        .map(|p| p.join("kubernetes-validate"))
+        .find(|p| p.exists())
 }
 
 #[test]
 fn every_rendered_object_passes_strict_schema_validation() {
     let Some(tool) = kubernetes_validate() else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "kubernetes-validate is missing in CI");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "kubernetes-validate is missing in CI"
+        );
         eprintln!("skipping: kubernetes-validate not found (run scripts/install-test-tools.sh)");
         return;
     };
@@ -252,14 +361,34 @@ fn every_rendered_object_passes_strict_schema_validation() {
     std::fs::write(&file, &out.stdout).unwrap();
     let objects = render_dir(&example_repo(), None).objects.len();
 
-    let result = Command::new(&tool).args(["--strict", "-k", "1.37.0"]).arg(&file).output().unwrap();
+    let result = Command::new(&tool)
+        .args(["--strict", "-k", "1.37.0"])
+        .arg(&file)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(result.status.success(), "kubernetes-validate failed:\n{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
-    assert_eq!(stdout.matches(" passed for resource ").count(), objects, "every object was validated:\n{stdout}");
+    assert!(
+        result.status.success(),
+        "kubernetes-validate failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        stdout.matches(" passed for resource ").count(),
+        objects,
+        "every object was validated:\n{stdout}"
+    );
 
     // The tool really rejects what the schema forbids, so the pass above means something.
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  bogus: 1\n").unwrap();
-    let rejected = Command::new(&tool).args(["--strict", "-k", "1.37.0"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  bogus: 1\n",
+    )
+    .unwrap();
+    let rejected = Command::new(&tool)
+        .args(["--strict", "-k", "1.37.0"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!rejected.status.success());
 }

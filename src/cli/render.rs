@@ -44,11 +44,17 @@ pub fn run(args: &RenderArgs) -> ExitCode {
         Ok(topology) => topology,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
-            eprintln!("{}: {} problem(s) found", args.input.dir.display(), diagnostics.len());
+            eprintln!(
+                "{}: {} problem(s) found",
+                args.input.dir.display(),
+                diagnostics.len()
+            );
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let options = RenderOptions { revision: args.revision.clone() };
+    let options = RenderOptions {
+        revision: args.revision.clone(),
+    };
     let rendered = match render::render(&topology, &options) {
         Ok(rendered) => rendered,
         Err(e) => {
@@ -65,7 +71,11 @@ pub fn run(args: &RenderArgs) -> ExitCode {
     };
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`keelson render . | head`) is not worth a panic or an error message.
-    if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         return ExitCode::from(EXIT_FAILURE);
     }
     ExitCode::SUCCESS
@@ -85,8 +95,10 @@ pub fn format(rendered: &Rendered, output: OutputFormat) -> Result<String, crate
         OutputFormat::Json => {
             let items: Vec<&serde_json::Value> = rendered.objects.iter().map(|o| &o.body).collect();
             let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-            let mut text = serde_json::to_string_pretty(&list)
-                .map_err(|e| crate::yaml::YamlError::Write { message: e.to_string() })?;
+            let mut text =
+                serde_json::to_string_pretty(&list).map_err(|e| crate::yaml::YamlError::Write {
+                    message: e.to_string(),
+                })?;
             text.push('\n');
             Ok(text)
         }
