@@ -149,7 +149,7 @@ pub enum RenderError {
     },
     #[error("{reference}: rendered twice (by component {first} and component {second})")]
     Duplicate {
-        reference: ObjectRef,
+        reference: Box<ObjectRef>,
         first: String,
         second: String,
     },
@@ -179,7 +179,7 @@ pub fn render(topology: &Topology, options: &RenderOptions) -> Result<Rendered, 
             for object in &rendered {
                 if let Some(first) = seen.insert(object.reference.clone(), object.component.clone()) {
                     return Err(RenderError::Duplicate {
-                        reference: object.reference.clone(),
+                        reference: Box::new(object.reference.clone()),
                         first,
                         second: object.component.clone(),
                     });
