@@ -9,7 +9,25 @@ use super::display::{change_title, field_lines, shown_diffs, summary_line};
 use super::inventory::stage_name;
 use super::model::{Action, Change, ComponentPlan, Plan};
 
+/// Room for folded diffs: GitHub refuses comments over 65,536 characters, and the tables, refusals and
+/// headings need the rest.
+const DIFF_BUDGET: usize = 48_000;
+
+/// How much diff text may still be written, and how many diffs were left out.
+struct Budget {
+    remaining: usize,
+    omitted: usize,
+}
+
 pub fn to_markdown(plan: &Plan) -> String {
+    to_markdown_with_budget(plan, DIFF_BUDGET)
+}
+
+fn to_markdown_with_budget(plan: &Plan, diff_budget: usize) -> String {
+    let mut budget = Budget {
+        remaining: diff_budget,
+        omitted: 0,
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -51,7 +69,7 @@ pub fn to_markdown(plan: &Plan) -> String {
             names.join(", ")
         );
         let _ = writeln!(out);
-        write_table(&mut out, &wave.components, "No changes in this wave");
+        write_table(&mut out, &wave.components, "No changes in this wave", &mut budget);
     }
 
     if !plan.deletions.is_empty() {
@@ -62,7 +80,7 @@ pub fn to_markdown(plan: &Plan) -> String {
             .iter()
             .flat_map(|w| w.components.iter().cloned())
             .collect();
-        write_table(&mut out, &components, "No deletions");
+        write_table(&mut out, &components, "No deletions", &mut budget);
     }
 
     if !plan.refusals.is_empty() {
@@ -86,11 +104,18 @@ pub fn to_markdown(plan: &Plan) -> String {
         }
         let _ = writeln!(out);
     }
+    if budget.omitted > 0 {
+        let _ = writeln!(
+            out,
+            "_{} diff(s) left out to keep this comment within size limits; `keelson plan -o text` shows all._",
+            budget.omitted
+        );
+    }
     out
 }
 
 /// A table of the changed objects of these components, their diffs folded below, unchanged ones counted.
-fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str) {
+fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str, budget: &mut Budget) {
     let changes: Vec<&Change> = components
         .iter()
         .flat_map(|c| c.changes.iter())
@@ -130,18 +155,25 @@ fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str) {
             }
         }
         let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
+        let mut block = String::new();
         let _ = writeln!(
-            out,
+            block,
             "<details><summary>Diff: {}</summary>",
             escape_html(&change_title(c))
         );
-        let _ = writeln!(out);
-        let _ = writeln!(out, "{fence}diff");
-        out.push_str(&body);
-        let _ = writeln!(out, "{fence}");
-        let _ = writeln!(out);
-        let _ = writeln!(out, "</details>");
-        let _ = writeln!(out);
+        let _ = writeln!(block);
+        let _ = writeln!(block, "{fence}diff");
+        block.push_str(&body);
+        let _ = writeln!(block, "{fence}");
+        let _ = writeln!(block);
+        let _ = writeln!(block, "</details>");
+        let _ = writeln!(block);
+        if block.len() > budget.remaining {
+            budget.omitted += 1;
+            continue;
+        }
+        budget.remaining -= block.len();
+        out.push_str(&block);
     }
 }
 
@@ -176,6 +208,64 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diffs_beyond_the_budget_are_left_out_and_counted() {
+        use crate::plan::{Action, Change, FieldDiff, Plan, Summary, Wave};
+        use crate::render::{ObjectRef, Stage};
+        let change = |name: &str| Change {
+            action: Action::Update,
+            reference: ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("ns".into()),
+                name: name.into(),
+            },
+            component: "c".into(),
+            stage: Stage::Config,
+            diff: vec![FieldDiff {
+                path: "data.x".into(),
+                before: Some("a".into()),
+                after: Some("b".into()),
+            }],
+            drift: false,
+            desired: None,
+        };
+        let plan = Plan {
+            topology: "t".into(),
+            revision: "r".into(),
+            previous_revision: None,
+            waves: vec![Wave {
+                index: 0,
+                components: vec![ComponentPlan {
+                    name: "c".into(),
+                    project: "c".into(),
+                    depends_on: vec![],
+                    changes: vec![change("one"), change("two"), change("three")],
+                }],
+            }],
+            deletions: vec![],
+            refusals: vec![],
+            summary: Summary {
+                update: 3,
+                ..Summary::default()
+            },
+        };
+        let full = to_markdown_with_budget(&plan, DIFF_BUDGET);
+        assert_eq!(full.matches("<details>").count(), 3);
+        assert!(!full.contains("left out"));
+        // Room for exactly one block.
+        let one = full
+            .split("<details>")
+            .nth(1)
+            .map(|b| b.len() + "<details>".len())
+            .unwrap_or(0);
+        let cut = to_markdown_with_budget(&plan, one + 10);
+        assert_eq!(cut.matches("<details>").count(), 1, "{cut}");
+        assert!(cut.contains("_2 diff(s) left out"), "{cut}");
+        // The tables still list every change.
+        assert!(cut.contains("`ConfigMap ns/three`"), "{cut}");
+    }
 
     #[test]
     fn escaping_table() {

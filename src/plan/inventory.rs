@@ -68,10 +68,12 @@ impl Inventory {
         self.objects.iter().position(|e| e.component == component)
     }
 
-    pub fn entry(&self, key: &super::order::ObjectKey) -> Option<&InventoryEntry> {
+    /// Entries by object identity, for lookups while planning deletions.
+    pub(super) fn index(&self) -> std::collections::BTreeMap<super::order::ObjectKey, &InventoryEntry> {
         self.objects
             .iter()
-            .find(|e| super::order::ObjectKey::of(&e.reference) == *key)
+            .map(|e| (super::order::ObjectKey::of(&e.reference), e))
+            .collect()
     }
 
     pub fn to_json(&self) -> String {

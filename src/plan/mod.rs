@@ -270,6 +270,7 @@ fn plan_deletions(
             .map(|o| &o.body)
             .chain(live.values().filter(|l| l.owned).map(|l| l.object)),
     );
+    let recorded = input.inventory.map(Inventory::index).unwrap_or_default();
     let mut planned: Vec<Change> = Vec::new();
     for (key, l) in live {
         if !l.owned
@@ -279,7 +280,7 @@ fn plan_deletions(
         {
             continue;
         }
-        let entry = input.inventory.and_then(|inv| inv.entry(key));
+        let entry = recorded.get(key).copied();
         let component = diff::meta_map(l.object, "labels")
             .and_then(|m| m.get(LABEL_SERVICE))
             .and_then(Value::as_str)
