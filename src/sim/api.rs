@@ -239,7 +239,7 @@ impl State {
                         t.ns()
                     ),
                 );
-                e.details = Some(
+                e.set_details(
                     json!({"name": t.name(), "group": t.info.group, "kind": t.info.plural,
                     "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {} is being terminated", t.ns()), "field": "metadata.namespace"}]}),
                 );
@@ -314,9 +314,6 @@ impl State {
         body["metadata"]["name"] = json!(name);
         t.name = Some(name);
         self.ensure_namespace(&t)?;
-        if self.store.get(&t.info.key(), t.ns(), t.name()).is_some() {
-            return Err(ApiError::already_exists(&t.info.qualified(), t.name()));
-        }
         self.commit(&t, None, body, Managed::Update(&o.manager), o.dry_run)
     }
 
@@ -550,7 +547,7 @@ impl State {
                 .iter()
                 .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.path}))
                 .collect();
-            e.details = Some(json!({"causes": causes}));
+            e.set_details(json!({"causes": causes}));
             e
         })?;
         self.commit(t, existing, merged, Managed::Applied, o.dry_run)
@@ -690,6 +687,10 @@ impl State {
             set_crd_status(old.as_deref(), &mut new, &now);
         }
 
+        // As on a real server, validation answers before storage does.
+        if old.is_none() && self.store.get(&info.key(), t.ns(), t.name()).is_some() {
+            return Err(ApiError::already_exists(&info.qualified(), t.name()));
+        }
         if let Some(o) = &old {
             if strip_times(o) == strip_times(&new) {
                 return Ok(self.as_version(t, o));

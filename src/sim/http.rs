@@ -90,8 +90,8 @@ fn route(
     };
     let (ns, rest) = match rest {
         ["namespaces", ns, r @ ..]
-            if !r.is_empty()
-                && !(group.is_empty() && r.len() == 1 && matches!(r[0], "status" | "finalize")) =>
+            if !(r.is_empty()
+                || group.is_empty() && r.len() == 1 && matches!(r[0], "status" | "finalize")) =>
         {
             (Some(*ns), r)
         }
@@ -157,6 +157,46 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Deepest `[`/`{` nesting accepted in YAML. The YAML parser takes time quadratic in nesting before it
+/// reaches its own recursion limit, so absurd nesting is refused before parsing.
+const MAX_FLOW_DEPTH: usize = 100;
+
+/// The deepest flow-collection nesting in YAML text, ignoring quoted strings and comments.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut single, mut double, mut escaped, mut comment) = (false, false, false, false);
+    let mut prev = ' ';
+    for ch in text.chars() {
+        if comment {
+            comment = ch != '\n';
+        } else if double {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                double = false;
+            }
+        } else if single {
+            single = ch != '\'';
+        } else {
+            match ch {
+                '"' => double = true,
+                '\'' => single = true,
+                '#' if prev.is_whitespace() => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = ch;
+    }
+    max
+}
+
 /// Decodes a JSON or YAML body into a JSON value, with the error a real server gives.
 fn decode_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if bytes.is_empty() {
@@ -165,6 +205,11 @@ fn decode_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if yaml {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ApiError::bad_request("error decoding YAML: the body is not UTF-8"))?;
+        if flow_depth(text) > MAX_FLOW_DEPTH {
+            return Err(ApiError::bad_request(format!(
+                "error decoding YAML: collections nested deeper than {MAX_FLOW_DEPTH} levels"
+            )));
+        }
         serde_yaml::from_str::<Value>(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
@@ -405,7 +450,12 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
                 r
             }
         };
-        record.status = resp.status().as_u16();
+        // A dropped connection has no status: the log records 0.
+        record.status = if fault == Fault::Drop {
+            0
+        } else {
+            resp.status().as_u16()
+        };
         shared.recorder.record(record);
         return resp;
     }
@@ -434,6 +484,10 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     let result = dispatch(&shared, &parsed, &query, &parts.headers, body).await;
     let resp = match result {
         Ok((code, value)) => {
+            if parsed.verb == "create" {
+                // The name of a created object is in the body, not the URL.
+                record.name = value["metadata"]["name"].as_str().map(String::from);
+            }
             if table::wants_table(&accept)
                 && matches!(parsed.verb, "get" | "list")
                 && parsed.target.sub.is_none()
@@ -452,9 +506,6 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
     };
     record.status = resp.status().as_u16();
-    if record.field_manager.is_none() && parsed.verb != "get" {
-        record.field_manager = None;
-    }
     shared.recorder.record(record);
     resp
 }
@@ -524,8 +575,7 @@ async fn dispatch(
             let bytes = read_body(body).await?;
             let o = delete_opts(q, &bytes)?;
             let out = shared.lock().delete(t, &o)?;
-            let code = if out["kind"] == "Status" { 200 } else { 200 };
-            Ok((code, out))
+            Ok((200, out))
         }
         "deletecollection" => {
             let bytes = read_body(body).await?;
@@ -653,5 +703,112 @@ async fn control(shared: &Arc<Shared>, method: &Method, rest: &str, body: Body) 
             StatusCode::NO_CONTENT.into_response()
         }
         _ => error_response(&ApiError::path_not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_depth_ignores_strings_and_comments() {
+        let cases = [
+            ("a: 1", 0),
+            ("a: [1, {b: [2]}]", 3),
+            ("a: \"[[[[\"", 0),
+            ("a: '[[{{'", 0),
+            ("a: 1 # [[[[", 0),
+            ("a: \"x\\\"[\"\nb: [1]", 1),
+        ];
+        for (text, want) in cases {
+            assert_eq!(flow_depth(text), want, "{text}");
+        }
+    }
+
+    type Want<'a> = Option<(&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>)>;
+
+    #[test]
+    fn route_table() {
+        let st = super::super::api::State::new(
+            super::super::controllers::Behaviour {
+                ready_after: std::time::Duration::ZERO,
+                job_duration: std::time::Duration::ZERO,
+                nodes: 1,
+                unpullable: globset::GlobSet::empty(),
+                failing_jobs: globset::GlobSet::empty(),
+            },
+            10,
+        );
+        let q = HashMap::new();
+        let mut w = HashMap::new();
+        w.insert("watch".to_string(), "true".to_string());
+        let cases: Vec<(&str, &str, &HashMap<String, String>, Want)> = vec![
+            (
+                "GET",
+                "/api/v1/namespaces/ns/pods/p",
+                &q,
+                Some(("get", Some("ns"), Some("p"), None)),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/ns/pods",
+                &q,
+                Some(("list", Some("ns"), None, None)),
+            ),
+            ("GET", "/api/v1/pods", &w, Some(("watch", None, None, None))),
+            (
+                "GET",
+                "/api/v1/namespaces/ns",
+                &q,
+                Some(("get", None, Some("ns"), None)),
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/ns/status",
+                &q,
+                Some(("update", None, Some("ns"), Some("status"))),
+            ),
+            (
+                "PATCH",
+                "/apis/apps/v1/namespaces/a/deployments/d/scale",
+                &q,
+                Some(("patch", Some("a"), Some("d"), Some("scale"))),
+            ),
+            (
+                "DELETE",
+                "/apis/apps/v1/namespaces/a/deployments",
+                &q,
+                Some(("deletecollection", Some("a"), None, None)),
+            ),
+            (
+                "POST",
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                &q,
+                Some(("create", None, None, None)),
+            ),
+            ("GET", "/apis/apps/v1/deployments/d", &q, None),
+            ("GET", "/apis/apps/v1/namespaces/a/configmaps", &q, None),
+            ("GET", "/api/v1/namespaces/a/configmaps/c/status", &q, None),
+            (
+                "DELETE",
+                "/apis/apps/v1/namespaces/a/deployments/d/status",
+                &q,
+                None,
+            ),
+            ("GET", "/api/v2/pods", &q, None),
+        ];
+        for (method, path, query, want) in cases {
+            let got = route(&st, &method.parse().unwrap(), path, query).ok().map(|p| {
+                (
+                    p.verb,
+                    p.target.namespace.clone(),
+                    p.target.name.clone(),
+                    p.target.sub.clone(),
+                )
+            });
+            let want =
+                want.map(|(v, n, nm, s)| (v, n.map(String::from), nm.map(String::from), s.map(String::from)));
+            assert_eq!(got, want, "{method} {path}");
+        }
     }
 }

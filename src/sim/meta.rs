@@ -165,7 +165,7 @@ pub fn validate_meta(obj: &Value) -> Vec<(String, String)> {
                 }
                 match v.as_str() {
                     Some(s) if label_value_ok(s) => {}
-                    _ => errs.push((format!("metadata.labels"), format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))),
+                    _ => errs.push(("metadata.labels".to_string(), format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))),
                 }
             }
         }

@@ -71,7 +71,7 @@ fn map(keys: &[&str]) -> ListKind {
 }
 
 /// The value a key field takes in an item, applying the API's default for fields that are part of a key.
-pub fn key_value<'a>(item: &'a Value, key: &str) -> Option<Value> {
+pub fn key_value(item: &Value, key: &str) -> Option<Value> {
     match item.get(key) {
         Some(v) => Some(v.clone()),
         None if key == "protocol" => Some(Value::String("TCP".into())),

@@ -8,7 +8,7 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header (429 and some 5xx).
     pub retry_after: Option<u64>,
 }
@@ -24,6 +24,10 @@ impl ApiError {
         }
     }
 
+    pub fn set_details(&mut self, details: Value) {
+        self.details = Some(Box::new(details));
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -31,7 +35,7 @@ impl ApiError {
     pub fn not_found(qualified: &str, name: &str) -> Self {
         let (resource, group) = split_qualified(qualified);
         let mut e = Self::new(404, "NotFound", format!("{qualified} \"{name}\" not found"));
-        e.details = Some(json!({"name": name, "group": group, "kind": resource}));
+        e.set_details(json!({"name": name, "group": group, "kind": resource}));
         e
     }
 
@@ -50,7 +54,7 @@ impl ApiError {
             "AlreadyExists",
             format!("{qualified} \"{name}\" already exists"),
         );
-        e.details = Some(json!({"name": name, "group": group, "kind": resource}));
+        e.set_details(json!({"name": name, "group": group, "kind": resource}));
         e
     }
 
@@ -64,7 +68,7 @@ impl ApiError {
                  please apply your changes to the latest version and try again"
             ),
         );
-        e.details = Some(json!({"name": name, "group": group, "kind": resource}));
+        e.set_details(json!({"name": name, "group": group, "kind": resource}));
         e
     }
 
@@ -85,7 +89,7 @@ impl ApiError {
                 |(field, message)| json!({"reason": "FieldValueInvalid", "message": message, "field": field}),
             )
             .collect();
-        e.details = Some(json!({"name": name, "group": group, "kind": kind, "causes": causes}));
+        e.set_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}));
         e
     }
 
@@ -135,7 +139,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
         }
         if let Some(secs) = self.retry_after {
             let details = v.as_object_mut().and_then(|o| {
