@@ -386,8 +386,9 @@ impl Inner {
 
     fn poll_once(&mut self, cost: &mut PollCost) -> Result<PollOutcome, Failure> {
         if let Some(path) = self.url.direct_path() {
-            // Nothing the source repository could do to a cache copy would make it more trustworthy than
-            // its own object database, so it is read in place; failures there are not cache failures.
+            // A commit in a local repository's own object database is as immutable as a copy of it would be,
+            // so it is read in place. A read failure there belongs to that repository: wiping the cache
+            // cannot help.
             return self.poll_direct(&path, cost).map_err(|f| match f {
                 Failure::Cache(e) | Failure::Other(e) => Failure::Other(e),
             });
@@ -525,7 +526,8 @@ impl Inner {
 
     /// One ref advertisement; returns the commit-ish the first matching name points at (peeled for tags).
     fn lookup_ref(&self, names: &[String], cost: &mut PollCost) -> Result<(Oid, String), SourceError> {
-        // An anonymous remote needs a repository; a throwaway in-memory-ish one avoids touching the cache.
+        // An anonymous remote needs a repository to hang off; a small bare one beside the clones serves, so a
+        // lookup never opens (or has to repair) the clone itself.
         let scratch = self.scratch_repo()?;
         let mut remote = scratch
             .remote_anonymous(&self.url.git_url)
