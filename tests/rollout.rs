@@ -625,3 +625,176 @@ async fn independent_components_run_in_parallel_up_to_the_bound() {
     // Five components needing ~300ms each, two at a time: at least three rounds.
     assert!(took >= Duration::from_millis(900), "{took:?}");
 }
+
+/// An API server that rejects the first apply of one Deployment as a change to an immutable field, the way
+/// kube-apiserver does for `spec.selector`, and otherwise behaves: delete removes it, the next apply creates
+/// it, a read returns it ready. (The simulator does not model immutable fields.)
+mod immutable_server {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+
+    #[derive(Default)]
+    pub struct State {
+        pub requests: Vec<String>,
+        pub rejected: bool,
+        pub deleted: bool,
+        pub exists: bool,
+    }
+
+    fn status(code: u16, reason: &str, message: &str, details: Value) -> Response {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                          "reason": reason, "message": message, "details": details});
+        (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(body),
+        )
+            .into_response()
+    }
+
+    fn ready() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "keystone-api", "namespace": "openstack", "generation": 1, "resourceVersion": "7"},
+               "spec": {"replicas": 1},
+               "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}})
+    }
+
+    pub async fn start() -> (keelson::cluster::Kube, Arc<Mutex<State>>) {
+        let state = Arc::new(Mutex::new(State {
+            exists: true,
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
+            let state = shared.clone();
+            async move {
+                let mut s = state.lock().expect("state");
+                let path = uri.path().to_string();
+                s.requests.push(format!("{method} {path}"));
+                if path == "/apis/apps/v1" {
+                    return axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
+                        "resources": [{"name": "deployments", "singularName": "deployment", "namespaced": true,
+                                       "kind": "Deployment", "verbs": ["create", "delete", "get", "list", "patch"]}]}))
+                    .into_response();
+                }
+                if path != "/apis/apps/v1/namespaces/openstack/deployments/keystone-api" {
+                    return status(404, "NotFound", "not found", json!({}));
+                }
+                match method {
+                    Method::PATCH if s.exists && !s.deleted => {
+                        s.rejected = true;
+                        status(422, "Invalid",
+                            "Deployment.apps \"keystone-api\" is invalid: spec.selector: Invalid value: \
+                             v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"keystone\", \"tier\":\"api\"}}: field is immutable",
+                            json!({"name": "keystone-api", "group": "apps", "kind": "Deployment",
+                                   "causes": [{"reason": "FieldValueInvalid", "field": "spec.selector",
+                                               "message": "Invalid value: field is immutable"}]}))
+                    }
+                    Method::PATCH => {
+                        s.deleted = false;
+                        s.exists = true;
+                        axum::Json(ready()).into_response()
+                    }
+                    Method::DELETE => {
+                        s.deleted = true;
+                        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})).into_response()
+                    }
+                    Method::GET if s.deleted => status(404, "NotFound", "deployments \"keystone-api\" not found", json!({})),
+                    Method::GET => axum::Json(ready()).into_response(),
+                    _ => status(405, "MethodNotAllowed", "no", json!({})),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut config = kube::Config::new(format!("http://{addr}").parse().expect("uri"));
+        config.default_retry = false;
+        let client = kube::Client::try_from(config).expect("client");
+        let kube = keelson::cluster::connect(keelson::cluster::Target::Client(client))
+            .await
+            .expect("connect");
+        (kube, state)
+    }
+}
+
+fn selector_change_plan() -> Plan {
+    use keelson::plan::{Action, Change, ComponentPlan, Summary, Wave};
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "keystone-api", "namespace": "openstack"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "keystone", "tier": "api"}}}});
+    Plan {
+        topology: TOPOLOGY.into(),
+        revision: "rev".into(),
+        previous_revision: None,
+        waves: vec![Wave {
+            index: 0,
+            components: vec![ComponentPlan {
+                name: "keystone".into(),
+                project: "keystone".into(),
+                depends_on: Vec::new(),
+                changes: vec![Change {
+                    action: Action::Update,
+                    reference: keelson::cluster::object_ref(&body).expect("ref"),
+                    component: "keystone".into(),
+                    stage: Stage::Workload,
+                    diff: Vec::new(),
+                    drift: false,
+                    desired: Some(body),
+                }],
+            }],
+        }],
+        deletions: Vec::new(),
+        refusals: Vec::new(),
+        summary: Summary::default(),
+    }
+}
+
+#[tokio::test]
+async fn immutable_field_changes_fail_with_the_field_unless_recreate_is_allowed() {
+    // Not allowed: the component fails, naming the object and the field; nothing is deleted.
+    let (kube, state) = immutable_server::start().await;
+    let outcome = execute(&kube, &selector_change_plan(), &fast_opts()).await;
+    let keystone = outcome.component("keystone").expect("keystone");
+    assert_eq!(keystone.state, ComponentState::Failed);
+    assert!(
+        keystone.reason.starts_with(
+            "Deployment openstack/keystone-api: apply failed: field spec.selector is immutable (the object must be recreated to change it)"
+        ),
+        "{}",
+        keystone.reason
+    );
+    let requests = state.lock().expect("state").requests.clone();
+    assert!(!requests.iter().any(|r| r.starts_with("DELETE")), "{requests:?}");
+
+    // Allowed by the topology (`spec.recreateOnImmutableChange`): delete, wait until gone, apply anew.
+    let (kube, state) = immutable_server::start().await;
+    let opts = RolloutOptions {
+        recreate_on_immutable: BTreeSet::from(["keystone".to_string()]),
+        ..fast_opts()
+    };
+    let outcome = execute(&kube, &selector_change_plan(), &opts).await;
+    assert!(outcome.converged(), "{outcome:#?}");
+    let object = "/apis/apps/v1/namespaces/openstack/deployments/keystone-api";
+    let requests: Vec<String> = state
+        .lock()
+        .expect("state")
+        .requests
+        .iter()
+        .filter(|r| r.ends_with(object))
+        .cloned()
+        .collect();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| r.split(' ').next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["PATCH", "DELETE", "GET", "PATCH", "GET"],
+        "{requests:?}"
+    );
+    assert_eq!(outcome.changes.entries[0].change, ChangeKind::Created);
+}
