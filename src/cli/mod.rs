@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod graph;
 pub mod input;
 pub mod sim;
+pub mod render;
+pub mod validate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// The simulated Kubernetes cluster.
     Sim(sim::SimArgs),
+    /// Check a topology and list every problem as `file:line:column: field: message`.
+    Validate(validate::ValidateArgs),
+    /// Show the dependency graph of a topology as waves, Graphviz DOT or Mermaid.
+    Graph(graph::GraphArgs),
+    /// Print the Kubernetes objects of a topology in apply order, as YAML documents or a JSON List.
+    Render(render::RenderArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -37,6 +46,9 @@ pub fn main() -> ExitCode {
     init_tracing(&cli.log);
     match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Validate(args) => validate::run(&args),
+        Command::Graph(args) => graph::run(&args),
+        Command::Render(args) => render::run(&args),
     }
 }
 

@@ -63,7 +63,9 @@ fn render_path(path: &[Segment]) -> String {
     for seg in path {
         match seg {
             Segment::Key(k) => {
-                let plain = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if plain {
                     if !s.is_empty() {
                         s.push('.');
@@ -88,7 +90,11 @@ fn ignored(path: &[Segment]) -> bool {
 }
 
 fn push(path: &[Segment], before: Option<&Value>, after: Option<&Value>, out: &mut Vec<FieldDiff>) {
-    out.push(FieldDiff { path: render_path(path), before: before.cloned(), after: after.cloned() });
+    out.push(FieldDiff {
+        path: render_path(path),
+        before: before.cloned(),
+        after: after.cloned(),
+    });
 }
 
 fn compare(path: &mut Vec<Segment>, desired: &Value, live: Option<&Value>, out: &mut Vec<FieldDiff>) {
@@ -143,7 +149,9 @@ fn compare_lists(
             for item in desired {
                 let Some(id) = item.get(key) else { continue };
                 let label = scalar_label(id);
-                let found = live.iter().find(|l| l.get(key).is_some_and(|lid| same_scalar(lid, id)));
+                let found = live
+                    .iter()
+                    .find(|l| l.get(key).is_some_and(|lid| same_scalar(lid, id)));
                 path.push(Segment::Match(key, label));
                 compare(path, item, found, out);
                 path.pop();
@@ -294,7 +302,11 @@ mod tests {
 
     #[test]
     fn before_and_after_carry_values() {
-        let got = subset_diff(&json!({"spec": {"replicas": 3}}), &json!({"spec": {"replicas": 1}}), false);
+        let got = subset_diff(
+            &json!({"spec": {"replicas": 3}}),
+            &json!({"spec": {"replicas": 1}}),
+            false,
+        );
         assert_eq!(got[0].before, Some(json!(1)));
         assert_eq!(got[0].after, Some(json!(3)));
     }
@@ -306,8 +318,14 @@ mod tests {
         let live = json!({"metadata": {"labels": {"a": "1"}}, "data": {"password": "b2xk"}});
         let got = subset_diff(&desired, &live, true);
         let text = serde_json::to_string(&got).unwrap();
-        assert!(!text.contains("bmV3") && !text.contains("b2xk") && !text.contains("plain-new"), "{text}");
-        assert_eq!(paths(&got), vec!["metadata.labels.a", "data.password", "stringData"]);
+        assert!(
+            !text.contains("bmV3") && !text.contains("b2xk") && !text.contains("plain-new"),
+            "{text}"
+        );
+        assert_eq!(
+            paths(&got),
+            vec!["metadata.labels.a", "data.password", "stringData"]
+        );
         assert_eq!(got[1].before, Some(json!(REDACTED)));
         assert_eq!(got[2].after, Some(json!({"token": REDACTED})));
         assert_eq!(got[0].after, Some(json!("2")));

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::render::ANNOTATION_HASH;
+
 use super::inventory::stage_name;
 use super::model::{Action, Change, FieldDiff, Summary};
 
@@ -41,8 +43,21 @@ pub fn action_label(a: Action) -> &'static str {
 }
 
 pub fn change_title(c: &Change) -> String {
-    let drift = if c.drift { " (drift: changed in the cluster)" } else { "" };
+    let drift = if c.drift {
+        " (drift: changed in the cluster)"
+    } else {
+        ""
+    };
     format!("{} [{}]{drift}", c.reference, stage_name(c.stage))
+}
+
+/// The field diffs worth showing a person. The hash annotation changes whenever anything else does, so it is
+/// noise next to the real change; it is shown only when it is the sole difference (a body rendered without
+/// it), and always kept in the JSON.
+pub fn shown_diffs(c: &Change) -> impl Iterator<Item = &FieldDiff> {
+    let hash_path = format!("metadata.annotations[\"{ANNOTATION_HASH}\"]");
+    let only_hash = c.diff.iter().all(|d| d.path == hash_path);
+    c.diff.iter().filter(move |d| only_hash || d.path != hash_path)
 }
 
 pub fn field_lines(d: &FieldDiff) -> Vec<DiffLine> {
@@ -88,16 +103,25 @@ pub fn text_diff(before: &str, after: &str) -> Vec<DiffLine> {
     for (i, (sign, text)) in ops.iter().enumerate() {
         if keep(i) {
             if skipped {
-                out.push(DiffLine { sign: ' ', text: "    ...".to_string() });
+                out.push(DiffLine {
+                    sign: ' ',
+                    text: "    ...".to_string(),
+                });
                 skipped = false;
             }
-            out.push(DiffLine { sign: *sign, text: format!("    {text}") });
+            out.push(DiffLine {
+                sign: *sign,
+                text: format!("    {text}"),
+            });
         } else {
             skipped = true;
         }
     }
     if skipped {
-        out.push(DiffLine { sign: ' ', text: "    ...".to_string() });
+        out.push(DiffLine {
+            sign: ' ',
+            text: "    ...".to_string(),
+        });
     }
     out
 }
@@ -152,7 +176,11 @@ mod tests {
     fn config_file_change_shows_only_changed_lines_with_context() {
         let before = "[DEFAULT]\ndebug = false\na = 1\nb = 2\nc = 3\nd = 4\n[database]\nconnection = old\n";
         let after = "[DEFAULT]\ndebug = true\na = 1\nb = 2\nc = 3\nd = 4\n[database]\nconnection = new\n";
-        let d = FieldDiff { path: "data[\"keystone.conf\"]".into(), before: Some(json!(before)), after: Some(json!(after)) };
+        let d = FieldDiff {
+            path: "data[\"keystone.conf\"]".into(),
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        };
         let got = render(&field_lines(&d));
         assert_eq!(
             got,
@@ -174,9 +202,20 @@ mod tests {
 
     #[test]
     fn scalar_changes_show_both_sides_and_absent_sides_are_left_out() {
-        let d = FieldDiff { path: "spec.replicas".into(), before: Some(json!(1)), after: Some(json!(3)) };
-        assert_eq!(render(&field_lines(&d)), vec!["-spec.replicas: 1", "+spec.replicas: 3"]);
-        let added = FieldDiff { path: "spec.x".into(), before: None, after: Some(json!("y")) };
+        let d = FieldDiff {
+            path: "spec.replicas".into(),
+            before: Some(json!(1)),
+            after: Some(json!(3)),
+        };
+        assert_eq!(
+            render(&field_lines(&d)),
+            vec!["-spec.replicas: 1", "+spec.replicas: 3"]
+        );
+        let added = FieldDiff {
+            path: "spec.x".into(),
+            before: None,
+            after: Some(json!("y")),
+        };
         assert_eq!(render(&field_lines(&added)), vec!["+spec.x: \"y\""]);
     }
 

@@ -47,7 +47,12 @@ pub fn mk_topology(components: &[(&str, &[&str])]) -> Topology {
             (name.to_string(), c)
         })
         .collect::<BTreeMap<_, _>>();
-    Topology { name: TOPOLOGY.into(), spec, health_timeout: Duration::from_secs(600), components }
+    Topology {
+        name: TOPOLOGY.into(),
+        spec,
+        health_timeout: Duration::from_secs(600),
+        components,
+    }
 }
 
 /// The diamond used by most tests: mariadb and rabbitmq first, keystone, then glance and nova, horizon last.
@@ -74,7 +79,10 @@ pub fn api_version_of(kind: &str) -> &'static str {
 /// A rendered object of `component` in the topology namespace. `fields` are merged into the body next to
 /// `metadata` (e.g. `{"data": {...}}` or `{"spec": {...}}`); the hash covers them.
 pub fn mk_object(component: &str, stage: Stage, kind: &str, name: &str, fields: Value) -> RenderedObject {
-    let hash = format!("{:x}", Sha256::digest(format!("{kind}/{name}/{fields}").as_bytes()));
+    let hash = format!(
+        "{:x}",
+        Sha256::digest(format!("{kind}/{name}/{fields}").as_bytes())
+    );
     let mut body = json!({
         "apiVersion": api_version_of(kind),
         "kind": kind,
@@ -102,7 +110,10 @@ pub fn mk_object(component: &str, stage: Stage, kind: &str, name: &str, fields: 
 }
 
 fn hash_of(body: &Value) -> String {
-    body["metadata"]["annotations"][ANNOTATION_HASH].as_str().unwrap_or_default().to_string()
+    body["metadata"]["annotations"][ANNOTATION_HASH]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What the API server returns after `obj` was applied at an older revision: server-set metadata, a status,
@@ -114,7 +125,10 @@ pub fn live_of(obj: &RenderedObject) -> Value {
     live["metadata"]["creationTimestamp"] = json!("2026-11-01T10:00:00Z");
     live["metadata"]["managedFields"] = json!([{"manager": "keelson", "operation": "Apply"}]);
     live["metadata"]["annotations"][ANNOTATION_REVISION] = json!("old-rev");
-    if let Some(containers) = live.pointer_mut("/spec/template/spec/containers").and_then(Value::as_array_mut) {
+    if let Some(containers) = live
+        .pointer_mut("/spec/template/spec/containers")
+        .and_then(Value::as_array_mut)
+    {
         for c in containers {
             c["imagePullPolicy"] = json!("IfNotPresent");
             c["terminationMessagePath"] = json!("/dev/termination-log");

@@ -5,21 +5,33 @@
 
 use std::fmt::Write as _;
 
-use super::display::{change_title, field_lines, summary_line};
+use super::display::{change_title, field_lines, shown_diffs, summary_line};
 use super::inventory::stage_name;
 use super::model::{Action, Change, ComponentPlan, Plan};
 
 pub fn to_markdown(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "### Keelson plan for {} at {}", code(&plan.topology), code(&plan.revision));
+    let _ = writeln!(
+        out,
+        "### Keelson plan for {} at {}",
+        code(&plan.topology),
+        code(&plan.revision)
+    );
     let _ = writeln!(out);
-    let previous = plan.previous_revision.as_deref().map(|r| format!(" (last applied: {})", code(r))).unwrap_or_default();
+    let previous = plan
+        .previous_revision
+        .as_deref()
+        .map(|r| format!(" (last applied: {})", code(r)))
+        .unwrap_or_default();
     let _ = writeln!(out, "**{}**{previous}", summary_line(&plan.summary));
     let _ = writeln!(out);
 
     if let Some(message) = plan.blocked_message() {
         let _ = writeln!(out, "> [!CAUTION]");
-        let _ = writeln!(out, "> **Blocked: nothing will be applied until the refusals below are resolved.**");
+        let _ = writeln!(
+            out,
+            "> **Blocked: nothing will be applied until the refusals below are resolved.**"
+        );
         for line in message.lines().skip(1) {
             let _ = writeln!(out, "> - {}", escape_text(line));
         }
@@ -32,7 +44,12 @@ pub fn to_markdown(plan: &Plan) -> String {
     let total = plan.waves.len();
     for wave in &plan.waves {
         let names: Vec<String> = wave.components.iter().map(|c| escape_text(&c.name)).collect();
-        let _ = writeln!(out, "#### Wave {} of {total}: {}", wave.index + 1, names.join(", "));
+        let _ = writeln!(
+            out,
+            "#### Wave {} of {total}: {}",
+            wave.index + 1,
+            names.join(", ")
+        );
         let _ = writeln!(out);
         write_table(&mut out, &wave.components, "No changes in this wave");
     }
@@ -40,15 +57,21 @@ pub fn to_markdown(plan: &Plan) -> String {
     if !plan.deletions.is_empty() {
         let _ = writeln!(out, "#### Deletions (after all waves, dependents first)");
         let _ = writeln!(out);
-        let components: Vec<ComponentPlan> =
-            plan.deletions.iter().flat_map(|w| w.components.iter().cloned()).collect();
+        let components: Vec<ComponentPlan> = plan
+            .deletions
+            .iter()
+            .flat_map(|w| w.components.iter().cloned())
+            .collect();
         write_table(&mut out, &components, "No deletions");
     }
 
     if !plan.refusals.is_empty() {
         let _ = writeln!(out, "#### Refused");
         let _ = writeln!(out);
-        let _ = writeln!(out, "| Object | Component | Would | Blocks the plan | Why, and how to allow it |");
+        let _ = writeln!(
+            out,
+            "| Object | Component | Would | Blocks the plan | Why, and how to allow it |"
+        );
         let _ = writeln!(out, "| --- | --- | --- | --- | --- |");
         for r in &plan.refusals {
             let _ = writeln!(
@@ -68,8 +91,11 @@ pub fn to_markdown(plan: &Plan) -> String {
 
 /// A table of the changed objects of these components, their diffs folded below, unchanged ones counted.
 fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str) {
-    let changes: Vec<&Change> =
-        components.iter().flat_map(|c| c.changes.iter()).filter(|c| c.action != Action::Unchanged).collect();
+    let changes: Vec<&Change> = components
+        .iter()
+        .flat_map(|c| c.changes.iter())
+        .filter(|c| c.action != Action::Unchanged)
+        .collect();
     let unchanged: usize = components.iter().map(|c| c.count(Action::Unchanged)).sum();
     if changes.is_empty() {
         let _ = writeln!(out, "_{empty} ({unchanged} unchanged)._");
@@ -98,13 +124,17 @@ fn write_table(out: &mut String, components: &[ComponentPlan], empty: &str) {
     }
     for c in changes.iter().filter(|c| !c.diff.is_empty()) {
         let mut body = String::new();
-        for d in &c.diff {
+        for d in shown_diffs(c) {
             for line in field_lines(d) {
                 let _ = writeln!(body, "{} {}", line.sign, line.text);
             }
         }
         let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
-        let _ = writeln!(out, "<details><summary>Diff: {}</summary>", escape_html(&change_title(c)));
+        let _ = writeln!(
+            out,
+            "<details><summary>Diff: {}</summary>",
+            escape_html(&change_title(c))
+        );
         let _ = writeln!(out);
         let _ = writeln!(out, "{fence}diff");
         out.push_str(&body);
@@ -122,7 +152,11 @@ fn longest_backtick_run(s: &str) -> usize {
 /// An inline code span that survives backticks inside the text.
 fn code(s: &str) -> String {
     let fence = "`".repeat(longest_backtick_run(s) + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{}{pad}{fence}", s.replace('|', "\\|"))
 }
 

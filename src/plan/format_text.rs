@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::display::{action_label, change_title, field_lines, summary_line};
+use super::display::{action_label, change_title, field_lines, shown_diffs, summary_line};
 use super::model::{Action, ComponentPlan, Plan};
 
 const RESET: &str = "\x1b[0m";
@@ -20,7 +20,11 @@ struct Paint {
 
 impl Paint {
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.on { format!("{code}{text}{RESET}") } else { text.to_string() }
+        if self.on {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
     }
 
     fn sign(&self, sign: char, text: &str) -> String {
@@ -36,11 +40,21 @@ impl Paint {
 pub fn to_text(plan: &Plan, color: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
-    let previous = plan.previous_revision.as_deref().map(|r| format!(" (last applied: {r})")).unwrap_or_default();
+    let previous = plan
+        .previous_revision
+        .as_deref()
+        .map(|r| format!(" (last applied: {r})"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
         "{}",
-        p.paint(BOLD, &format!("Plan for topology {} at revision {}{previous}", plan.topology, plan.revision))
+        p.paint(
+            BOLD,
+            &format!(
+                "Plan for topology {} at revision {}{previous}",
+                plan.topology, plan.revision
+            )
+        )
     );
     let _ = writeln!(out, "{}", summary_line(&plan.summary));
 
@@ -51,7 +65,10 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(
             out,
             "{}",
-            p.paint(BOLD, &format!("Wave {} of {total}: {}", wave.index + 1, names.join(", ")))
+            p.paint(
+                BOLD,
+                &format!("Wave {} of {total}: {}", wave.index + 1, names.join(", "))
+            )
         );
         for component in &wave.components {
             write_component(&mut out, &p, component);
@@ -60,10 +77,21 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
 
     if !plan.deletions.is_empty() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{}", p.paint(BOLD, "Deletions (after all waves, dependents first)"));
+        let _ = writeln!(
+            out,
+            "{}",
+            p.paint(BOLD, "Deletions (after all waves, dependents first)")
+        );
         for wave in &plan.deletions {
             let names: Vec<&str> = wave.components.iter().map(|c| c.name.as_str()).collect();
-            let _ = writeln!(out, "{}", p.paint(BOLD, &format!("Deletion wave {}: {}", wave.index + 1, names.join(", "))));
+            let _ = writeln!(
+                out,
+                "{}",
+                p.paint(
+                    BOLD,
+                    &format!("Deletion wave {}: {}", wave.index + 1, names.join(", "))
+                )
+            );
             for component in &wave.components {
                 write_component(&mut out, &p, component);
             }
@@ -74,8 +102,19 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", p.paint(BOLD, "Refused"));
         for r in &plan.refusals {
-            let mark = if r.blocking { p.paint(BOLD_RED, "! refused") } else { p.paint(YELLOW, "! kept   ") };
-            let _ = writeln!(out, "  {mark} {} ({}, {}): {}", r.reference, r.component, r.action.as_str(), r.message);
+            let mark = if r.blocking {
+                p.paint(BOLD_RED, "! refused")
+            } else {
+                p.paint(YELLOW, "! kept   ")
+            };
+            let _ = writeln!(
+                out,
+                "  {mark} {} ({}, {}): {}",
+                r.reference,
+                r.component,
+                r.action.as_str(),
+                r.message
+            );
         }
     }
 
@@ -97,10 +136,23 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
 
 fn write_component(out: &mut String, p: &Paint, component: &ComponentPlan) {
     let unchanged = component.count(Action::Unchanged);
-    let changed: Vec<_> = component.changes.iter().filter(|c| c.action != Action::Unchanged).collect();
+    let changed: Vec<_> = component
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .collect();
     if changed.is_empty() {
-        let what = if component.changes.is_empty() { "no objects".to_string() } else { format!("{unchanged} unchanged") };
-        let _ = writeln!(out, "  {}: {}", component.name, p.paint(DIM, &format!("no changes ({what})")));
+        let what = if component.changes.is_empty() {
+            "no objects".to_string()
+        } else {
+            format!("{unchanged} unchanged")
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            component.name,
+            p.paint(DIM, &format!("no changes ({what})"))
+        );
         return;
     }
     let _ = writeln!(out, "  {}", component.name);
@@ -108,9 +160,13 @@ fn write_component(out: &mut String, p: &Paint, component: &ComponentPlan) {
         let label = action_label(change.action);
         let sign = label.chars().next().unwrap_or(' ');
         let _ = writeln!(out, "    {} {}", p.sign(sign, label), change_title(change));
-        for d in &change.diff {
+        for d in shown_diffs(change) {
             for line in field_lines(d) {
-                let _ = writeln!(out, "        {}", p.sign(line.sign, &format!("{} {}", line.sign, line.text)));
+                let _ = writeln!(
+                    out,
+                    "        {}",
+                    p.sign(line.sign, &format!("{} {}", line.sign, line.text))
+                );
             }
         }
     }

@@ -38,9 +38,17 @@ impl Inventory {
     pub fn from_plan(plan: &Plan) -> Inventory {
         let mut objects: Vec<InventoryEntry> = plan
             .apply_changes()
-            .map(|c| InventoryEntry { reference: c.reference.clone(), component: c.component.clone(), stage: c.stage })
+            .map(|c| InventoryEntry {
+                reference: c.reference.clone(),
+                component: c.component.clone(),
+                stage: c.stage,
+            })
             .collect();
-        for refusal in plan.refusals.iter().filter(|r| !r.blocking && r.action == Action::Delete) {
+        for refusal in plan
+            .refusals
+            .iter()
+            .filter(|r| !r.blocking && r.action == Action::Delete)
+        {
             let stage = super::order::stage_of_kind(&refusal.reference);
             objects.push(InventoryEntry {
                 reference: refusal.reference.clone(),
@@ -48,7 +56,11 @@ impl Inventory {
                 stage,
             });
         }
-        Inventory { topology: plan.topology.clone(), revision: plan.revision.clone(), objects }
+        Inventory {
+            topology: plan.topology.clone(),
+            revision: plan.revision.clone(),
+            objects,
+        }
     }
 
     /// Position of a component's first object in apply order, used to order deletions of removed components.
@@ -57,7 +69,9 @@ impl Inventory {
     }
 
     pub fn entry(&self, key: &super::order::ObjectKey) -> Option<&InventoryEntry> {
-        self.objects.iter().find(|e| super::order::ObjectKey::of(&e.reference) == *key)
+        self.objects
+            .iter()
+            .find(|e| super::order::ObjectKey::of(&e.reference) == *key)
     }
 
     pub fn to_json(&self) -> String {
@@ -85,8 +99,9 @@ impl Inventory {
     /// Parse and check a stored inventory. Anything unexpected is an error rather than a guess, because a
     /// misread inventory could make prune delete the wrong objects.
     pub fn from_json(text: &str) -> Result<Inventory, PlanError> {
-        let wire: WireInventory = serde_json::from_str(text)
-            .map_err(|e| PlanError::InventoryMalformed { reason: format!("not valid inventory JSON: {e}") })?;
+        let wire: WireInventory = serde_json::from_str(text).map_err(|e| PlanError::InventoryMalformed {
+            reason: format!("not valid inventory JSON: {e}"),
+        })?;
         if wire.version != INVENTORY_FORMAT_VERSION {
             return Err(PlanError::InventoryMalformed {
                 reason: format!(
@@ -104,9 +119,12 @@ impl Inventory {
         let mut seen = BTreeSet::new();
         let mut objects = Vec::with_capacity(wire.objects.len());
         for (i, e) in wire.objects.into_iter().enumerate() {
-            for (field, value) in
-                [("apiVersion", &e.api_version), ("kind", &e.kind), ("name", &e.name), ("component", &e.component)]
-            {
+            for (field, value) in [
+                ("apiVersion", &e.api_version),
+                ("kind", &e.kind),
+                ("name", &e.name),
+                ("component", &e.component),
+            ] {
                 if value.trim().is_empty() {
                     return Err(malformed(format!("objects[{i}]: field `{field}` is empty")));
                 }
@@ -120,14 +138,26 @@ impl Inventory {
                     e.stage
                 ))
             })?;
-            let reference =
-                ObjectRef { api_version: e.api_version, kind: e.kind, namespace: e.namespace, name: e.name };
+            let reference = ObjectRef {
+                api_version: e.api_version,
+                kind: e.kind,
+                namespace: e.namespace,
+                name: e.name,
+            };
             if !seen.insert(super::order::ObjectKey::of(&reference)) {
                 return Err(malformed(format!("objects[{i}]: {reference} is listed twice")));
             }
-            objects.push(InventoryEntry { reference, component: e.component, stage });
+            objects.push(InventoryEntry {
+                reference,
+                component: e.component,
+                stage,
+            });
         }
-        Ok(Inventory { topology: wire.topology, revision: wire.revision, objects })
+        Ok(Inventory {
+            topology: wire.topology,
+            revision: wire.revision,
+            objects,
+        })
     }
 }
 
@@ -168,9 +198,15 @@ pub fn stage_name(stage: Stage) -> &'static str {
 }
 
 fn parse_stage(s: &str) -> Option<Stage> {
-    [Stage::Config, Stage::Service, Stage::PreJob, Stage::Workload, Stage::PostJob]
-        .into_iter()
-        .find(|st| stage_name(*st) == s)
+    [
+        Stage::Config,
+        Stage::Service,
+        Stage::PreJob,
+        Stage::Workload,
+        Stage::PostJob,
+    ]
+    .into_iter()
+    .find(|st| stage_name(*st) == s)
 }
 
 #[cfg(test)]
@@ -222,12 +258,36 @@ mod tests {
             ("not json", "{oops".into(), "not valid inventory JSON"),
             ("empty", "".into(), "not valid inventory JSON"),
             ("wrong type", "[]".into(), "not valid inventory JSON"),
-            ("missing objects", r#"{"version":1,"topology":"t","revision":"r"}"#.into(), "missing field `objects`"),
-            ("unknown field", good.replacen("\"topology\"", "\"extra\":1,\"topology\"", 1), "unknown field `extra`"),
-            ("future version", good.replacen("\"version\":1", "\"version\":2", 1), "format version 2"),
-            ("bad stage", good.replacen("postJob", "later", 1), "unknown stage `later`"),
-            ("empty name", good.replacen("\"reader\"", "\"\"", 1), "objects[1]: field `name` is empty"),
-            ("empty revision", good.replacen("abc123", " ", 1), "`revision` is empty"),
+            (
+                "missing objects",
+                r#"{"version":1,"topology":"t","revision":"r"}"#.into(),
+                "missing field `objects`",
+            ),
+            (
+                "unknown field",
+                good.replacen("\"topology\"", "\"extra\":1,\"topology\"", 1),
+                "unknown field `extra`",
+            ),
+            (
+                "future version",
+                good.replacen("\"version\":1", "\"version\":2", 1),
+                "format version 2",
+            ),
+            (
+                "bad stage",
+                good.replacen("postJob", "later", 1),
+                "unknown stage `later`",
+            ),
+            (
+                "empty name",
+                good.replacen("\"reader\"", "\"\"", 1),
+                "objects[1]: field `name` is empty",
+            ),
+            (
+                "empty revision",
+                good.replacen("abc123", " ", 1),
+                "`revision` is empty",
+            ),
             (
                 "duplicate",
                 good.replacen("\"ClusterRole\"", "\"ConfigMap\"", 1)

@@ -20,16 +20,16 @@ use serde_json::Value;
 
 use crate::render::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef, RenderedObject};
 
+pub use crate::render::ANNOTATION_PERSISTENT;
 pub use diff::REDACTED;
 pub use format_json::to_json;
 pub use format_markdown::to_markdown;
 pub use format_text::to_text;
 pub use inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryEntry};
 pub use model::{
-    Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, Refusal, RefusalReason,
-    Summary, Wave,
+    Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, Refusal,
+    RefusalReason, Summary, Wave,
 };
-pub use safety::ANNOTATION_PERSISTENT;
 
 use order::ObjectKey;
 
@@ -68,7 +68,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     if let Some(inv) = input.inventory
         && inv.topology != topology.name
     {
-        return Err(PlanError::InventoryTopology { inventory: inv.topology.clone(), topology: topology.name.clone() });
+        return Err(PlanError::InventoryTopology {
+            inventory: inv.topology.clone(),
+            topology: topology.name.clone(),
+        });
     }
 
     let waves = order::component_waves(topology)?;
@@ -81,7 +84,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     for obj in input.desired {
         let key = ObjectKey::of(&obj.reference);
         if !desired_keys.insert(key.clone()) {
-            return Err(PlanError::DuplicateDesired { reference: obj.reference.to_string() });
+            return Err(PlanError::DuplicateDesired {
+                reference: obj.reference.to_string(),
+            });
         }
         if !topology.components.contains_key(&obj.component) {
             return Err(PlanError::UnknownComponent {
@@ -95,19 +100,32 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             let taken = foreign.contains(&key) || found.is_some_and(|l| !l.owned);
             taken.then(|| {
                 let message = safety::not_owned_message(&obj.reference, &topology.name);
-                (RefusalReason::NotOwned { topology: topology.name.clone() }, message)
+                (
+                    RefusalReason::NotOwned {
+                        topology: topology.name.clone(),
+                    },
+                    message,
+                )
             })
         });
         match refusal {
             Some((reason, message)) => refusals.push(Refusal {
                 reference: obj.reference.clone(),
                 component: obj.component.clone(),
-                action: change.action,
+                // Taking over someone else's object would be, for Keelson, creating one of its own.
+                action: if found.is_some_and(|l| l.owned) {
+                    change.action
+                } else {
+                    Action::Create
+                },
                 reason,
                 blocking: true,
                 message,
             }),
-            None => per_component.entry(obj.component.as_str()).or_default().push(change),
+            None => per_component
+                .entry(obj.component.as_str())
+                .or_default()
+                .push(change),
         }
     }
 
@@ -116,7 +134,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     for (index, names) in waves.into_iter().enumerate() {
         let mut components = Vec::with_capacity(names.len());
         for name in names {
-            let Some(component) = topology.components.get(&name) else { continue };
+            let Some(component) = topology.components.get(&name) else {
+                continue;
+            };
             let mut changes = per_component.remove(name.as_str()).unwrap_or_default();
             // Stable: the renderer's order is kept inside a stage.
             changes.sort_by_key(|c| c.stage);
@@ -156,15 +176,26 @@ fn index_live<'a>(live: &'a [Value], topology: &str) -> Result<BTreeMap<ObjectKe
     let mut out = BTreeMap::new();
     for (index, object) in live.iter().enumerate() {
         let field = |keys: &[&str]| diff::get_str(object, keys).filter(|s| !s.is_empty());
-        let missing = |what: &str| PlanError::LiveMalformed { index, reason: format!("has no {what}") };
+        let missing = |what: &str| PlanError::LiveMalformed {
+            index,
+            reason: format!("has no {what}"),
+        };
         let reference = ObjectRef {
-            api_version: field(&["apiVersion"]).ok_or_else(|| missing("apiVersion"))?.to_string(),
+            api_version: field(&["apiVersion"])
+                .ok_or_else(|| missing("apiVersion"))?
+                .to_string(),
             kind: field(&["kind"]).ok_or_else(|| missing("kind"))?.to_string(),
             namespace: field(&["metadata", "namespace"]).map(str::to_string),
-            name: field(&["metadata", "name"]).ok_or_else(|| missing("metadata.name"))?.to_string(),
+            name: field(&["metadata", "name"])
+                .ok_or_else(|| missing("metadata.name"))?
+                .to_string(),
         };
         let owned = safety::is_owned(object, topology);
-        out.entry(ObjectKey::of(&reference)).or_insert(Live { reference, object, owned });
+        out.entry(ObjectKey::of(&reference)).or_insert(Live {
+            reference,
+            object,
+            owned,
+        });
     }
     Ok(out)
 }
@@ -201,7 +232,11 @@ fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
             },
         );
     }
-    change.action = if diff.is_empty() { Action::Unchanged } else { Action::Update };
+    change.action = if diff.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Update
+    };
     change.drift = hash_equal && !diff.is_empty();
     change.diff = diff;
     change
@@ -212,8 +247,9 @@ fn policy_refusal(topology: &crate::topology::Topology, r: &ObjectRef) -> Option
     if let Some((namespace, message)) = safety::namespace_refusal(topology, r) {
         return Some((RefusalReason::NamespaceNotAllowed { namespace }, message));
     }
-    safety::kind_refusal(topology, r)
-        .map(|(kind, cluster_scoped, message)| (RefusalReason::KindNotAllowed { kind, cluster_scoped }, message))
+    safety::kind_refusal(topology, r).map(|(kind, cluster_scoped, message)| {
+        (RefusalReason::KindNotAllowed { kind, cluster_scoped }, message)
+    })
 }
 
 /// Owned live objects that are no longer desired, checked and ordered.
@@ -227,9 +263,20 @@ fn plan_deletions(
     let topology = input.topology;
     let policy = &topology.spec.policy;
     let owned = live.values().filter(|l| l.owned).count();
+    let claim_prefixes = safety::statefulset_claim_prefixes(
+        input
+            .desired
+            .iter()
+            .map(|o| &o.body)
+            .chain(live.values().filter(|l| l.owned).map(|l| l.object)),
+    );
     let mut planned: Vec<Change> = Vec::new();
     for (key, l) in live {
-        if !l.owned || desired.contains(key) {
+        if !l.owned
+            || desired.contains(key)
+            || safety::controller_owned(l.object)
+            || safety::is_statefulset_claim(&l.reference, &claim_prefixes)
+        {
             continue;
         }
         let entry = input.inventory.and_then(|inv| inv.entry(key));
@@ -240,7 +287,9 @@ fn plan_deletions(
             .map(str::to_string)
             .or_else(|| entry.map(|e| e.component.clone()))
             .unwrap_or_else(|| UNKNOWN_COMPONENT.to_string());
-        let stage = entry.map(|e| e.stage).unwrap_or_else(|| order::stage_of_kind(&l.reference));
+        let stage = entry
+            .map(|e| e.stage)
+            .unwrap_or_else(|| order::stage_of_kind(&l.reference));
         let refusal = policy_refusal(topology, &l.reference)
             .map(|(reason, message)| (reason, message, true))
             .or_else(|| {
@@ -271,7 +320,11 @@ fn plan_deletions(
     let budget = policy.prune_budget_percent;
     if safety::over_budget(planned.len(), owned, budget) && !input.options.allow_prune_over_budget {
         let message = safety::budget_message(planned.len(), owned, budget);
-        let reason = RefusalReason::PruneOverBudget { deletions: planned.len(), owned, budget_percent: budget };
+        let reason = RefusalReason::PruneOverBudget {
+            deletions: planned.len(),
+            owned,
+            budget_percent: budget,
+        };
         refusals.extend(planned.drain(..).map(|c| Refusal {
             reference: c.reference,
             component: c.component,
@@ -287,7 +340,9 @@ fn plan_deletions(
         by_component.entry(c.component.clone()).or_default().push(c);
     }
     let names: BTreeSet<String> = by_component.keys().cloned().collect();
-    let groups = order::deletion_groups(&names, wave_of, |c| input.inventory.and_then(|i| i.first_position(c)));
+    let groups = order::deletion_groups(&names, wave_of, |c| {
+        input.inventory.and_then(|i| i.first_position(c))
+    });
     groups
         .into_iter()
         .enumerate()
@@ -298,11 +353,15 @@ fn plan_deletions(
                 .map(|name| {
                     let mut changes = by_component.remove(&name).unwrap_or_default();
                     changes.sort_by(|a, b| {
-                        b.stage.cmp(&a.stage).then_with(|| ObjectKey::of(&a.reference).cmp(&ObjectKey::of(&b.reference)))
+                        b.stage
+                            .cmp(&a.stage)
+                            .then_with(|| ObjectKey::of(&a.reference).cmp(&ObjectKey::of(&b.reference)))
                     });
                     let component = input.topology.components.get(&name);
                     ComponentPlan {
-                        project: component.map(|c| c.project.clone()).unwrap_or_else(|| name.clone()),
+                        project: component
+                            .map(|c| c.project.clone())
+                            .unwrap_or_else(|| name.clone()),
                         depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
                         name,
                         changes,
@@ -314,7 +373,10 @@ fn plan_deletions(
 }
 
 fn summarize(plan: &Plan) -> Summary {
-    let mut s = Summary { refused: plan.refusals.len(), ..Summary::default() };
+    let mut s = Summary {
+        refused: plan.refusals.len(),
+        ..Summary::default()
+    };
     for c in plan.apply_changes().chain(plan.deletion_changes()) {
         match c.action {
             Action::Create => s.create += 1,

@@ -67,7 +67,7 @@ pub struct FieldDiff {
 }
 
 /// The planned action for one object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub action: Action,
@@ -83,6 +83,21 @@ pub struct Change {
     /// The object to apply (creates, updates, unchanged). Never serialized: it may hold Secret values.
     #[serde(skip)]
     pub desired: Option<serde_json::Value>,
+}
+
+// Written by hand so that `{:?}` in a log line cannot print a Secret's body.
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Change")
+            .field("action", &self.action)
+            .field("reference", &self.reference)
+            .field("component", &self.component)
+            .field("stage", &self.stage)
+            .field("diff", &self.diff)
+            .field("drift", &self.drift)
+            .field("desired", &self.desired.as_ref().map(|_| "(body omitted)"))
+            .finish()
+    }
 }
 
 /// One component's share of a wave.
@@ -138,7 +153,11 @@ pub enum RefusalReason {
     PersistentData,
     /// The pass would delete more than the prune budget allows.
     #[serde(rename_all = "camelCase")]
-    PruneOverBudget { deletions: usize, owned: usize, budget_percent: u32 },
+    PruneOverBudget {
+        deletions: usize,
+        owned: usize,
+        budget_percent: u32,
+    },
 }
 
 /// An object Keelson refuses to write or delete, and why.
@@ -225,11 +244,17 @@ impl Plan {
 
     /// All changes of the apply waves, in apply order.
     pub fn apply_changes(&self) -> impl Iterator<Item = &Change> {
-        self.waves.iter().flat_map(|w| w.components.iter()).flat_map(|c| c.changes.iter())
+        self.waves
+            .iter()
+            .flat_map(|w| w.components.iter())
+            .flat_map(|c| c.changes.iter())
     }
 
     /// All deletions, in deletion order.
     pub fn deletion_changes(&self) -> impl Iterator<Item = &Change> {
-        self.deletions.iter().flat_map(|w| w.components.iter()).flat_map(|c| c.changes.iter())
+        self.deletions
+            .iter()
+            .flat_map(|w| w.components.iter())
+            .flat_map(|c| c.changes.iter())
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::render::{ObjectRef, Stage};
-use crate::topology::Topology;
+use crate::topology::{Topology, graph};
 
 use super::PlanError;
 
@@ -28,43 +28,34 @@ impl ObjectKey {
     }
 }
 
-/// `apps` for `apps/v1`, empty for the core group (`v1`).
-pub fn api_group(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
-}
+pub use crate::topology::policy::api_group;
 
-/// Components of the topology in dependency waves: wave 0 depends on nothing, wave n only on earlier waves.
-/// Names are sorted inside a wave so the plan is deterministic.
+/// Components of the topology in dependency waves (`topology::graph::waves`): wave 0 depends on nothing,
+/// wave n only on earlier waves, names sorted inside a wave.
 ///
-/// The topology module validates the graph too; this one checks again rather than trusting it, because a
-/// plan built on a cycle would deadlock the rollout.
+/// The topology loader validates the graph; the plan checks again rather than trusting it, because a plan
+/// that silently left out a component on a cycle would skip it without anyone noticing.
 pub fn component_waves(topology: &Topology) -> Result<Vec<Vec<String>>, PlanError> {
     let comps = &topology.components;
     for c in comps.values() {
         for dep in &c.spec.depends_on {
             if !comps.contains_key(dep) {
-                return Err(PlanError::UnknownDependency { component: c.name.clone(), dependency: dep.clone() });
+                return Err(PlanError::UnknownDependency {
+                    component: c.name.clone(),
+                    dependency: dep.clone(),
+                });
             }
         }
     }
-    let mut placed: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut waves: Vec<Vec<String>> = Vec::new();
-    while placed.len() < comps.len() {
-        let ready: Vec<&str> = comps
-            .iter()
-            .filter(|(name, _)| !placed.contains_key(name.as_str()))
-            .filter(|(_, c)| c.spec.depends_on.iter().all(|d| placed.contains_key(d.as_str())))
-            .map(|(name, _)| name.as_str())
+    let waves = graph::waves(topology);
+    let placed: BTreeSet<&str> = waves.iter().flatten().map(String::as_str).collect();
+    if placed.len() < comps.len() {
+        let stuck = comps
+            .keys()
+            .filter(|n| !placed.contains(n.as_str()))
+            .cloned()
             .collect();
-        if ready.is_empty() {
-            let stuck = comps.keys().filter(|n| !placed.contains_key(n.as_str())).cloned().collect();
-            return Err(PlanError::DependencyCycle { components: stuck });
-        }
-        let index = waves.len();
-        for name in &ready {
-            placed.insert(name, index);
-        }
-        waves.push(ready.into_iter().map(str::to_string).collect());
+        return Err(PlanError::DependencyCycle { components: stuck });
     }
     Ok(waves)
 }
@@ -130,7 +121,12 @@ mod tests {
         let waves = component_waves(&topo).unwrap();
         assert_eq!(
             waves,
-            vec![vec!["mariadb", "rabbitmq"], vec!["keystone"], vec!["glance", "nova"], vec!["horizon"]]
+            vec![
+                vec!["mariadb", "rabbitmq"],
+                vec!["keystone"],
+                vec!["glance", "nova"],
+                vec!["horizon"]
+            ]
         );
     }
 
@@ -156,7 +152,12 @@ mod tests {
             ("v1", "PersistentVolumeClaim", Stage::Config),
         ];
         for (api, kind, want) in cases {
-            let r = ObjectRef { api_version: api.into(), kind: kind.into(), namespace: None, name: "x".into() };
+            let r = ObjectRef {
+                api_version: api.into(),
+                kind: kind.into(),
+                namespace: None,
+                name: "x".into(),
+            };
             assert_eq!(stage_of_kind(&r), want, "{api} {kind}");
         }
     }
@@ -167,8 +168,10 @@ mod tests {
             .into_iter()
             .map(String::from)
             .collect();
-        let current: BTreeMap<String, usize> =
-            [("keystone", 1), ("nova", 2), ("glance", 2)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let current: BTreeMap<String, usize> = [("keystone", 1), ("nova", 2), ("glance", 2)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let pos = |c: &str| match c {
             "old-a" => Some(0),
             "old-b" => Some(5),
@@ -177,7 +180,13 @@ mod tests {
         let groups = deletion_groups(&with, &current, pos);
         assert_eq!(
             groups,
-            vec![vec!["mystery"], vec!["old-b"], vec!["old-a"], vec!["glance", "nova"], vec!["keystone"]]
+            vec![
+                vec!["mystery"],
+                vec!["old-b"],
+                vec!["old-a"],
+                vec!["glance", "nova"],
+                vec!["keystone"]
+            ]
         );
     }
 }

@@ -4,39 +4,69 @@
 
 use serde_json::Value;
 
-use crate::render::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE, ObjectRef};
+use crate::render::{ANNOTATION_PERSISTENT, LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE, ObjectRef};
 use crate::topology::Topology;
+use crate::topology::policy::{self, Scope};
 
 use super::diff::{get_str, meta_map};
 use super::order::api_group;
 
-/// Annotation marking an object whose deletion would lose data (like a PersistentVolumeClaim).
-pub const ANNOTATION_PERSISTENT: &str = "keelson.dev/persistent";
-
-/// Namespaced kinds the renderer produces; anything else needs `spec.policy.allowedKinds`.
-/// Written as `group/Kind`, with an empty group for the core API.
-const OWN_KINDS: &[(&str, &str)] = &[
-    ("", "ConfigMap"),
-    ("", "Secret"),
-    ("", "ServiceAccount"),
-    ("", "Service"),
-    ("", "PersistentVolumeClaim"),
-    ("rbac.authorization.k8s.io", "Role"),
-    ("rbac.authorization.k8s.io", "RoleBinding"),
-    ("apps", "Deployment"),
-    ("apps", "StatefulSet"),
-    ("apps", "DaemonSet"),
-    ("batch", "Job"),
-    ("policy", "PodDisruptionBudget"),
-    ("networking.k8s.io", "NetworkPolicy"),
-];
-
 /// Whether a live object carries this topology's ownership labels. Both labels are required: the
 /// `managed-by` label alone would let two topologies prune each other.
 pub fn is_owned(object: &Value, topology: &str) -> bool {
-    let Some(labels) = meta_map(object, "labels") else { return false };
+    let Some(labels) = meta_map(object, "labels") else {
+        return false;
+    };
     labels.get(LABEL_MANAGED_BY).and_then(Value::as_str) == Some(MANAGED_BY_VALUE)
         && labels.get(LABEL_TOPOLOGY).and_then(Value::as_str) == Some(topology)
+}
+
+/// Whether a controller (a ReplicaSet, a Job, ...) manages the object. Such objects may carry Keelson's labels
+/// copied from a template, but their controller creates and removes them; Keelson never deletes them.
+pub fn controller_owned(object: &Value) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        })
+}
+
+/// Name prefixes (`<claim>-<statefulset>-`) of the PersistentVolumeClaims StatefulSets create from their
+/// `volumeClaimTemplates`. Those claims carry the template's labels, Keelson's included, but Keelson never
+/// applied them and never renders them, so they would look like objects to prune.
+pub fn statefulset_claim_prefixes<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in objects {
+        if get_str(o, &["kind"]) != Some("StatefulSet")
+            || get_str(o, &["apiVersion"]).map(api_group) != Some("apps")
+        {
+            continue;
+        }
+        let Some(sts) = get_str(o, &["metadata", "name"]) else {
+            continue;
+        };
+        let templates = o.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array);
+        for t in templates.into_iter().flatten() {
+            if let Some(claim) = get_str(t, &["metadata", "name"]) {
+                out.push(format!("{claim}-{sts}-"));
+            }
+        }
+    }
+    out
+}
+
+/// Whether the object is a claim a StatefulSet created (`<claim>-<statefulset>-<ordinal>`).
+pub fn is_statefulset_claim(reference: &ObjectRef, prefixes: &[String]) -> bool {
+    api_group(&reference.api_version).is_empty()
+        && reference.kind == "PersistentVolumeClaim"
+        && prefixes.iter().any(|p| {
+            reference
+                .name
+                .strip_prefix(p.as_str())
+                .is_some_and(|ordinal| !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// Whether deleting the object would lose data.
@@ -49,7 +79,11 @@ pub fn is_persistent(reference: &ObjectRef, live: Option<&Value>) -> bool {
 
 /// The refusal message for a foreign object, with the command that hands it over.
 pub fn not_owned_message(reference: &ObjectRef, topology: &str) -> String {
-    let ns = reference.namespace.as_deref().map(|n| format!(" -n {n}")).unwrap_or_default();
+    let ns = reference
+        .namespace
+        .as_deref()
+        .map(|n| format!(" -n {n}"))
+        .unwrap_or_default();
     format!(
         "exists but is not owned by Keelson topology `{topology}`; Keelson will not take it over. Rename the \
          object in Git, delete the existing one, or hand it over with `kubectl label {}{ns} {} \
@@ -63,8 +97,7 @@ pub fn not_owned_message(reference: &ObjectRef, topology: &str) -> String {
 /// Returns the refused namespace with its message, or `None` when allowed.
 pub fn namespace_refusal(topology: &Topology, reference: &ObjectRef) -> Option<(String, String)> {
     let ns = reference.namespace.as_deref()?;
-    let policy = &topology.spec.policy;
-    if ns == topology.spec.namespace || policy.allowed_namespaces.iter().any(|a| a == ns) {
+    if policy::namespace_allowed(&topology.spec.policy, &topology.spec.namespace, ns) {
         return None;
     }
     Some((
@@ -76,27 +109,40 @@ pub fn namespace_refusal(topology: &Topology, reference: &ObjectRef) -> Option<(
     ))
 }
 
-/// Kind policy: Keelson's own namespaced kinds are allowed; any other kind, and every cluster-scoped object,
-/// must be listed in `spec.policy.allowedKinds` as `Kind` or `group/Kind`.
+/// Kind policy: built-in namespaced kinds are allowed; custom resources, and every cluster-scoped object,
+/// must be listed in `spec.policy.allowedKinds` as `Kind` or `group/Kind` (the topology's kind tables).
+/// Unlike raw-manifest validation this admits Secrets: the renderer may produce them, their values come
+/// from outside Git.
 /// Returns the refused `group/Kind`, whether the object is cluster-scoped, and the message.
 pub fn kind_refusal(topology: &Topology, reference: &ObjectRef) -> Option<(String, bool, String)> {
     let group = api_group(&reference.api_version);
     let kind = reference.kind.as_str();
     let cluster_scoped = reference.namespace.is_none();
-    let listed = topology.spec.policy.allowed_kinds.iter().any(|a| match a.rsplit_once('/') {
-        Some((g, k)) => g == group && k == kind,
-        None => a == kind,
-    });
-    let own = !cluster_scoped && OWN_KINDS.iter().any(|(g, k)| *g == group && *k == kind);
-    if own || listed {
+    let listed = policy::kind_listed(&topology.spec.policy, &reference.api_version, kind);
+    // The topology's table leaves Secret out because raw manifests may not carry one; a Secret the renderer
+    // produces is still a built-in namespaced kind here.
+    let built_in = !cluster_scoped
+        && (policy::scope(&reference.api_version, kind) == Scope::Namespaced
+            || (group.is_empty() && kind == "Secret"));
+    if built_in || listed {
         return None;
     }
-    let qualified = if group.is_empty() { kind.to_string() } else { format!("{group}/{kind}") };
-    let what = if cluster_scoped { "cluster-scoped kind" } else { "kind" };
+    let qualified = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{group}/{kind}")
+    };
+    let what = if cluster_scoped {
+        "cluster-scoped kind"
+    } else {
+        "kind"
+    };
     Some((
         qualified.clone(),
         cluster_scoped,
-        format!("{what} `{qualified}` is outside the policy; add `{qualified}` to spec.policy.allowedKinds in keelson.yaml to allow it"),
+        format!(
+            "{what} `{qualified}` is outside the policy; add `{qualified}` to spec.policy.allowedKinds in keelson.yaml to allow it"
+        ),
     ))
 }
 
@@ -113,7 +159,11 @@ pub fn over_budget(deletions: usize, owned: usize, budget_percent: u32) -> bool 
 }
 
 pub fn budget_message(deletions: usize, owned: usize, budget_percent: u32) -> String {
-    let share = if owned == 0 { 100 } else { (deletions * 100).div_ceil(owned) };
+    let share = if owned == 0 {
+        100
+    } else {
+        (deletions * 100).div_ceil(owned)
+    };
     format!(
         "prune would delete {deletions} of {owned} owned objects (~{share}%), over the budget of \
          {budget_percent}%; check that the repository is complete, then re-run with --allow-prune-over-budget \
@@ -130,10 +180,22 @@ mod tests {
     #[test]
     fn ownership_needs_both_labels() {
         let cases = [
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "os"}}}), true),
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "other"}}}), false),
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "helm", LABEL_TOPOLOGY: "os"}}}), false),
-            (json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson"}}}), false),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "os"}}}),
+                true,
+            ),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson", LABEL_TOPOLOGY: "other"}}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "helm", LABEL_TOPOLOGY: "os"}}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"labels": {LABEL_MANAGED_BY: "keelson"}}}),
+                false,
+            ),
             (json!({"metadata": {"name": "x"}}), false),
             (json!("garbage"), false),
         ];
@@ -144,7 +206,13 @@ mod tests {
 
     #[test]
     fn budget_arithmetic() {
-        let cases = [(0, 0, 30, false), (3, 10, 30, false), (4, 10, 30, true), (1, 1, 100, false), (1, 2, 0, true)];
+        let cases = [
+            (0, 0, 30, false),
+            (3, 10, 30, false),
+            (4, 10, 30, true),
+            (1, 1, 100, false),
+            (1, 2, 0, true),
+        ];
         for (d, o, b, want) in cases {
             assert_eq!(over_budget(d, o, b), want, "{d}/{o} at {b}%");
         }
@@ -154,24 +222,95 @@ mod tests {
     #[test]
     fn kind_and_namespace_policy_table() {
         let mut topo = mk_topology(&[("a", &[])]);
-        topo.spec.policy.allowed_kinds = vec!["monitoring.coreos.com/ServiceMonitor".into(), "ClusterRole".into()];
+        topo.spec.policy.allowed_kinds = vec![
+            "monitoring.coreos.com/ServiceMonitor".into(),
+            "ClusterRole".into(),
+        ];
         topo.spec.policy.allowed_namespaces = vec!["openstack-infra".into()];
         let cases = [
-            (mk_ref("apps/v1", "Deployment", Some("openstack"), "x"), None, None),
-            (mk_ref("monitoring.coreos.com/v1", "ServiceMonitor", Some("openstack"), "x"), None, None),
+            (
+                mk_ref("apps/v1", "Deployment", Some("openstack"), "x"),
+                None,
+                None,
+            ),
+            (
+                mk_ref(
+                    "monitoring.coreos.com/v1",
+                    "ServiceMonitor",
+                    Some("openstack"),
+                    "x",
+                ),
+                None,
+                None,
+            ),
             (
                 mk_ref("example.com/v1", "ServiceMonitor", Some("openstack"), "x"),
                 Some("example.com/ServiceMonitor"),
                 None,
             ),
-            (mk_ref("rbac.authorization.k8s.io/v1", "ClusterRole", None, "x"), None, None),
+            (
+                mk_ref("rbac.authorization.k8s.io/v1", "ClusterRole", None, "x"),
+                None,
+                None,
+            ),
             (mk_ref("v1", "Namespace", None, "x"), Some("Namespace"), None),
-            (mk_ref("v1", "ConfigMap", Some("openstack-infra"), "x"), None, None),
-            (mk_ref("v1", "ConfigMap", Some("kube-system"), "x"), None, Some("kube-system")),
+            (mk_ref("v1", "Secret", Some("openstack"), "x"), None, None),
+            (
+                mk_ref("cert-manager.io/v1", "Certificate", Some("openstack"), "x"),
+                Some("cert-manager.io/Certificate"),
+                None,
+            ),
+            (
+                mk_ref("v1", "ConfigMap", Some("openstack-infra"), "x"),
+                None,
+                None,
+            ),
+            (
+                mk_ref("v1", "ConfigMap", Some("kube-system"), "x"),
+                None,
+                Some("kube-system"),
+            ),
         ];
         for (r, want_kind, want_ns) in cases {
-            assert_eq!(kind_refusal(&topo, &r).map(|k| k.0), want_kind.map(String::from), "{r}");
-            assert_eq!(namespace_refusal(&topo, &r).map(|n| n.0), want_ns.map(String::from), "{r}");
+            assert_eq!(
+                kind_refusal(&topo, &r).map(|k| k.0),
+                want_kind.map(String::from),
+                "{r}"
+            );
+            assert_eq!(
+                namespace_refusal(&topo, &r).map(|n| n.0),
+                want_ns.map(String::from),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn objects_managed_by_a_controller_or_a_statefulset_are_recognised() {
+        let pod = json!({"metadata": {"ownerReferences": [{"kind": "ReplicaSet", "controller": true}]}});
+        let plain = json!({"metadata": {"ownerReferences": [{"kind": "ConfigMap"}]}});
+        assert!(controller_owned(&pod));
+        assert!(!controller_owned(&plain));
+        assert!(!controller_owned(&json!({"metadata": {}})));
+
+        let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "mariadb"},
+            "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}});
+        let prefixes = statefulset_claim_prefixes([sts].iter());
+        assert_eq!(prefixes, vec!["data-mariadb-"]);
+        let cases = [
+            ("PersistentVolumeClaim", "data-mariadb-0", true),
+            ("PersistentVolumeClaim", "data-mariadb-12", true),
+            ("PersistentVolumeClaim", "data-mariadb-", false),
+            ("PersistentVolumeClaim", "data-mariadb-x", false),
+            ("PersistentVolumeClaim", "data-mariadb-galera-0", false),
+            ("ConfigMap", "data-mariadb-0", false),
+        ];
+        for (kind, name, want) in cases {
+            assert_eq!(
+                is_statefulset_claim(&mk_ref("v1", kind, Some("openstack"), name), &prefixes),
+                want,
+                "{name}"
+            );
         }
     }
 

@@ -1,7 +1,23 @@
 //! Topology -> desired Kubernetes objects. Pure and deterministic: the same topology renders
 //! byte-identical objects.
+//!
+//! Per component: a ConfigMap carrying Kolla's `config.json` files and the config files, a Service for
+//! exposed ports (headless for StatefulSets), PersistentVolumeClaims, the workload, its jobs and its raw
+//! manifests. `docs/rendering.md` describes the objects, names, labels and hashes.
+
+mod canonical;
+mod component;
+pub mod kolla;
+mod manifests;
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
+use serde_json::Value;
+
+pub use canonical::{hash_value, sha256_hex, to_canonical_string};
+
+use crate::topology::{Component, Topology};
 
 /// Ownership label carried by every object Keelson applies.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -16,6 +32,19 @@ pub const ANNOTATION_HASH: &str = "keelson.dev/hash";
 pub const ANNOTATION_REVISION: &str = "keelson.dev/revision";
 /// On pod templates: hash of the config the pods read, so a config change rolls exactly those pods.
 pub const ANNOTATION_CONFIG_HASH: &str = "keelson.dev/config-hash";
+/// Recommended Kubernetes labels: the OpenStack project, the component, the topology.
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+/// On pods: `workload` or `job`, so a Service or workload selector never matches a job's pods.
+pub const LABEL_ROLE: &str = "keelson.dev/role";
+pub const ROLE_WORKLOAD: &str = "workload";
+pub const ROLE_JOB: &str = "job";
+/// On job pods: the job's name as written in the service file.
+pub const LABEL_JOB: &str = "keelson.dev/job";
+/// On PersistentVolumeClaims (and their StatefulSet templates): data that pruning must not delete
+/// unless the policy allows it.
+pub const ANNOTATION_PERSISTENT: &str = "keelson.dev/persistent";
 
 /// Where an object sits in its component's apply order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -65,3 +94,237 @@ pub struct RenderedObject {
     /// The complete object as it will be applied.
     pub body: serde_json::Value,
 }
+
+/// Settings of one render.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Stamped on every object as `keelson.dev/revision`, outside the hash.
+    pub revision: Option<String>,
+}
+
+/// Every desired object of a topology, in apply order: components by dependency wave (by name inside
+/// a wave), inside a component by [`Stage`], then kind, then name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Rendered {
+    pub objects: Vec<RenderedObject>,
+}
+
+impl Rendered {
+    /// The objects of one component, in apply order.
+    pub fn component<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a RenderedObject> + 'a {
+        self.objects.iter().filter(move |o| o.component == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("component {component}: {reason}")]
+    Inconsistent { component: String, reason: String },
+    #[error(
+        "component {component}: config file {source_path}: ConfigMap key {key:?} is invalid or already used"
+    )]
+    ConfigKey {
+        component: String,
+        source_path: String,
+        key: String,
+    },
+    #[error("component {component}: command: {reason}")]
+    Command { component: String, reason: String },
+    #[error("component {component}: volume name {name:?} is reserved for the Kolla config mount")]
+    ReservedVolume { component: String, name: String },
+    #[error("component {component}: job {job}: timeout {value:?}: {source}")]
+    JobTimeout {
+        component: String,
+        job: String,
+        value: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("component {component}: manifest {file}:{line}: {reason}")]
+    Manifest {
+        component: String,
+        file: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("{reference}: rendered twice (by component {first} and component {second})")]
+    Duplicate {
+        reference: ObjectRef,
+        first: String,
+        second: String,
+    },
+    #[error("dependency order: {reason}")]
+    Order { reason: String },
+}
+
+/// Renders every component of `topology` into Kubernetes objects, in apply order.
+pub fn render(topology: &Topology, options: &RenderOptions) -> Result<Rendered, RenderError> {
+    let mut objects = Vec::new();
+    let mut seen: std::collections::BTreeMap<ObjectRef, String> = std::collections::BTreeMap::new();
+    for wave in dependency_waves(topology)? {
+        for name in wave {
+            let Some(component) = topology.components.get(&name) else {
+                return Err(RenderError::Order {
+                    reason: format!("wave names unknown component {name}"),
+                });
+            };
+            let mut rendered = render_component(topology, component, options)?;
+            rendered.sort_by(|a, b| {
+                (a.stage, &a.reference.kind, &a.reference.name).cmp(&(
+                    b.stage,
+                    &b.reference.kind,
+                    &b.reference.name,
+                ))
+            });
+            for object in &rendered {
+                if let Some(first) = seen.insert(object.reference.clone(), object.component.clone()) {
+                    return Err(RenderError::Duplicate {
+                        reference: object.reference.clone(),
+                        first,
+                        second: object.component.clone(),
+                    });
+                }
+            }
+            objects.extend(rendered);
+        }
+    }
+    Ok(Rendered { objects })
+}
+
+fn render_component(
+    topology: &Topology,
+    component: &Component,
+    options: &RenderOptions,
+) -> Result<Vec<RenderedObject>, RenderError> {
+    let ctx = Ctx { topology, component };
+    let mut bodies = component::render(&ctx)?;
+    bodies.extend(manifests::render(&ctx)?);
+    bodies
+        .into_iter()
+        .map(|(stage, body)| finish(&ctx, stage, body, options))
+        .collect()
+}
+
+/// Components grouped into dependency waves; every component appears exactly once.
+fn dependency_waves(topology: &Topology) -> Result<Vec<Vec<String>>, RenderError> {
+    let waves = crate::topology::graph::waves(topology);
+    let listed: BTreeSet<&String> = waves.iter().flatten().collect();
+    let count: usize = waves.iter().map(Vec::len).sum();
+    if count != topology.components.len() || listed.len() != count {
+        return Err(RenderError::Order {
+            reason: format!(
+                "waves list {count} entries for {} components; the dependency graph is not valid",
+                topology.components.len()
+            ),
+        });
+    }
+    Ok(waves)
+}
+
+/// What every builder needs to know about where it renders.
+pub(crate) struct Ctx<'a> {
+    pub topology: &'a Topology,
+    pub component: &'a Component,
+}
+
+impl Ctx<'_> {
+    pub fn namespace(&self) -> &str {
+        &self.topology.spec.namespace
+    }
+
+    /// The labels every object of the component carries. None of them changes across revisions of the
+    /// same component except `app.kubernetes.io/name`, which is therefore never used in selectors.
+    pub fn labels(&self) -> serde_json::Map<String, Value> {
+        let c = self.component;
+        let t = &self.topology.name;
+        let mut m = serde_json::Map::new();
+        for (k, v) in [
+            (LABEL_NAME, c.project.as_str()),
+            (LABEL_COMPONENT, c.name.as_str()),
+            (LABEL_PART_OF, t.as_str()),
+            (LABEL_MANAGED_BY, MANAGED_BY_VALUE),
+            (LABEL_SERVICE, c.name.as_str()),
+            (LABEL_TOPOLOGY, t.as_str()),
+        ] {
+            m.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        m
+    }
+
+    /// Selector of the workload's pods: only labels fixed for the component's lifetime.
+    pub fn selector(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert(LABEL_SERVICE.into(), Value::String(self.component.name.clone()));
+        m.insert(LABEL_TOPOLOGY.into(), Value::String(self.topology.name.clone()));
+        m.insert(LABEL_ROLE.into(), Value::String(ROLE_WORKLOAD.into()));
+        m
+    }
+
+    /// `metadata` of a generated namespaced object.
+    pub fn metadata(&self, name: &str) -> Value {
+        serde_json::json!({
+            "name": name,
+            "namespace": self.namespace(),
+            "labels": Value::Object(self.labels()),
+        })
+    }
+}
+
+/// Stamps the content hash (and the revision, outside the hash) and derives the object's identity.
+fn finish(
+    ctx: &Ctx<'_>,
+    stage: Stage,
+    mut body: Value,
+    options: &RenderOptions,
+) -> Result<RenderedObject, RenderError> {
+    let component = ctx.component.name.clone();
+    let bad = |reason: &str| RenderError::Inconsistent {
+        component: component.clone(),
+        reason: reason.to_string(),
+    };
+    let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Err(bad("object without metadata"));
+    };
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(annotations) = annotations.as_object_mut() else {
+        return Err(bad("metadata.annotations is not a map"));
+    };
+    annotations.remove(ANNOTATION_HASH);
+    annotations.remove(ANNOTATION_REVISION);
+    let hash = hash_value(&body);
+    let reference =
+        object_ref(&body).ok_or_else(|| bad("object without apiVersion, kind or metadata.name"))?;
+    if let Some(annotations) = body
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.insert(ANNOTATION_HASH.into(), Value::String(hash.clone()));
+        if let Some(revision) = &options.revision {
+            annotations.insert(ANNOTATION_REVISION.into(), Value::String(revision.clone()));
+        }
+    }
+    Ok(RenderedObject {
+        component,
+        stage,
+        reference,
+        hash,
+        body,
+    })
+}
+
+fn object_ref(body: &Value) -> Option<ObjectRef> {
+    Some(ObjectRef {
+        api_version: body.get("apiVersion")?.as_str()?.to_string(),
+        kind: body.get("kind")?.as_str()?.to_string(),
+        namespace: body
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        name: body.pointer("/metadata/name")?.as_str()?.to_string(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,11 +1,19 @@
 //! The operator's language: parse and validate a [`Snapshot`] into a [`Topology`], and order its
 //! components into dependency waves. Pure: values in, values out.
 
+mod diagnostics;
+pub mod graph;
+pub mod image;
+mod load;
+pub mod names;
+pub mod policy;
 pub mod spec;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use diagnostics::{Diagnostic, Diagnostics};
+pub use load::{MAX_REPLICAS, SERVICES_DIR, TOPOLOGY_FILE, load};
 pub use spec::*;
 
 /// A validated topology: every reference resolved, every file read, every name checked.

@@ -1,0 +1,38 @@
+//! `keelson graph DIR [--format text|dot|mermaid]`: the dependency graph of a valid topology.
+
+use std::process::ExitCode;
+
+use super::EXIT_FAILURE;
+use super::input::TopologyInput;
+use crate::topology::{self, graph};
+
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub input: TopologyInput,
+    /// Output format: waves as text, Graphviz DOT, or a Mermaid flowchart.
+    #[arg(long, value_enum, default_value_t = graph::Format::Text)]
+    pub format: graph::Format,
+}
+
+pub fn run(args: &GraphArgs) -> ExitCode {
+    let snapshot = match args.input.snapshot() {
+        Ok(snapshot) => snapshot,
+        Err(e) => return super::validate::source_failure(&e),
+    };
+    match topology::load(&snapshot) {
+        Ok(topology) => {
+            print!("{}", graph::format(&topology, args.format));
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            eprintln!(
+                "{}: {} problem(s) found",
+                args.input.dir.display(),
+                diagnostics.len()
+            );
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

@@ -1,0 +1,645 @@
+//! Builder fixtures and table-driven tests of the renderer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::topology::{
+    ConfigFile, EnvVar, JobPhase, JobSpec, KeyRef, PersistentSource, Policy, Port, Protocol, RawManifest,
+    ServiceSpec, TopologySpec, Volume, WorkloadKind,
+};
+
+pub fn spec(image: &str) -> ServiceSpec {
+    serde_json::from_value(json!({"image": image})).unwrap()
+}
+
+pub fn component(name: &str) -> Component {
+    Component {
+        name: name.into(),
+        project: name.split('-').next().unwrap().into(),
+        file: format!("services/{name}.yaml"),
+        spec: spec(name),
+        image: format!("quay.io/openstack.kolla/{name}:2025.1-ubuntu-noble"),
+        job_images: vec![],
+        health_timeout: Duration::from_secs(600),
+        config_contents: vec![],
+        manifests: vec![],
+    }
+}
+
+pub fn job(name: &str, phase: JobPhase) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        phase,
+        command: format!("{name}-command"),
+        image: None,
+        env: vec![],
+        backoff_limit: None,
+        timeout: None,
+    }
+}
+
+pub fn topology(components: Vec<Component>) -> Topology {
+    Topology {
+        name: "openstack".into(),
+        spec: TopologySpec {
+            namespace: "openstack".into(),
+            images: Default::default(),
+            health_timeout: "10m".into(),
+            policy: Policy::default(),
+        },
+        health_timeout: Duration::from_secs(600),
+        components: components.into_iter().map(|c| (c.name.clone(), c)).collect(),
+    }
+}
+
+/// keystone: a Deployment with a config file, a secret env, a port, a fernet PVC and two jobs.
+pub fn keystone() -> Component {
+    let mut c = component("keystone");
+    c.spec.command = Some("/usr/sbin/apache2".into());
+    c.spec.args = vec!["-DFOREGROUND".into()];
+    c.spec.replicas = 3;
+    c.spec.depends_on = vec!["mariadb".into()];
+    c.spec.ports = vec![Port {
+        name: "api".into(),
+        port: 5000,
+        protocol: Protocol::TCP,
+        expose: true,
+    }];
+    c.spec.env = vec![EnvVar {
+        name: "OS_DATABASE__CONNECTION".into(),
+        value: None,
+        secret_key_ref: Some(KeyRef {
+            name: "keystone-db".into(),
+            key: "connection".into(),
+            optional: None,
+        }),
+        config_map_key_ref: None,
+    }];
+    c.spec.config_files = vec![ConfigFile {
+        source: "config/keystone/keystone.conf".into(),
+        dest: "/etc/keystone/keystone.conf".into(),
+        owner: "keystone".into(),
+        perm: "0600".into(),
+    }];
+    c.config_contents = vec!["[DEFAULT]\ndebug = false\n".into()];
+    c.spec.volumes = vec![Volume {
+        name: "fernet-keys".into(),
+        mount_path: "/etc/keystone/fernet-keys".into(),
+        read_only: false,
+        empty_dir: None,
+        host_path: None,
+        secret: None,
+        config_map: None,
+        persistent: Some(PersistentSource {
+            size: "1Gi".into(),
+            storage_class: None,
+        }),
+    }];
+    c.spec.jobs = vec![job("db-sync", JobPhase::Pre), job("bootstrap", JobPhase::Post)];
+    c.job_images = vec![c.image.clone(), c.image.clone()];
+    c
+}
+
+/// keystone without its database dependency, for tests about one component.
+pub fn keystone_alone() -> Component {
+    let mut c = keystone();
+    c.spec.depends_on.clear();
+    c
+}
+
+pub fn mariadb() -> Component {
+    let mut c = component("mariadb");
+    c.spec.workload = WorkloadKind::StatefulSet;
+    c.spec.command = Some("/usr/bin/mysqld_safe".into());
+    c.spec.ports = vec![Port {
+        name: "mysql".into(),
+        port: 3306,
+        protocol: Protocol::TCP,
+        expose: true,
+    }];
+    c.spec.config_files = vec![ConfigFile {
+        source: "config/mariadb/my.cnf".into(),
+        dest: "/etc/mysql/my.cnf".into(),
+        owner: "mysql".into(),
+        perm: "0600".into(),
+    }];
+    c.config_contents = vec!["[mysqld]\n".into()];
+    c.spec.volumes = vec![Volume {
+        name: "data".into(),
+        mount_path: "/var/lib/mysql".into(),
+        read_only: false,
+        empty_dir: None,
+        host_path: None,
+        secret: None,
+        config_map: None,
+        persistent: Some(PersistentSource {
+            size: "20Gi".into(),
+            storage_class: Some("fast".into()),
+        }),
+    }];
+    c
+}
+
+fn render_default(t: &Topology) -> Rendered {
+    render(t, &RenderOptions::default()).unwrap()
+}
+
+fn kinds_and_names(r: &Rendered) -> Vec<(String, String, String)> {
+    r.objects
+        .iter()
+        .map(|o| {
+            (
+                o.component.clone(),
+                o.reference.kind.clone(),
+                o.reference.name.clone(),
+            )
+        })
+        .collect()
+}
+
+fn find<'a>(r: &'a Rendered, kind: &str, name_prefix: &str) -> &'a RenderedObject {
+    r.objects
+        .iter()
+        .find(|o| o.reference.kind == kind && o.reference.name.starts_with(name_prefix))
+        .unwrap_or_else(|| panic!("no {kind} {name_prefix}*"))
+}
+
+#[test]
+fn objects_come_in_wave_then_stage_order() {
+    let r = render_default(&topology(vec![keystone(), mariadb()]));
+    let got: Vec<(String, String)> = kinds_and_names(&r)
+        .into_iter()
+        .map(|(c, k, n)| (c, format!("{k}/{}", &n[..n.len().min(17)])))
+        .collect();
+    let expected = [
+        ("mariadb", "ConfigMap/mariadb-config"),
+        ("mariadb", "Service/mariadb"),
+        ("mariadb", "StatefulSet/mariadb"),
+        ("keystone", "ConfigMap/keystone-config"),
+        ("keystone", "PersistentVolumeClaim/keystone-fernet-k"),
+        ("keystone", "Service/keystone"),
+        ("keystone", "Job/keystone-db-sync-"),
+        ("keystone", "Deployment/keystone"),
+        ("keystone", "Job/keystone-bootstra"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(c, o)| (c.to_string(), o.to_string()))
+        .collect();
+    assert_eq!(got, expected);
+    let stages: Vec<Stage> = r.component("keystone").map(|o| o.stage).collect();
+    assert!(stages.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn every_object_carries_ownership_labels_and_hash() {
+    let r = render(
+        &topology(vec![keystone(), mariadb()]),
+        &RenderOptions {
+            revision: Some("abc123".into()),
+        },
+    )
+    .unwrap();
+    for o in &r.objects {
+        let labels = o.body.pointer("/metadata/labels").unwrap();
+        let project = if o.component == "keystone" {
+            "keystone"
+        } else {
+            "mariadb"
+        };
+        for (k, v) in [
+            (LABEL_NAME, project),
+            (LABEL_COMPONENT, o.component.as_str()),
+            (LABEL_PART_OF, "openstack"),
+            (LABEL_MANAGED_BY, "keelson"),
+            (LABEL_SERVICE, o.component.as_str()),
+            (LABEL_TOPOLOGY, "openstack"),
+        ] {
+            assert_eq!(labels.get(k), Some(&json!(v)), "{} label {k}", o.reference);
+        }
+        let annotations = o.body.pointer("/metadata/annotations").unwrap();
+        assert_eq!(annotations.get(ANNOTATION_HASH), Some(&json!(o.hash)));
+        assert_eq!(annotations.get(ANNOTATION_REVISION), Some(&json!("abc123")));
+        assert_eq!(o.reference.namespace.as_deref(), Some("openstack"));
+    }
+}
+
+#[test]
+fn hash_is_of_the_object_without_hash_and_revision() {
+    let t = topology(vec![keystone_alone()]);
+    let plain = render_default(&t);
+    let stamped = render(
+        &t,
+        &RenderOptions {
+            revision: Some("r2".into()),
+        },
+    )
+    .unwrap();
+    for (a, b) in plain.objects.iter().zip(&stamped.objects) {
+        assert_eq!(a.hash, b.hash, "{}", a.reference);
+        let mut stripped = b.body.clone();
+        let ann = stripped
+            .pointer_mut("/metadata/annotations")
+            .unwrap()
+            .as_object_mut()
+            .unwrap();
+        ann.remove(ANNOTATION_HASH);
+        ann.remove(ANNOTATION_REVISION);
+        if ann.is_empty() {
+            stripped["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
+        }
+        let mut with_empty = stripped.clone();
+        with_empty["metadata"]["annotations"] = json!({});
+        assert!(
+            hash_value(&stripped) == b.hash || hash_value(&with_empty) == b.hash,
+            "{}",
+            a.reference
+        );
+    }
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let t = topology(vec![keystone(), mariadb()]);
+    let a = serde_json::to_string(&render_default(&t)).unwrap();
+    let b = serde_json::to_string(&render_default(&t.clone())).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn config_change_rolls_only_that_components_pods() {
+    let base = topology(vec![keystone(), mariadb()]);
+    let mut changed = base.clone();
+    changed.components.get_mut("keystone").unwrap().config_contents[0] = "[DEFAULT]\ndebug = true\n".into();
+    let a = render_default(&base);
+    let b = render_default(&changed);
+    let config_hash = |r: &Rendered, kind: &str, name: &str| {
+        find(r, kind, name)
+            .body
+            .pointer("/spec/template/metadata/annotations/keelson.dev~1config-hash")
+            .cloned()
+    };
+    assert_ne!(
+        config_hash(&a, "Deployment", "keystone"),
+        config_hash(&b, "Deployment", "keystone")
+    );
+    assert_eq!(
+        config_hash(&a, "StatefulSet", "mariadb"),
+        config_hash(&b, "StatefulSet", "mariadb")
+    );
+    for (x, y) in a.objects.iter().zip(&b.objects) {
+        assert_eq!(x.reference, y.reference, "config changes never rename objects");
+        let expect_change =
+            x.component == "keystone" && matches!(x.reference.kind.as_str(), "ConfigMap" | "Deployment");
+        assert_eq!(x.hash != y.hash, expect_change, "{}", x.reference);
+    }
+    // Jobs do not carry the config hash: a config change does not re-run migrations.
+    assert!(config_hash(&a, "Job", "keystone-db-sync").is_none());
+}
+
+#[test]
+fn image_change_renames_only_that_components_jobs() {
+    let base = topology(vec![keystone(), mariadb()]);
+    let mut changed = base.clone();
+    let k = changed.components.get_mut("keystone").unwrap();
+    k.image = "quay.io/openstack.kolla/keystone:2025.2-ubuntu-noble".into();
+    k.job_images = vec![k.image.clone(), k.image.clone()];
+    let jobs = |r: &Rendered| -> Vec<String> {
+        r.objects
+            .iter()
+            .filter(|o| o.reference.kind == "Job")
+            .map(|o| o.reference.name.clone())
+            .collect()
+    };
+    let (a, b) = (render_default(&base), render_default(&changed));
+    let (ja, jb) = (jobs(&a), jobs(&b));
+    assert_eq!(ja.len(), 2);
+    for (x, y) in ja.iter().zip(&jb) {
+        assert_ne!(x, y);
+        assert_eq!(x[..x.len() - 8], y[..y.len() - 8]);
+    }
+    let others = |r: &Rendered| -> Vec<(ObjectRef, String)> {
+        r.objects
+            .iter()
+            .filter(|o| o.component == "mariadb")
+            .map(|o| (o.reference.clone(), o.hash.clone()))
+            .collect()
+    };
+    assert_eq!(others(&a), others(&b));
+}
+
+#[test]
+fn job_names_fit_label_values() {
+    let cases = [
+        ("keystone", "db-sync", "keystone-db-sync-0123abcd"),
+        (
+            &"a".repeat(40),
+            &"b".repeat(30),
+            &format!("{}-{}-0123abcd", "a".repeat(40), "b".repeat(13)),
+        ),
+        (&"a".repeat(54), "x", &format!("{}-0123abcd", "a".repeat(54))),
+    ];
+    for (component, job, expected) in cases {
+        let name = component::job_name(component, job, "0123abcdef");
+        assert_eq!(name, expected);
+        assert!(name.len() <= 63);
+    }
+}
+
+#[test]
+fn kolla_config_reaches_each_container_as_its_own_config_json() {
+    let r = render_default(&topology(vec![keystone(), mariadb()]));
+    let cm = find(&r, "ConfigMap", "keystone-config");
+    let data = cm.body.get("data").unwrap();
+    let workload: Value = serde_json::from_str(data["config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(workload["command"], json!("/usr/sbin/apache2 -DFOREGROUND"));
+    assert_eq!(
+        workload["config_files"],
+        json!([{"source": "/var/lib/kolla/config_files/keystone.conf", "dest": "/etc/keystone/keystone.conf", "owner": "keystone", "perm": "0600"}])
+    );
+    assert_eq!(
+        workload["permissions"],
+        json!([{"path": "/etc/keystone/fernet-keys", "owner": "keystone", "recurse": true}])
+    );
+    let db_sync: Value = serde_json::from_str(data["db-sync.config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(db_sync["command"], json!("db-sync-command"));
+    assert_eq!(data["keystone.conf"], json!("[DEFAULT]\ndebug = false\n"));
+
+    let deploy = &find(&r, "Deployment", "keystone").body;
+    let pod = &deploy["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["configMap"]["items"][0],
+        json!({"key": "config.json", "path": "config.json"})
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["command"], json!(["kolla_start"]));
+    assert_eq!(
+        container["env"][0],
+        json!({"name": "KOLLA_CONFIG_STRATEGY", "value": "COPY_ALWAYS"})
+    );
+    assert_eq!(
+        container["env"][1],
+        json!({"name": "OS_DATABASE__CONNECTION", "valueFrom": {"secretKeyRef": {"name": "keystone-db", "key": "connection"}}})
+    );
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        json!("/var/lib/kolla/config_files")
+    );
+    assert_eq!(deploy["spec"]["progressDeadlineSeconds"], json!(600));
+    assert_eq!(
+        pod["volumes"][1],
+        json!({"name": "fernet-keys", "persistentVolumeClaim": {"claimName": "keystone-fernet-keys"}})
+    );
+
+    let job = &find(&r, "Job", "keystone-db-sync").body;
+    let items = &job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
+    assert_eq!(
+        items[0],
+        json!({"key": "db-sync.config.json", "path": "config.json"})
+    );
+    assert_eq!(job["spec"]["backoffLimit"], json!(3));
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], json!("Never"));
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"][LABEL_ROLE],
+        json!("job")
+    );
+}
+
+#[test]
+fn selectors_use_only_stable_labels_and_exclude_jobs() {
+    let r = render_default(&topology(vec![keystone_alone()]));
+    let deploy = &find(&r, "Deployment", "keystone").body;
+    let selector = deploy["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    let keys: Vec<&str> = selector.keys().map(String::as_str).collect();
+    assert_eq!(keys, [LABEL_SERVICE, LABEL_TOPOLOGY, LABEL_ROLE]);
+    assert_eq!(
+        find(&r, "Service", "keystone").body["spec"]["selector"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+    let job_labels = &find(&r, "Job", "keystone-db-sync").body["spec"]["template"]["metadata"]["labels"];
+    assert!(
+        selector.iter().any(|(k, v)| job_labels.get(k) != Some(v)),
+        "job pods must not match the workload selector"
+    );
+}
+
+#[test]
+fn statefulsets_get_headless_service_and_claim_templates() {
+    let r = render_default(&topology(vec![mariadb()]));
+    let svc = &find(&r, "Service", "mariadb").body;
+    assert_eq!(svc["spec"]["clusterIP"], json!("None"));
+    let sts = &find(&r, "StatefulSet", "mariadb").body;
+    assert_eq!(sts["spec"]["serviceName"], json!("mariadb"));
+    let claim = &sts["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(claim["metadata"]["name"], json!("data"));
+    assert_eq!(
+        claim["metadata"]["annotations"][ANNOTATION_PERSISTENT],
+        json!("true")
+    );
+    assert_eq!(claim["spec"]["storageClassName"], json!("fast"));
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], json!("20Gi"));
+    let pod_volumes = sts["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        pod_volumes.iter().all(|v| v["name"] != json!("data")),
+        "the claim template provides the volume"
+    );
+    assert!(
+        r.objects
+            .iter()
+            .all(|o| o.reference.kind != "PersistentVolumeClaim")
+    );
+}
+
+#[test]
+fn persistent_claims_of_deployments_are_annotated() {
+    let r = render_default(&topology(vec![keystone_alone()]));
+    let pvc = &find(&r, "PersistentVolumeClaim", "keystone-fernet-keys").body;
+    assert_eq!(
+        pvc["metadata"]["annotations"][ANNOTATION_PERSISTENT],
+        json!("true")
+    );
+    assert_eq!(pvc["spec"]["accessModes"], json!(["ReadWriteMany"]));
+}
+
+#[test]
+fn daemonsets_on_the_host_network_resolve_cluster_names() {
+    let mut c = component("nova-compute");
+    c.spec.workload = WorkloadKind::DaemonSet;
+    c.spec.command = Some("nova-compute".into());
+    c.spec.host_network = true;
+    c.spec.privileged = true;
+    let r = render_default(&topology(vec![c]));
+    assert_eq!(
+        kinds_and_names(&r)
+            .iter()
+            .map(|(_, k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["ConfigMap", "DaemonSet"]
+    );
+    let pod = &find(&r, "DaemonSet", "nova-compute").body["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], json!(true));
+    assert_eq!(pod["dnsPolicy"], json!("ClusterFirstWithHostNet"));
+    assert_eq!(
+        pod["containers"][0]["securityContext"],
+        json!({"privileged": true})
+    );
+}
+
+#[test]
+fn raw_manifests_get_namespace_and_ownership() {
+    let mut c = mariadb();
+    c.manifests = vec![
+        RawManifest {
+            file: "manifests/mariadb.yaml".into(),
+            line: 1,
+            object: json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "mariadb", "labels": {"keelson.dev/service": "other", "team": "db"}}, "spec": {"maxUnavailable": 1}}),
+        },
+        RawManifest {
+            file: "manifests/mariadb.yaml".into(),
+            line: 9,
+            object: json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "openstack-db"}, "value": 1000}),
+        },
+    ];
+    let r = render_default(&topology(vec![c]));
+    let pdb = find(&r, "PodDisruptionBudget", "mariadb");
+    assert_eq!(pdb.stage, Stage::Config);
+    assert_eq!(pdb.body["metadata"]["namespace"], json!("openstack"));
+    assert_eq!(pdb.body["metadata"]["labels"]["team"], json!("db"));
+    assert_eq!(pdb.body["metadata"]["labels"][LABEL_SERVICE], json!("mariadb"));
+    let pc = find(&r, "PriorityClass", "openstack-db");
+    assert_eq!(pc.reference.namespace, None);
+    assert!(pc.body["metadata"].get("namespace").is_none());
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    type Mutate = fn(&mut Component);
+    let cases: Vec<(&str, Mutate)> = vec![
+        ("manifest without kind", |c| {
+            c.manifests = vec![RawManifest {
+                file: "m.yaml".into(),
+                line: 3,
+                object: json!({"apiVersion": "v1", "metadata": {"name": "x"}}),
+            }]
+        }),
+        ("manifest not a map", |c| {
+            c.manifests = vec![RawManifest {
+                file: "m.yaml".into(),
+                line: 1,
+                object: json!([1]),
+            }]
+        }),
+        ("manifest without name", |c| {
+            c.manifests = vec![RawManifest {
+                file: "m.yaml".into(),
+                line: 1,
+                object: json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            }]
+        }),
+        ("cluster-scoped with namespace", |c| {
+            c.manifests = vec![RawManifest {
+                file: "m.yaml".into(),
+                line: 1,
+                object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "namespace": "y"}}),
+            }]
+        }),
+        ("duplicate object", |c| {
+            c.manifests = vec![RawManifest {
+                file: "m.yaml".into(),
+                line: 1,
+                object: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keystone-config"}}),
+            }]
+        }),
+        ("reserved volume", |c| {
+            c.spec.volumes[0].name = "kolla-config".into()
+        }),
+        ("bad job timeout", |c| {
+            c.spec.jobs[0].timeout = Some("soon".into())
+        }),
+        ("missing job image", |c| {
+            c.job_images.pop();
+        }),
+        ("missing config contents", |c| c.config_contents.clear()),
+        ("config without command", |c| c.spec.command = None),
+        ("arg with space", |c| c.spec.args = vec!["a b".into()]),
+    ];
+    for (what, mutate) in cases {
+        let mut c = keystone();
+        c.spec.depends_on.clear();
+        mutate(&mut c);
+        let err = render(&topology(vec![c]), &RenderOptions::default());
+        assert!(err.is_err(), "{what}: expected an error");
+        assert!(
+            err.unwrap_err().to_string().contains("keystone") || what == "duplicate object",
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn broken_dependency_graph_is_refused() {
+    let mut a = component("a");
+    a.spec.depends_on = vec!["b".into()];
+    let mut b = component("b");
+    b.spec.depends_on = vec!["a".into()];
+    assert!(matches!(
+        render(&topology(vec![a, b]), &RenderOptions::default()),
+        Err(RenderError::Order { .. })
+    ));
+}
+
+#[test]
+fn plain_images_without_command_run_their_own_entrypoint() {
+    let mut c = component("exporter");
+    c.image = "docker.io/prom/mysqld-exporter:v0.15.1".into();
+    c.spec.args = vec!["--web.listen-address=:9104".into()];
+    c.spec.ports = vec![Port {
+        name: "metrics".into(),
+        port: 9104,
+        protocol: Protocol::TCP,
+        expose: true,
+    }];
+    let r = render_default(&topology(vec![c]));
+    assert_eq!(
+        kinds_and_names(&r)
+            .iter()
+            .map(|(_, k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["Service", "Deployment"]
+    );
+    let container = &find(&r, "Deployment", "exporter").body["spec"]["template"]["spec"]["containers"][0];
+    assert!(container.get("command").is_none());
+    assert!(container.get("env").is_none());
+    assert_eq!(container["args"], json!(["--web.listen-address=:9104"]));
+    let template_meta = &find(&r, "Deployment", "exporter").body["spec"]["template"]["metadata"];
+    assert!(template_meta.get("annotations").is_none());
+}
+
+#[test]
+fn job_env_overrides_component_env() {
+    let mut c = keystone();
+    c.spec.depends_on.clear();
+    c.spec.jobs[1].env = vec![EnvVar {
+        name: "OS_DATABASE__CONNECTION".into(),
+        value: Some("x".into()),
+        secret_key_ref: None,
+        config_map_key_ref: None,
+    }];
+    let r = render_default(&topology(vec![c]));
+    let env = &find(&r, "Job", "keystone-bootstrap").body["spec"]["template"]["spec"]["containers"][0]["env"];
+    let names: Vec<&str> = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["KOLLA_CONFIG_STRATEGY", "OS_DATABASE__CONNECTION"]);
+    assert_eq!(env[1]["value"], json!("x"));
+    let _ = BTreeMap::<String, String>::new();
+}

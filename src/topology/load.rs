@@ -1,0 +1,1093 @@
+//! Snapshot -> validated [`Topology`]. Every file is read and every check runs even after the
+//! first problem, so one `keelson validate` names everything that is wrong.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::source::{DEFAULT_MAX_FILE_SIZE, Snapshot, SnapshotEntry};
+use crate::yaml::{self, Document, Location, YamlError};
+
+use super::diagnostics::{Diagnostic, Diagnostics};
+use super::spec::{
+    API_VERSION, ConfigFile, EnvVar, JobSpec, Policy, Probe, ServiceDocument, ServiceSpec, TopologyDocument,
+    TopologySpec, Volume, WorkloadKind,
+};
+use super::{Component, RawManifest, Topology, graph, image, names, policy};
+
+/// The root document of a topology.
+pub const TOPOLOGY_FILE: &str = "keelson.yaml";
+/// The folder holding one `<component>.yaml` per component.
+pub const SERVICES_DIR: &str = "services";
+/// Replicas above this are taken for a typo.
+pub const MAX_REPLICAS: i32 = 1000;
+/// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
+const JOB_NAME_OVERHEAD: usize = 10;
+
+/// Parses and validates the topology in `snapshot`. Either every component is valid and every
+/// reference resolves, or the result lists every problem found.
+pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
+    let mut diags = Vec::new();
+    let root = load_topology_document(snapshot, &mut diags);
+    let fallback;
+    let context = match &root {
+        Some(root) => Context {
+            spec: &root.document.spec,
+            namespace_known: true,
+        },
+        None => {
+            fallback = fallback_spec();
+            Context {
+                spec: &fallback,
+                namespace_known: false,
+            }
+        }
+    };
+
+    let mut parsed: Vec<ParsedService> = Vec::new();
+    for (path, entry) in snapshot.entries_under(SERVICES_DIR) {
+        if let Some(service) = load_service_file(path, entry, &mut diags) {
+            parsed.push(service);
+        }
+    }
+
+    let mut components = BTreeMap::new();
+    let mut names_seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for service in &parsed {
+        let name = service.document.metadata.name.as_str();
+        if let Some(first) = names_seen.get(name) {
+            diags.push(diag(
+                &service.file,
+                service.doc.locate("metadata.name"),
+                "metadata.name",
+                format!("duplicate component name `{name}`, already declared in {first}"),
+            ));
+            continue;
+        }
+        names_seen.insert(name, &service.file);
+        let mut check = Check {
+            file: &service.file,
+            doc: &service.doc,
+            diags: &mut diags,
+        };
+        if let Some(component) = check_component(&mut check, snapshot, &context, service) {
+            components.insert(name.to_string(), component);
+        }
+    }
+
+    check_dependencies(&parsed, &names_seen, &mut diags);
+    check_duplicate_objects(&components, context.spec, &mut diags);
+
+    match root {
+        Some(root) if diags.is_empty() => Ok(Topology {
+            name: root.document.metadata.name,
+            spec: root.document.spec,
+            health_timeout: root.health_timeout,
+            components,
+        }),
+        _ => Err(Diagnostics::new(diags)),
+    }
+}
+
+struct RootDocument {
+    document: TopologyDocument,
+    health_timeout: Duration,
+}
+
+struct ParsedService {
+    file: String,
+    doc: Document,
+    document: ServiceDocument,
+}
+
+/// What component checks need from `keelson.yaml`.
+struct Context<'a> {
+    spec: &'a TopologySpec,
+    /// False when `keelson.yaml` is broken: checks that compare against its namespace are skipped
+    /// rather than reporting noise.
+    namespace_known: bool,
+}
+
+fn fallback_spec() -> TopologySpec {
+    TopologySpec {
+        namespace: String::new(),
+        images: Default::default(),
+        health_timeout: "10m".to_string(),
+        policy: Policy::default(),
+    }
+}
+
+fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
+        file: file.to_string(),
+        line: at.line,
+        column: at.column,
+        field: if field.is_empty() {
+            ".".to_string()
+        } else {
+            field.to_string()
+        },
+        message: message.into(),
+    }
+}
+
+/// Findings about one document.
+struct Check<'a> {
+    file: &'a str,
+    doc: &'a Document,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Check<'_> {
+    fn at(&mut self, field: &str, message: impl Into<String>) {
+        let at = self.doc.locate(field);
+        self.diags.push(diag(self.file, at, field, message));
+    }
+
+    fn result(&mut self, field: &str, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.at(field, message);
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.diags.len()
+    }
+}
+
+/// A whole-file problem (missing, unreadable, not YAML).
+fn file_diag(file: &str, message: impl Into<String>) -> Diagnostic {
+    diag(file, Location::START, ".", message)
+}
+
+fn yaml_diag(file: &str, error: YamlError) -> Diagnostic {
+    match error {
+        YamlError::Syntax { location, message } => {
+            diag(file, location, ".", format!("invalid YAML: {message}"))
+        }
+        YamlError::Shape {
+            location,
+            path,
+            message,
+        } => diag(file, location, &path, message),
+        YamlError::Write { message } => file_diag(file, message),
+    }
+}
+
+/// The text of a file the topology itself consists of (not one it references).
+fn entry_text<'s>(file: &str, entry: Option<&'s SnapshotEntry>) -> Result<&'s str, String> {
+    match entry {
+        None => Err("file is missing".to_string()),
+        Some(SnapshotEntry::File(bytes)) => {
+            std::str::from_utf8(bytes).map_err(|e| format!("{file} is not valid UTF-8 text: {e}"))
+        }
+        Some(SnapshotEntry::Symlink { target }) => Err(format!(
+            "{file} is a symlink (to `{target}`); symlinks are not followed"
+        )),
+        Some(SnapshotEntry::TooLarge { size }) => Err(format!(
+            "{file} is {size} bytes, larger than the {} byte limit",
+            DEFAULT_MAX_FILE_SIZE
+        )),
+        Some(SnapshotEntry::Submodule) => Err(format!("{file} is a Git submodule, not a file")),
+    }
+}
+
+fn check_header(check: &mut Check<'_>, api_version: &str, kind: &str, want_kind: &str) {
+    if api_version != API_VERSION {
+        check.at(
+            "apiVersion",
+            format!("must be `{API_VERSION}`, found `{api_version}`"),
+        );
+    }
+    if kind != want_kind {
+        check.at(
+            "kind",
+            format!("must be `{want_kind}` in this file, found `{kind}`"),
+        );
+    }
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Err(format!("duration `{value}` must be greater than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "`{value}` is not a duration (e.g. `90s`, `10m`, `1h 30m`): {e}"
+        )),
+    }
+}
+
+fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> Option<RootDocument> {
+    let text = match entry_text(TOPOLOGY_FILE, snapshot.get(TOPOLOGY_FILE)) {
+        Ok(text) => text,
+        Err(message) if snapshot.get(TOPOLOGY_FILE).is_none() => {
+            diags.push(file_diag(
+                TOPOLOGY_FILE,
+                format!("{message}: the topology root must hold {TOPOLOGY_FILE}"),
+            ));
+            return None;
+        }
+        Err(message) => {
+            diags.push(file_diag(TOPOLOGY_FILE, message));
+            return None;
+        }
+    };
+    let doc = match yaml::parse_document(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            diags.push(yaml_diag(TOPOLOGY_FILE, e));
+            return None;
+        }
+    };
+    if doc.is_empty() {
+        diags.push(file_diag(TOPOLOGY_FILE, "document is empty"));
+        return None;
+    }
+    let document: TopologyDocument = match doc.deserialize() {
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(yaml_diag(TOPOLOGY_FILE, e));
+            return None;
+        }
+    };
+    let mut check = Check {
+        file: TOPOLOGY_FILE,
+        doc: &doc,
+        diags,
+    };
+    let before = check.count();
+    check_header(&mut check, &document.api_version, &document.kind, "Topology");
+    check.result("metadata.name", names::dns1123_label(&document.metadata.name));
+    let spec = &document.spec;
+    check.result("spec.namespace", names::dns1123_label(&spec.namespace));
+    let health_timeout = match parse_duration(&spec.health_timeout) {
+        Ok(d) => d,
+        Err(e) => {
+            check.at("spec.healthTimeout", e);
+            Duration::ZERO
+        }
+    };
+    for (field, message) in image::check_defaults(&spec.images) {
+        check.at(&format!("spec.images.{field}"), message);
+    }
+    for (i, secret) in spec.images.pull_secrets.iter().enumerate() {
+        check.result(
+            &format!("spec.images.pullSecrets[{i}]"),
+            names::dns1123_subdomain(secret),
+        );
+    }
+    let policy = &spec.policy;
+    for (i, namespace) in policy.allowed_namespaces.iter().enumerate() {
+        check.result(
+            &format!("spec.policy.allowedNamespaces[{i}]"),
+            names::dns1123_label(namespace),
+        );
+    }
+    for (i, kind) in policy.allowed_kinds.iter().enumerate() {
+        check.result(
+            &format!("spec.policy.allowedKinds[{i}]"),
+            policy::check_allowed_kind(kind),
+        );
+    }
+    if policy.prune_budget_percent > 100 {
+        check.at(
+            "spec.policy.pruneBudgetPercent",
+            format!("{} is not a percentage (0-100)", policy.prune_budget_percent),
+        );
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(RootDocument {
+        document,
+        health_timeout,
+    })
+}
+
+fn load_service_file(
+    path: &str,
+    entry: &SnapshotEntry,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ParsedService> {
+    let relative = &path[SERVICES_DIR.len() + 1..];
+    if relative.contains('/') {
+        diags.push(file_diag(
+            path,
+            format!("{SERVICES_DIR}/ holds one <component>.yaml per component; subdirectories are not read"),
+        ));
+        return None;
+    }
+    let Some(stem) = relative.strip_suffix(".yaml") else {
+        let hint = if relative.ends_with(".yml") {
+            " (rename it to .yaml)"
+        } else {
+            ""
+        };
+        diags.push(file_diag(
+            path,
+            format!("only .yaml files belong in {SERVICES_DIR}/{hint}"),
+        ));
+        return None;
+    };
+    let text = match entry_text(path, Some(entry)) {
+        Ok(text) => text,
+        Err(message) => {
+            diags.push(file_diag(path, message));
+            return None;
+        }
+    };
+    let doc = match yaml::parse_document(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            diags.push(yaml_diag(path, e));
+            return None;
+        }
+    };
+    if doc.is_empty() {
+        diags.push(file_diag(path, "document is empty"));
+        return None;
+    }
+    let document: ServiceDocument = match doc.deserialize() {
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(yaml_diag(path, e));
+            return None;
+        }
+    };
+    let mut check = Check {
+        file: path,
+        doc: &doc,
+        diags,
+    };
+    check_header(&mut check, &document.api_version, &document.kind, "Service");
+    if document.metadata.name != stem {
+        check.at(
+            "metadata.name",
+            format!(
+                "`{}` must match the file name `{stem}` (services/<name>.yaml)",
+                document.metadata.name
+            ),
+        );
+    }
+    Some(ParsedService {
+        file: path.to_string(),
+        doc,
+        document,
+    })
+}
+
+/// Checks one component on its own; cross-component checks run afterwards.
+fn check_component(
+    check: &mut Check<'_>,
+    snapshot: &Snapshot,
+    context: &Context<'_>,
+    service: &ParsedService,
+) -> Option<Component> {
+    let before = check.count();
+    let name = &service.document.metadata.name;
+    let spec: &ServiceSpec = &service.document.spec;
+    let topology = context.spec;
+
+    check.result("metadata.name", names::dns1035_label(name));
+    let project = spec.project.clone().unwrap_or_else(|| name.clone());
+    if spec.project.is_some() {
+        check.result("spec.project", names::dns1123_label(&project));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, dep) in spec.depends_on.iter().enumerate() {
+        if !seen.insert(dep) {
+            check.at(
+                &format!("spec.dependsOn[{i}]"),
+                format!("`{dep}` is listed twice"),
+            );
+        }
+    }
+
+    let image = match image::resolve(&spec.image, &topology.images) {
+        Ok(image) => image,
+        Err(e) => {
+            check.at("spec.image", e);
+            String::new()
+        }
+    };
+
+    if spec.replicas < 0 {
+        check.at("spec.replicas", format!("{} must not be negative", spec.replicas));
+    } else if spec.replicas > MAX_REPLICAS {
+        check.at(
+            "spec.replicas",
+            format!("{} is more than {MAX_REPLICAS}; is it a typo?", spec.replicas),
+        );
+    }
+    let replicas_written = service
+        .doc
+        .value()
+        .get("spec")
+        .and_then(|s| s.get("replicas"))
+        .is_some();
+    if spec.workload == WorkloadKind::DaemonSet && replicas_written {
+        check.at(
+            "spec.replicas",
+            "a DaemonSet runs one pod per node; remove replicas",
+        );
+    }
+    if spec.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        check.at("spec.command", "must not be empty");
+    }
+
+    check_env(check, "spec.env", &spec.env);
+    check_ports(check, spec);
+    if let Some(probe) = &spec.readiness_probe {
+        check_probe(check, "spec.readinessProbe", probe);
+    }
+    if let Some(resources) = &spec.resources {
+        for (section, map) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+            for (resource, quantity) in map {
+                check.result(
+                    &format!("spec.resources.{section}.{resource}"),
+                    names::quantity(quantity),
+                );
+            }
+        }
+    }
+    for key in spec.node_selector.keys() {
+        if key.is_empty() {
+            check.at("spec.nodeSelector", "label keys must not be empty");
+        }
+    }
+    if spec.host_network && !topology.policy.allow_host_network {
+        check.at(
+            "spec.hostNetwork",
+            "host networking is not allowed by keelson.yaml spec.policy.allowHostNetwork",
+        );
+    }
+    if spec.privileged && !topology.policy.allow_privileged {
+        check.at(
+            "spec.privileged",
+            "privileged containers are not allowed by keelson.yaml spec.policy.allowPrivileged",
+        );
+    }
+    check_volumes(check, spec);
+    let config_contents = check_config_files(check, snapshot, &spec.config_files);
+    let job_images = check_jobs(check, name, &image, &topology.images, &spec.jobs);
+
+    let health_timeout = match &spec.health_timeout {
+        Some(value) => parse_duration(value).unwrap_or_else(|e| {
+            check.at("spec.healthTimeout", e);
+            Duration::ZERO
+        }),
+        None => parse_duration(&topology.health_timeout).unwrap_or(Duration::ZERO),
+    };
+    let manifests = check_manifests(check, snapshot, context, &spec.manifests);
+
+    if check.count() > before {
+        return None;
+    }
+    Some(Component {
+        name: name.clone(),
+        project,
+        file: service.file.clone(),
+        spec: spec.clone(),
+        image,
+        job_images,
+        health_timeout,
+        config_contents,
+        manifests,
+    })
+}
+
+fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
+    let mut seen = BTreeSet::new();
+    for (i, var) in env.iter().enumerate() {
+        let field = format!("{base}[{i}]");
+        check.result(&format!("{field}.name"), names::env_var_name(&var.name));
+        if !seen.insert(&var.name) {
+            check.at(
+                &format!("{field}.name"),
+                format!("environment variable `{}` is set twice", var.name),
+            );
+        }
+        let sources = [
+            var.value.is_some(),
+            var.secret_key_ref.is_some(),
+            var.config_map_key_ref.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            check.at(
+                &field,
+                format!(
+                    "`{}` needs exactly one of value, secretKeyRef, configMapKeyRef",
+                    var.name
+                ),
+            );
+        }
+        for (kind, key_ref) in [
+            ("secretKeyRef", &var.secret_key_ref),
+            ("configMapKeyRef", &var.config_map_key_ref),
+        ] {
+            if let Some(key_ref) = key_ref {
+                check.result(
+                    &format!("{field}.{kind}.name"),
+                    names::dns1123_subdomain(&key_ref.name),
+                );
+                check.result(&format!("{field}.{kind}.key"), names::config_key(&key_ref.key));
+            }
+        }
+    }
+}
+
+fn check_port_number(check: &mut Check<'_>, field: &str, port: i32) {
+    if !(1..=65535).contains(&port) {
+        check.at(field, format!("port {port} is out of range (1-65535)"));
+    }
+}
+
+fn check_ports(check: &mut Check<'_>, spec: &ServiceSpec) {
+    let mut names_seen = BTreeSet::new();
+    let mut numbers_seen = BTreeSet::new();
+    for (i, port) in spec.ports.iter().enumerate() {
+        let field = format!("spec.ports[{i}]");
+        check.result(&format!("{field}.name"), names::port_name(&port.name));
+        if !names_seen.insert(&port.name) {
+            check.at(
+                &format!("{field}.name"),
+                format!("port name `{}` is used twice", port.name),
+            );
+        }
+        check_port_number(check, &format!("{field}.port"), port.port);
+        if !numbers_seen.insert((port.port, port.protocol as u8)) {
+            check.at(
+                &format!("{field}.port"),
+                format!("port {} is declared twice for the same protocol", port.port),
+            );
+        }
+    }
+}
+
+fn check_probe(check: &mut Check<'_>, base: &str, probe: &Probe) {
+    let handlers = [
+        probe.http_get.is_some(),
+        probe.tcp_socket.is_some(),
+        probe.exec.is_some(),
+    ];
+    if handlers.iter().filter(|h| **h).count() != 1 {
+        check.at(base, "a probe needs exactly one of httpGet, tcpSocket, exec");
+    }
+    if let Some(http) = &probe.http_get {
+        check_port_number(check, &format!("{base}.httpGet.port"), http.port);
+        if !http.path.starts_with('/') {
+            check.at(
+                &format!("{base}.httpGet.path"),
+                format!("`{}` must start with `/`", http.path),
+            );
+        }
+        if let Some(scheme) = &http.scheme {
+            if scheme != "HTTP" && scheme != "HTTPS" {
+                check.at(
+                    &format!("{base}.httpGet.scheme"),
+                    format!("`{scheme}` must be HTTP or HTTPS"),
+                );
+            }
+        }
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        check_port_number(check, &format!("{base}.tcpSocket.port"), tcp.port);
+    }
+    if let Some(exec) = &probe.exec {
+        if exec.command.is_empty() {
+            check.at(&format!("{base}.exec.command"), "must not be empty");
+        }
+    }
+    let numbers = [
+        ("initialDelaySeconds", probe.initial_delay_seconds, 0),
+        ("periodSeconds", probe.period_seconds, 1),
+        ("timeoutSeconds", probe.timeout_seconds, 1),
+        ("failureThreshold", probe.failure_threshold, 1),
+    ];
+    for (field, value, min) in numbers {
+        if let Some(value) = value {
+            if value < min {
+                check.at(
+                    &format!("{base}.{field}"),
+                    format!("{value} must be at least {min}"),
+                );
+            }
+        }
+    }
+}
+
+fn check_volumes(check: &mut Check<'_>, spec: &ServiceSpec) {
+    let mut names_seen = BTreeSet::new();
+    let mut mounts_seen = BTreeSet::new();
+    for (i, volume) in spec.volumes.iter().enumerate() {
+        let field = format!("spec.volumes[{i}]");
+        check.result(&format!("{field}.name"), names::dns1123_label(&volume.name));
+        if !names_seen.insert(&volume.name) {
+            check.at(
+                &format!("{field}.name"),
+                format!("volume name `{}` is used twice", volume.name),
+            );
+        }
+        if !volume.mount_path.starts_with('/') {
+            check.at(
+                &format!("{field}.mountPath"),
+                format!("`{}` must be an absolute path", volume.mount_path),
+            );
+        } else if !mounts_seen.insert(volume.mount_path.trim_end_matches('/')) {
+            check.at(
+                &format!("{field}.mountPath"),
+                format!("`{}` is mounted twice", volume.mount_path),
+            );
+        }
+        check_volume_source(check, &field, volume);
+    }
+}
+
+fn check_volume_source(check: &mut Check<'_>, field: &str, volume: &Volume) {
+    let sources = [
+        volume.empty_dir.is_some(),
+        volume.host_path.is_some(),
+        volume.secret.is_some(),
+        volume.config_map.is_some(),
+        volume.persistent.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        check.at(
+            field,
+            "a volume needs exactly one of emptyDir, hostPath, secret, configMap, persistent",
+        );
+    }
+    if let Some(empty_dir) = &volume.empty_dir {
+        if let Some(medium) = &empty_dir.medium {
+            if !medium.is_empty() && medium != "Memory" {
+                check.at(
+                    &format!("{field}.emptyDir.medium"),
+                    format!("`{medium}` must be empty or `Memory`"),
+                );
+            }
+        }
+    }
+    if let Some(host_path) = &volume.host_path {
+        if !host_path.path.starts_with('/') {
+            check.at(
+                &format!("{field}.hostPath.path"),
+                format!("`{}` must be an absolute path", host_path.path),
+            );
+        }
+    }
+    if let Some(secret) = &volume.secret {
+        check.result(
+            &format!("{field}.secret.name"),
+            names::dns1123_subdomain(&secret.name),
+        );
+    }
+    if let Some(config_map) = &volume.config_map {
+        check.result(
+            &format!("{field}.configMap.name"),
+            names::dns1123_subdomain(&config_map.name),
+        );
+    }
+    if let Some(persistent) = &volume.persistent {
+        check.result(
+            &format!("{field}.persistent.size"),
+            names::quantity(&persistent.size),
+        );
+        if let Some(class) = &persistent.storage_class {
+            check.result(
+                &format!("{field}.persistent.storageClass"),
+                names::dns1123_subdomain(class),
+            );
+        }
+    }
+}
+
+/// Checks a repo-relative path and returns the text of the file it names.
+fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, String> {
+    if path.is_empty() {
+        return Err("path must not be empty".to_string());
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "`{path}` must be relative to the repository root, not absolute"
+        ));
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.contains(&"..") {
+        return Err(format!(
+            "`{path}` must not contain `..`: files outside the repository cannot be read"
+        ));
+    }
+    if segments.iter().any(|s| s.is_empty() || *s == ".") {
+        return Err(format!(
+            "`{path}` must be a plain relative path (no empty or `.` segments)"
+        ));
+    }
+    for end in 1..segments.len() {
+        let prefix = segments[..end].join("/");
+        if let Some(SnapshotEntry::Symlink { target }) = snapshot.get(&prefix) {
+            return Err(format!(
+                "`{path}` goes through the symlink `{prefix}` (to `{target}`); symlinks are not followed"
+            ));
+        }
+    }
+    match snapshot.get(path) {
+        None if snapshot.entries_under(path).next().is_some() => {
+            Err(format!("`{path}` is a directory, not a file"))
+        }
+        None => Err(format!("`{path}` does not exist in the repository")),
+        Some(SnapshotEntry::Symlink { target }) => {
+            let escapes = target.starts_with('/') || target.split('/').any(|s| s == "..");
+            let why = if escapes {
+                "points outside the repository"
+            } else {
+                "is a symlink"
+            };
+            Err(format!(
+                "`{path}` {why} (to `{target}`); symlinks are not followed"
+            ))
+        }
+        Some(entry) => entry_text(path, Some(entry)).map_err(|e| format!("`{path}`: {e}")),
+    }
+}
+
+fn check_config_files(check: &mut Check<'_>, snapshot: &Snapshot, files: &[ConfigFile]) -> Vec<String> {
+    let mut contents = Vec::with_capacity(files.len());
+    let mut dests = BTreeSet::new();
+    for (i, file) in files.iter().enumerate() {
+        let field = format!("spec.configFiles[{i}]");
+        match read_repo_file(snapshot, &file.source) {
+            Ok(text) => contents.push(text.to_string()),
+            Err(e) => {
+                check.at(&format!("{field}.source"), e);
+                contents.push(String::new());
+            }
+        }
+        if !file.dest.starts_with('/') || file.dest.ends_with('/') {
+            check.at(
+                &format!("{field}.dest"),
+                format!("`{}` must be an absolute file path", file.dest),
+            );
+        } else if !dests.insert(&file.dest) {
+            check.at(
+                &format!("{field}.dest"),
+                format!("`{}` is the destination of two config files", file.dest),
+            );
+        }
+        let perm_ok =
+            (3..=4).contains(&file.perm.len()) && file.perm.chars().all(|c| ('0'..='7').contains(&c));
+        if !perm_ok {
+            check.at(
+                &format!("{field}.perm"),
+                format!("`{}` must be an octal mode such as `0640`", file.perm),
+            );
+        }
+        let owner_ok = file.owner.split(':').count() <= 2
+            && file.owner.split(':').all(|part| {
+                !part.is_empty()
+                    && part.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            });
+        if !owner_ok {
+            check.at(
+                &format!("{field}.owner"),
+                format!("`{}` must be `user` or `user:group`", file.owner),
+            );
+        }
+    }
+    contents
+}
+
+fn check_jobs(
+    check: &mut Check<'_>,
+    component: &str,
+    component_image: &str,
+    defaults: &super::spec::ImageDefaults,
+    jobs: &[JobSpec],
+) -> Vec<String> {
+    let mut images = Vec::with_capacity(jobs.len());
+    let mut seen = BTreeSet::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let field = format!("spec.jobs[{i}]");
+        match names::dns1123_label(&job.name) {
+            Err(e) => check.at(&format!("{field}.name"), e),
+            Ok(()) => {
+                let length = component.len() + job.name.len() + JOB_NAME_OVERHEAD;
+                if length > names::MAX_LABEL {
+                    check.at(
+                        &format!("{field}.name"),
+                        format!(
+                            "the Job name `{component}-{}-<8 hex>` would be {length} characters, at most {} are allowed",
+                            job.name,
+                            names::MAX_LABEL
+                        ),
+                    );
+                }
+            }
+        }
+        if !seen.insert(&job.name) {
+            check.at(
+                &format!("{field}.name"),
+                format!("job name `{}` is used twice", job.name),
+            );
+        }
+        if job.command.trim().is_empty() {
+            check.at(&format!("{field}.command"), "must not be empty");
+        }
+        let image = match &job.image {
+            Some(image) => image::resolve(image, defaults).unwrap_or_else(|e| {
+                check.at(&format!("{field}.image"), e);
+                String::new()
+            }),
+            None => component_image.to_string(),
+        };
+        images.push(image);
+        check_env(check, &format!("{field}.env"), &job.env);
+        if let Some(limit) = job.backoff_limit {
+            if !(0..=100).contains(&limit) {
+                check.at(
+                    &format!("{field}.backoffLimit"),
+                    format!("{limit} must be between 0 and 100"),
+                );
+            }
+        }
+        if let Some(timeout) = &job.timeout {
+            if let Err(e) = parse_duration(timeout) {
+                check.at(&format!("{field}.timeout"), e);
+            }
+        }
+    }
+    images
+}
+
+fn check_manifests(
+    check: &mut Check<'_>,
+    snapshot: &Snapshot,
+    context: &Context<'_>,
+    paths: &[String],
+) -> Vec<RawManifest> {
+    let mut manifests = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, path) in paths.iter().enumerate() {
+        let field = format!("spec.manifests[{i}]");
+        if !seen.insert(path) {
+            check.at(&field, format!("`{path}` is listed twice"));
+            continue;
+        }
+        if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
+            check.at(&field, format!("`{path}` must be a .yaml or .yml file"));
+            continue;
+        }
+        let text = match read_repo_file(snapshot, path) {
+            Ok(text) => text,
+            Err(e) => {
+                check.at(&field, e);
+                continue;
+            }
+        };
+        let documents = match yaml::parse_documents(text) {
+            Ok(documents) => documents,
+            Err(e) => {
+                check.diags.push(yaml_diag(path, e));
+                continue;
+            }
+        };
+        for doc in documents.iter().filter(|d| !d.is_empty()) {
+            let mut inner = Check {
+                file: path,
+                doc,
+                diags: check.diags,
+            };
+            if let Some(manifest) = check_manifest(&mut inner, context, path, doc) {
+                manifests.push(manifest);
+            }
+        }
+    }
+    manifests
+}
+
+fn string_at<'v>(value: &'v yaml::Value, path: &[&str]) -> Option<&'v yaml::Value> {
+    let mut current = value;
+    for key in path {
+        current = current.get(*key)?;
+    }
+    Some(current)
+}
+
+fn check_manifest(
+    check: &mut Check<'_>,
+    context: &Context<'_>,
+    path: &str,
+    doc: &Document,
+) -> Option<RawManifest> {
+    let before = check.count();
+    let value = doc.value();
+    if !value.is_mapping() {
+        check.at(
+            "",
+            "a manifest document must be a mapping (one Kubernetes object)",
+        );
+        return None;
+    }
+    let required = |check: &mut Check<'_>, field: &[&str]| -> Option<String> {
+        let dotted = field.join(".");
+        match string_at(value, field) {
+            None => {
+                check.at(&dotted, format!("missing {dotted}"));
+                None
+            }
+            Some(v) => match v.as_str() {
+                Some(s) if !s.is_empty() => Some(s.to_string()),
+                _ => {
+                    check.at(&dotted, "must be a non-empty string");
+                    None
+                }
+            },
+        }
+    };
+    let api_version = required(check, &["apiVersion"]);
+    let kind = required(check, &["kind"]);
+    let name = required(check, &["metadata", "name"]);
+    if let Some(name) = &name {
+        check.result("metadata.name", names::dns1123_subdomain(name));
+    }
+    if let (Some(api_version), Some(kind)) = (&api_version, &kind) {
+        let policy = &context.spec.policy;
+        if let Some(refusal) = policy::kind_refusal(policy, api_version, kind) {
+            check.at("kind", refusal);
+        }
+        match string_at(value, &["metadata", "namespace"]) {
+            None => {}
+            Some(ns) => match ns.as_str() {
+                None => check.at("metadata.namespace", "must be a string"),
+                Some(ns) => {
+                    if policy::scope(api_version, kind) == policy::Scope::Cluster {
+                        check.at(
+                            "metadata.namespace",
+                            format!("{kind} is cluster-scoped and takes no namespace"),
+                        );
+                    } else if context.namespace_known
+                        && !policy::namespace_allowed(policy, &context.spec.namespace, ns)
+                    {
+                        check.at(
+                            "metadata.namespace",
+                            format!(
+                                "namespace `{ns}` is not allowed: use `{}` or list it in keelson.yaml spec.policy.allowedNamespaces",
+                                context.spec.namespace
+                            ),
+                        );
+                    }
+                }
+            },
+        }
+    }
+    if check.count() > before {
+        return None;
+    }
+    match doc.to_json() {
+        Ok(object) => Some(RawManifest {
+            file: path.to_string(),
+            line: doc.start().line,
+            object,
+        }),
+        Err(e) => {
+            check.diags.push(yaml_diag(path, e));
+            None
+        }
+    }
+}
+
+/// `dependsOn` entries must name other, existing components, without cycles.
+fn check_dependencies(
+    parsed: &[ParsedService],
+    declared: &BTreeMap<&str, &str>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut entry_location: BTreeMap<(&str, &str), (&str, Location, String)> = BTreeMap::new();
+    for service in parsed {
+        let name = service.document.metadata.name.as_str();
+        if declared.get(name) != Some(&service.file.as_str()) {
+            continue;
+        }
+        let mut deps = Vec::new();
+        for (i, dep) in service.document.spec.depends_on.iter().enumerate() {
+            let field = format!("spec.dependsOn[{i}]");
+            let at = service.doc.locate(&field);
+            if dep == name {
+                diags.push(diag(
+                    &service.file,
+                    at,
+                    &field,
+                    format!("`{name}` cannot depend on itself"),
+                ));
+            } else if !declared.contains_key(dep.as_str()) {
+                diags.push(diag(
+                    &service.file,
+                    at,
+                    &field,
+                    format!("unknown component `{dep}` (no {SERVICES_DIR}/{dep}.yaml)"),
+                ));
+            } else {
+                deps.push(dep.as_str());
+                entry_location
+                    .entry((name, dep.as_str()))
+                    .or_insert((service.file.as_str(), at, field));
+            }
+        }
+        graph.insert(name, deps);
+    }
+    for cycle in graph::cycles(&graph) {
+        let (Some(first), Some(second)) = (cycle.first(), cycle.get(1).or(cycle.first())) else {
+            continue;
+        };
+        let mut text = cycle.join(" -> ");
+        text.push_str(&format!(" -> {first}"));
+        if let Some((file, at, field)) = entry_location.get(&(first.as_str(), second.as_str())) {
+            diags.push(diag(file, *at, field, format!("dependency cycle: {text}")));
+        }
+    }
+}
+
+/// Two raw manifests must not describe the same object.
+fn check_duplicate_objects(
+    components: &BTreeMap<String, Component>,
+    spec: &TopologySpec,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut seen: BTreeMap<(String, String, String, String), (String, usize)> = BTreeMap::new();
+    for component in components.values() {
+        for manifest in &component.manifests {
+            let text = |p: &str| {
+                manifest
+                    .object
+                    .pointer(p)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let api_version = text("/apiVersion");
+            let group = policy::api_group(&api_version).to_string();
+            let namespace = match manifest
+                .object
+                .pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+            {
+                Some(ns) => ns.to_string(),
+                None => spec.namespace.clone(),
+            };
+            let key = (group, text("/kind"), namespace, text("/metadata/name"));
+            if let Some((file, line)) = seen.get(&key) {
+                diags.push(Diagnostic {
+                    file: manifest.file.clone(),
+                    line: manifest.line,
+                    column: 1,
+                    field: "metadata.name".to_string(),
+                    message: format!("{} {} is also declared in {file}:{line}", key.1, key.3),
+                });
+            } else {
+                seen.insert(key, (manifest.file.clone(), manifest.line));
+            }
+        }
+    }
+}
