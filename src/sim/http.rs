@@ -405,7 +405,12 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
                 r
             }
         };
-        record.status = resp.status().as_u16();
+        // A dropped connection has no status: the log records 0.
+        record.status = if fault == Fault::Drop {
+            0
+        } else {
+            resp.status().as_u16()
+        };
         shared.recorder.record(record);
         return resp;
     }
@@ -434,6 +439,10 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     let result = dispatch(&shared, &parsed, &query, &parts.headers, body).await;
     let resp = match result {
         Ok((code, value)) => {
+            if parsed.verb == "create" {
+                // The name of a created object is in the body, not the URL.
+                record.name = value["metadata"]["name"].as_str().map(String::from);
+            }
             if table::wants_table(&accept)
                 && matches!(parsed.verb, "get" | "list")
                 && parsed.target.sub.is_none()
@@ -452,9 +461,6 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
     };
     record.status = resp.status().as_u16();
-    if record.field_manager.is_none() && parsed.verb != "get" {
-        record.field_manager = None;
-    }
     shared.recorder.record(record);
     resp
 }

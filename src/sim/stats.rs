@@ -23,6 +23,7 @@ pub struct RequestRecord {
     pub name: Option<String>,
     pub field_manager: Option<String>,
     pub dry_run: bool,
+    /// HTTP status answered; 0 when the connection was dropped on purpose.
     pub status: u16,
 }
 

@@ -1,0 +1,395 @@
+//! Real kubectl against the simulated cluster: server-side and client-side apply, get with selectors,
+//! delete, watch, and the readiness a user sees. These tests fail (not skip) without kubectl when CI=true;
+//! scripts/install-test-tools.sh installs it into ./.tools/bin.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use keelson::sim::{Cluster, SimOptions};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn kubectl_path() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "kubectl not found at {} (run scripts/install-test-tools.sh)",
+            p.display()
+        );
+    }
+    eprintln!("skipping: kubectl not found at {}", p.display());
+    None
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    cluster: Cluster,
+}
+
+impl Kubectl {
+    async fn start() -> Option<Kubectl> {
+        let bin = kubectl_path()?;
+        let cluster = Cluster::start(SimOptions {
+            ready_after: Duration::from_millis(500),
+            unpullable_images: vec!["*:broken".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        cluster.write_kubeconfig(&kubeconfig).unwrap();
+        Some(Kubectl {
+            bin,
+            kubeconfig,
+            _dir: dir,
+            cluster,
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        // kubectl must not read the developer's own config or cache.
+        c.env("HOME", self._dir.path()).env_remove("KUBECONFIG");
+        c
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.command(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("spawn kubectl");
+        if let Some(input) = stdin {
+            use tokio::io::AsyncWriteExt;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input.as_bytes()).await.unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("kubectl timed out")
+            .unwrap()
+    }
+
+    async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+const OBJECTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+  labels: {app: shop, tier: web}
+data:
+  mode: fast
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: other
+  namespace: shop
+  labels: {app: shop, tier: db}
+data:
+  mode: slow
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers:
+      - name: web
+        image: shop:1
+        ports: [{containerPort: 8080}]
+        env: [{name: MODE, value: fast}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: shop}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_get_with_selectors_and_delete() {
+    let Some(k) = Kubectl::start().await else { return };
+    let out = k.ok(&["apply", "--server-side", "-f", "-"], Some(OBJECTS)).await;
+    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
+
+    let json = k
+        .ok(
+            &["get", "configmaps", "-n", "shop", "-l", "tier=web", "-o", "json"],
+            None,
+        )
+        .await;
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["settings"]);
+    let json = k
+        .ok(
+            &[
+                "get",
+                "cm",
+                "-n",
+                "shop",
+                "-l",
+                "tier in (web,db),app=shop",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    // Server-side apply records kubectl's field manager; a second apply with changes updates in place.
+    let json = k
+        .ok(
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                "shop",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+            None,
+        )
+        .await;
+    let dep: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(dep["metadata"]["managedFields"][0]["manager"], "kubectl");
+    assert_eq!(dep["metadata"]["managedFields"][0]["operation"], "Apply");
+    let changed = OBJECTS.replace("replicas: 2", "replicas: 3");
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(&changed)).await;
+    let replicas = k
+        .ok(
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.replicas} {.metadata.generation}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(replicas, "3 2");
+
+    // Another manager changing kubectl's field conflicts unless forced.
+    let other = changed.replace("replicas: 3", "replicas: 4");
+    let out = k
+        .run(
+            &["apply", "--server-side", "--field-manager", "scaler", "-f", "-"],
+            Some(&other),
+        )
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("conflict") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    k.ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "scaler",
+            "-f",
+            "-",
+        ],
+        Some(&other),
+    )
+    .await;
+
+    let out = k.ok(&["delete", "configmap", "other", "-n", "shop"], None).await;
+    assert!(out.contains("deleted"), "{out}");
+    let out = k.run(&["get", "configmap", "other", "-n", "shop"], None).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+    k.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_apply_creates_then_configures() {
+    let Some(k) = Kubectl::start().await else { return };
+    let out = k.ok(&["apply", "-f", "-"], Some(OBJECTS)).await;
+    assert!(out.contains("configmap/settings created"), "{out}");
+    let changed = OBJECTS
+        .replace("mode: fast", "mode: turbo")
+        .replace("value: fast", "value: turbo");
+    let out = k.ok(&["apply", "-f", "-"], Some(&changed)).await;
+    assert!(out.contains("configmap/settings configured"), "{out}");
+    assert!(out.contains("configmap/other unchanged"), "{out}");
+    let json = k
+        .ok(&["get", "cm", "settings", "-n", "shop", "-o", "json"], None)
+        .await;
+    let cm: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(cm["data"]["mode"], "turbo");
+    assert!(cm["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
+    let env = k
+        .ok(
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].env[0].value}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(env, "turbo");
+    // kubectl diff against an unchanged cluster finds nothing.
+    let out = k.run(&["diff", "-f", "-"], Some(&changed)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    k.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_sees_a_change() {
+    let Some(k) = Kubectl::start().await else { return };
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(OBJECTS)).await;
+    let mut watch = k.command(&[
+        "get",
+        "cm",
+        "settings",
+        "-n",
+        "shop",
+        "--watch",
+        "-o",
+        "jsonpath={.data.mode}{\"\\n\"}",
+    ]);
+    watch
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = watch.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("fast"));
+    k.ok(
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "-n",
+            "shop",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"mode":"changed"}}"#,
+        ],
+        None,
+    )
+    .await;
+    let next = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.as_deref(), Some("changed"));
+    child.kill().await.unwrap();
+    k.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_deployments_shows_them_becoming_ready() {
+    let Some(k) = Kubectl::start().await else { return };
+    let broken = OBJECTS.replace("image: shop:1", "image: shop:broken").replace(
+        "name: web\n  namespace: shop\n  labels",
+        "name: stuck\n  namespace: shop\n  labels",
+    );
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(OBJECTS)).await;
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(&broken)).await;
+    let mut table = String::new();
+    for _ in 0..60 {
+        table = k.ok(&["get", "deployments", "-n", "shop"], None).await;
+        if table.lines().any(|l| l.starts_with("web ") && l.contains("2/2")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    let web: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&web[..4], &["web", "2/2", "2", "2"], "{table}");
+    let stuck: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("stuck "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(stuck[1], "0/2", "{table}");
+    let out = k
+        .ok(
+            &[
+                "rollout",
+                "status",
+                "deployment/web",
+                "-n",
+                "shop",
+                "--timeout=20s",
+            ],
+            None,
+        )
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    k.cluster.shutdown().await;
+}
