@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 
 pub mod graph;
 pub mod input;
-pub mod sim;
 pub mod render;
+pub mod sim;
 pub mod validate;
 
 #[derive(Debug, Parser)]
