@@ -625,3 +625,341 @@ async fn independent_components_run_in_parallel_up_to_the_bound() {
     // Five components needing ~300ms each, two at a time: at least three rounds.
     assert!(took >= Duration::from_millis(900), "{took:?}");
 }
+
+/// An API server that rejects the first apply of one Deployment as a change to an immutable field, the way
+/// kube-apiserver does for `spec.selector`, and otherwise behaves: delete removes it, the next apply creates
+/// it, a read returns it ready. (The simulator does not model immutable fields.)
+mod immutable_server {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+
+    #[derive(Default)]
+    pub struct State {
+        pub requests: Vec<String>,
+        pub rejected: bool,
+        pub deleted: bool,
+        pub exists: bool,
+    }
+
+    fn status(code: u16, reason: &str, message: &str, details: Value) -> Response {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                          "reason": reason, "message": message, "details": details});
+        (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(body),
+        )
+            .into_response()
+    }
+
+    fn ready() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "keystone-api", "namespace": "openstack", "generation": 1, "resourceVersion": "7"},
+               "spec": {"replicas": 1},
+               "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}})
+    }
+
+    pub async fn start() -> (keelson::cluster::Kube, Arc<Mutex<State>>) {
+        let state = Arc::new(Mutex::new(State {
+            exists: true,
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
+            let state = shared.clone();
+            async move {
+                let mut s = state.lock().expect("state");
+                let path = uri.path().to_string();
+                s.requests.push(format!("{method} {path}"));
+                if path == "/apis/apps/v1" {
+                    return axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
+                        "resources": [{"name": "deployments", "singularName": "deployment", "namespaced": true,
+                                       "kind": "Deployment", "verbs": ["create", "delete", "get", "list", "patch"]}]}))
+                    .into_response();
+                }
+                if path != "/apis/apps/v1/namespaces/openstack/deployments/keystone-api" {
+                    return status(404, "NotFound", "not found", json!({}));
+                }
+                match method {
+                    Method::PATCH if s.exists && !s.deleted => {
+                        s.rejected = true;
+                        status(422, "Invalid",
+                            "Deployment.apps \"keystone-api\" is invalid: spec.selector: Invalid value: \
+                             v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"keystone\", \"tier\":\"api\"}}: field is immutable",
+                            json!({"name": "keystone-api", "group": "apps", "kind": "Deployment",
+                                   "causes": [{"reason": "FieldValueInvalid", "field": "spec.selector",
+                                               "message": "Invalid value: field is immutable"}]}))
+                    }
+                    Method::PATCH => {
+                        s.deleted = false;
+                        s.exists = true;
+                        axum::Json(ready()).into_response()
+                    }
+                    Method::DELETE => {
+                        s.deleted = true;
+                        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})).into_response()
+                    }
+                    Method::GET if s.deleted => status(404, "NotFound", "deployments \"keystone-api\" not found", json!({})),
+                    Method::GET => axum::Json(ready()).into_response(),
+                    _ => status(405, "MethodNotAllowed", "no", json!({})),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut config = kube::Config::new(format!("http://{addr}").parse().expect("uri"));
+        config.default_retry = false;
+        let client = kube::Client::try_from(config).expect("client");
+        let kube = keelson::cluster::connect(keelson::cluster::Target::Client(client))
+            .await
+            .expect("connect");
+        (kube, state)
+    }
+}
+
+fn selector_change_plan() -> Plan {
+    use keelson::plan::{Action, Change, ComponentPlan, Summary, Wave};
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "keystone-api", "namespace": "openstack"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "keystone", "tier": "api"}}}});
+    Plan {
+        topology: TOPOLOGY.into(),
+        revision: "rev".into(),
+        previous_revision: None,
+        waves: vec![Wave {
+            index: 0,
+            components: vec![ComponentPlan {
+                name: "keystone".into(),
+                project: "keystone".into(),
+                depends_on: Vec::new(),
+                changes: vec![Change {
+                    action: Action::Update,
+                    reference: keelson::cluster::object_ref(&body).expect("ref"),
+                    component: "keystone".into(),
+                    stage: Stage::Workload,
+                    diff: Vec::new(),
+                    drift: false,
+                    desired: Some(body),
+                }],
+            }],
+        }],
+        deletions: Vec::new(),
+        refusals: Vec::new(),
+        summary: Summary::default(),
+    }
+}
+
+#[tokio::test]
+async fn immutable_field_changes_fail_with_the_field_unless_recreate_is_allowed() {
+    // Not allowed: the component fails, naming the object and the field; nothing is deleted.
+    let (kube, state) = immutable_server::start().await;
+    let outcome = execute(&kube, &selector_change_plan(), &fast_opts()).await;
+    let keystone = outcome.component("keystone").expect("keystone");
+    assert_eq!(keystone.state, ComponentState::Failed);
+    assert!(
+        keystone.reason.starts_with(
+            "Deployment openstack/keystone-api: apply failed: field spec.selector is immutable (the object must be recreated to change it)"
+        ),
+        "{}",
+        keystone.reason
+    );
+    let requests = state.lock().expect("state").requests.clone();
+    assert!(!requests.iter().any(|r| r.starts_with("DELETE")), "{requests:?}");
+
+    // Allowed by the topology (`spec.recreateOnImmutableChange`): delete, wait until gone, apply anew.
+    let (kube, state) = immutable_server::start().await;
+    let opts = RolloutOptions {
+        recreate_on_immutable: BTreeSet::from(["keystone".to_string()]),
+        ..fast_opts()
+    };
+    let outcome = execute(&kube, &selector_change_plan(), &opts).await;
+    assert!(outcome.converged(), "{outcome:#?}");
+    let object = "/apis/apps/v1/namespaces/openstack/deployments/keystone-api";
+    let requests: Vec<String> = state
+        .lock()
+        .expect("state")
+        .requests
+        .iter()
+        .filter(|r| r.ends_with(object))
+        .cloned()
+        .collect();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| r.split(' ').next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["PATCH", "DELETE", "GET", "PATCH", "GET"],
+        "{requests:?}"
+    );
+    assert_eq!(outcome.changes.entries[0].change, ChangeKind::Created);
+}
+
+mod pipeline {
+    //! The whole pass over a repository on disk: load, render, read live, plan, roll out, record the inventory.
+    use std::path::Path;
+
+    use keelson::cluster::{KindRef, Kube, owned_selector};
+    use keelson::plan::{Inventory, Plan, PlanInput, PlanOptions};
+    use keelson::render::{RenderOptions, render};
+    use keelson::rollout::{RolloutOptions, RolloutOutcome, execute};
+    use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
+    use keelson::topology::load;
+
+    pub const KEELSON: &str = "apiVersion: keelson.dev/v1\nkind: Topology\nmetadata:\n  name: demo\nspec:\n  namespace: openstack\n  healthTimeout: 30s\n";
+    pub const MARIADB: &str = "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: mariadb\nspec:\n  workload: StatefulSet\n  image: mariadb-server\n  ports:\n    - name: mysql\n      port: 3306\n  volumes:\n    - name: data\n      mountPath: /var/lib/mysql\n      persistent:\n        size: 1Gi\n";
+    pub const KEYSTONE: &str = "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: keystone\nspec:\n  dependsOn: [mariadb]\n  image: keystone\n  replicas: 2\n  command: /usr/sbin/apache2 -DFOREGROUND\n  ports:\n    - name: api\n      port: 5000\n  configFiles:\n    - source: config/keystone/keystone.conf\n      dest: /etc/keystone/keystone.conf\n  jobs:\n    - name: db-sync\n      phase: pre\n      command: keystone-manage db_sync\n";
+    pub const GLANCE: &str = "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: glance\nspec:\n  dependsOn: [keystone]\n  image: glance-api\n  ports:\n    - name: api\n      port: 9292\n";
+
+    pub fn write_repo(dir: &Path, keystone_conf: &str, with_glance: bool) {
+        let _ = std::fs::remove_dir_all(dir);
+        let files = [
+            ("keelson.yaml", KEELSON),
+            ("services/mariadb.yaml", MARIADB),
+            ("services/keystone.yaml", KEYSTONE),
+            ("config/keystone/keystone.conf", keystone_conf),
+        ];
+        for (path, content) in files
+            .iter()
+            .chain(with_glance.then_some(&("services/glance.yaml", GLANCE)))
+        {
+            let full = dir.join(path);
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            std::fs::write(full, content).expect("write");
+        }
+    }
+
+    const KINDS: [(&str, &str); 8] = [
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("v1", "PersistentVolumeClaim"),
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("batch/v1", "Job"),
+    ];
+
+    pub async fn pass(
+        kube: &Kube,
+        dir: &Path,
+        revision: &str,
+        opts: &RolloutOptions,
+    ) -> (Plan, RolloutOutcome) {
+        let snapshot = Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE).expect("snapshot");
+        let topology = load(&snapshot).unwrap_or_else(|d| panic!("topology: {d}"));
+        let desired = render(
+            &topology,
+            &RenderOptions {
+                revision: Some(revision.to_string()),
+            },
+        )
+        .expect("render");
+        let ns = topology.spec.namespace.clone();
+        let inventory = kube
+            .read_inventory(&ns, &topology.name)
+            .await
+            .expect("inventory read")
+            .map(|text| Inventory::from_json(&text).expect("inventory parses"));
+        let kinds: Vec<KindRef> = KINDS.iter().map(|(a, k)| KindRef::new(*a, *k)).collect();
+        let live = kube
+            .list_owned(&kinds, &[ns.clone()], &owned_selector(&topology.name))
+            .await
+            .expect("live");
+        let plan_opts = PlanOptions {
+            allow_prune_over_budget: true,
+            ..PlanOptions::default()
+        };
+        let plan = keelson::plan::plan(&PlanInput {
+            topology: &topology,
+            revision,
+            desired: &desired.objects,
+            live: &live,
+            foreign: &[],
+            inventory: inventory.as_ref(),
+            options: &plan_opts,
+        })
+        .expect("plan");
+        assert!(!plan.is_blocked(), "{:?}", plan.blocked_message());
+        let opts = RolloutOptions {
+            poll_interval: opts.poll_interval,
+            cancel: opts.cancel.clone(),
+            ..RolloutOptions::for_topology(&topology)
+        };
+        let outcome = execute(kube, &plan, &opts).await;
+        if outcome.converged() {
+            kube.write_inventory(&ns, &topology.name, &Inventory::from_plan(&plan).to_json(), false)
+                .await
+                .expect("inventory written");
+        }
+        (plan, outcome)
+    }
+}
+
+#[tokio::test]
+async fn a_repository_rolls_out_converges_idempotently_and_prunes_a_removed_service() {
+    let e = env(sim_opts()).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("repo");
+    pipeline::write_repo(&dir, "[DEFAULT]\ndebug = false\n", true);
+
+    let (plan, first) = pipeline::pass(&e.kube, &dir, "r1", &fast_opts()).await;
+    assert!(first.converged(), "{first:#?}");
+    assert_eq!(first.changes.count(ChangeKind::Created), plan.summary.create);
+    assert_eq!(
+        states(&first).into_values().collect::<BTreeSet<_>>(),
+        BTreeSet::from([ComponentState::Healthy])
+    );
+
+    // The same commit on the converged cluster: zero writes.
+    e.sim.clear_request_log();
+    let (plan, again) = pipeline::pass(&e.kube, &dir, "r1", &fast_opts()).await;
+    assert!(again.converged(), "{again:#?}");
+    let writes: Vec<RequestRecord> = e
+        .sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write() && r.name.as_deref() != Some("keelson-inventory-demo"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "{writes:#?}\n{}",
+        keelson::plan::to_text(&plan, false)
+    );
+
+    // A config change rolls keystone only.
+    pipeline::write_repo(&dir, "[DEFAULT]\ndebug = true\n", true);
+    e.sim.clear_request_log();
+    let (_, edit) = pipeline::pass(&e.kube, &dir, "r2", &fast_opts()).await;
+    assert!(edit.converged(), "{edit:#?}");
+    let written: BTreeSet<String> = e
+        .sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write() && r.name.as_deref() != Some("keelson-inventory-demo"))
+        .filter_map(|r| r.name)
+        .collect();
+    assert!(
+        !written.is_empty() && written.iter().all(|n| n.starts_with("keystone")),
+        "{written:?}"
+    );
+
+    // Removing glance prunes its objects, after every apply.
+    pipeline::write_repo(&dir, "[DEFAULT]\ndebug = true\n", false);
+    let (plan, removed) = pipeline::pass(&e.kube, &dir, "r3", &fast_opts()).await;
+    assert!(removed.converged(), "{removed:#?}");
+    assert!(plan.summary.delete > 0);
+    let deleted: Vec<&str> = removed
+        .changes
+        .entries
+        .iter()
+        .filter(|c| c.change == ChangeKind::Deleted)
+        .map(|c| c.object.name.as_str())
+        .collect();
+    assert_eq!(deleted.len(), plan.summary.delete);
+    assert!(deleted.iter().all(|n| n.starts_with("glance")), "{deleted:?}");
+}

@@ -63,6 +63,9 @@ pub enum ClusterError {
         field: String,
         message: String,
     },
+    /// Deleting and re-creating an object (after an immutable-field rejection) did not complete.
+    #[error("{object}: recreate failed: {reason}")]
+    Recreate { object: String, reason: String },
     /// The object exists but Keelson does not own it; taking it over would steal someone else's object.
     #[error("{object}: refusing to take over an object Keelson does not own: {reason}")]
     Foreign { object: String, reason: String },

@@ -475,7 +475,8 @@ impl Kube {
 
     /// Every object of `kinds` in `namespaces` matching `label_selector`: one list per kind per
     /// namespace (one per kind for cluster-scoped kinds), never a GET per object. Items carry their
-    /// apiVersion and kind. Any failed list fails the whole read, so a partial view never drives a prune.
+    /// apiVersion and kind. Kinds the server does not serve have no objects. Any failed list fails the whole
+    /// read, so a partial view never drives a prune.
     pub async fn list_owned(
         &self,
         kinds: &[KindRef],
@@ -484,7 +485,15 @@ impl Kube {
     ) -> Result<Vec<Value>, ClusterError> {
         let mut out = Vec::new();
         for kind in kinds {
-            let (ar, caps) = self.resolve(kind).await?;
+            let (ar, caps) = match self.resolve(kind).await {
+                Ok(found) => found,
+                // A kind the server does not serve (its CRD was removed) has no objects to find.
+                Err(ClusterError::UnknownKind { .. }) => {
+                    tracing::debug!(%kind, "kind not served; nothing to list");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let scopes: Vec<Option<&str>> = match caps.scope {
                 Scope::Cluster => vec![None],
                 Scope::Namespaced => namespaces.iter().map(|n| Some(n.as_str())).collect(),

@@ -126,18 +126,16 @@ impl Step<'_> {
             Err(ClusterError::Immutable { field, .. })
                 if self.opts.recreate_on_immutable.contains(&self.component.name) && !self.opts.dry_run =>
             {
-                self.recreate(object, &field, body, &apply_opts).await
+                let note = format!("recreated: field {field} is immutable");
+                self.recreate(object, &field, body, &apply_opts)
+                    .await
+                    .map(|k| (k, Some(note)))
             }
-            other => other.map(|a| a.change),
+            other => other.map(|a| (a.change, None)),
         };
         match result {
-            Ok(kind) => {
-                let kind = if change.action == Action::Update && kind == ChangeKind::Created {
-                    ChangeKind::Configured
-                } else {
-                    kind
-                };
-                self.changes.push(object.clone(), kind, None);
+            Ok((kind, note)) => {
+                self.changes.push(object.clone(), kind, note);
                 self.opts.emit(ProgressEvent::ObjectApplied {
                     component: self.component.name.clone(),
                     object: object.clone(),
@@ -175,9 +173,9 @@ impl Step<'_> {
             }
             if Instant::now() >= self.deadline || self.opts.cancel.is_cancelled() {
                 // Leave it deleted-in-progress; the next pass recreates it from live state.
-                return Err(ClusterError::InvalidObject {
+                return Err(ClusterError::Recreate {
                     object: object.to_string(),
-                    reason: format!("recreate after immutable change of {field}: old object still present"),
+                    reason: format!("changing immutable field {field}: the old object is still present"),
                 });
             }
             tokio::time::sleep(self.opts.poll_interval).await;

@@ -92,7 +92,7 @@ impl RolloutOptions {
 }
 
 /// Where a component ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum ComponentState {
     /// Every object applied and healthy.
     Healthy,
