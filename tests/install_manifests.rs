@@ -584,7 +584,7 @@ fn defaults_grant_nothing_cluster_wide_and_every_grant_is_bound() {
     }
     for set in install_manifest_sets(&tools) {
         let objects = set.objects();
-        let service_account = the_deployment(&set)["spec"]["template"]["spec"]["serviceAccountName"].clone();
+        let service_account = the_deployment(set)["spec"]["template"]["spec"]["serviceAccountName"].clone();
         for binding in of_kind(&objects, "RoleBinding")
             .into_iter()
             .chain(of_kind(&objects, "ClusterRoleBinding"))
@@ -627,7 +627,7 @@ fn the_pod_runs_unprivileged_with_a_read_only_root_and_a_writable_cache() {
     let Some(tools) = tools() else { return };
     for set in install_manifest_sets(&tools) {
         let name = &set.name;
-        let pod = the_deployment(&set)["spec"]["template"]["spec"].clone();
+        let pod = the_deployment(set)["spec"]["template"]["spec"].clone();
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
         assert_eq!(pod["securityContext"]["runAsUser"], 65532, "{name}");
         assert_eq!(
@@ -724,7 +724,7 @@ fn every_credential_file_the_daemon_is_told_about_is_mounted_from_a_secret_key()
     let mut seen = BTreeSet::new();
     for set in install_manifest_sets(&tools) {
         let name = &set.name;
-        let pod = the_deployment(&set)["spec"]["template"]["spec"].clone();
+        let pod = the_deployment(set)["spec"]["template"]["spec"].clone();
         let container = &pod["containers"][0];
         for (var, file) in env_values(container)
             .into_iter()
@@ -789,7 +789,7 @@ fn chart_made_secrets_hold_exactly_the_keys_the_pod_mounts() {
     let Some(tools) = tools() else { return };
     for set in chart_manifest_sets(&tools) {
         let objects = set.objects();
-        let pod = the_deployment(&set)["spec"]["template"]["spec"].clone();
+        let pod = the_deployment(set)["spec"]["template"]["spec"].clone();
         for secret in of_kind(&objects, "Secret") {
             let secret_name = &secret["metadata"]["name"];
             let keys: BTreeSet<String> = secret["stringData"]
