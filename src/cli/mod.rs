@@ -15,8 +15,6 @@ mod report;
 pub mod sim;
 pub mod source;
 pub mod target;
-pub mod render;
-pub mod sim;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -35,8 +33,6 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The simulated Kubernetes cluster.
-    Sim(sim::SimArgs),
     /// Check a topology and list every problem as `file:line:column: field: message`.
     Validate(validate::ValidateArgs),
     /// Show the dependency graph of a topology as waves, Graphviz DOT or Mermaid.
@@ -72,10 +68,6 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Source(args) => source::run(args),
         Command::Sim(args) => sim::run(args),
-        Command::Sim(args) => sim::run(args),
-        Command::Validate(args) => validate::run(&args),
-        Command::Graph(args) => graph::run(&args),
-        Command::Render(args) => render::run(&args),
     }
 }
 

@@ -47,7 +47,6 @@ pub fn run(args: &RenderArgs) -> ExitCode {
             eprintln!(
                 "{}: {} problem(s) found",
                 snapshot.revision.origin,
-                args.input.dir.display(),
                 diagnostics.len()
             );
             return ExitCode::from(EXIT_FAILURE);
