@@ -59,7 +59,12 @@ struct Env {
 
 async fn env(options: SimOptions) -> Env {
     let sim = Cluster::start(options).await.expect("simulator starts");
-    let kube = connect(Target::Client(sim.client())).await.expect("connects");
+    let kube = connect(Target::InlineKubeconfig {
+        kubeconfig: sim.kubeconfig(),
+        context: None,
+    })
+    .await
+    .expect("connects");
     Env { sim, kube }
 }
 

@@ -64,7 +64,12 @@ async fn demo(args: DemoArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let kube = match cluster::connect(Target::Client(sim.client())).await {
+    let kube = match cluster::connect(Target::InlineKubeconfig {
+        kubeconfig: sim.kubeconfig(),
+        context: None,
+    })
+    .await
+    {
         Ok(kube) => kube,
         Err(e) => {
             eprintln!("{e}");

@@ -40,7 +40,11 @@ impl TargetArgs {
     pub async fn connect(&self) -> Result<Connection, TargetError> {
         if self.sim {
             let cluster = sim::Cluster::start(SimOptions::default()).await?;
-            let kube = cluster::connect(Target::Client(cluster.client())).await?;
+            let kube = cluster::connect(Target::InlineKubeconfig {
+                kubeconfig: cluster.kubeconfig(),
+                context: None,
+            })
+            .await?;
             return Ok(Connection {
                 kube,
                 sim: Some(cluster),

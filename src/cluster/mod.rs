@@ -40,7 +40,13 @@ pub enum Target {
         path: Option<PathBuf>,
         context: Option<String>,
     },
-    /// A ready client, e.g. the embedded simulator's.
+    /// A kubeconfig held in memory (e.g. the embedded simulator's) and optionally one of its contexts.
+    InlineKubeconfig {
+        kubeconfig: kube::config::Kubeconfig,
+        context: Option<String>,
+    },
+    /// A ready client. Its own retry layer stays as it was built; prefer the kubeconfig variants, whose
+    /// clients leave all retrying to [`Kube`].
     Client(kube::Client),
 }
 
@@ -54,6 +60,18 @@ impl std::fmt::Debug for Target {
                     "kubeconfig {}",
                     path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
                 )?;
+                if let Some(c) = context {
+                    write!(f, " context {c}")?;
+                }
+                Ok(())
+            }
+            Target::InlineKubeconfig { kubeconfig, context } => {
+                let server = kubeconfig
+                    .clusters
+                    .first()
+                    .and_then(|c| c.cluster.as_ref())
+                    .and_then(|c| c.server.clone());
+                write!(f, "kubeconfig for {}", server.unwrap_or_default())?;
                 if let Some(c) = context {
                     write!(f, " context {c}")?;
                 }
@@ -75,6 +93,18 @@ pub async fn connect(target: Target) -> Result<Kube, ClusterError> {
         Target::Client(client) => client,
         Target::InCluster => {
             let mut config = kube::Config::incluster().map_err(|e| fail(Box::new(e)))?;
+            config.default_retry = false;
+            kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?
+        }
+        Target::InlineKubeconfig { kubeconfig, context } => {
+            let options = kube::config::KubeConfigOptions {
+                context,
+                cluster: None,
+                user: None,
+            };
+            let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| fail(Box::new(e)))?;
             config.default_retry = false;
             kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?
         }
