@@ -74,7 +74,7 @@ pub enum PassError {
     Render {
         origin: String,
         #[source]
-        source: RenderError,
+        source: Box<RenderError>,
     },
     #[error("reading the inventory failed: {source}")]
     ReadInventory {
@@ -218,7 +218,7 @@ fn render_objects(topology: &Topology, snapshot: &Snapshot) -> Result<Rendered, 
     };
     render::render(topology, &options).map_err(|source| PassError::Render {
         origin: snapshot.revision.origin.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 
