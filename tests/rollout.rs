@@ -867,7 +867,7 @@ mod pipeline {
             .map(|text| Inventory::from_json(&text).expect("inventory parses"));
         let kinds: Vec<KindRef> = KINDS.iter().map(|(a, k)| KindRef::new(*a, *k)).collect();
         let live = kube
-            .list_owned(&kinds, &[ns.clone()], &owned_selector(&topology.name))
+            .list_owned(&kinds, std::slice::from_ref(&ns), &owned_selector(&topology.name))
             .await
             .expect("live");
         let plan_opts = PlanOptions {
