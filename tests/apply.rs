@@ -3,8 +3,11 @@
 //! assertions read the simulator's request log and the live objects through the API.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod support;
 use std::time::Duration;
+use support::{copy_tree, example_repo};
 
 use keelson::cluster::{ApplyOptions, Kube, Target, connect};
 use keelson::reconciler::{self, PassError, PassOutcome, PassSettings, Prepared};
@@ -17,28 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 const NS: &str = "openstack";
 
-fn example_repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
-}
-
 /// A private, writable copy of the example topology.
 fn copy_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(&example_repo(), dir.path());
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
@@ -132,6 +118,12 @@ fn owners(prepared: &Prepared) -> BTreeMap<(String, String), String> {
     map
 }
 
+fn owner_of<'a>(owners: &'a BTreeMap<(String, String), String>, record: &RequestRecord) -> Option<&'a str> {
+    owners
+        .get(&(record.resource.clone(), record.name.clone().unwrap_or_default()))
+        .map(String::as_str)
+}
+
 fn written_components(prepared: &Prepared, log: &[RequestRecord]) -> BTreeSet<String> {
     let owners = owners(prepared);
     writes(log)
@@ -181,30 +173,15 @@ async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pas
     let position = |wanted: &dyn Fn(&ProgressEvent) -> bool| events.iter().position(wanted);
     let log = env.sim.request_log();
     let owners = owners(&prepared);
-    let first_write = |component: &str| {
+    let write_seqs = |component: &str| -> Vec<u64> {
         writes(&log)
             .iter()
-            .filter(|r| {
-                owners
-                    .get(&(r.resource.clone(), r.name.clone().unwrap_or_default()))
-                    .map(String::as_str)
-                    == Some(component)
-            })
+            .filter(|r| owner_of(&owners, r) == Some(component))
             .map(|r| r.seq)
-            .min()
+            .collect()
     };
-    let last_write = |component: &str| {
-        writes(&log)
-            .iter()
-            .filter(|r| {
-                owners
-                    .get(&(r.resource.clone(), r.name.clone().unwrap_or_default()))
-                    .map(String::as_str)
-                    == Some(component)
-            })
-            .map(|r| r.seq)
-            .max()
-    };
+    let first_write = |component: &str| write_seqs(component).into_iter().min();
+    let last_write = |component: &str| write_seqs(component).into_iter().max();
     let mut checked = 0;
     for (name, component) in &prepared.topology.components {
         let started = position(

@@ -1,8 +1,9 @@
 //! The `plan`, `apply` and `demo` commands as a user runs them: the built binary against the embedded
 //! simulated cluster, on a directory and on a real Git repository.
 
-use std::path::{Path, PathBuf};
+mod support;
 use std::process::{Command, Output};
+use support::{copy_tree, example_repo};
 
 fn keelson(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keelson"))
@@ -15,10 +16,6 @@ fn keelson(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn example_repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
 }
 
 #[test]
@@ -129,17 +126,4 @@ fn demo_deploys_the_example_and_its_second_pass_writes_nothing() {
     assert!(stdout.contains("wave 1/"), "{stdout}");
     assert!(stdout.contains("Pass 1 converged"), "{stdout}");
     assert!(stdout.contains("Pass 2: 0 write requests"), "{stdout}");
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }

@@ -29,16 +29,9 @@ pub fn run(args: ApplyArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let snapshot = match super::read_snapshot(&args.input).await {
-            Ok(snapshot) => snapshot,
+        let (snapshot, connection) = match super::read_and_connect(&args.input, &args.target).await {
+            Ok(both) => both,
             Err(code) => return code,
-        };
-        let connection = match args.target.connect().await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
         };
         match apply_with_progress(&connection.kube, &snapshot, &args.pass.settings()).await {
             Some(outcome) if outcome.rollout.converged() => ExitCode::SUCCESS,

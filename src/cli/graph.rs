@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use super::EXIT_FAILURE;
 use super::input::TopologyInput;
 use crate::topology::{self, graph};
 
@@ -25,14 +24,6 @@ pub fn run(args: &GraphArgs) -> ExitCode {
             print!("{}", graph::format(&topology, args.format));
             ExitCode::SUCCESS
         }
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            eprintln!(
-                "{}: {} problem(s) found",
-                snapshot.revision.origin,
-                diagnostics.len()
-            );
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Err(diagnostics) => super::validate::invalid_topology(&snapshot.revision.origin, &diagnostics),
     }
 }

@@ -95,6 +95,21 @@ async fn read_snapshot(input: &input::TopologyInput) -> Result<crate::source::Sn
     }
 }
 
+/// The snapshot to apply and the cluster to apply it to, or the exit code after printing why not.
+async fn read_and_connect(
+    input: &input::TopologyInput,
+    target: &target::TargetArgs,
+) -> Result<(crate::source::Snapshot, target::Connection), ExitCode> {
+    let snapshot = read_snapshot(input).await?;
+    match target.connect().await {
+        Ok(connection) => Ok((snapshot, connection)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(EXIT_FAILURE))
+        }
+    }
+}
+
 /// Writes to stdout; a closed pipe (`keelson plan | head`) is not worth a panic.
 fn print_stdout(text: &str) {
     use std::io::Write;

@@ -44,16 +44,9 @@ pub fn run(args: PlanArgs) -> ExitCode {
 }
 
 async fn plan_command(args: PlanArgs) -> ExitCode {
-    let snapshot = match super::read_snapshot(&args.input).await {
-        Ok(snapshot) => snapshot,
+    let (snapshot, connection) = match super::read_and_connect(&args.input, &args.target).await {
+        Ok(both) => both,
         Err(code) => return code,
-    };
-    let connection = match args.target.connect().await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
     };
     let prepared = match reconciler::prepare(&connection.kube, &snapshot, &args.pass.settings()).await {
         Ok(prepared) => prepared,

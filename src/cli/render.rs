@@ -43,13 +43,7 @@ pub fn run(args: &RenderArgs) -> ExitCode {
     let topology = match topology::load(&snapshot) {
         Ok(topology) => topology,
         Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            eprintln!(
-                "{}: {} problem(s) found",
-                snapshot.revision.origin,
-                diagnostics.len()
-            );
-            return ExitCode::from(EXIT_FAILURE);
+            return super::validate::invalid_topology(&snapshot.revision.origin, &diagnostics);
         }
     };
     let options = RenderOptions {

@@ -46,6 +46,13 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     }
 }
 
+/// For commands whose output is something else than diagnostics: the problems go to stderr, exit 1.
+pub(crate) fn invalid_topology(origin: &str, diagnostics: &topology::Diagnostics) -> ExitCode {
+    eprintln!("{diagnostics}");
+    eprintln!("{origin}: {} problem(s) found", diagnostics.len());
+    ExitCode::from(EXIT_FAILURE)
+}
+
 /// A directory that is not there is a usage error; one that cannot be read is a failure.
 pub(crate) fn source_failure(error: &SourceError) -> ExitCode {
     eprintln!("{error}");
