@@ -143,6 +143,57 @@ async fn typed_crud_selectors_and_errors() {
 }
 
 #[tokio::test]
+async fn kubeconfig_client_finalizers_and_namespace_deletion() {
+    let c = start().await;
+    // A client built the usual way from the kubeconfig works as well as `Cluster::client`.
+    let kc = c.kubeconfig();
+    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).unwrap();
+    namespace(&c, "t6").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "t6");
+    let held: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}))
+            .unwrap();
+    cms.create(&PostParams::default(), &held).await.unwrap();
+
+    // Delete with a finalizer: the object stays with a deletionTimestamp.
+    let pending = cms.delete("held", &DeleteParams::default()).await.unwrap();
+    assert!(
+        pending
+            .left()
+            .is_some_and(|cm| cm.metadata.deletion_timestamp.is_some())
+    );
+    // Deleting its namespace leaves the namespace Terminating while the finalizer holds.
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete("t6", &DeleteParams::default()).await.unwrap();
+    let ns = nss.get("t6").await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    let e = api_error(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "new"}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    // Removing the finalizer completes the delete, and then the namespace goes.
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_error(cms.get("held").await.unwrap_err()).code, 404);
+    assert_eq!(api_error(nss.get("t6").await.unwrap_err()).code, 404);
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn server_side_apply_ownership_conflicts_and_dry_run() {
     let c = start().await;
     namespace(&c, "t2").await;

@@ -868,6 +868,20 @@ impl State {
     fn after_delete(&mut self, info: &ResourceInfo, ns: &str, name: &str, last: &Value, cascade: bool) {
         self.tracked
             .remove(&(info.key(), ns.to_string(), name.to_string()));
+        if info.namespaced && !self.store.has_objects_in(ns) {
+            // The last object of a terminating namespace is gone: the namespace goes too.
+            let key = ResKey {
+                group: String::new(),
+                plural: "namespaces".into(),
+            };
+            let terminating = self.store.get(&key, "", ns).is_some_and(|n| {
+                !n["metadata"]["deletionTimestamp"].is_null()
+                    && n["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            });
+            if terminating {
+                self.store.remove(&key, "", ns);
+            }
+        }
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             let group = last["spec"]["group"].as_str().unwrap_or("").to_string();
             let plural = last["spec"]["names"]["plural"].as_str().unwrap_or("").to_string();
@@ -1018,7 +1032,7 @@ impl State {
             };
             let _ = self.delete(&t, &DeleteOpts::default());
         }
-        if self.store.namespaces_with_objects(ns).is_empty() {
+        if !self.store.has_objects_in(ns) {
             let key = ResKey {
                 group: String::new(),
                 plural: "namespaces".into(),

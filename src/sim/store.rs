@@ -118,6 +118,15 @@ impl Store {
         out
     }
 
+    /// Whether any namespaced object lives in `ns`.
+    pub fn has_objects_in(&self, ns: &str) -> bool {
+        self.objects.values().any(|objs| {
+            objs.range((ns.to_string(), String::new())..)
+                .next()
+                .is_some_and(|((n, _), _)| n == ns)
+        })
+    }
+
     /// Every stored object, with its resource (for garbage collection scans).
     pub fn all(&self) -> impl Iterator<Item = (&ResKey, &Arc<Value>)> {
         self.objects
