@@ -14,7 +14,10 @@ use rand::Rng;
 use serde_json::json;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 const NAMESPACES: usize = 50;
@@ -33,7 +36,9 @@ async fn main() {
     let objects = env("SIM_BENCH_OBJECTS", 5_000);
     let secs = env("SIM_BENCH_SECS", 10) as u64;
     let clients = env("SIM_BENCH_CLIENTS", 8);
-    let cluster = Cluster::start(SimOptions::default()).await.expect("start simulator");
+    let cluster = Cluster::start(SimOptions::default())
+        .await
+        .expect("start simulator");
     let client = cluster.client();
 
     let t = Instant::now();
@@ -49,9 +54,13 @@ async fn main() {
         loads.push(tokio::spawn(async move {
             let api: Api<ConfigMap> = Api::namespaced(client, &format!("ns-{n}"));
             for i in 0..per_ns {
-                api.patch(&format!("cm-{i}"), &PatchParams::apply("keelson"), &Patch::Apply(object(n, i, 0)))
-                    .await
-                    .expect("apply");
+                api.patch(
+                    &format!("cm-{i}"),
+                    &PatchParams::apply("keelson"),
+                    &Patch::Apply(object(n, i, 0)),
+                )
+                .await
+                .expect("apply");
             }
         }));
     }
@@ -59,8 +68,15 @@ async fn main() {
         l.await.unwrap();
     }
     let held = cluster.stats().objects;
-    println!("loaded {held} objects ({} configmaps) in {:.2?}", NAMESPACES * per_ns, t.elapsed());
-    assert!(held >= objects, "expected at least {objects} objects, holding {held}");
+    println!(
+        "loaded {held} objects ({} configmaps) in {:.2?}",
+        NAMESPACES * per_ns,
+        t.elapsed()
+    );
+    assert!(
+        held >= objects,
+        "expected at least {objects} objects, holding {held}"
+    );
 
     cluster.clear_request_log();
     let before = cluster.stats();
@@ -75,7 +91,11 @@ async fn main() {
             while !stop.load(Ordering::Relaxed) {
                 let (n, i, roll) = {
                     let mut rng = rand::rng();
-                    (rng.random_range(0..NAMESPACES), rng.random_range(0..per_ns), rng.random_range(0..10))
+                    (
+                        rng.random_range(0..NAMESPACES),
+                        rng.random_range(0..per_ns),
+                        rng.random_range(0..10),
+                    )
                 };
                 let api: Api<ConfigMap> = Api::namespaced(client.clone(), &format!("ns-{n}"));
                 let t = Instant::now();
@@ -92,9 +112,13 @@ async fn main() {
                     _ => {
                         rev += 1;
                         let pp = PatchParams::apply("keelson");
-                        api.patch(&format!("cm-{i}"), &pp, &Patch::Apply(object(n, i, rev * 100 + w as u64)))
-                            .await
-                            .expect("apply");
+                        api.patch(
+                            &format!("cm-{i}"),
+                            &pp,
+                            &Patch::Apply(object(n, i, rev * 100 + w as u64)),
+                        )
+                        .await
+                        .expect("apply");
                         2
                     }
                 };
@@ -116,14 +140,24 @@ async fn main() {
         total as f64 / secs as f64,
         after.objects
     );
-    for (kind, name) in [(0u8, "get"), (1, "list (label selector, ~10 items)"), (2, "apply (server-side)")] {
+    for (kind, name) in [
+        (0u8, "get"),
+        (1, "list (label selector, ~10 items)"),
+        (2, "apply (server-side)"),
+    ] {
         let mut l: Vec<Duration> = all.iter().filter(|(k, _)| *k == kind).map(|(_, d)| *d).collect();
         l.sort();
         if l.is_empty() {
             continue;
         }
         let p = |q: f64| l[((l.len() as f64 - 1.0) * q) as usize];
-        println!("  {name:<34} n={:<6} p50={:>8.2?} p99={:>8.2?} max={:>8.2?}", l.len(), p(0.5), p(0.99), l[l.len() - 1]);
+        println!(
+            "  {name:<34} n={:<6} p50={:>8.2?} p99={:>8.2?} max={:>8.2?}",
+            l.len(),
+            p(0.5),
+            p(0.99),
+            l[l.len() - 1]
+        );
     }
     cluster.shutdown().await;
 }

@@ -404,6 +404,15 @@ async fn malformed_bodies_and_wrong_types_get_status_errors() {
 #[tokio::test]
 async fn absurd_sizes_and_nesting() {
     let c = Cluster::start(SimOptions::default()).await.unwrap();
+    let made = raw(
+        &c,
+        "POST",
+        CM,
+        Some("application/json"),
+        br#"{"metadata":{"name":"x"}}"#,
+    )
+    .await;
+    assert_eq!(made.status, 201);
     // Over the 3 MiB request limit.
     let big = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,
@@ -453,6 +462,47 @@ async fn absurd_sizes_and_nesting() {
         String::from_utf8_lossy(&r.body)
     );
     assert_eq!(r.json()["kind"], "Status");
+    // JSON patches that would grow without bound: copying the document into itself, nesting it deeper.
+    let mut grow = vec![json!({"op": "add", "path": "/data", "value": {"a": "x".repeat(100_000)}})];
+    for i in 0..40 {
+        grow.push(json!({"op": "copy", "from": "/data", "path": format!("/data/c{i}")}));
+    }
+    let r = raw(
+        &c,
+        "PATCH",
+        &format!("{CM}/x"),
+        Some("application/json-patch+json"),
+        json!(grow).to_string().as_bytes(),
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+    let mut nest = vec![json!({"op": "add", "path": "/data", "value": {}})];
+    let mut p = String::from("/data");
+    for _ in 0..200 {
+        nest.push(json!({"op": "add", "path": format!("{p}/n"), "value": {}}));
+        p.push_str("/n");
+    }
+    let r = raw(
+        &c,
+        "PATCH",
+        &format!("{CM}/x"),
+        Some("application/json-patch+json"),
+        json!(nest).to_string().as_bytes(),
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+    let many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"op": "test", "path": "/kind", "value": "ConfigMap"}))
+        .collect();
+    let r = raw(
+        &c,
+        "PATCH",
+        &format!("{CM}/x"),
+        Some("application/json-patch+json"),
+        json!(many).to_string().as_bytes(),
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
     // Names past the limits, and a field manager past 128 bytes.
     let long = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{}"}}}}"#,

@@ -393,3 +393,71 @@ async fn get_deployments_shows_them_becoming_ready() {
     assert!(out.contains("successfully rolled out"), "{out}");
     k.cluster.shutdown().await;
 }
+
+/// The flow a person follows: `keelson sim serve` in one terminal, kubectl in another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keelson_sim_serve_with_kubectl() {
+    let Some(bin) = kubectl_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args([
+            "sim",
+            "serve",
+            "--port",
+            "0",
+            "--ready-after",
+            "300ms",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        // The file is written after the server listens; wait until it is complete.
+        if std::fs::read_to_string(&kubeconfig).is_ok_and(|t| t.contains("current-context")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kubectl = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG");
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut apply = kubectl(&["apply", "--server-side", "-f", "-"]).spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = apply.stdin.take().unwrap();
+        stdin.write_all(OBJECTS.as_bytes()).await.unwrap();
+    }
+    let out = apply.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut ready = false;
+    for _ in 0..50 {
+        let out = kubectl(&["get", "deployments", "-n", "shop"])
+            .output()
+            .await
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        if table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>().get(..4) == Some(&["web", "2/2", "2", "2"][..]))
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the deployment never showed 2/2 ready");
+    serve.kill().await.unwrap();
+}

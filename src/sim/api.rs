@@ -443,6 +443,12 @@ impl State {
             })?,
             PatchKind::Apply => unreachable!("handled above"),
         }
+        if patch::depth(&new) > patch::MAX_DEPTH {
+            return Err(ApiError::bad_request("the patched object is nested too deeply"));
+        }
+        if serde_json::to_vec(&new).map_or(true, |b| b.len() > super::http::MAX_BODY) {
+            return Err(ApiError::too_large());
+        }
         if t.sub.as_deref() == Some("scale") {
             return self.update_scale(t, &old, &new, o);
         }
@@ -1181,7 +1187,7 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
         )
     };
-    if token.len() % 2 != 0 || token.len() > 2048 {
+    if !token.is_ascii() || token.len() % 2 != 0 || token.len() > 2048 {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..token.len())
@@ -1318,7 +1324,7 @@ mod tests {
             decode_continue(&t).unwrap(),
             ("ns".to_string(), "a.b".to_string())
         );
-        for bad in ["zz", "abc", "41", ""] {
+        for bad in ["zz", "abc", "41", "", "é1"] {
             assert!(decode_continue(bad).is_err(), "{bad}");
         }
     }

@@ -184,11 +184,40 @@ fn smp_list(
     Ok(())
 }
 
+/// The limit a real API server puts on JSON patch operations.
+const MAX_JSON_PATCH_OPS: usize = 10_000;
+const MAX_COPIED_BYTES: usize = 3 * 1024 * 1024;
+/// Objects nested deeper than this are refused (decoders stop at 128 anyway).
+pub const MAX_DEPTH: usize = 128;
+
+/// Nesting depth of a value, without recursion.
+pub fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Object(m) => stack.extend(m.values().map(|c| (c, d + 1))),
+            Value::Array(a) => stack.extend(a.iter().map(|c| (c, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// RFC 6902 JSON patch.
 pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), PatchError> {
     let ops = ops
         .as_array()
         .ok_or_else(|| PatchError::Invalid("a JSON patch must be a list of operations".into()))?;
+    if ops.len() > MAX_JSON_PATCH_OPS {
+        return Err(PatchError::Invalid(format!(
+            "the allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {}",
+            ops.len()
+        )));
+    }
+    // `copy` can double a document per operation; the bytes copied are bounded.
+    let mut copied = 0usize;
     for op in ops {
         let kind = op
             .get("op")
@@ -220,10 +249,15 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), PatchError> {
                 let v = if kind == "move" {
                     take(target, from)?
                 } else {
-                    target
+                    let v = target
                         .pointer(from)
                         .cloned()
-                        .ok_or_else(|| PatchError::Invalid(format!("copy: {from} does not exist")))?
+                        .ok_or_else(|| PatchError::Invalid(format!("copy: {from} does not exist")))?;
+                    copied += serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(usize::MAX);
+                    if copied > MAX_COPIED_BYTES {
+                        return Err(PatchError::Invalid("copy operations copy too much data".into()));
+                    }
+                    v
                 };
                 add(target, path, v)?;
             }
