@@ -475,10 +475,8 @@ async fn health_follows_simulated_workloads() {
     .await;
 }
 
-// The simulator accepts every selector change; tests/rollout.rs checks the same error text against an API
-// server that rejects it.
+// The simulator refuses selector changes as kube-apiserver does.
 #[tokio::test]
-#[ignore = "the simulator does not reject changes to immutable fields yet"]
 async fn immutable_field_rejection_names_the_field() {
     let e = env(fast()).await;
     e.kube

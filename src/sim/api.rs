@@ -668,6 +668,9 @@ impl State {
         }
         causes.extend(meta::validate_meta(&new));
         causes.extend(meta::validate_spec(&info, &new));
+        if t.sub.is_none() {
+            causes.extend(meta::validate_immutable(&info, old.as_deref(), &new));
+        }
         if info.group == "apiextensions.k8s.io" {
             causes.extend(validate_crd(&new, t.name()));
         }

@@ -215,6 +215,101 @@ pub fn validate_meta(obj: &Value) -> Vec<(String, String)> {
 
 /// Checks a few typed fields real validation would reject, so typed clients never meet a shape they
 /// cannot decode.
+/// Fields the real API server refuses to change once an object exists, with its wording: a changed
+/// workload selector or Job template is `Invalid ... field is immutable`; a StatefulSet spec change outside the
+/// updatable fields and a bound-claim spec change are `Forbidden`; an `immutable` ConfigMap or Secret keeps its data.
+pub fn validate_immutable(info: &ResourceInfo, old: Option<&Value>, new: &Value) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    let Some(old) = old else { return errs };
+    if !info.builtin {
+        return errs;
+    }
+    let field_is_immutable = |errs: &mut Vec<(String, String)>, path: &[&str]| {
+        let get = |v: &Value| {
+            path.iter()
+                .try_fold(v, |v, k| v.get(*k))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let (before, after) = (get(old), get(new));
+        if before != after {
+            errs.push((
+                path.join("."),
+                format!("Invalid value: {after}: field is immutable"),
+            ));
+        }
+    };
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("apps", "deployments" | "daemonsets") => field_is_immutable(&mut errs, &["spec", "selector"]),
+        ("apps", "statefulsets") => {
+            const UPDATABLE: [&str; 6] = [
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ];
+            let fixed = |v: &Value| -> Value {
+                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = spec.as_object_mut() {
+                    m.retain(|k, _| !UPDATABLE.contains(&k.as_str()));
+                }
+                spec
+            };
+            if fixed(old) != fixed(new) {
+                errs.push((
+                    "spec".into(),
+                    "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+                     'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' \
+                     are forbidden"
+                        .into(),
+                ));
+            }
+        }
+        ("batch", "jobs") => {
+            field_is_immutable(&mut errs, &["spec", "selector"]);
+            field_is_immutable(&mut errs, &["spec", "template"]);
+        }
+        ("", "persistentvolumeclaims") => {
+            let fixed = |v: &Value| -> Value {
+                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = spec.as_object_mut() {
+                    m.remove("resources");
+                    m.remove("volumeAttributesClassName");
+                }
+                spec
+            };
+            if fixed(old) != fixed(new) {
+                errs.push((
+                    "spec".into(),
+                    "Forbidden: spec is immutable after creation except resources.requests and \
+                     volumeAttributesClassName for bound claims"
+                        .into(),
+                ));
+            }
+        }
+        ("", "configmaps" | "secrets") if old.get("immutable") == Some(&Value::Bool(true)) => {
+            for field in ["data", "binaryData"] {
+                if old.get(field) != new.get(field) {
+                    errs.push((
+                        field.into(),
+                        "Forbidden: field is immutable when `immutable` is set".into(),
+                    ));
+                }
+            }
+            if new.get("immutable") != Some(&Value::Bool(true)) {
+                errs.push((
+                    "immutable".into(),
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    errs
+}
+
 pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> {
     let mut errs = Vec::new();
     if !info.builtin {
@@ -382,6 +477,92 @@ mod tests {
         }
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn immutable_fields_by_resource() {
+        let r = Registry::with_builtins();
+        let deployments = r.get("apps", "v1", "deployments").unwrap();
+        let statefulsets = r.get("apps", "v1", "statefulsets").unwrap();
+        let jobs = r.get("batch", "v1", "jobs").unwrap();
+        let configmaps = r.get("", "v1", "configmaps").unwrap();
+        let claims = r.get("", "v1", "persistentvolumeclaims").unwrap();
+        let deployment =
+            json!({"spec": {"replicas": 1, "selector": {"matchLabels": {"a": "1"}}, "template": {}}});
+        let statefulset = json!({"spec": {"serviceName": "db", "replicas": 1, "template": {"x": 1}}});
+        let job = json!({"spec": {"backoffLimit": 3, "template": {"spec": {"image": "a"}}}});
+        let frozen = json!({"immutable": true, "data": {"k": "v"}});
+        let mutable = json!({"data": {"k": "v"}});
+        let claim = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let with = |base: &Value, pointer: &str, value: Value| {
+            let mut v = base.clone();
+            *v.pointer_mut(pointer).unwrap() = value;
+            v
+        };
+        let cases: Vec<(&ResourceInfo, &Value, Value, Option<&str>)> = vec![
+            (
+                deployments,
+                &deployment,
+                with(&deployment, "/spec/replicas", json!(3)),
+                None,
+            ),
+            (
+                deployments,
+                &deployment,
+                with(&deployment, "/spec/selector/matchLabels/a", json!("2")),
+                Some("spec.selector"),
+            ),
+            (
+                statefulsets,
+                &statefulset,
+                with(&statefulset, "/spec/template/x", json!(2)),
+                None,
+            ),
+            (
+                statefulsets,
+                &statefulset,
+                with(&statefulset, "/spec/serviceName", json!("other")),
+                Some("spec"),
+            ),
+            (
+                jobs,
+                &job,
+                with(&job, "/spec/template/spec/image", json!("b")),
+                Some("spec.template"),
+            ),
+            (
+                configmaps,
+                &frozen,
+                with(&frozen, "/data/k", json!("w")),
+                Some("data"),
+            ),
+            (configmaps, &mutable, json!({"data": {"k": "w"}}), None),
+            (
+                claims,
+                &claim,
+                with(&claim, "/spec/resources/requests/storage", json!("2Gi")),
+                None,
+            ),
+            (
+                claims,
+                &claim,
+                with(&claim, "/spec/accessModes", json!(["ReadWriteMany"])),
+                Some("spec"),
+            ),
+        ];
+        for (info, old, new, refused) in cases {
+            let errs = validate_immutable(info, Some(old), &new);
+            assert_eq!(
+                errs.first().map(|(f, _)| f.as_str()),
+                refused,
+                "{}: {new}",
+                info.plural
+            );
+            assert!(
+                validate_immutable(info, None, &new).is_empty(),
+                "creation is never refused"
+            );
+        }
     }
 
     #[test]
