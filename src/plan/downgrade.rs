@@ -75,7 +75,7 @@ pub enum Direction {
     Downgrade,
     /// The images differ but cannot be ordered (a digest, a tag that names no series). Not blocked, but reported.
     Unknown(String),
-    /// Different repositories: not the same service image, nothing to compare.
+    /// Different image names: not the same service image, nothing to compare.
     Unrelated,
 }
 
@@ -135,7 +135,10 @@ pub fn compare_images(live: &str, desired: &str) -> Direction {
         return Direction::Same;
     }
     let (l, d) = (parse_image(live), parse_image(desired));
-    if l.repository != d.repository {
+    // The image name, not the whole repository: moving to a mirror (`registry.local/kolla/nova-api`) in the
+    // same commit as a rollback must not hide the rollback.
+    let name = |repository: &str| repository.rsplit('/').next().unwrap_or(repository).to_string();
+    if name(l.repository) != name(d.repository) {
         return Direction::Unrelated;
     }
     let (Some(live_tag), Some(desired_tag)) = (l.tag, d.tag) else {
@@ -399,6 +402,16 @@ mod tests {
             (
                 img("2025.2-ubuntu-noble"),
                 "quay.io/openstack.kolla/glance-api:2025.1-ubuntu-noble".to_string(),
+                "unrelated",
+            ),
+            (
+                img("2025.2-ubuntu-noble"),
+                "registry.local:5000/kolla/nova-api:2025.1-ubuntu-noble".to_string(),
+                "downgrade",
+            ),
+            (
+                img("2025.2-ubuntu-noble"),
+                "quay.io/openstack.kolla/nova-api-extra:2025.1-ubuntu-noble".to_string(),
                 "unrelated",
             ),
             (
