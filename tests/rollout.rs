@@ -750,6 +750,7 @@ fn selector_change_plan() -> Plan {
         }],
         deletions: Vec::new(),
         refusals: Vec::new(),
+        warnings: Vec::new(),
         summary: Summary::default(),
     }
 }

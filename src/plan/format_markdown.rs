@@ -104,6 +104,22 @@ fn to_markdown_with_budget(plan: &Plan, diff_budget: usize) -> String {
         }
         let _ = writeln!(out);
     }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out, "#### Warnings");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| Object | Component | Applied, but note |");
+        let _ = writeln!(out, "| --- | --- | --- |");
+        for w in &plan.warnings {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                code(&w.reference.to_string()),
+                cell(&w.component),
+                cell(&w.message)
+            );
+        }
+        let _ = writeln!(out);
+    }
     if budget.omitted > 0 {
         let _ = writeln!(
             out,
@@ -246,6 +262,7 @@ mod tests {
             }],
             deletions: vec![],
             refusals: vec![],
+            warnings: Vec::new(),
             summary: Summary {
                 update: 3,
                 ..Summary::default()

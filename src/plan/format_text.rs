@@ -118,6 +118,21 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         }
     }
 
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", p.paint(BOLD, "Warnings"));
+        for w in &plan.warnings {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {}",
+                p.paint(YELLOW, "! warning"),
+                w.reference,
+                w.component,
+                w.message
+            );
+        }
+    }
+
     let _ = writeln!(out);
     match plan.blocked_message() {
         Some(message) => {

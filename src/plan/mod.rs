@@ -4,6 +4,7 @@
 
 mod diff;
 mod display;
+mod downgrade;
 #[cfg(test)]
 mod fixtures;
 mod format_json;
@@ -22,13 +23,16 @@ use crate::render::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef, RenderedObject};
 
 pub use crate::render::ANNOTATION_PERSISTENT;
 pub use diff::REDACTED;
+pub use downgrade::{
+    ALLOW_ALL, ALLOW_TRAILER, Direction, Series, allowed_downgrades, compare_images, tag_series,
+};
 pub use format_json::to_json;
 pub use format_markdown::to_markdown;
 pub use format_text::to_text;
 pub use inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryEntry};
 pub use model::{
-    Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, Refusal,
-    RefusalReason, Summary, Wave,
+    Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, PlanWarning,
+    Refusal, RefusalReason, Summary, WarningKind, Wave,
 };
 
 use order::ObjectKey;
@@ -78,7 +82,20 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
     let live = index_live(input.live, &topology.name)?;
     let foreign: BTreeSet<ObjectKey> = input.foreign.iter().map(ObjectKey::of).collect();
 
+    let live_owned: BTreeMap<ObjectKey, &Value> = live
+        .iter()
+        .filter(|(_, l)| l.owned)
+        .map(|(k, l)| (k.clone(), l.object))
+        .collect();
+    let mut downgrades = downgrade::findings(
+        topology,
+        input.desired,
+        &live_owned,
+        &input.options.allow_downgrade,
+    );
+
     let mut refusals = Vec::new();
+    let mut warnings = Vec::new();
     let mut desired_keys = BTreeSet::new();
     let mut per_component: BTreeMap<&str, Vec<Change>> = BTreeMap::new();
     for obj in input.desired {
@@ -96,18 +113,27 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         }
         let found = live.get(&key);
         let change = classify(obj, found.filter(|l| l.owned).map(|l| l.object));
-        let refusal = policy_refusal(topology, &obj.reference).or_else(|| {
-            let taken = foreign.contains(&key) || found.is_some_and(|l| !l.owned);
-            taken.then(|| {
-                let message = safety::not_owned_message(&obj.reference, &topology.name);
-                (
-                    RefusalReason::NotOwned {
-                        topology: topology.name.clone(),
-                    },
-                    message,
-                )
+        let mut downgrade_refusal = None;
+        for finding in downgrades.remove(&key).unwrap_or_default() {
+            match finding {
+                downgrade::Finding::Refuse(reason, message) => downgrade_refusal = Some((reason, message)),
+                downgrade::Finding::Warn(warning) => warnings.push(warning),
+            }
+        }
+        let refusal = policy_refusal(topology, &obj.reference)
+            .or_else(|| {
+                let taken = foreign.contains(&key) || found.is_some_and(|l| !l.owned);
+                taken.then(|| {
+                    let message = safety::not_owned_message(&obj.reference, &topology.name);
+                    (
+                        RefusalReason::NotOwned {
+                            topology: topology.name.clone(),
+                        },
+                        message,
+                    )
+                })
             })
-        });
+            .or(downgrade_refusal);
         match refusal {
             Some((reason, message)) => refusals.push(Refusal {
                 reference: obj.reference.clone(),
@@ -164,6 +190,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         waves: plan_waves,
         deletions,
         refusals,
+        warnings,
         summary: Summary::default(),
     };
     plan.summary = summarize(&plan);

@@ -1,6 +1,8 @@
 //! The values a plan is made of: what goes in ([`PlanInput`], [`PlanOptions`]) and what comes out
 //! ([`Plan`] with its waves, changes, deletions and refusals).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::render::{ObjectRef, RenderedObject, Stage};
@@ -32,6 +34,9 @@ pub struct PlanOptions {
     pub allow_prune_over_budget: bool,
     /// Plan no deletions at all: objects no longer desired stay in the cluster (and in the next plan).
     pub skip_prune: bool,
+    /// Components whose move to an older OpenStack release is allowed despite their database migrations:
+    /// component names, project names, or `all`. Filled from the commit's `Keelson-Allow-Downgrade` trailer.
+    pub allow_downgrade: BTreeSet<String>,
 }
 
 /// What happens to one object.
@@ -158,6 +163,38 @@ pub enum RefusalReason {
         owned: usize,
         budget_percent: u32,
     },
+    /// A component with database migrations (pre-jobs) would move to an older OpenStack release than the one
+    /// running (`from` and `to` are the image tags).
+    #[serde(rename_all = "camelCase")]
+    SchemaDowngrade { from: String, to: String },
+}
+
+/// Something the plan does that the operator should know about, though it is allowed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanWarning {
+    pub reference: ObjectRef,
+    pub component: String,
+    pub kind: WarningKind,
+    /// One sentence for the operator.
+    pub message: String,
+}
+
+/// What a [`PlanWarning`] is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum WarningKind {
+    /// A schema downgrade that the commit trailer or the policy allowed; it is applied.
+    #[serde(rename_all = "camelCase")]
+    SchemaDowngradeAllowed {
+        from: String,
+        to: String,
+        allowed_by: String,
+    },
+    /// A component with database migrations changes image in a way whose direction cannot be told (a
+    /// digest, a tag naming no release); it is applied.
+    #[serde(rename_all = "camelCase")]
+    ImageOrderUnknown { from: String, to: String },
 }
 
 /// An object Keelson refuses to write or delete, and why.
@@ -201,6 +238,10 @@ pub struct Plan {
     /// Deletion waves, run after all apply waves: dependents before their dependencies.
     pub deletions: Vec<DeletionWave>,
     pub refusals: Vec<Refusal>,
+    /// Allowed but noteworthy: schema downgrades allowed by a trailer or the policy, image changes of
+    /// migrating components that cannot be ordered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PlanWarning>,
     pub summary: Summary,
 }
 

@@ -926,3 +926,276 @@ fn json_output_is_complete_and_bodyless() {
     );
     assert!(!to_json(&plan).contains("\"desired\""));
 }
+
+/// nova-api at an image tag: its config, a db-sync pre-job named by the tag (as the renderer names jobs by
+/// their spec) and its Deployment. `pre_job: false` leaves the job out.
+fn nova_at(image: &str, conf: &str, pre_job: bool) -> Vec<RenderedObject> {
+    let suffix: String = image
+        .rsplit([':', '@'])
+        .next()
+        .unwrap_or("x")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    let mut objects = vec![mk_object(
+        "nova-api",
+        Stage::Config,
+        "ConfigMap",
+        "nova-api-config",
+        json!({"data": {"nova.conf": conf}}),
+    )];
+    if pre_job {
+        objects.push(mk_object(
+            "nova-api",
+            Stage::PreJob,
+            "Job",
+            &format!("nova-api-db-sync-{suffix}"),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "db-sync", "image": image}]}}}}),
+        ));
+    }
+    objects.push(mk_deployment("nova-api", "nova-api", image));
+    objects
+}
+
+const NOVA: &str = "quay.io/openstack.kolla/nova-api";
+
+#[test]
+fn schema_downgrade_detection_table() {
+    let img = |tag: &str| format!("{NOVA}:{tag}");
+    let allow = |names: &[&str]| PlanOptions {
+        allow_downgrade: names.iter().map(|s| s.to_string()).collect(),
+        ..PlanOptions::default()
+    };
+    struct Case {
+        name: &'static str,
+        live: String,
+        desired: String,
+        conf_changed: bool,
+        pre_job: bool,
+        options: PlanOptions,
+        policy_allows: bool,
+        /// Blocked with this (from, to).
+        blocked: Option<(&'static str, &'static str)>,
+        /// Warnings expected, by kind name.
+        warnings: &'static [&'static str],
+    }
+    let case = |name, live: String, desired: String| Case {
+        name,
+        live,
+        desired,
+        conf_changed: false,
+        pre_job: true,
+        options: PlanOptions::default(),
+        policy_allows: false,
+        blocked: None,
+        warnings: &[],
+    };
+    let down = ("2025.2-ubuntu-noble", "2025.1-ubuntu-noble");
+    let cases = vec![
+        case("upgrade", img("2025.1-ubuntu-noble"), img("2025.2-ubuntu-noble")),
+        Case {
+            blocked: Some(down),
+            ..case("downgrade", img(down.0), img(down.1))
+        },
+        Case {
+            blocked: Some(("2025.1-ubuntu-noble", "2024.2-ubuntu-jammy")),
+            ..case(
+                "downgrade across distributions",
+                img("2025.1-ubuntu-noble"),
+                img("2024.2-ubuntu-jammy"),
+            )
+        },
+        Case {
+            conf_changed: true,
+            ..case(
+                "config only",
+                img("2025.1-ubuntu-noble"),
+                img("2025.1-ubuntu-noble"),
+            )
+        },
+        Case {
+            warnings: &["imageOrderUnknown"],
+            ..case(
+                "digest to digest",
+                format!("{NOVA}@sha256:aaaa"),
+                format!("{NOVA}@sha256:bbbb"),
+            )
+        },
+        Case {
+            warnings: &["imageOrderUnknown"],
+            ..case("unparseable tag", img("2025.2-ubuntu-noble"), img("hotfix-3"))
+        },
+        Case {
+            pre_job: false,
+            ..case("no pre-jobs", img(down.0), img(down.1))
+        },
+        Case {
+            options: allow(&["nova-api"]),
+            warnings: &["schemaDowngradeAllowed"],
+            ..case("allowed by component", img(down.0), img(down.1))
+        },
+        Case {
+            options: allow(&["nova"]),
+            warnings: &["schemaDowngradeAllowed"],
+            ..case("allowed by project", img(down.0), img(down.1))
+        },
+        Case {
+            options: allow(&["all"]),
+            warnings: &["schemaDowngradeAllowed"],
+            ..case("allowed for all", img(down.0), img(down.1))
+        },
+        Case {
+            policy_allows: true,
+            warnings: &["schemaDowngradeAllowed"],
+            ..case("allowed by policy", img(down.0), img(down.1))
+        },
+        Case {
+            options: allow(&["glance"]),
+            blocked: Some(down),
+            ..case("allowance for another component", img(down.0), img(down.1))
+        },
+    ];
+    for c in cases {
+        let live_conf = "[DEFAULT]\ndebug = false\n";
+        let conf = if c.conf_changed {
+            "[DEFAULT]\ndebug = true\n"
+        } else {
+            live_conf
+        };
+        let live: Vec<Value> = nova_at(&c.live, live_conf, c.pre_job)
+            .iter()
+            .map(live_of)
+            .collect();
+        let mut s = Scenario::new(nova_at(&c.desired, conf, c.pre_job)).live(live);
+        // The old job is no longer desired; its prune is beside the point here.
+        s.options = PlanOptions {
+            skip_prune: true,
+            ..c.options.clone()
+        };
+        s.topology.spec.policy.allow_schema_downgrade = c.policy_allows;
+        let plan = s.run();
+
+        let downgrade_refusals: Vec<&Refusal> = plan
+            .refusals
+            .iter()
+            .filter(|r| matches!(r.reason, RefusalReason::SchemaDowngrade { .. }))
+            .collect();
+        match c.blocked {
+            Some((from, to)) => {
+                assert!(plan.is_blocked(), "{}", c.name);
+                assert_eq!(downgrade_refusals.len(), 1, "{}", c.name);
+                let r = downgrade_refusals[0];
+                assert_eq!(
+                    r.reason,
+                    RefusalReason::SchemaDowngrade {
+                        from: from.into(),
+                        to: to.into()
+                    },
+                    "{}",
+                    c.name
+                );
+                assert!(r.blocking);
+                assert_eq!(
+                    (r.reference.kind.as_str(), r.reference.name.as_str()),
+                    ("Deployment", "nova-api")
+                );
+                assert_eq!(r.component, "nova-api");
+                let message = plan.blocked_message().expect("blocked");
+                for needle in [
+                    "schema-downgrade risk",
+                    "nova-api",
+                    from,
+                    to,
+                    "Keelson-Allow-Downgrade: nova-api",
+                    "`nova`",
+                    "allowSchemaDowngrade: true",
+                ] {
+                    assert!(message.contains(needle), "{}: {needle:?} in {message}", c.name);
+                }
+                assert!(
+                    plan.apply_changes().all(|ch| ch.reference.name != "nova-api"),
+                    "{}: the refused Deployment is not planned",
+                    c.name
+                );
+            }
+            None => {
+                assert!(!plan.is_blocked(), "{}: {:?}", c.name, plan.blocked_message());
+                assert!(downgrade_refusals.is_empty(), "{}", c.name);
+                // A config-only change leaves the Deployment as it is (its ConfigMap changes).
+                let want = if c.live == c.desired {
+                    Action::Unchanged
+                } else {
+                    Action::Update
+                };
+                assert_eq!(change(&plan, "nova-api").action, want, "{}", c.name);
+            }
+        }
+        let kinds: Vec<String> = plan
+            .warnings
+            .iter()
+            .map(|w| {
+                serde_json::to_value(&w.kind).expect("json")["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(kinds, c.warnings, "{}", c.name);
+        for w in &plan.warnings {
+            assert_eq!(w.component, "nova-api");
+            assert_eq!(w.reference.name, "nova-api");
+        }
+        if c.conf_changed {
+            assert_eq!(
+                change(&plan, "nova-api-config").action,
+                Action::Update,
+                "{}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn schema_downgrade_shows_in_every_format() {
+    let live: Vec<Value> = nova_at(&format!("{NOVA}:2025.2-ubuntu-noble"), "x", true)
+        .iter()
+        .map(live_of)
+        .collect();
+    let desired = nova_at(&format!("{NOVA}:2025.1-ubuntu-noble"), "x", true);
+    let blocked = Scenario::new(desired.clone()).live(live.clone()).run();
+    let text = to_text(&blocked, false);
+    let markdown = to_markdown(&blocked);
+    for out in [&text, &markdown] {
+        assert!(out.contains("schema-downgrade risk: component nova-api"), "{out}");
+        assert!(
+            out.contains("2025.2-ubuntu-noble back to the older release 2025.1-ubuntu-noble"),
+            "{out}"
+        );
+    }
+    assert!(text.contains("BLOCKED"));
+    let json: Value = serde_json::from_str(&to_json(&blocked)).expect("json");
+    assert_eq!(json["blocked"], true);
+    assert_eq!(
+        json["refusals"][0]["reason"],
+        json!({"type": "schemaDowngrade", "from": "2025.2-ubuntu-noble", "to": "2025.1-ubuntu-noble"})
+    );
+
+    let mut allowed = Scenario::new(desired).live(live);
+    allowed.options.skip_prune = true;
+    allowed.options.allow_downgrade.insert("nova".into());
+    let plan = allowed.run();
+    let text = to_text(&plan, false);
+    assert!(text.contains("Warnings"), "{text}");
+    assert!(
+        text.contains("schema-downgrade risk allowed by commit trailer `Keelson-Allow-Downgrade: nova`"),
+        "{text}"
+    );
+    assert!(!text.contains("BLOCKED"));
+    assert!(to_markdown(&plan).contains("#### Warnings"));
+    let json: Value = serde_json::from_str(&to_json(&plan)).expect("json");
+    assert_eq!(json["blocked"], false);
+    assert_eq!(json["warnings"][0]["kind"]["type"], "schemaDowngradeAllowed");
+    assert_eq!(json["warnings"][0]["kind"]["from"], "2025.2-ubuntu-noble");
+}

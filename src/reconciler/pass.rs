@@ -153,6 +153,7 @@ pub async fn prepare(
     let inventory = read_inventory(kube, &inventory_namespace, &topology.name).await?;
     let live = read_live(kube, &topology, &rendered, inventory.as_ref()).await?;
     let foreign = find_foreign(kube, &rendered, &live).await?;
+    let options = plan_options(snapshot, settings);
     let plan = plan::plan(&PlanInput {
         topology: &topology,
         revision: &snapshot.revision.id,
@@ -160,7 +161,7 @@ pub async fn prepare(
         live: &live,
         foreign: &foreign,
         inventory: inventory.as_ref(),
-        options: &settings.plan,
+        options: &options,
     })
     .map_err(|source| PassError::Plan { source })?;
     Ok(Prepared {
@@ -203,6 +204,20 @@ pub async fn execute(
         rollout,
         inventory_recorded,
     })
+}
+
+/// The operator's options plus what the commit itself allows: a `Keelson-Allow-Downgrade` trailer names the
+/// components whose schema downgrade this commit means to make.
+fn plan_options(snapshot: &Snapshot, settings: &PassSettings) -> PlanOptions {
+    let mut options = settings.plan.clone();
+    if let Some(commit) = &snapshot.commit {
+        let allowed = plan::allowed_downgrades(&commit.message);
+        if !allowed.is_empty() {
+            tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
+        }
+        options.allow_downgrade.extend(allowed);
+    }
+    options
 }
 
 fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {

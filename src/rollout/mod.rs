@@ -479,6 +479,7 @@ mod tests {
                 .collect(),
             deletions: Vec::new(),
             refusals: Vec::new(),
+            warnings: Vec::new(),
             summary: Summary::default(),
         }
     }

@@ -14,7 +14,7 @@ pub mod webhook;
 
 use std::path::PathBuf;
 
-pub use commit::parse_revert;
+pub use commit::{parse_revert, parse_trailers};
 pub use credentials::{GitCredentials, Secret};
 pub use git::{
     GitSource, GitSourceConfig, PollCost, PollOutcome, SourceStats, TOPOLOGY_FILE, default_cache_dir,

@@ -117,6 +117,10 @@ pub struct Policy {
     /// Whether containers may run privileged.
     #[serde(default)]
     pub allow_privileged: bool,
+    /// Whether a component with database migrations (pre-jobs) may move to an older OpenStack release
+    /// without a `Keelson-Allow-Downgrade` commit trailer.
+    #[serde(default)]
+    pub allow_schema_downgrade: bool,
 }
 
 impl Default for Policy {
@@ -128,6 +132,7 @@ impl Default for Policy {
             prune_persistent_data: false,
             allow_host_network: false,
             allow_privileged: false,
+            allow_schema_downgrade: false,
         }
     }
 }
