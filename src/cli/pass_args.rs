@@ -8,6 +8,10 @@ pub struct PassArgs {
     /// Allow a plan that deletes more than the policy's prune budget.
     #[arg(long, env = "KEELSON_ALLOW_PRUNE_OVER_BUDGET")]
     pub allow_prune_over_budget: bool,
+    /// Allow rolling this component (or project, or `all`) back to an older release although it runs
+    /// database migrations; the same as a `Keelson-Allow-Downgrade:` commit trailer. Repeatable.
+    #[arg(long = "allow-downgrade", value_name = "COMPONENT")]
+    pub allow_downgrade: Vec<String>,
     /// Namespace holding Keelson's inventory (default: the topology's namespace).
     #[arg(long, value_name = "NS", env = "KEELSON_INVENTORY_NAMESPACE")]
     pub inventory_namespace: Option<String>,
@@ -23,6 +27,7 @@ impl PassArgs {
             inventory_namespace: self.inventory_namespace.clone(),
             plan: PlanOptions {
                 allow_prune_over_budget: self.allow_prune_over_budget,
+                allow_downgrade: self.allow_downgrade.iter().map(|c| c.to_lowercase()).collect(),
                 ..PlanOptions::default()
             },
             concurrency: usize::from(self.concurrency),
