@@ -340,6 +340,11 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     std::fs::write(&path, text.replace("dependsOn: [cache]", "dependsOn: [nowhere]")).unwrap();
     let invalid = commit(&f.repo, "depend on nothing");
     wait_for("stalled", Duration::from_secs(20), || async { daemon.shared.status().phase == Phase::Stalled }).await;
+    // The status write and the Event follow the in-memory status.
+    wait_for("stall reported", Duration::from_secs(10), || async {
+        event_reasons(&f.kube).await.iter().any(|r| r == "InvalidConfiguration")
+    })
+    .await;
     let before = writes(&f.sim);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(writes(&f.sim), before, "a stalled revision is not retried on every tick");
@@ -363,6 +368,10 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     assert_eq!(status.history[0].result, PassResult::Failed);
     let api = status.components.iter().find(|c| c.name == "api").unwrap();
     assert_eq!(api.state, status::ComponentPhase::Failed);
+    wait_for("failure reported", Duration::from_secs(10), || async {
+        event_reasons(&f.kube).await.iter().any(|r| r == "ComponentFailed")
+    })
+    .await;
     let before = writes(&f.sim);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(writes(&f.sim), before, "a failed rollout is not retried on the same commit");
@@ -449,16 +458,12 @@ async fn suspend_stops_applying_but_keeps_reporting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay() {
     let f = fixture().await;
-    let daemon = start(
-        &f.kube,
-        &f.repo.path,
-        &f.cache,
-        config(|c| c.interval = Duration::from_millis(500)),
-        None,
-    )
-    .await;
+    // The interval is an hour: only the drift watch can start the corrections below.
+    let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
     let first = f.repo.git(&["rev-parse", "HEAD"]);
     applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    // Let the watchers list what exists before changing it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let intruder = ApplyOptions {
         field_manager: "someone-else".into(),
         force: true,
@@ -483,7 +488,41 @@ async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay(
     let live = deployment(&f.kube, "cache").await;
     assert_eq!(live["metadata"]["annotations"]["example.com/note"], "mine", "a field Keelson does not own stays");
     assert!(daemon.shared.metrics.encode().contains("keelson_drift_corrections_total 1"));
-    assert!(event_reasons(&f.kube).await.iter().any(|r| r == "DriftCorrected"));
+    wait_for("drift event", Duration::from_secs(10), || async {
+        event_reasons(&f.kube).await.iter().any(|r| r == "DriftCorrected")
+    })
+    .await;
+    assert_eq!(stored(&f.kube).await.history[0].trigger, "drift");
+
+    // The same through kubectl, and a deletion by hand.
+    let kubeconfig = f._tmp.path().join("kubeconfig");
+    f.sim.write_kubeconfig(&kubeconfig).unwrap();
+    let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    if kubectl.exists() {
+        let out = std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-n", NS, "patch", "deployment", "api", "--type", "merge", "-p", r#"{"spec":{"replicas":3}}"#])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        wait_for("kubectl drift corrected", Duration::from_secs(20), || async {
+            deployment(&f.kube, "api").await["spec"]["replicas"] == 1
+        })
+        .await;
+    }
+    let service = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: Some(NS.into()),
+        name: "cache".into(),
+    };
+    f.kube.delete(&service, &Default::default()).await.expect("delete by hand");
+    wait_for("deleted object recreated", Duration::from_secs(20), || async {
+        f.kube.get(&service).await.ok().flatten().is_some()
+    })
+    .await;
+    wait_for("all drift counted", Duration::from_secs(10), || async { daemon.shared.status().drift_corrections >= 2 }).await;
     daemon.stop().await;
 }
 

@@ -16,9 +16,10 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::drift::{self, DriftSignal, DriftWatch};
 use super::leader::{self, LeaderConfig};
 use super::pass::{self, PassError, PassSettings, Prepared};
-use crate::cluster::{ChangeKind, Kube};
+use crate::cluster::{ChangeKind, KindRef, Kube};
 use crate::plan::Action;
 use crate::rollout::{ComponentState, ProgressEvent, RolloutOutcome};
 use crate::source::watch::LocalWatcher;
@@ -107,6 +108,7 @@ enum Trigger {
     Poll,
     Wake,
     Retry,
+    Drift,
 }
 
 impl Trigger {
@@ -116,6 +118,7 @@ impl Trigger {
             Trigger::Poll => "poll",
             Trigger::Wake => "wake",
             Trigger::Retry => "retry",
+            Trigger::Drift => "drift",
         }
     }
 }
@@ -154,6 +157,8 @@ pub struct Daemon {
     leader_config: Option<LeaderConfig>,
     /// Whether this replica may write; `None` without leader election.
     leader: Option<watch::Receiver<bool>>,
+    drift_signal: Arc<DriftSignal>,
+    drift_watch: Option<DriftWatch>,
 }
 
 impl Daemon {
@@ -163,14 +168,17 @@ impl Daemon {
         }
         let source_url = source.url.clone();
         let source_ref = source.reference.clone();
+        let wake = Arc::new(Notify::new());
         Ok(Self {
+            drift_signal: Arc::new(DriftSignal::new(wake.clone())),
+            drift_watch: None,
             kube,
             source: GitSource::new(source)?,
             source_url,
             source_ref,
             config,
             shared: Arc::new(Shared::default()),
-            wake: Arc::new(Notify::new()),
+            wake,
             snapshot: None,
             last: None,
             retry: None,
@@ -350,6 +358,9 @@ impl Daemon {
                 () = self.wake.notified() => Trigger::Wake,
                 () = sleep_until_opt(retry_at) => Trigger::Retry,
             };
+            if trigger == Trigger::Wake && self.drift_signal.take() {
+                trigger = Trigger::Drift;
+            }
             tracing::debug!(trigger = trigger.as_str(), "woken");
         }
     }
@@ -379,6 +390,7 @@ impl Daemon {
             Some((ref last, _)) if *last != revision => true,
             Some((_, Verdict::Converged | Verdict::Cancelled)) => true,
             Some((_, Verdict::Error)) => retry_due,
+            // Drift wakes do not restart a failed rollout: its own writes would wake it again and again.
             Some((_, Verdict::Failed)) => reconcile_requested,
             Some((_, Verdict::Stalled)) => false,
         };
@@ -612,7 +624,8 @@ impl Daemon {
     ) {
         let revision = snapshot.revision.id.clone();
         let short = snapshot.revision.short().to_string();
-        let metrics = &self.shared.metrics;
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
         metrics.objects("created", counts.created);
         metrics.objects("updated", counts.updated);
         metrics.objects("deleted", counts.deleted);
@@ -668,6 +681,7 @@ impl Daemon {
         metrics.pass_duration.observe(started.elapsed().as_secs_f64());
         let now = now_rfc3339();
         if verdict == Verdict::Converged {
+            self.watch_for_drift(prepared);
             self.shared.set_ready();
             if let Ok(seconds) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
                 metrics.last_applied_timestamp.set(seconds.as_secs_f64());
@@ -760,6 +774,21 @@ impl Daemon {
         if !repeated {
             self.event(EventType::Warning, reason, &message).await;
         }
+    }
+
+    /// (Re)starts the drift watchers when the set of owned kinds and namespaces changed.
+    fn watch_for_drift(&mut self, prepared: &Prepared) {
+        let topology = prepared.topology.name.clone();
+        let targets: drift::Targets = prepared
+            .rendered
+            .objects
+            .iter()
+            .map(|o| (KindRef::of(&o.reference), o.reference.namespace.clone()))
+            .collect();
+        if self.drift_watch.as_ref().is_some_and(|w| w.covers(&topology, &targets)) {
+            return;
+        }
+        self.drift_watch = Some(DriftWatch::start(&self.kube, &topology, targets, self.drift_signal.clone()));
     }
 
     async fn write_status(&self, status: &status::Status) {

@@ -5,6 +5,7 @@ pub mod pass;
 
 pub use pass::{PassError, PassOutcome, PassSettings, Prepared, execute, prepare};
 pub mod daemon;
+pub mod drift;
 pub mod leader;
 
 pub use daemon::{Backoff, Daemon, DaemonConfig, DaemonError};
