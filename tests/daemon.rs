@@ -103,7 +103,13 @@ fn config(tweak: impl FnOnce(&mut DaemonConfig)) -> DaemonConfig {
     config
 }
 
-async fn start(kube: &Kube, repo: &Path, cache: &Path, config: DaemonConfig, leader: Option<LeaderConfig>) -> Running {
+async fn start(
+    kube: &Kube,
+    repo: &Path,
+    cache: &Path,
+    config: DaemonConfig,
+    leader: Option<LeaderConfig>,
+) -> Running {
     let mut source = GitSourceConfig::new(repo.to_string_lossy().into_owned(), "main");
     source.cache_dir = cache.to_path_buf();
     let mut daemon = Daemon::new(kube.clone(), source, config).expect("daemon");
@@ -115,18 +121,33 @@ async fn start(kube: &Kube, repo: &Path, cache: &Path, config: DaemonConfig, lea
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let task = tokio::spawn(async move {
-        daemon.run(async move { shutdown.cancelled().await }).await.expect("daemon runs");
+        daemon
+            .run(async move { shutdown.cancelled().await })
+            .await
+            .expect("daemon runs");
     });
-    Running { shared, stop, task, addr }
+    Running {
+        shared,
+        stop,
+        task,
+        addr,
+    }
 }
 
-async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(what: &str, timeout: Duration, check: F) -> Duration {
+async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> Duration {
     let started = Instant::now();
     loop {
         if check().await {
             return started.elapsed();
         }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -140,7 +161,10 @@ async fn applied(shared: &Shared, revision: &str, timeout: Duration) -> Duration
 }
 
 async fn stored(kube: &Kube) -> Status {
-    status::read_status(kube, KEELSON_NS).await.expect("read status").expect("status exists")
+    status::read_status(kube, KEELSON_NS)
+        .await
+        .expect("read status")
+        .expect("status exists")
 }
 
 async fn deployment(kube: &Kube, name: &str) -> Value {
@@ -156,7 +180,8 @@ async fn deployment(kube: &Kube, name: &str) -> Value {
 }
 
 async fn event_reasons(kube: &Kube) -> Vec<String> {
-    let api: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(kube.client().clone(), KEELSON_NS);
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(kube.client().clone(), KEELSON_NS);
     api.list(&Default::default())
         .await
         .expect("list events")
@@ -182,7 +207,13 @@ async fn fixture() -> Fixture {
     let sim = Cluster::start(fast_sim()).await.expect("sim");
     let kube = connect(Target::Client(sim.client())).await.expect("connect");
     let cache = tmp.path().join("cache");
-    Fixture { _tmp: tmp, repo, cache, sim, kube }
+    Fixture {
+        _tmp: tmp,
+        repo,
+        cache,
+        sim,
+        kube,
+    }
 }
 
 async fn http(addr: std::net::SocketAddr, request: String) -> (u16, String) {
@@ -190,13 +221,24 @@ async fn http(addr: std::net::SocketAddr, request: String) -> (u16, String) {
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    http(addr, format!("GET {path} HTTP/1.1\r\nHost: keelson\r\nConnection: close\r\n\r\n")).await
+    http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: keelson\r\nConnection: close\r\n\r\n"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,10 +266,22 @@ async fn a_local_commit_is_applied_through_the_watch_not_the_interval() {
     assert_eq!(status.history[0].subject, "two caches");
     assert_eq!(status.history[0].counts.updated, 1);
     assert_eq!(status.history[1].trigger, "start");
-    assert_eq!(status.history[1].counts.created, status.history[1].counts.created.max(4));
-    assert!(status.components.iter().all(|c| c.state == status::ComponentPhase::Healthy));
+    assert_eq!(
+        status.history[1].counts.created,
+        status.history[1].counts.created.max(4)
+    );
+    assert!(
+        status
+            .components
+            .iter()
+            .all(|c| c.state == status::ComponentPhase::Healthy)
+    );
     let reasons = event_reasons(&f.kube).await;
-    assert_eq!(reasons.iter().filter(|r| *r == "Applied").count(), 2, "{reasons:?}");
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "Applied").count(),
+        2,
+        "{reasons:?}"
+    );
     daemon.stop().await;
 }
 
@@ -250,7 +304,11 @@ async fn a_webhook_wakes_the_daemon_and_the_http_endpoints_answer() {
     write_topology(&f.repo.path, 3, "keystone");
     let second = commit(&f.repo, "three caches");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_ne!(daemon.shared.status().observed_revision.as_deref(), Some(second.as_str()), "nothing polled yet");
+    assert_ne!(
+        daemon.shared.status().observed_revision.as_deref(),
+        Some(second.as_str()),
+        "nothing polled yet"
+    );
     let body = r#"{"ref":"refs/heads/main","after":"0000"}"#;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = ring::hmac::sign(&key, body.as_bytes());
@@ -339,15 +397,25 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("dependsOn: [cache]", "dependsOn: [nowhere]")).unwrap();
     let invalid = commit(&f.repo, "depend on nothing");
-    wait_for("stalled", Duration::from_secs(20), || async { daemon.shared.status().phase == Phase::Stalled }).await;
+    wait_for("stalled", Duration::from_secs(20), || async {
+        daemon.shared.status().phase == Phase::Stalled
+    })
+    .await;
     // The status write and the Event follow the in-memory status.
     wait_for("stall reported", Duration::from_secs(10), || async {
-        event_reasons(&f.kube).await.iter().any(|r| r == "InvalidConfiguration")
+        event_reasons(&f.kube)
+            .await
+            .iter()
+            .any(|r| r == "InvalidConfiguration")
     })
     .await;
     let before = writes(&f.sim);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(writes(&f.sim), before, "a stalled revision is not retried on every tick");
+    assert_eq!(
+        writes(&f.sim),
+        before,
+        "a stalled revision is not retried on every tick"
+    );
     let status = stored(&f.kube).await;
     assert_eq!(status.last_applied_revision.as_deref(), Some(first.as_str()));
     assert_eq!(status.last_attempted_revision.as_deref(), Some(invalid.as_str()));
@@ -362,21 +430,33 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("healthTimeout: 1h", "healthTimeout: 1s")).unwrap();
     let broken = commit(&f.repo, "broken api image");
-    wait_for("failed", Duration::from_secs(30), || async { daemon.shared.status().phase == Phase::Failed }).await;
+    wait_for("failed", Duration::from_secs(30), || async {
+        daemon.shared.status().phase == Phase::Failed
+    })
+    .await;
     let status = stored(&f.kube).await;
     assert_eq!(status.history[0].revision, broken);
     assert_eq!(status.history[0].result, PassResult::Failed);
     let api = status.components.iter().find(|c| c.name == "api").unwrap();
     assert_eq!(api.state, status::ComponentPhase::Failed);
     wait_for("failure reported", Duration::from_secs(10), || async {
-        event_reasons(&f.kube).await.iter().any(|r| r == "ComponentFailed")
+        event_reasons(&f.kube)
+            .await
+            .iter()
+            .any(|r| r == "ComponentFailed")
     })
     .await;
     let before = writes(&f.sim);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(writes(&f.sim), before, "a failed rollout is not retried on the same commit");
+    assert_eq!(
+        writes(&f.sim),
+        before,
+        "a failed rollout is not retried on the same commit"
+    );
 
-    status::request_reconcile(&f.kube, KEELSON_NS, "now").await.unwrap();
+    status::request_reconcile(&f.kube, KEELSON_NS, "now")
+        .await
+        .unwrap();
     wait_for("a requested pass", Duration::from_secs(30), || async {
         let s = daemon.shared.status();
         s.history.len() >= 4 && s.history[0].trigger == "reconcile" && s.phase == Phase::Failed
@@ -384,11 +464,23 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     .await;
 
     let reasons = event_reasons(&f.kube).await;
-    for reason in ["Applied", "InvalidConfiguration", "RolloutFailed", "ComponentFailed"] {
-        assert!(reasons.iter().any(|r| r == reason), "{reason} missing from {reasons:?}");
+    for reason in [
+        "Applied",
+        "InvalidConfiguration",
+        "RolloutFailed",
+        "ComponentFailed",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} missing from {reasons:?}"
+        );
     }
     let metrics = daemon.shared.metrics.encode();
-    for needle in ["result=\"stalled\"} 1", "result=\"failed\"} 2", "result=\"succeeded\"}"] {
+    for needle in [
+        "result=\"stalled\"} 1",
+        "result=\"failed\"} 2",
+        "result=\"succeeded\"}",
+    ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
     }
     daemon.stop().await;
@@ -403,7 +495,12 @@ async fn a_newer_commit_cancels_a_rollout_waiting_on_health() {
     write_topology(&f.repo.path, 1, "keystone:broken");
     let broken = commit(&f.repo, "broken api image");
     wait_for("waiting on api", Duration::from_secs(20), || async {
-        daemon.shared.status().components.iter().any(|c| c.name == "api" && c.state == status::ComponentPhase::Progressing)
+        daemon
+            .shared
+            .status()
+            .components
+            .iter()
+            .any(|c| c.name == "api" && c.state == status::ComponentPhase::Progressing)
     })
     .await;
     write_topology(&f.repo.path, 1, "keystone:fixed");
@@ -414,7 +511,8 @@ async fn a_newer_commit_cancels_a_rollout_waiting_on_health() {
     assert_eq!(status.history[0].result, PassResult::Succeeded);
     assert_eq!(status.history[1].revision, broken);
     assert_eq!(status.history[1].result, PassResult::Cancelled);
-    let image = deployment(&f.kube, "api").await["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    let image =
+        deployment(&f.kube, "api").await["spec"]["template"]["spec"]["containers"][0]["image"].clone();
     assert!(image.as_str().unwrap().ends_with(":fixed"), "{image}");
     daemon.stop().await;
 }
@@ -441,7 +539,11 @@ async fn suspend_stops_applying_but_keeps_reporting() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 1, "nothing applied while suspended");
+    assert_eq!(
+        deployment(&f.kube, "cache").await["spec"]["replicas"],
+        1,
+        "nothing applied while suspended"
+    );
     let status = stored(&f.kube).await;
     assert!(status.suspended);
     assert_eq!(status.last_applied_revision.as_deref(), Some(first.as_str()));
@@ -451,7 +553,10 @@ async fn suspend_stops_applying_but_keeps_reporting() {
     applied(&daemon.shared, &second, Duration::from_secs(30)).await;
     assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
     let reasons = event_reasons(&f.kube).await;
-    assert!(reasons.iter().any(|r| r == "Suspended") && reasons.iter().any(|r| r == "Resumed"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "Suspended") && reasons.iter().any(|r| r == "Resumed"),
+        "{reasons:?}"
+    );
     daemon.stop().await;
 }
 
@@ -484,10 +589,22 @@ async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay(
         deployment(&f.kube, "cache").await["spec"]["replicas"] == 1
     })
     .await;
-    wait_for("drift counted", Duration::from_secs(10), || async { daemon.shared.status().drift_corrections >= 1 }).await;
+    wait_for("drift counted", Duration::from_secs(10), || async {
+        daemon.shared.status().drift_corrections >= 1
+    })
+    .await;
     let live = deployment(&f.kube, "cache").await;
-    assert_eq!(live["metadata"]["annotations"]["example.com/note"], "mine", "a field Keelson does not own stays");
-    assert!(daemon.shared.metrics.encode().contains("keelson_drift_corrections_total 1"));
+    assert_eq!(
+        live["metadata"]["annotations"]["example.com/note"], "mine",
+        "a field Keelson does not own stays"
+    );
+    assert!(
+        daemon
+            .shared
+            .metrics
+            .encode()
+            .contains("keelson_drift_corrections_total 1")
+    );
     wait_for("drift event", Duration::from_secs(10), || async {
         event_reasons(&f.kube).await.iter().any(|r| r == "DriftCorrected")
     })
@@ -502,7 +619,17 @@ async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay(
         let out = std::process::Command::new(&kubectl)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["-n", NS, "patch", "deployment", "api", "--type", "merge", "-p", r#"{"spec":{"replicas":3}}"#])
+            .args([
+                "-n",
+                NS,
+                "patch",
+                "deployment",
+                "api",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"replicas":3}}"#,
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -517,12 +644,18 @@ async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay(
         namespace: Some(NS.into()),
         name: "cache".into(),
     };
-    f.kube.delete(&service, &Default::default()).await.expect("delete by hand");
+    f.kube
+        .delete(&service, &Default::default())
+        .await
+        .expect("delete by hand");
     wait_for("deleted object recreated", Duration::from_secs(20), || async {
         f.kube.get(&service).await.ok().flatten().is_some()
     })
     .await;
-    wait_for("all drift counted", Duration::from_secs(10), || async { daemon.shared.status().drift_corrections >= 2 }).await;
+    wait_for("all drift counted", Duration::from_secs(10), || async {
+        daemon.shared.status().drift_corrections >= 2
+    })
+    .await;
     daemon.stop().await;
 }
 
@@ -539,18 +672,40 @@ fn fast_lease(identity: &str) -> LeaderConfig {
 async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
     let f = fixture().await;
     let cache_b = f.cache.with_extension("b");
-    let a = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), Some(fast_lease("a"))).await;
-    let b = start(&f.kube, &f.repo.path, &cache_b, config(|_| {}), Some(fast_lease("b"))).await;
+    let a = start(
+        &f.kube,
+        &f.repo.path,
+        &f.cache,
+        config(|_| {}),
+        Some(fast_lease("a")),
+    )
+    .await;
+    let b = start(
+        &f.kube,
+        &f.repo.path,
+        &cache_b,
+        config(|_| {}),
+        Some(fast_lease("b")),
+    )
+    .await;
     let first = f.repo.git(&["rev-parse", "HEAD"]);
     wait_for("one replica applied", Duration::from_secs(30), || async {
-        [&a, &b].iter().any(|d| d.shared.status().last_applied_revision.as_deref() == Some(first.as_str()))
+        [&a, &b]
+            .iter()
+            .any(|d| d.shared.status().last_applied_revision.as_deref() == Some(first.as_str()))
     })
     .await;
-    let holder = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME).await.unwrap().expect("a holder");
+    let holder = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME)
+        .await
+        .unwrap()
+        .expect("a holder");
     let (leading, standby) = if holder == "a" { (a, b) } else { (b, a) };
     assert!(leading.shared.metrics.encode().contains("keelson_leader 1"));
     assert!(standby.shared.metrics.encode().contains("keelson_leader 0"));
-    assert!(standby.shared.status().history.is_empty(), "the standby ran no pass");
+    assert!(
+        standby.shared.status().history.is_empty(),
+        "the standby ran no pass"
+    );
 
     // Stop the leader while it waits on a rollout: it stops promptly and releases the Lease.
     write_topology(&f.repo.path, 1, "keystone:broken");
@@ -561,17 +716,28 @@ async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
     .await;
     let took = leading.stop().await;
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
-    let after = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME).await.unwrap();
-    assert!(after.is_none() || after.as_deref() != Some(holder.as_str()), "released, holder now {after:?}");
+    let after = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME)
+        .await
+        .unwrap();
+    assert!(
+        after.is_none() || after.as_deref() != Some(holder.as_str()),
+        "released, holder now {after:?}"
+    );
 
     write_topology(&f.repo.path, 2, "keystone");
     let fixed = commit(&f.repo, "two caches, api fixed");
     applied(&standby.shared, &fixed, Duration::from_secs(30)).await;
-    let now_holder = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME).await.unwrap();
+    let now_holder = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME)
+        .await
+        .unwrap();
     assert_ne!(now_holder.as_deref(), Some(holder.as_str()));
     // The new leader continued the stored history rather than starting a new one.
     let status = stored(&f.kube).await;
-    assert!(status.history.iter().any(|h| h.result == PassResult::Cancelled), "{:?}", status.history);
+    assert!(
+        status.history.iter().any(|h| h.result == PassResult::Cancelled),
+        "{:?}",
+        status.history
+    );
     assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
     standby.stop().await;
 }
@@ -585,7 +751,15 @@ fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
     let kubeconfig = tmp.path().join("kubeconfig");
     let bin = env!("CARGO_BIN_EXE_keelson");
     let mut child = std::process::Command::new(bin)
-        .args(["run", "--sim", "--listen", "127.0.0.1:0", "--leader-elect", "--interval", "1h"])
+        .args([
+            "run",
+            "--sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--leader-elect",
+            "--interval",
+            "1h",
+        ])
         .arg("--repo")
         .arg(&repo.path)
         .arg("--cache-dir")
@@ -607,7 +781,10 @@ fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
     };
     let started = Instant::now();
     let status: Value = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no converged status from the binary");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no converged status from the binary"
+        );
         std::thread::sleep(Duration::from_millis(200));
         if !kubeconfig.exists() {
             continue;
@@ -629,20 +806,33 @@ fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
         .expect("keelson history");
     let table = String::from_utf8_lossy(&history.stdout);
     assert!(table.starts_with("REVISION"), "{table}");
-    assert!(table.contains(&first[..12]) && table.contains("Succeeded"), "{table}");
+    assert!(
+        table.contains(&first[..12]) && table.contains("Succeeded"),
+        "{table}"
+    );
 
-    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let stopped = Instant::now();
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(stopped.elapsed() < Duration::from_secs(10), "keelson run did not stop on SIGTERM");
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "keelson run did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
     let mut logs = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
-    assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("lease released")), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with('{') && l.contains("lease released")),
+        "{logs}"
+    );
 }

@@ -48,16 +48,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_kubeconfig_out: Option<PathBuf>,
     /// Keelson's own namespace: lease, status, control object, events. Created when missing.
-    #[arg(long, value_name = "NS", env = "KEELSON_NAMESPACE", default_value = "keelson-system")]
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "KEELSON_NAMESPACE",
+        default_value = "keelson-system"
+    )]
     pub namespace: String,
     /// Where the bare cache clone is kept.
     #[arg(long, value_name = "D", env = "KEELSON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// File holding an HTTP(S) token (sent as the password; user name x-access-token unless given).
-    #[arg(long, value_name = "FILE", env = "KEELSON_GIT_TOKEN_FILE", conflicts_with = "git_password_file")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KEELSON_GIT_TOKEN_FILE",
+        conflicts_with = "git_password_file"
+    )]
     pub git_token_file: Option<PathBuf>,
     /// File holding the HTTP(S) user name.
-    #[arg(long, value_name = "FILE", env = "KEELSON_GIT_USERNAME_FILE", conflicts_with = "git_username")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KEELSON_GIT_USERNAME_FILE",
+        conflicts_with = "git_username"
+    )]
     pub git_username_file: Option<PathBuf>,
     /// HTTP(S) user name (or --git-username-file).
     #[arg(long, value_name = "USER", env = "KEELSON_GIT_USERNAME")]
@@ -73,13 +88,23 @@ pub struct RunArgs {
     pub ssh_passphrase_file: Option<PathBuf>,
     /// known_hosts file for SSH servers (also spelled --ssh-known-hosts / KEELSON_SSH_KNOWN_HOSTS, as in
     /// the one-shot commands).
-    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_KNOWN_HOSTS_FILE", alias = "ssh-known-hosts")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KEELSON_SSH_KNOWN_HOSTS_FILE",
+        alias = "ssh-known-hosts"
+    )]
     pub ssh_known_hosts_file: Option<PathBuf>,
     /// File holding the shared secret of push webhooks; enables POST /hooks/git.
     #[arg(long, value_name = "FILE", env = "KEELSON_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
     /// Address of the HTTP server (/healthz, /readyz, /metrics, /status, /hooks/git).
-    #[arg(long, value_name = "ADDR", env = "KEELSON_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "KEELSON_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub listen: SocketAddr,
     /// Take part in leader election on a Lease in --namespace; only the leader writes.
     #[arg(long, env = "KEELSON_LEADER_ELECT")]
@@ -122,10 +147,11 @@ impl RunArgs {
             Some(user) => Some(user.expose().trim().to_string()),
             None => self.git_username.clone(),
         };
-        let known_hosts = self
-            .ssh_known_hosts_file
-            .clone()
-            .or_else(|| std::env::var_os("KEELSON_SSH_KNOWN_HOSTS").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let known_hosts = self.ssh_known_hosts_file.clone().or_else(|| {
+            std::env::var_os("KEELSON_SSH_KNOWN_HOSTS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         let mut config = GitSourceConfig::new(self.repo.clone(), self.reference.clone());
         config.path = self.path.clone();
         if let Some(dir) = &self.cache_dir {
@@ -193,9 +219,13 @@ async fn serve(args: RunArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("embedded simulated cluster: {e}"))?;
         if let Some(path) = &args.sim_kubeconfig_out {
-            cluster.write_kubeconfig(path).map_err(|e| format!("embedded simulated cluster: {e}"))?;
+            cluster
+                .write_kubeconfig(path)
+                .map_err(|e| format!("embedded simulated cluster: {e}"))?;
         }
-        let kube = cluster::connect(Target::Client(cluster.client())).await.map_err(|e| e.to_string())?;
+        let kube = cluster::connect(Target::Client(cluster.client()))
+            .await
+            .map_err(|e| e.to_string())?;
         _sim = Some(cluster);
         kube
     } else {
@@ -257,7 +287,11 @@ mod tests {
         assert_eq!(cmd.run.listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
         assert!(cmd.run.leader_elect);
         assert_eq!(cmd.run.pass.concurrency, 8);
-        for bad in [["--interval", "0s"], ["--interval", "soon"], ["--listen", "nowhere"]] {
+        for bad in [
+            ["--interval", "0s"],
+            ["--interval", "soon"],
+            ["--listen", "nowhere"],
+        ] {
             let mut args = vec!["k", "--repo", "./r"];
             args.extend(bad);
             assert!(Cmd::try_parse_from(args).is_err(), "{bad:?}");

@@ -22,7 +22,13 @@ pub enum Output {
 #[derive(Debug, Clone, Args)]
 pub struct StatusTarget {
     /// Keelson's namespace (where `keelson run` keeps its status).
-    #[arg(long, short = 'n', value_name = "NS", env = "KEELSON_NAMESPACE", default_value = "keelson-system")]
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "NS",
+        env = "KEELSON_NAMESPACE",
+        default_value = "keelson-system"
+    )]
     pub namespace: String,
     /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, value_name = "FILE", env = "KEELSON_KUBECONFIG")]
@@ -93,7 +99,9 @@ async fn fetch(target: &StatusTarget) -> Result<Status, String> {
 
 fn encode<T: serde::Serialize>(value: &T, output: Output) -> Result<String, String> {
     match output {
-        Output::Json => serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Output::Json => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
         Output::Yaml => serde_yaml::to_string(value).map_err(|e| e.to_string()),
         Output::Table => Err("table output is not encoded".into()),
     }
@@ -198,7 +206,15 @@ fn short(revision: Option<&str>) -> String {
 
 pub fn status_table(status: &Status) -> String {
     let mut text = table(
-        &["TOPOLOGY", "PHASE", "APPLIED", "ATTEMPTED", "OBSERVED", "SUSPENDED", "DRIFT-CORRECTED"],
+        &[
+            "TOPOLOGY",
+            "PHASE",
+            "APPLIED",
+            "ATTEMPTED",
+            "OBSERVED",
+            "SUSPENDED",
+            "DRIFT-CORRECTED",
+        ],
         &[vec![
             status.topology.clone().unwrap_or_else(|| "<unknown>".into()),
             status.phase.to_string(),
@@ -213,7 +229,14 @@ pub fn status_table(status: &Status) -> String {
     let conditions: Vec<Vec<String>> = status
         .conditions
         .iter()
-        .map(|c| vec![c.kind.clone(), c.status.clone(), c.reason.clone(), first_line(&c.message)])
+        .map(|c| {
+            vec![
+                c.kind.clone(),
+                c.status.clone(),
+                c.reason.clone(),
+                first_line(&c.message),
+            ]
+        })
         .collect();
     text.push_str(&table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &conditions));
     if !status.components.is_empty() {
@@ -249,7 +272,9 @@ pub fn history_table(status: &Status) -> String {
         })
         .collect();
     table(
-        &["REVISION", "RESULT", "TRIGGER", "START", "END", "OBJECTS", "REVERTS", "SUBJECT"],
+        &[
+            "REVISION", "RESULT", "TRIGGER", "START", "END", "OBJECTS", "REVERTS", "SUBJECT",
+        ],
         &rows,
     )
 }
@@ -269,7 +294,10 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let text = table(&["A", "LONGER"], &[vec!["xxxx".into(), "y".into()], vec!["z".into(), "w".into()]]);
+        let text = table(
+            &["A", "LONGER"],
+            &[vec!["xxxx".into(), "y".into()], vec!["z".into(), "w".into()]],
+        );
         assert_eq!(text, "A      LONGER\nxxxx   y\nz      w\n");
     }
 
@@ -285,8 +313,14 @@ mod tests {
             reason: "image pull".into(),
         });
         let text = status_table(&status);
-        assert!(text.contains("cloud      Failed   0123456789ab   <none>"), "{text}");
-        assert!(text.contains("Ready         False    RolloutFailed   nova failed\n"), "{text}");
+        assert!(
+            text.contains("cloud      Failed   0123456789ab   <none>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Ready         False    RolloutFailed   nova failed\n"),
+            "{text}"
+        );
         assert!(text.contains("nova        Failed   image pull"), "{text}");
     }
 }

@@ -351,6 +351,11 @@ impl Daemon {
             if stop.is_cancelled() {
                 return;
             }
+            // Drift seen during the pass (its wake-up went to the pass, which only polls the source).
+            if self.drift_signal.take() {
+                trigger = Trigger::Drift;
+                continue;
+            }
             let retry_at = self.retry.map(|(_, at)| at);
             trigger = tokio::select! {
                 () = stop.cancelled() => return,
@@ -377,20 +382,25 @@ impl Daemon {
         if !polled && self.snapshot.is_none() {
             return;
         }
-        let Some(snapshot) = self.snapshot.clone() else { return };
+        let Some(snapshot) = self.snapshot.clone() else {
+            return;
+        };
         if suspended {
             self.report_suspended(&snapshot).await;
             return;
         }
         let revision = snapshot.revision.id.clone();
         let retry_due = trigger == Trigger::Retry
-            || self.retry.is_some_and(|(_, at)| at <= tokio::time::Instant::now());
+            || self
+                .retry
+                .is_some_and(|(_, at)| at <= tokio::time::Instant::now());
         let run = match self.last {
             None => true,
             Some((ref last, _)) if *last != revision => true,
             Some((_, Verdict::Converged | Verdict::Cancelled)) => true,
+            // Drift wakes do not end a stall either; a stalled revision is never applied.
             Some((_, Verdict::Error)) => retry_due,
-            // Drift wakes do not restart a failed rollout: its own writes would wake it again and again.
+            // Drift does not restart a failed rollout: its own writes would wake it again and again.
             Some((_, Verdict::Failed)) => reconcile_requested,
             Some((_, Verdict::Stalled)) => false,
         };
@@ -398,7 +408,11 @@ impl Daemon {
         if !run && !was_suspended {
             return;
         }
-        let trigger_name = if reconcile_requested { "reconcile" } else { trigger.as_str() };
+        let trigger_name = if reconcile_requested {
+            "reconcile"
+        } else {
+            trigger.as_str()
+        };
         let mut next = Some(snapshot);
         // A newer revision found during a rollout cancels it; loop to apply the newer one right away.
         while let Some(snapshot) = next.take() {
@@ -416,9 +430,15 @@ impl Daemon {
         let after = self.source.stats();
         let metrics = &self.shared.metrics;
         metrics.git_polls.inc();
-        metrics.git_fetches.inc_by(after.fetches.saturating_sub(before.fetches));
+        metrics
+            .git_fetches
+            .inc_by(after.fetches.saturating_sub(before.fetches));
         match result {
-            Ok(PollOutcome::Changed { snapshot, history_rewritten, .. }) => {
+            Ok(PollOutcome::Changed {
+                snapshot,
+                history_rewritten,
+                ..
+            }) => {
                 if history_rewritten {
                     tracing::warn!(revision = %snapshot.revision.short(), "the tracked ref was rewritten");
                 }
@@ -441,7 +461,11 @@ impl Daemon {
                     };
                     let message = e.to_string();
                     let now = now_rfc3339();
-                    let changed = self.shared.status().condition("Ready").map(|c| c.message.as_str())
+                    let changed = self
+                        .shared
+                        .status()
+                        .condition("Ready")
+                        .map(|c| c.message.as_str())
                         != Some(message.as_str());
                     let status = self.shared.update(|s| s.set_phase(phase, reason, &message, &now));
                     if changed {
@@ -513,7 +537,8 @@ impl Daemon {
         let prepared = match pass::prepare(&self.kube, snapshot, &self.config.pass).await {
             Ok(prepared) => prepared,
             Err(e) => {
-                self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default()).await;
+                self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
+                    .await;
                 return None;
             }
         };
@@ -523,7 +548,10 @@ impl Daemon {
         if quiet {
             // Nothing drifted: a re-plan of the applied revision writes nothing (invariant 5).
             self.shared.metrics.pass(PassResult::Succeeded.as_str());
-            self.shared.metrics.pass_duration.observe(started.elapsed().as_secs_f64());
+            self.shared
+                .metrics
+                .pass_duration
+                .observe(started.elapsed().as_secs_f64());
             self.shared.set_ready();
             self.retry = None;
             return None;
@@ -592,16 +620,30 @@ impl Daemon {
             self.shared
                 .metrics
                 .wave_duration
-                .get_or_create(&status::metrics::WaveLabel { wave: wave.to_string() })
+                .get_or_create(&status::metrics::WaveLabel {
+                    wave: wave.to_string(),
+                })
                 .observe(seconds);
         }
         match result {
             Ok(outcome) => {
                 let counts = counts(&outcome.rollout);
-                self.finish_rollout(snapshot, &prepared, trigger, &start, started, &outcome.rollout, counts, same_as_applied)
-                    .await;
+                self.finish_rollout(
+                    snapshot,
+                    &prepared,
+                    trigger,
+                    &start,
+                    started,
+                    &outcome.rollout,
+                    counts,
+                    same_as_applied,
+                )
+                .await;
             }
-            Err(e) => self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default()).await,
+            Err(e) => {
+                self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
+                    .await
+            }
         }
         if let Some(fresh) = newer {
             self.snapshot = Some(fresh.clone());
@@ -701,7 +743,11 @@ impl Daemon {
         self.last = Some((revision, verdict));
         self.retry = None;
         self.write_status(&status).await;
-        let kind = if verdict == Verdict::Failed { EventType::Warning } else { EventType::Normal };
+        let kind = if verdict == Verdict::Failed {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
         let event_reason = match verdict {
             Verdict::Converged if drifted > 0 => "DriftCorrected",
             Verdict::Converged => "Applied",
@@ -735,7 +781,12 @@ impl Daemon {
         let (result, phase, reason, verdict) = if error.is_configuration() {
             tracing::warn!(revision = %snapshot.revision.short(), error = %message, "stalled until the next commit");
             self.retry = None;
-            (PassResult::Stalled, Phase::Stalled, "InvalidConfiguration", Verdict::Stalled)
+            (
+                PassResult::Stalled,
+                Phase::Stalled,
+                "InvalidConfiguration",
+                Verdict::Stalled,
+            )
         } else {
             let attempt = match self.last {
                 Some((ref r, Verdict::Error)) if *r == revision => self.retry.map_or(1, |(n, _)| n + 1),
@@ -785,10 +836,19 @@ impl Daemon {
             .iter()
             .map(|o| (KindRef::of(&o.reference), o.reference.namespace.clone()))
             .collect();
-        if self.drift_watch.as_ref().is_some_and(|w| w.covers(&topology, &targets)) {
+        if self
+            .drift_watch
+            .as_ref()
+            .is_some_and(|w| w.covers(&topology, &targets))
+        {
             return;
         }
-        self.drift_watch = Some(DriftWatch::start(&self.kube, &topology, targets, self.drift_signal.clone()));
+        self.drift_watch = Some(DriftWatch::start(
+            &self.kube,
+            &topology,
+            targets,
+            self.drift_signal.clone(),
+        ));
     }
 
     async fn write_status(&self, status: &status::Status) {
@@ -798,7 +858,8 @@ impl Daemon {
     }
 
     async fn event(&self, kind: EventType, reason: &str, message: &str) {
-        if let Err(e) = status::events::emit(&self.kube, &self.config.namespace, kind, reason, message).await {
+        if let Err(e) = status::events::emit(&self.kube, &self.config.namespace, kind, reason, message).await
+        {
             tracing::warn!(error = %e, "recording an event failed");
         }
     }
@@ -864,7 +925,11 @@ fn pending_components(prepared: &Prepared) -> Vec<ComponentStatus> {
         .iter()
         .flat_map(|w| &w.components)
         .map(|c| {
-            let changes = c.changes.iter().filter(|ch| ch.action != Action::Unchanged).count();
+            let changes = c
+                .changes
+                .iter()
+                .filter(|ch| ch.action != Action::Unchanged)
+                .count();
             ComponentStatus {
                 name: c.name.clone(),
                 state: ComponentPhase::Pending,
@@ -941,8 +1006,10 @@ impl ProgressTracker {
                 _ => {}
             }
         }
-        let mut waves: Vec<(usize, f64)> =
-            spans.into_iter().map(|(w, (a, b))| (w, b.duration_since(a).as_secs_f64())).collect();
+        let mut waves: Vec<(usize, f64)> = spans
+            .into_iter()
+            .map(|(w, (a, b))| (w, b.duration_since(a).as_secs_f64()))
+            .collect();
         waves.sort_by_key(|(w, _)| *w);
         waves
     }
@@ -962,7 +1029,10 @@ mod tests {
         for (attempt, base) in cases {
             for _ in 0..50 {
                 let d = backoff.delay(attempt).as_secs_f64();
-                assert!(d >= base * 0.8 - 1e-9 && d < base * 1.2 + 1e-9, "attempt {attempt}: {d}");
+                assert!(
+                    d >= base * 0.8 - 1e-9 && d < base * 1.2 + 1e-9,
+                    "attempt {attempt}: {d}"
+                );
             }
         }
         let spread: std::collections::BTreeSet<u128> =

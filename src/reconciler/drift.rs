@@ -79,7 +79,11 @@ impl DriftWatch {
                 ))
             })
             .collect();
-        tracing::debug!(topology, watches = targets.len(), "watching owned objects for drift");
+        tracing::debug!(
+            topology,
+            watches = targets.len(),
+            "watching owned objects for drift"
+        );
         Self {
             topology: topology.to_string(),
             targets,
@@ -88,7 +92,13 @@ impl DriftWatch {
     }
 }
 
-async fn watch_one(kube: Kube, kind: KindRef, namespace: Option<String>, selector: String, signal: Arc<DriftSignal>) {
+async fn watch_one(
+    kube: Kube,
+    kind: KindRef,
+    namespace: Option<String>,
+    selector: String,
+    signal: Arc<DriftSignal>,
+) {
     let resource = match kube.resolve(&kind).await {
         Ok((resource, _)) => resource,
         Err(e) => {

@@ -81,7 +81,8 @@ pub async fn run(
             last_renewed = Some(now);
         }
         // A holder keeps writing through failed renewals only until the renew deadline.
-        let is_leader = held || last_renewed.is_some_and(|t| *leader.borrow() && now - t < config.renew_deadline);
+        let is_leader =
+            held || last_renewed.is_some_and(|t| *leader.borrow() && now - t < config.renew_deadline);
         if !is_leader {
             last_renewed = None;
         }
@@ -169,7 +170,10 @@ async fn try_acquire_or_renew(
     next.lease_duration_seconds = Some(seconds(config.lease_duration));
     lease.spec = Some(next);
     // `replace` sends the resourceVersion read above: a concurrent change makes this fail with 409.
-    match api.replace(&config.lease_name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&config.lease_name, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e),
@@ -188,7 +192,9 @@ async fn release(api: &Api<Lease>, config: &LeaderConfig) -> Result<(), kube::Er
     spec.lease_duration_seconds = Some(1);
     spec.renew_time = Some(micro_now());
     lease.spec = Some(spec);
-    api.replace(&config.lease_name, &PostParams::default(), &lease).await.map(|_| ())
+    api.replace(&config.lease_name, &PostParams::default(), &lease)
+        .await
+        .map(|_| ())
 }
 
 /// The holder recorded in the Lease, if any.

@@ -25,7 +25,11 @@ pub async fn emit(
     message: &str,
 ) -> Result<(), StatusError> {
     let now = k8s_openapi::jiff::Timestamp::now();
-    let name = format!("{STATUS_CONFIGMAP}.{:x}{:04x}", now.as_nanosecond(), rand::random::<u16>());
+    let name = format!(
+        "{STATUS_CONFIGMAP}.{:x}{:04x}",
+        now.as_nanosecond(),
+        rand::random::<u16>()
+    );
     // The API limits an Event message to 1 KiB; longer texts (topology diagnostics) are cut.
     let message: String = if message.len() > 1000 {
         let mut cut = 1000;

@@ -57,11 +57,24 @@ impl Default for Metrics {
         let passes = Family::<ResultLabel, Counter>::default();
         registry.register("passes", "Reconcile passes by result", passes.clone());
         let pass_duration = duration_histogram();
-        registry.register("pass_duration_seconds", "Duration of reconcile passes", pass_duration.clone());
-        let wave_duration = Family::<WaveLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
-        registry.register("wave_duration_seconds", "Duration of apply waves", wave_duration.clone());
+        registry.register(
+            "pass_duration_seconds",
+            "Duration of reconcile passes",
+            pass_duration.clone(),
+        );
+        let wave_duration =
+            Family::<WaveLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "wave_duration_seconds",
+            "Duration of apply waves",
+            wave_duration.clone(),
+        );
         let objects = Family::<ActionLabel, Counter>::default();
-        registry.register("objects", "Objects written or deleted, by action", objects.clone());
+        registry.register(
+            "objects",
+            "Objects written or deleted, by action",
+            objects.clone(),
+        );
         let drift_corrections = Counter::default();
         registry.register(
             "drift_corrections",
@@ -73,7 +86,11 @@ impl Default for Metrics {
         let git_fetches = Counter::default();
         registry.register("git_fetches", "Fetches from the Git remote", git_fetches.clone());
         let git_poll_failures = Counter::default();
-        registry.register("git_poll_failures", "Failed polls of the Git source", git_poll_failures.clone());
+        registry.register(
+            "git_poll_failures",
+            "Failed polls of the Git source",
+            git_poll_failures.clone(),
+        );
         let last_applied_timestamp = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_applied_timestamp_seconds",
@@ -113,12 +130,18 @@ impl Metrics {
     }
 
     pub fn pass(&self, result: &str) {
-        self.passes.get_or_create(&ResultLabel { result: result.to_string() }).inc();
+        self.passes
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     pub fn objects(&self, action: &str, n: usize) {
         self.objects
-            .get_or_create(&ActionLabel { action: action.to_string() })
+            .get_or_create(&ActionLabel {
+                action: action.to_string(),
+            })
             .inc_by(n as u64);
     }
 }

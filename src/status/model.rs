@@ -275,10 +275,22 @@ mod tests {
     #[test]
     fn conditions_follow_the_phase_and_keep_transition_times() {
         let cases = [
-            (Phase::Ready, [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")]),
-            (Phase::Reconciling, [("Ready", "False"), ("Reconciling", "True"), ("Stalled", "False")]),
-            (Phase::Stalled, [("Ready", "False"), ("Reconciling", "False"), ("Stalled", "True")]),
-            (Phase::Failed, [("Ready", "False"), ("Reconciling", "False"), ("Stalled", "False")]),
+            (
+                Phase::Ready,
+                [("Ready", "True"), ("Reconciling", "False"), ("Stalled", "False")],
+            ),
+            (
+                Phase::Reconciling,
+                [("Ready", "False"), ("Reconciling", "True"), ("Stalled", "False")],
+            ),
+            (
+                Phase::Stalled,
+                [("Ready", "False"), ("Reconciling", "False"), ("Stalled", "True")],
+            ),
+            (
+                Phase::Failed,
+                [("Ready", "False"), ("Reconciling", "False"), ("Stalled", "False")],
+            ),
         ];
         for (phase, expected) in cases {
             let mut status = Status::default();
@@ -291,7 +303,10 @@ mod tests {
         status.set_phase(Phase::Ready, "A", "m", "t1");
         status.set_phase(Phase::Ready, "B", "m2", "t2");
         let ready = status.condition("Ready").unwrap();
-        assert_eq!((ready.reason.as_str(), ready.last_transition_time.as_str()), ("B", "t1"));
+        assert_eq!(
+            (ready.reason.as_str(), ready.last_transition_time.as_str()),
+            ("B", "t1")
+        );
         status.set_phase(Phase::Failed, "C", "m3", "t3");
         assert_eq!(status.condition("Ready").unwrap().last_transition_time, "t3");
     }

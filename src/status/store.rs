@@ -11,8 +11,8 @@
 
 use serde_json::{Value, json};
 
-use super::model::Status;
 use super::StatusError;
+use super::model::Status;
 use crate::cluster::{ApplyOptions, Kube};
 use crate::render::{LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef};
 
@@ -47,19 +47,29 @@ pub async fn read_status(kube: &Kube, namespace: &str) -> Result<Option<Status>,
     let live = match kube.get(&object).await {
         Ok(live) => live,
         Err(e) if e.is_not_found() => None,
-        Err(source) => return Err(StatusError::Read { object: object.to_string(), source }),
+        Err(source) => {
+            return Err(StatusError::Read {
+                object: object.to_string(),
+                source,
+            });
+        }
     };
     let Some(live) = live else { return Ok(None) };
-    let Some(text) = live.pointer(&format!("/data/{STATUS_KEY}")).and_then(Value::as_str) else {
+    let Some(text) = live
+        .pointer(&format!("/data/{STATUS_KEY}"))
+        .and_then(Value::as_str)
+    else {
         return Err(StatusError::Invalid {
             object: object.to_string(),
             reason: format!("data.{STATUS_KEY} missing or not a string"),
         });
     };
-    serde_json::from_str(text).map(Some).map_err(|e| StatusError::Invalid {
-        object: object.to_string(),
-        reason: e.to_string(),
-    })
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| StatusError::Invalid {
+            object: object.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Writes the status document (server-side apply, field manager `keelson-status`).
@@ -81,7 +91,10 @@ pub async fn write_status(kube: &Kube, namespace: &str, status: &Status) -> Resu
     });
     apply(kube, &body, STATUS_FIELD_MANAGER)
         .await
-        .map_err(|source| StatusError::Write { object: object.to_string(), source })
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })
 }
 
 /// Reads the control requests; all defaults when there is no control ConfigMap.
@@ -90,9 +103,16 @@ pub async fn read_control(kube: &Kube, namespace: &str) -> Result<Control, Statu
     let live = match kube.get(&object).await {
         Ok(live) => live,
         Err(e) if e.is_not_found() => None,
-        Err(source) => return Err(StatusError::Read { object: object.to_string(), source }),
+        Err(source) => {
+            return Err(StatusError::Read {
+                object: object.to_string(),
+                source,
+            });
+        }
     };
-    let Some(live) = live else { return Ok(Control::default()) };
+    let Some(live) = live else {
+        return Ok(Control::default());
+    };
     let field = |key: &str| live.pointer(&format!("/data/{key}")).and_then(Value::as_str);
     let suspend = match field(SUSPEND_KEY).map(str::trim) {
         None | Some("" | "false") => false,
@@ -112,7 +132,13 @@ pub async fn read_control(kube: &Kube, namespace: &str) -> Result<Control, Statu
 
 /// Sets or clears the suspend request.
 pub async fn set_suspend(kube: &Kube, namespace: &str, suspend: bool) -> Result<(), StatusError> {
-    write_control(kube, namespace, SUSPEND_KEY, if suspend { "true" } else { "false" }).await
+    write_control(
+        kube,
+        namespace,
+        SUSPEND_KEY,
+        if suspend { "true" } else { "false" },
+    )
+    .await
 }
 
 /// Asks for a pass now, even on a revision whose rollout failed.
@@ -134,7 +160,10 @@ async fn write_control(kube: &Kube, namespace: &str, key: &str, value: &str) -> 
     });
     apply(kube, &body, CONTROL_FIELD_MANAGER)
         .await
-        .map_err(|source| StatusError::Write { object: object.to_string(), source })
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })
 }
 
 async fn apply(kube: &Kube, body: &Value, manager: &str) -> Result<(), crate::cluster::ClusterError> {
@@ -157,7 +186,12 @@ pub async fn ensure_namespace(kube: &Kube, namespace: &str) -> Result<(), Status
         Ok(Some(_)) => return Ok(()),
         Ok(None) => {}
         Err(e) if e.is_not_found() => {}
-        Err(source) => return Err(StatusError::Read { object: object.to_string(), source }),
+        Err(source) => {
+            return Err(StatusError::Read {
+                object: object.to_string(),
+                source,
+            });
+        }
     }
     let body = json!({
         "apiVersion": "v1",
@@ -166,7 +200,10 @@ pub async fn ensure_namespace(kube: &Kube, namespace: &str) -> Result<(), Status
     });
     apply(kube, &body, STATUS_FIELD_MANAGER)
         .await
-        .map_err(|source| StatusError::Write { object: object.to_string(), source })?;
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })?;
     tracing::info!(%namespace, "created Keelson's namespace");
     Ok(())
 }
