@@ -303,9 +303,11 @@ mod tests {
 
     #[test]
     fn status_table_names_phase_conditions_and_components() {
-        let mut status = Status::default();
-        status.topology = Some("cloud".into());
-        status.last_applied_revision = Some("0123456789abcdef".into());
+        let mut status = Status {
+            topology: Some("cloud".into()),
+            last_applied_revision: Some("0123456789abcdef".into()),
+            ..Status::default()
+        };
         status.set_phase(status::Phase::Failed, "RolloutFailed", "nova failed\nmore", "t");
         status.components.push(status::ComponentStatus {
             name: "nova".into(),
