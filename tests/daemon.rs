@@ -836,3 +836,69 @@ fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
         "{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_are_retried_with_backoff_until_they_clear() {
+    let f = fixture().await;
+    // No retries inside the client: every failed read reaches the daemon's policy.
+    let kube = f.kube.clone().with_retry(keelson::cluster::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    let faults = keelson::sim::FaultConfig {
+        error_rates: [("get".to_string(), 1.0)].into_iter().collect(),
+        error_status: 500,
+        ..Default::default()
+    };
+    // Keelson's namespace exists, so that status writes and Events (not faulted) land during the faults.
+    status::store::ensure_namespace(&f.kube, KEELSON_NS)
+        .await
+        .unwrap();
+    f.sim.faults().set(faults).unwrap();
+    let daemon = start(&kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
+    let errors = || {
+        daemon
+            .shared
+            .metrics
+            .encode()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("keelson_passes_total{result=\"error\"} ")
+                    .map(str::to_string)
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        errors() >= 3,
+        "{:?} {}",
+        daemon.shared.status(),
+        daemon.shared.metrics.encode()
+    );
+    // Exponential: 200ms, 400ms, 800ms, 1.6s, 2s... (with jitter): a handful in 3s, not a storm.
+    assert!(errors() <= 8, "{}", errors());
+    let status = daemon.shared.status();
+    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(status.condition("Ready").unwrap().reason, "TransientError");
+    assert_eq!(
+        status.history.len(),
+        1,
+        "retries of one error share a history entry"
+    );
+    assert_eq!(status.history[0].result, PassResult::Error);
+    f.sim.faults().set(Default::default()).unwrap();
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    wait_for("applied event", Duration::from_secs(10), || async {
+        event_reasons(&f.kube).await.iter().any(|r| r == "Applied")
+    })
+    .await;
+    let reasons = event_reasons(&f.kube).await;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "TransientError").count(),
+        1,
+        "{reasons:?}"
+    );
+    daemon.stop().await;
+}

@@ -149,8 +149,10 @@ pub struct Daemon {
     snapshot: Option<Snapshot>,
     /// Revision and verdict of the last pass.
     last: Option<(String, Verdict)>,
-    /// Transient failures in a row, and when to retry.
-    retry: Option<(u32, tokio::time::Instant)>,
+    /// When to retry after a transient failure.
+    retry: Option<tokio::time::Instant>,
+    /// Transient failures of the current revision in a row.
+    attempts: u32,
     handled_reconcile: Option<String>,
     control_seen: bool,
     listener: Option<Server>,
@@ -182,6 +184,7 @@ impl Daemon {
             snapshot: None,
             last: None,
             retry: None,
+            attempts: 0,
             handled_reconcile: None,
             control_seen: false,
             listener: None,
@@ -356,7 +359,7 @@ impl Daemon {
                 trigger = Trigger::Drift;
                 continue;
             }
-            let retry_at = self.retry.map(|(_, at)| at);
+            let retry_at = self.retry;
             trigger = tokio::select! {
                 () = stop.cancelled() => return,
                 _ = interval.tick() => Trigger::Poll,
@@ -390,10 +393,12 @@ impl Daemon {
             return;
         }
         let revision = snapshot.revision.id.clone();
-        let retry_due = trigger == Trigger::Retry
-            || self
-                .retry
-                .is_some_and(|(_, at)| at <= tokio::time::Instant::now());
+        let retry_due =
+            trigger == Trigger::Retry || self.retry.is_some_and(|at| at <= tokio::time::Instant::now());
+        if retry_due {
+            // Taken: a retry that finds nothing to do must not fire again and again.
+            self.retry = None;
+        }
         let run = match self.last {
             None => true,
             Some((ref last, _)) if *last != revision => true,
@@ -473,7 +478,7 @@ impl Daemon {
                     }
                 }
                 if e.is_transient() {
-                    self.retry = Some((1, tokio::time::Instant::now() + delay));
+                    self.retry = Some(tokio::time::Instant::now() + delay);
                 }
                 false
             }
@@ -789,7 +794,7 @@ impl Daemon {
             )
         } else {
             let attempt = match self.last {
-                Some((ref r, Verdict::Error)) if *r == revision => self.retry.map_or(1, |(n, _)| n + 1),
+                Some((ref r, Verdict::Error)) if *r == revision => self.attempts.saturating_add(1),
                 _ => 1,
             };
             let delay = self.config.backoff.delay(attempt);
@@ -797,7 +802,8 @@ impl Daemon {
                 revision = %snapshot.revision.short(), error = %message, attempt, retry_in = ?delay,
                 "pass failed; retrying"
             );
-            self.retry = Some((attempt, tokio::time::Instant::now() + delay));
+            self.attempts = attempt;
+            self.retry = Some(tokio::time::Instant::now() + delay);
             (PassResult::Error, Phase::Failed, "TransientError", Verdict::Error)
         };
         let metrics = &self.shared.metrics;
@@ -852,7 +858,18 @@ impl Daemon {
     }
 
     async fn write_status(&self, status: &status::Status) {
-        if let Err(e) = status::write_status(&self.kube, &self.config.namespace, status).await {
+        let namespace = &self.config.namespace;
+        let mut result = status::write_status(&self.kube, namespace, status).await;
+        // Keelson's namespace may be missing when creating it at start-up failed (API down); create it now.
+        if let Err(StatusError::Write { source, .. }) = &result
+            && source.is_not_found()
+        {
+            result = match status::store::ensure_namespace(&self.kube, namespace).await {
+                Ok(()) => status::write_status(&self.kube, namespace, status).await,
+                Err(e) => Err(e),
+            };
+        }
+        if let Err(e) = result {
             tracing::warn!(error = %e, "writing the status failed");
         }
     }
