@@ -160,6 +160,25 @@ async fn applied(shared: &Shared, revision: &str, timeout: Duration) -> Duration
     .await
 }
 
+/// Waits until the stored status (written after the in-memory one) shows `revision` applied.
+async fn stored_applied(kube: &Kube, revision: &str) -> Status {
+    wait_for(
+        &format!("stored status at {revision}"),
+        Duration::from_secs(10),
+        || async {
+            status::read_status(kube, KEELSON_NS)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| {
+                    s.last_applied_revision.as_deref() == Some(revision) && s.phase == Phase::Ready
+                })
+        },
+    )
+    .await;
+    stored(kube).await
+}
+
 async fn stored(kube: &Kube) -> Status {
     status::read_status(kube, KEELSON_NS)
         .await
@@ -260,7 +279,7 @@ async fn a_local_commit_is_applied_through_the_watch_not_the_interval() {
     eprintln!("commit observed through the watch after {took:?}");
     assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
 
-    let status = stored(&f.kube).await;
+    let status = stored_applied(&f.kube, &second).await;
     assert_eq!(status.last_applied_revision.as_deref(), Some(second.as_str()));
     assert_eq!(status.history[0].trigger, "wake");
     assert_eq!(status.history[0].subject, "two caches");
@@ -367,7 +386,7 @@ async fn without_watch_or_webhook_the_poll_interval_applies_commits() {
     write_topology(&f.repo.path, 2, "keystone");
     let second = commit(&f.repo, "two caches");
     applied(&daemon.shared, &second, Duration::from_secs(30)).await;
-    assert_eq!(stored(&f.kube).await.history[0].trigger, "poll");
+    assert_eq!(stored_applied(&f.kube, &second).await.history[0].trigger, "poll");
     daemon.stop().await;
 }
 
@@ -432,6 +451,10 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     let broken = commit(&f.repo, "broken api image");
     wait_for("failed", Duration::from_secs(30), || async {
         daemon.shared.status().phase == Phase::Failed
+    })
+    .await;
+    wait_for("failure stored", Duration::from_secs(10), || async {
+        stored(&f.kube).await.phase == Phase::Failed
     })
     .await;
     let status = stored(&f.kube).await;
@@ -506,7 +529,7 @@ async fn a_newer_commit_cancels_a_rollout_waiting_on_health() {
     write_topology(&f.repo.path, 1, "keystone:fixed");
     let fixed = commit(&f.repo, "fix api image");
     applied(&daemon.shared, &fixed, Duration::from_secs(30)).await;
-    let status = stored(&f.kube).await;
+    let status = stored_applied(&f.kube, &fixed).await;
     assert_eq!(status.history[0].revision, fixed);
     assert_eq!(status.history[0].result, PassResult::Succeeded);
     assert_eq!(status.history[1].revision, broken);
@@ -732,7 +755,7 @@ async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
         .unwrap();
     assert_ne!(now_holder.as_deref(), Some(holder.as_str()));
     // The new leader continued the stored history rather than starting a new one.
-    let status = stored(&f.kube).await;
+    let status = stored_applied(&f.kube, &fixed).await;
     assert!(
         status.history.iter().any(|h| h.result == PassResult::Cancelled),
         "{:?}",
