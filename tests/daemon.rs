@@ -569,6 +569,11 @@ async fn suspend_stops_applying_but_keeps_reporting() {
     );
     let status = stored(&f.kube).await;
     assert!(status.suspended);
+    assert_eq!(
+        status.observed_revision.as_deref(),
+        Some(second.as_str()),
+        "reporting goes on"
+    );
     assert_eq!(status.last_applied_revision.as_deref(), Some(first.as_str()));
     assert!(daemon.shared.metrics.encode().contains("keelson_suspended 1"));
 

@@ -500,20 +500,24 @@ impl Daemon {
 
     async fn report_suspended(&mut self, snapshot: &Snapshot) {
         let current = self.shared.status();
-        if current.phase == Phase::Suspended {
-            return;
-        }
-        let now = now_rfc3339();
+        let already = current.phase == Phase::Suspended;
         let message = format!(
             "applying is suspended; revision {} is not applied until `keelson resume`",
             snapshot.revision.short()
         );
+        // Suspended daemons keep reporting: a new commit shows up in the stored status (one write per commit).
+        if already && current.condition("Ready").is_some_and(|c| c.message == message) {
+            return;
+        }
+        let now = now_rfc3339();
         let status = self.shared.update(|s| {
             s.suspended = true;
             s.set_phase(Phase::Suspended, "Suspended", &message, &now);
         });
         self.write_status(&status).await;
-        self.event(EventType::Normal, "Suspended", &message).await;
+        if !already {
+            self.event(EventType::Normal, "Suspended", &message).await;
+        }
     }
 
     /// One pass over `snapshot`. Returns a newer snapshot when one cancelled this pass.
