@@ -9,5 +9,6 @@ pub mod render;
 pub mod rollout;
 pub mod sim;
 pub mod source;
+pub mod status;
 pub mod topology;
 pub mod yaml;

@@ -12,8 +12,10 @@ pub mod pass_args;
 pub mod plan;
 pub mod render;
 mod report;
+pub mod run;
 pub mod sim;
 pub mod source;
+pub mod status;
 pub mod target;
 pub mod validate;
 
@@ -27,6 +29,9 @@ pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug`.
     #[arg(long, global = true, env = "KEELSON_LOG", default_value = "warn")]
     pub log: String,
+    /// Log format: `text` for terminals, `json` for log collectors.
+    #[arg(long, global = true, env = "KEELSON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +54,18 @@ pub enum Command {
     Source(source::SourceArgs),
     /// The simulated Kubernetes cluster.
     Sim(sim::SimArgs),
+    /// Run the reconciler: follow a Git ref and keep the cluster equal to it.
+    Run(Box<run::RunArgs>),
+    /// Show what the reconciler reports: phase, revisions, conditions, components.
+    Status(status::ShowArgs),
+    /// Show the reconciler's last passes.
+    History(status::ShowArgs),
+    /// Stop applying (the reconciler keeps reporting).
+    Suspend(status::ControlArgs),
+    /// Apply again after `suspend`.
+    Resume(status::ControlArgs),
+    /// Ask for a pass now, also on a revision whose rollout failed.
+    Reconcile(status::ControlArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -56,9 +73,15 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for usage errors.
 pub const EXIT_USAGE: u8 = 2;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    init_tracing(&cli.log, cli.log_format);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
@@ -68,6 +91,12 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Source(args) => source::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Run(args) => run::run(*args),
+        Command::Status(args) => status::status(args),
+        Command::History(args) => status::history(args),
+        Command::Suspend(args) => status::suspend(args, true),
+        Command::Resume(args) => status::suspend(args, false),
+        Command::Reconcile(args) => status::reconcile(args),
     }
 }
 
@@ -117,11 +146,14 @@ fn print_stdout(text: &str) {
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }

@@ -4,3 +4,8 @@
 pub mod pass;
 
 pub use pass::{PassError, PassOutcome, PassSettings, Prepared, execute, prepare};
+pub mod daemon;
+pub mod drift;
+pub mod leader;
+
+pub use daemon::{Backoff, Daemon, DaemonConfig, DaemonError};

@@ -1,0 +1,303 @@
+//! `keelson run`: the in-cluster reconciler. Flags fall back to `KEELSON_*` environment variables, which is
+//! how the Deployment in deploy/ and charts/ configures it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::pass_args::PassArgs;
+use super::{EXIT_FAILURE, runtime};
+use crate::cluster::{self, Target};
+use crate::reconciler::{Daemon, DaemonConfig};
+use crate::sim::{self, SimOptions};
+use crate::source::webhook::WebhookConfig;
+use crate::source::{GitCredentials, GitSourceConfig, Secret, SourceError};
+
+#[derive(Clone, Args)]
+pub struct RunArgs {
+    /// Git remote holding the topology: a path, file://, git://, http(s)://, ssh:// or user@host:path.
+    #[arg(long, value_name = "URL", env = "KEELSON_REPO")]
+    pub repo: String,
+    /// Branch, tag, full ref name or commit sha to follow.
+    #[arg(long = "ref", value_name = "REF", env = "KEELSON_REF", default_value = "main")]
+    pub reference: String,
+    /// Directory inside the repository that holds `keelson.yaml`.
+    #[arg(long, value_name = "P", env = "KEELSON_PATH", default_value = "")]
+    pub path: String,
+    /// Time between polls of the remote (humantime: 30s, 1m, 5m).
+    #[arg(long, value_name = "DURATION", env = "KEELSON_INTERVAL", default_value = "1m",
+          value_parser = parse_interval)]
+    pub interval: Duration,
+    /// kubeconfig file (default: in-cluster when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or
+    /// ~/.kube/config).
+    #[arg(long, value_name = "FILE", env = "KEELSON_KUBECONFIG", conflicts_with = "sim")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig.
+    #[arg(long, value_name = "NAME", env = "KEELSON_CONTEXT", conflicts_with = "sim")]
+    pub context: Option<String>,
+    /// Use the pod's service account (the default inside a pod).
+    #[arg(long, conflicts_with_all = ["sim", "kubeconfig", "context"])]
+    pub in_cluster: bool,
+    /// Run against a fresh embedded simulated cluster.
+    #[arg(long)]
+    pub sim: bool,
+    /// With --sim: write a kubeconfig for the simulated cluster here (for kubectl and `keelson status`).
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    pub sim_kubeconfig_out: Option<PathBuf>,
+    /// Keelson's own namespace: lease, status, control object, events. Created when missing.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "KEELSON_NAMESPACE",
+        default_value = "keelson-system"
+    )]
+    pub namespace: String,
+    /// Where the bare cache clone is kept.
+    #[arg(long, value_name = "D", env = "KEELSON_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// File holding an HTTP(S) token (sent as the password; user name x-access-token unless given).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KEELSON_GIT_TOKEN_FILE",
+        conflicts_with = "git_password_file"
+    )]
+    pub git_token_file: Option<PathBuf>,
+    /// File holding the HTTP(S) user name.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KEELSON_GIT_USERNAME_FILE",
+        conflicts_with = "git_username"
+    )]
+    pub git_username_file: Option<PathBuf>,
+    /// HTTP(S) user name (or --git-username-file).
+    #[arg(long, value_name = "USER", env = "KEELSON_GIT_USERNAME")]
+    pub git_username: Option<String>,
+    /// File holding the HTTP(S) password.
+    #[arg(long, value_name = "FILE", env = "KEELSON_GIT_PASSWORD_FILE")]
+    pub git_password_file: Option<PathBuf>,
+    /// SSH private key file.
+    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_KEY_FILE")]
+    pub ssh_key_file: Option<PathBuf>,
+    /// File holding the SSH key's passphrase.
+    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_PASSPHRASE_FILE")]
+    pub ssh_passphrase_file: Option<PathBuf>,
+    /// known_hosts file for SSH servers (also spelled --ssh-known-hosts / KEELSON_SSH_KNOWN_HOSTS, as in
+    /// the one-shot commands).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KEELSON_SSH_KNOWN_HOSTS_FILE",
+        alias = "ssh-known-hosts"
+    )]
+    pub ssh_known_hosts_file: Option<PathBuf>,
+    /// File holding the shared secret of push webhooks; enables POST /hooks/git.
+    #[arg(long, value_name = "FILE", env = "KEELSON_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Address of the HTTP server (/healthz, /readyz, /metrics, /status, /hooks/git).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "KEELSON_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Take part in leader election on a Lease in --namespace; only the leader writes.
+    #[arg(long, env = "KEELSON_LEADER_ELECT")]
+    pub leader_elect: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+impl std::fmt::Debug for RunArgs {
+    // The URL may carry credentials; the rest holds only file names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunArgs")
+            .field("repo", &crate::source::redact_url(&self.repo))
+            .field("reference", &self.reference)
+            .field("path", &self.path)
+            .field("interval", &self.interval)
+            .field("namespace", &self.namespace)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!("{text:?}: the interval must be at least 1s"));
+    }
+    Ok(interval)
+}
+
+impl RunArgs {
+    /// The Git source configuration, with credential files read.
+    pub fn source_config(&self) -> Result<GitSourceConfig, SourceError> {
+        let read = |file: &Option<PathBuf>| file.as_deref().map(Secret::from_file).transpose();
+        let password = match read(&self.git_token_file)? {
+            Some(token) => Some(token),
+            None => read(&self.git_password_file)?,
+        };
+        let username = match read(&self.git_username_file)? {
+            Some(user) => Some(user.expose().trim().to_string()),
+            None => self.git_username.clone(),
+        };
+        let known_hosts = self.ssh_known_hosts_file.clone().or_else(|| {
+            std::env::var_os("KEELSON_SSH_KNOWN_HOSTS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let mut config = GitSourceConfig::new(self.repo.clone(), self.reference.clone());
+        config.path = self.path.clone();
+        if let Some(dir) = &self.cache_dir {
+            config.cache_dir = dir.clone();
+        }
+        config.credentials = GitCredentials {
+            username,
+            password,
+            ssh_key: self.ssh_key_file.clone(),
+            ssh_passphrase: read(&self.ssh_passphrase_file)?,
+            known_hosts,
+            insecure_skip_host_key_check: false,
+        };
+        Ok(config)
+    }
+
+    pub fn daemon_config(&self) -> Result<DaemonConfig, SourceError> {
+        let mut config = DaemonConfig::new(self.namespace.clone());
+        config.interval = self.interval;
+        config.pass = self.pass.settings();
+        config.listen = Some(self.listen);
+        config.webhook = self
+            .webhook_secret_file
+            .as_deref()
+            .map(|file| WebhookConfig::from_secret_file(file, self.reference.clone()))
+            .transpose()?;
+        Ok(config)
+    }
+
+    fn target(&self) -> Target {
+        let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
+        if self.in_cluster || (in_pod && self.kubeconfig.is_none() && self.context.is_none()) {
+            Target::InCluster
+        } else {
+            Target::Kubeconfig {
+                path: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            }
+        }
+    }
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        match serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+    })
+}
+
+async fn serve(args: RunArgs) -> Result<(), String> {
+    let source = args.source_config().map_err(|e| e.to_string())?;
+    let config = args.daemon_config().map_err(|e| e.to_string())?;
+    let mut _sim = None;
+    let kube = if args.sim {
+        let cluster = sim::Cluster::start(SimOptions::default())
+            .await
+            .map_err(|e| format!("embedded simulated cluster: {e}"))?;
+        if let Some(path) = &args.sim_kubeconfig_out {
+            cluster
+                .write_kubeconfig(path)
+                .map_err(|e| format!("embedded simulated cluster: {e}"))?;
+        }
+        let kube = cluster::connect(Target::Client(cluster.client()))
+            .await
+            .map_err(|e| e.to_string())?;
+        _sim = Some(cluster);
+        kube
+    } else {
+        cluster::connect(args.target()).await.map_err(|e| e.to_string())?
+    };
+    let mut daemon = Daemon::new(kube, source, config).map_err(|e| e.to_string())?;
+    if args.leader_elect {
+        daemon = daemon.with_leader_election(crate::reconciler::leader::LeaderConfig::from_env());
+    }
+    let addr = daemon.bind().await.map_err(|e| e.to_string())?;
+    if let Some(addr) = addr {
+        tracing::info!(%addr, repo = %crate::source::redact_url(&args.repo), reference = %args.reference, "keelson run started");
+    }
+    daemon.run(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let cmd = Cmd::try_parse_from(["k", "--repo", "./r", "--interval", "30s", "--leader-elect"]).unwrap();
+        assert_eq!(cmd.run.reference, "main");
+        assert_eq!(cmd.run.interval, Duration::from_secs(30));
+        assert_eq!(cmd.run.namespace, "keelson-system");
+        assert_eq!(cmd.run.listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
+        assert!(cmd.run.leader_elect);
+        assert_eq!(cmd.run.pass.concurrency, 8);
+        for bad in [
+            ["--interval", "0s"],
+            ["--interval", "soon"],
+            ["--listen", "nowhere"],
+        ] {
+            let mut args = vec!["k", "--repo", "./r"];
+            args.extend(bad);
+            assert!(Cmd::try_parse_from(args).is_err(), "{bad:?}");
+        }
+        let cmd = Cmd::try_parse_from(["k", "--repo", "./r", "--ssh-known-hosts", "/kh"]).unwrap();
+        assert_eq!(cmd.run.ssh_known_hosts_file, Some(PathBuf::from("/kh")));
+        assert!(Cmd::try_parse_from(["k", "--repo", "./r", "--sim-kubeconfig-out", "/k"]).is_err());
+    }
+}

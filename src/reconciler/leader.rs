@@ -1,0 +1,209 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease: with several replicas exactly one writes.
+//!
+//! The holder renews the Lease every `retry_period`. Another replica takes over only after it has seen the
+//! same record unchanged for a whole `lease_duration` on its own clock (clocks of different nodes are never
+//! compared). A holder that cannot renew within `renew_deadline` (shorter than the lease duration) stops
+//! writing before anyone else may start. Updates carry the resourceVersion they read, so two replicas
+//! racing for an expired Lease cannot both win. On shutdown the holder releases the Lease at once.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Kube;
+
+pub const DEFAULT_LEASE_NAME: &str = "keelson-leader";
+
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    pub lease_name: String,
+    /// This replica's name in the Lease (the pod name in a cluster).
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl LeaderConfig {
+    /// Kubernetes' usual timings (15s / 10s / 2s); identity from POD_NAME or HOSTNAME plus a random
+    /// suffix, so that two processes on one host never share an identity.
+    pub fn from_env() -> Self {
+        let base = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "keelson".to_string());
+        Self::new(format!("{base}-{:08x}", rand::random::<u32>()))
+    }
+
+    pub fn new(identity: impl Into<String>) -> Self {
+        Self {
+            lease_name: DEFAULT_LEASE_NAME.to_string(),
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What this replica last saw of the Lease, and when (on its own clock).
+struct Observed {
+    record: (Option<String>, Option<String>),
+    at: Instant,
+}
+
+/// Runs the election until `stop` is cancelled; `leader` says whether this replica may write. Releases the
+/// Lease on the way out if it holds it.
+pub async fn run(
+    kube: Kube,
+    namespace: String,
+    config: LeaderConfig,
+    leader: watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    let api: Api<Lease> = Api::namespaced(kube.client().clone(), &namespace);
+    let mut observed: Option<Observed> = None;
+    let mut last_renewed: Option<Instant> = None;
+    loop {
+        let held = match try_acquire_or_renew(&api, &config, &mut observed).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, lease = %config.lease_name, "leader election: lease request failed");
+                false
+            }
+        };
+        let now = Instant::now();
+        if held {
+            last_renewed = Some(now);
+        }
+        // A holder keeps writing through failed renewals only until the renew deadline.
+        let is_leader =
+            held || last_renewed.is_some_and(|t| *leader.borrow() && now - t < config.renew_deadline);
+        if !is_leader {
+            last_renewed = None;
+        }
+        if *leader.borrow() != is_leader {
+            if is_leader {
+                tracing::info!(identity = %config.identity, "leader election: became the leader");
+            } else {
+                tracing::warn!(identity = %config.identity, "leader election: not the leader any more");
+            }
+            leader.send_replace(is_leader);
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(config.retry_period) => {}
+        }
+    }
+    if *leader.borrow() {
+        leader.send_replace(false);
+        match release(&api, &config).await {
+            Ok(()) => tracing::info!(identity = %config.identity, "leader election: lease released"),
+            Err(e) => tracing::warn!(error = %e, "leader election: releasing the lease failed"),
+        }
+    }
+}
+
+fn micro_now() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn seconds(d: Duration) -> i32 {
+    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+}
+
+async fn try_acquire_or_renew(
+    api: &Api<Lease>,
+    config: &LeaderConfig,
+    observed: &mut Option<Observed>,
+) -> Result<bool, kube::Error> {
+    let Some(mut lease) = api.get_opt(&config.lease_name).await? else {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(config.lease_name.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(config.identity.clone()),
+                lease_duration_seconds: Some(seconds(config.lease_duration)),
+                acquire_time: Some(micro_now()),
+                renew_time: Some(micro_now()),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            // Another replica created it first.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let spec = lease.spec.clone().unwrap_or_default();
+    let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+    let record = (holder.clone(), spec.renew_time.as_ref().map(|t| t.0.to_string()));
+    let now = Instant::now();
+    let fresh_observation = observed.as_ref().is_none_or(|o| o.record != record);
+    if fresh_observation {
+        *observed = Some(Observed { record, at: now });
+    }
+    let mine = holder.as_deref() == Some(config.identity.as_str());
+    let duration = spec
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(config.lease_duration, Duration::from_secs);
+    let expired = holder.is_none() || observed.as_ref().is_some_and(|o| now - o.at >= duration);
+    if !mine && !expired {
+        return Ok(false);
+    }
+    let mut next = spec.clone();
+    if !mine {
+        next.holder_identity = Some(config.identity.clone());
+        next.acquire_time = Some(micro_now());
+        next.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
+    }
+    next.renew_time = Some(micro_now());
+    next.lease_duration_seconds = Some(seconds(config.lease_duration));
+    lease.spec = Some(next);
+    // `replace` sends the resourceVersion read above: a concurrent change makes this fail with 409.
+    match api
+        .replace(&config.lease_name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn release(api: &Api<Lease>, config: &LeaderConfig) -> Result<(), kube::Error> {
+    let Some(mut lease) = api.get_opt(&config.lease_name).await? else {
+        return Ok(());
+    };
+    let mut spec = lease.spec.clone().unwrap_or_default();
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return Ok(());
+    }
+    spec.holder_identity = None;
+    spec.lease_duration_seconds = Some(1);
+    spec.renew_time = Some(micro_now());
+    lease.spec = Some(spec);
+    api.replace(&config.lease_name, &PostParams::default(), &lease)
+        .await
+        .map(|_| ())
+}
+
+/// The holder recorded in the Lease, if any.
+pub async fn holder(kube: &Kube, namespace: &str, lease_name: &str) -> Result<Option<String>, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(kube.client().clone(), namespace);
+    Ok(api
+        .get_opt(lease_name)
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty()))
+}

@@ -1,0 +1,147 @@
+//! Prometheus metrics under the `keelson_` prefix.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WaveLabel {
+    pub wave: String,
+}
+
+/// Every metric the daemon exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub passes: Family<ResultLabel, Counter>,
+    pub pass_duration: Histogram,
+    pub wave_duration: Family<WaveLabel, Histogram>,
+    pub objects: Family<ActionLabel, Counter>,
+    pub drift_corrections: Counter,
+    pub git_polls: Counter,
+    pub git_fetches: Counter,
+    pub git_poll_failures: Counter,
+    pub last_applied_timestamp: Gauge<f64, AtomicU64>,
+    pub suspended: Gauge,
+    pub leader: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    // 50 ms .. ~27 min: passes range from a no-op re-plan to a full cloud bring-up.
+    Histogram::new(exponential_buckets(0.05, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("keelson");
+        let passes = Family::<ResultLabel, Counter>::default();
+        registry.register("passes", "Reconcile passes by result", passes.clone());
+        let pass_duration = duration_histogram();
+        registry.register(
+            "pass_duration_seconds",
+            "Duration of reconcile passes",
+            pass_duration.clone(),
+        );
+        let wave_duration =
+            Family::<WaveLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "wave_duration_seconds",
+            "Duration of apply waves",
+            wave_duration.clone(),
+        );
+        let objects = Family::<ActionLabel, Counter>::default();
+        registry.register(
+            "objects",
+            "Objects written or deleted, by action",
+            objects.clone(),
+        );
+        let drift_corrections = Counter::default();
+        registry.register(
+            "drift_corrections",
+            "Owned objects re-applied because they drifted from Git",
+            drift_corrections.clone(),
+        );
+        let git_polls = Counter::default();
+        registry.register("git_polls", "Polls of the Git source", git_polls.clone());
+        let git_fetches = Counter::default();
+        registry.register("git_fetches", "Fetches from the Git remote", git_fetches.clone());
+        let git_poll_failures = Counter::default();
+        registry.register(
+            "git_poll_failures",
+            "Failed polls of the Git source",
+            git_poll_failures.clone(),
+        );
+        let last_applied_timestamp = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "last_applied_timestamp_seconds",
+            "Unix time of the last converged pass",
+            last_applied_timestamp.clone(),
+        );
+        let suspended = Gauge::default();
+        registry.register("suspended", "1 while applying is suspended", suspended.clone());
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this instance may write", leader.clone());
+        Self {
+            registry,
+            passes,
+            pass_duration,
+            wave_duration,
+            objects,
+            drift_corrections,
+            git_polls,
+            git_fetches,
+            git_poll_failures,
+            last_applied_timestamp,
+            suspended,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            // Encoding into a String cannot fail short of a formatting bug; serve what was written.
+            tracing::warn!("metrics: encoding failed");
+        }
+        text
+    }
+
+    pub fn pass(&self, result: &str) {
+        self.passes
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn objects(&self, action: &str, n: usize) {
+        self.objects
+            .get_or_create(&ActionLabel {
+                action: action.to_string(),
+            })
+            .inc_by(n as u64);
+    }
+}

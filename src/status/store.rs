@@ -1,0 +1,209 @@
+//! Status and control storage: two ConfigMaps in Keelson's own namespace.
+//!
+//! ConfigMaps rather than a CRD: they need no cluster-wide install step and no extra RBAC (the install
+//! already grants ConfigMaps in Keelson's namespace), `kubectl get cm keelson-status -o yaml` works on any
+//! cluster, and the document is small (20 history entries). One daemon serves one namespace, so the names are
+//! fixed and `keelson status` needs only the namespace.
+//!
+//! The status ConfigMap is written only by the daemon (field manager `keelson-status`). Requests from
+//! operators (`suspend`, `resume`, `reconcile`) go to a separate control ConfigMap (field manager
+//! `keelson-control`), so the two writers never contend for a field.
+
+use serde_json::{Value, json};
+
+use super::StatusError;
+use super::model::Status;
+use crate::cluster::{ApplyOptions, Kube};
+use crate::render::{LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef};
+
+pub const STATUS_CONFIGMAP: &str = "keelson-status";
+pub const CONTROL_CONFIGMAP: &str = "keelson-control";
+pub const STATUS_KEY: &str = "status.json";
+pub const STATUS_FIELD_MANAGER: &str = "keelson-status";
+pub const CONTROL_FIELD_MANAGER: &str = "keelson-control";
+const SUSPEND_KEY: &str = "suspend";
+const RECONCILE_KEY: &str = "reconcileRequestedAt";
+
+fn configmap(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: Some(namespace.into()),
+        name: name.into(),
+    }
+}
+
+/// What operators asked of the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Control {
+    pub suspend: bool,
+    /// An opaque token (a timestamp); a pass is forced each time it changes.
+    pub reconcile_requested_at: Option<String>,
+}
+
+/// Reads the status document; `None` when the daemon has not written one yet.
+pub async fn read_status(kube: &Kube, namespace: &str) -> Result<Option<Status>, StatusError> {
+    let object = configmap(namespace, STATUS_CONFIGMAP);
+    let live = match kube.get(&object).await {
+        Ok(live) => live,
+        Err(e) if e.is_not_found() => None,
+        Err(source) => {
+            return Err(StatusError::Read {
+                object: object.to_string(),
+                source,
+            });
+        }
+    };
+    let Some(live) = live else { return Ok(None) };
+    let Some(text) = live
+        .pointer(&format!("/data/{STATUS_KEY}"))
+        .and_then(Value::as_str)
+    else {
+        return Err(StatusError::Invalid {
+            object: object.to_string(),
+            reason: format!("data.{STATUS_KEY} missing or not a string"),
+        });
+    };
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| StatusError::Invalid {
+            object: object.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Writes the status document (server-side apply, field manager `keelson-status`).
+pub async fn write_status(kube: &Kube, namespace: &str, status: &Status) -> Result<(), StatusError> {
+    let object = configmap(namespace, STATUS_CONFIGMAP);
+    let text = serde_json::to_string_pretty(status).map_err(|e| StatusError::Invalid {
+        object: object.to_string(),
+        reason: e.to_string(),
+    })?;
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": STATUS_CONFIGMAP,
+            "namespace": namespace,
+            "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE },
+        },
+        "data": { STATUS_KEY: text },
+    });
+    apply(kube, &body, STATUS_FIELD_MANAGER)
+        .await
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })
+}
+
+/// Reads the control requests; all defaults when there is no control ConfigMap.
+pub async fn read_control(kube: &Kube, namespace: &str) -> Result<Control, StatusError> {
+    let object = configmap(namespace, CONTROL_CONFIGMAP);
+    let live = match kube.get(&object).await {
+        Ok(live) => live,
+        Err(e) if e.is_not_found() => None,
+        Err(source) => {
+            return Err(StatusError::Read {
+                object: object.to_string(),
+                source,
+            });
+        }
+    };
+    let Some(live) = live else {
+        return Ok(Control::default());
+    };
+    let field = |key: &str| live.pointer(&format!("/data/{key}")).and_then(Value::as_str);
+    let suspend = match field(SUSPEND_KEY).map(str::trim) {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(StatusError::Invalid {
+                object: object.to_string(),
+                reason: format!("data.{SUSPEND_KEY} must be \"true\" or \"false\", not {other:?}"),
+            });
+        }
+    };
+    Ok(Control {
+        suspend,
+        reconcile_requested_at: field(RECONCILE_KEY).filter(|s| !s.is_empty()).map(str::to_string),
+    })
+}
+
+/// Sets or clears the suspend request.
+pub async fn set_suspend(kube: &Kube, namespace: &str, suspend: bool) -> Result<(), StatusError> {
+    write_control(
+        kube,
+        namespace,
+        SUSPEND_KEY,
+        if suspend { "true" } else { "false" },
+    )
+    .await
+}
+
+/// Asks for a pass now, even on a revision whose rollout failed.
+pub async fn request_reconcile(kube: &Kube, namespace: &str, token: &str) -> Result<(), StatusError> {
+    write_control(kube, namespace, RECONCILE_KEY, token).await
+}
+
+async fn write_control(kube: &Kube, namespace: &str, key: &str, value: &str) -> Result<(), StatusError> {
+    let object = configmap(namespace, CONTROL_CONFIGMAP);
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CONTROL_CONFIGMAP,
+            "namespace": namespace,
+            "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE },
+        },
+        "data": { key: value },
+    });
+    apply(kube, &body, CONTROL_FIELD_MANAGER)
+        .await
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })
+}
+
+async fn apply(kube: &Kube, body: &Value, manager: &str) -> Result<(), crate::cluster::ClusterError> {
+    let options = ApplyOptions {
+        field_manager: manager.to_string(),
+        ..ApplyOptions::default()
+    };
+    kube.apply(body, &options).await.map(|_| ())
+}
+
+/// Creates Keelson's own namespace when it is missing.
+pub async fn ensure_namespace(kube: &Kube, namespace: &str) -> Result<(), StatusError> {
+    let object = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: namespace.into(),
+    };
+    match kube.get(&object).await {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(source) => {
+            return Err(StatusError::Read {
+                object: object.to_string(),
+                source,
+            });
+        }
+    }
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": { "name": namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE } },
+    });
+    apply(kube, &body, STATUS_FIELD_MANAGER)
+        .await
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })?;
+    tracing::info!(%namespace, "created Keelson's namespace");
+    Ok(())
+}

@@ -1,0 +1,932 @@
+//! `keelson run` in-process (and once as a binary) against the simulated cluster over real HTTP, following
+//! real Git repositories: triggers (local watch, webhook, poll interval), the failure policy, cancellation by
+//! a newer revision, suspend/resume/reconcile, drift correction, leader election and shutdown. Assertions
+//! read the status object, Events, metrics and the live objects through the API.
+
+#[path = "source_support/mod.rs"]
+mod source_support;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keelson::cluster::{ApplyOptions, Kube, Target, connect};
+use keelson::reconciler::leader::{self, LeaderConfig};
+use keelson::reconciler::{Backoff, Daemon, DaemonConfig, PassSettings};
+use keelson::render::ObjectRef;
+use keelson::sim::{Cluster, SimOptions};
+use keelson::source::webhook::WebhookConfig;
+use keelson::source::{GitSourceConfig, Secret};
+use keelson::status::{self, PassResult, Phase, Shared, Status};
+use serde_json::{Value, json};
+use source_support::Repo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const KEELSON_NS: &str = "keelson-system";
+const NS: &str = "demo";
+
+fn write_topology(dir: &Path, cache_replicas: u32, api_image: &str) {
+    std::fs::create_dir_all(dir.join("services")).unwrap();
+    std::fs::write(
+        dir.join("keelson.yaml"),
+        "apiVersion: keelson.dev/v1\nkind: Topology\nmetadata:\n  name: demo\nspec:\n  namespace: demo\n  \
+         images:\n    registry: quay.io\n    namespace: openstack.kolla\n    tag: 2025.1-ubuntu-noble\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("services/cache.yaml"),
+        format!(
+            "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: cache\nspec:\n  image: memcached\n  \
+             replicas: {cache_replicas}\n  ports:\n  - name: memcached\n    port: 11211\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("services/api.yaml"),
+        format!(
+            "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  image: {api_image}\n  \
+             dependsOn: [cache]\n  healthTimeout: 1h\n  ports:\n  - name: api\n    port: 5000\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn commit(repo: &Repo, message: &str) -> String {
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", message]);
+    repo.git(&["rev-parse", "HEAD"])
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    addr: Option<std::net::SocketAddr>,
+}
+
+impl Running {
+    async fn stop(self) -> Duration {
+        let started = Instant::now();
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("daemon stops")
+            .expect("daemon task");
+        started.elapsed()
+    }
+}
+
+fn fast_sim() -> SimOptions {
+    SimOptions {
+        ready_after: Duration::from_millis(100),
+        job_duration: Duration::from_millis(100),
+        unpullable_images: vec!["*:broken".into()],
+        ..SimOptions::default()
+    }
+}
+
+fn config(tweak: impl FnOnce(&mut DaemonConfig)) -> DaemonConfig {
+    let mut config = DaemonConfig::new(KEELSON_NS);
+    config.interval = Duration::from_secs(3600);
+    config.pass = PassSettings {
+        poll_interval: Duration::from_millis(50),
+        ..PassSettings::default()
+    };
+    config.backoff = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(2),
+    };
+    config.watch_debounce = Duration::from_millis(50);
+    tweak(&mut config);
+    config
+}
+
+async fn start(
+    kube: &Kube,
+    repo: &Path,
+    cache: &Path,
+    config: DaemonConfig,
+    leader: Option<LeaderConfig>,
+) -> Running {
+    let mut source = GitSourceConfig::new(repo.to_string_lossy().into_owned(), "main");
+    source.cache_dir = cache.to_path_buf();
+    let mut daemon = Daemon::new(kube.clone(), source, config).expect("daemon");
+    if let Some(leader) = leader {
+        daemon = daemon.with_leader_election(leader);
+    }
+    let addr = daemon.bind().await.expect("bind");
+    let shared = daemon.shared();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    let task = tokio::spawn(async move {
+        daemon
+            .run(async move { shutdown.cancelled().await })
+            .await
+            .expect("daemon runs");
+    });
+    Running {
+        shared,
+        stop,
+        task,
+        addr,
+    }
+}
+
+async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn applied(shared: &Shared, revision: &str, timeout: Duration) -> Duration {
+    wait_for(&format!("revision {revision} applied"), timeout, || async {
+        let s = shared.status();
+        s.last_applied_revision.as_deref() == Some(revision) && s.phase == Phase::Ready
+    })
+    .await
+}
+
+/// Waits until the stored status (written after the in-memory one) shows `revision` applied.
+async fn stored_applied(kube: &Kube, revision: &str) -> Status {
+    wait_for(
+        &format!("stored status at {revision}"),
+        Duration::from_secs(10),
+        || async {
+            status::read_status(kube, KEELSON_NS)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| {
+                    s.last_applied_revision.as_deref() == Some(revision) && s.phase == Phase::Ready
+                })
+        },
+    )
+    .await;
+    stored(kube).await
+}
+
+async fn stored(kube: &Kube) -> Status {
+    status::read_status(kube, KEELSON_NS)
+        .await
+        .expect("read status")
+        .expect("status exists")
+}
+
+async fn deployment(kube: &Kube, name: &str) -> Value {
+    kube.get(&ObjectRef {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some(NS.into()),
+        name: name.into(),
+    })
+    .await
+    .expect("get")
+    .expect("deployment exists")
+}
+
+async fn event_reasons(kube: &Kube) -> Vec<String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(kube.client().clone(), KEELSON_NS);
+    api.list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    repo: Repo,
+    cache: std::path::PathBuf,
+    sim: Cluster,
+    kube: Kube,
+}
+
+async fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(tmp.path().join("repo"));
+    write_topology(&repo.path, 1, "keystone");
+    commit(&repo, "first");
+    let sim = Cluster::start(fast_sim()).await.expect("sim");
+    let kube = connect(Target::Client(sim.client())).await.expect("connect");
+    let cache = tmp.path().join("cache");
+    Fixture {
+        _tmp: tmp,
+        repo,
+        cache,
+        sim,
+        kube,
+    }
+}
+
+async fn http(addr: std::net::SocketAddr, request: String) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: keelson\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_commit_is_applied_through_the_watch_not_the_interval() {
+    let f = fixture().await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 1);
+
+    write_topology(&f.repo.path, 2, "keystone");
+    let second = commit(&f.repo, "two caches");
+    // The interval is an hour: only the watch can have started this pass.
+    let took = wait_for("the new commit observed", Duration::from_secs(10), || async {
+        daemon.shared.status().observed_revision.as_deref() == Some(second.as_str())
+    })
+    .await;
+    applied(&daemon.shared, &second, Duration::from_secs(30)).await;
+    eprintln!("commit observed through the watch after {took:?}");
+    assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
+
+    let status = stored_applied(&f.kube, &second).await;
+    assert_eq!(status.last_applied_revision.as_deref(), Some(second.as_str()));
+    assert_eq!(status.history[0].trigger, "wake");
+    assert_eq!(status.history[0].subject, "two caches");
+    assert_eq!(status.history[0].counts.updated, 1);
+    assert_eq!(status.history[1].trigger, "start");
+    assert_eq!(
+        status.history[1].counts.created,
+        status.history[1].counts.created.max(4)
+    );
+    assert!(
+        status
+            .components
+            .iter()
+            .all(|c| c.state == status::ComponentPhase::Healthy)
+    );
+    let reasons = event_reasons(&f.kube).await;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "Applied").count(),
+        2,
+        "{reasons:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_wakes_the_daemon_and_the_http_endpoints_answer() {
+    let f = fixture().await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    let secret = "s3cret-for-tests";
+    let cfg = config(|c| {
+        c.watch_local = false;
+        c.listen = Some("127.0.0.1:0".parse().unwrap());
+        c.webhook = Some(WebhookConfig::new(Secret::new(secret.to_string()), "main"));
+    });
+    let daemon = start(&f.kube, &f.repo.path, &f.cache, cfg, None).await;
+    let addr = daemon.addr.expect("listening");
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+
+    write_topology(&f.repo.path, 3, "keystone");
+    let second = commit(&f.repo, "three caches");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(
+        daemon.shared.status().observed_revision.as_deref(),
+        Some(second.as_str()),
+        "nothing polled yet"
+    );
+    let body = r#"{"ref":"refs/heads/main","after":"0000"}"#;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, body.as_bytes());
+    let signature: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let (code, _) = http(
+        addr,
+        format!(
+            "POST /hooks/git HTTP/1.1\r\nHost: keelson\r\nConnection: close\r\nContent-Type: application/json\r\n\
+             X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256={signature}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(code, 202);
+    applied(&daemon.shared, &second, Duration::from_secs(30)).await;
+
+    let (code, text) = get(addr, "/status").await;
+    assert_eq!(code, 200);
+    let json: Value = serde_json::from_str(&text).expect("status JSON");
+    assert_eq!(json["lastAppliedRevision"], second.as_str());
+    assert_eq!(json["phase"], "Ready");
+    let (code, metrics) = get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    for needle in [
+        "keelson_passes_total{result=\"succeeded\"} 2",
+        "keelson_pass_duration_seconds_count",
+        "keelson_objects_total{action=\"created\"}",
+        "keelson_objects_total{action=\"updated\"} 1",
+        "keelson_git_polls_total",
+        "keelson_git_fetches_total",
+        "keelson_last_applied_timestamp_seconds",
+        "keelson_wave_duration_seconds_count{wave=\"0\"}",
+        "keelson_drift_corrections_total 0",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_watch_or_webhook_the_poll_interval_applies_commits() {
+    let f = fixture().await;
+    let daemon = start(
+        &f.kube,
+        &f.repo.path,
+        &f.cache,
+        config(|c| {
+            c.watch_local = false;
+            c.interval = Duration::from_secs(1);
+        }),
+        None,
+    )
+    .await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    write_topology(&f.repo.path, 2, "keystone");
+    let second = commit(&f.repo, "two caches");
+    applied(&daemon.shared, &second, Duration::from_secs(30)).await;
+    assert_eq!(stored_applied(&f.kube, &second).await.history[0].trigger, "poll");
+    daemon.stop().await;
+}
+
+fn writes(sim: &Cluster) -> usize {
+    sim.request_log()
+        .iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_asked() {
+    let f = fixture().await;
+    let daemon = start(
+        &f.kube,
+        &f.repo.path,
+        &f.cache,
+        config(|c| c.interval = Duration::from_millis(500)),
+        None,
+    )
+    .await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+
+    // Invalid: a dependency that does not exist.
+    let path = f.repo.path.join("services/api.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("dependsOn: [cache]", "dependsOn: [nowhere]")).unwrap();
+    let invalid = commit(&f.repo, "depend on nothing");
+    wait_for("stalled", Duration::from_secs(20), || async {
+        daemon.shared.status().phase == Phase::Stalled
+    })
+    .await;
+    // The status write and the Event follow the in-memory status.
+    wait_for("stall reported", Duration::from_secs(10), || async {
+        event_reasons(&f.kube)
+            .await
+            .iter()
+            .any(|r| r == "InvalidConfiguration")
+    })
+    .await;
+    let before = writes(&f.sim);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        writes(&f.sim),
+        before,
+        "a stalled revision is not retried on every tick"
+    );
+    let status = stored(&f.kube).await;
+    assert_eq!(status.last_applied_revision.as_deref(), Some(first.as_str()));
+    assert_eq!(status.last_attempted_revision.as_deref(), Some(invalid.as_str()));
+    assert_eq!(status.condition("Stalled").unwrap().status, "True");
+    assert_eq!(status.condition("Ready").unwrap().status, "False");
+    assert!(status.condition("Stalled").unwrap().message.contains("nowhere"));
+    assert_eq!(status.history[0].result, PassResult::Stalled);
+
+    // A rollout that fails: the image never pulls and the health timeout is short.
+    write_topology(&f.repo.path, 1, "keystone:broken");
+    let path = f.repo.path.join("services/api.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("healthTimeout: 1h", "healthTimeout: 1s")).unwrap();
+    let broken = commit(&f.repo, "broken api image");
+    wait_for("failed", Duration::from_secs(30), || async {
+        daemon.shared.status().phase == Phase::Failed
+    })
+    .await;
+    wait_for("failure stored", Duration::from_secs(10), || async {
+        stored(&f.kube).await.phase == Phase::Failed
+    })
+    .await;
+    let status = stored(&f.kube).await;
+    assert_eq!(status.history[0].revision, broken);
+    assert_eq!(status.history[0].result, PassResult::Failed);
+    let api = status.components.iter().find(|c| c.name == "api").unwrap();
+    assert_eq!(api.state, status::ComponentPhase::Failed);
+    wait_for("failure reported", Duration::from_secs(10), || async {
+        event_reasons(&f.kube)
+            .await
+            .iter()
+            .any(|r| r == "ComponentFailed")
+    })
+    .await;
+    let before = writes(&f.sim);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        writes(&f.sim),
+        before,
+        "a failed rollout is not retried on the same commit"
+    );
+
+    status::request_reconcile(&f.kube, KEELSON_NS, "now")
+        .await
+        .unwrap();
+    wait_for("a requested pass", Duration::from_secs(30), || async {
+        let s = daemon.shared.status();
+        s.history.len() >= 4 && s.history[0].trigger == "reconcile" && s.phase == Phase::Failed
+    })
+    .await;
+
+    let reasons = event_reasons(&f.kube).await;
+    for reason in [
+        "Applied",
+        "InvalidConfiguration",
+        "RolloutFailed",
+        "ComponentFailed",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} missing from {reasons:?}"
+        );
+    }
+    let metrics = daemon.shared.metrics.encode();
+    for needle in [
+        "result=\"stalled\"} 1",
+        "result=\"failed\"} 2",
+        "result=\"succeeded\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_commit_cancels_a_rollout_waiting_on_health() {
+    let f = fixture().await;
+    let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    write_topology(&f.repo.path, 1, "keystone:broken");
+    let broken = commit(&f.repo, "broken api image");
+    wait_for("waiting on api", Duration::from_secs(20), || async {
+        daemon
+            .shared
+            .status()
+            .components
+            .iter()
+            .any(|c| c.name == "api" && c.state == status::ComponentPhase::Progressing)
+    })
+    .await;
+    write_topology(&f.repo.path, 1, "keystone:fixed");
+    let fixed = commit(&f.repo, "fix api image");
+    applied(&daemon.shared, &fixed, Duration::from_secs(30)).await;
+    let status = stored_applied(&f.kube, &fixed).await;
+    assert_eq!(status.history[0].revision, fixed);
+    assert_eq!(status.history[0].result, PassResult::Succeeded);
+    assert_eq!(status.history[1].revision, broken);
+    assert_eq!(status.history[1].result, PassResult::Cancelled);
+    let image =
+        deployment(&f.kube, "api").await["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    assert!(image.as_str().unwrap().ends_with(":fixed"), "{image}");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_applying_but_keeps_reporting() {
+    let f = fixture().await;
+    let daemon = start(
+        &f.kube,
+        &f.repo.path,
+        &f.cache,
+        config(|c| c.interval = Duration::from_millis(500)),
+        None,
+    )
+    .await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    status::set_suspend(&f.kube, KEELSON_NS, true).await.unwrap();
+    write_topology(&f.repo.path, 2, "keystone");
+    let second = commit(&f.repo, "two caches");
+    wait_for("suspended", Duration::from_secs(20), || async {
+        let s = daemon.shared.status();
+        s.phase == Phase::Suspended && s.observed_revision.as_deref() == Some(second.as_str())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        deployment(&f.kube, "cache").await["spec"]["replicas"],
+        1,
+        "nothing applied while suspended"
+    );
+    let status = stored(&f.kube).await;
+    assert!(status.suspended);
+    assert_eq!(
+        status.observed_revision.as_deref(),
+        Some(second.as_str()),
+        "reporting goes on"
+    );
+    assert_eq!(status.last_applied_revision.as_deref(), Some(first.as_str()));
+    assert!(daemon.shared.metrics.encode().contains("keelson_suspended 1"));
+
+    status::set_suspend(&f.kube, KEELSON_NS, false).await.unwrap();
+    applied(&daemon.shared, &second, Duration::from_secs(30)).await;
+    assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
+    let reasons = event_reasons(&f.kube).await;
+    assert!(
+        reasons.iter().any(|r| r == "Suspended") && reasons.iter().any(|r| r == "Resumed"),
+        "{reasons:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay() {
+    let f = fixture().await;
+    // The interval is an hour: only the drift watch can start the corrections below.
+    let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    // Let the watchers list what exists before changing it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let intruder = ApplyOptions {
+        field_manager: "someone-else".into(),
+        force: true,
+        ..ApplyOptions::default()
+    };
+    f.kube
+        .apply(
+            &json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "cache", "namespace": NS, "annotations": {"example.com/note": "mine"}},
+                "spec": {"replicas": 5},
+            }),
+            &intruder,
+        )
+        .await
+        .expect("drift applied");
+    wait_for("drift corrected", Duration::from_secs(20), || async {
+        deployment(&f.kube, "cache").await["spec"]["replicas"] == 1
+    })
+    .await;
+    wait_for("drift counted", Duration::from_secs(10), || async {
+        daemon.shared.status().drift_corrections >= 1
+    })
+    .await;
+    let live = deployment(&f.kube, "cache").await;
+    assert_eq!(
+        live["metadata"]["annotations"]["example.com/note"], "mine",
+        "a field Keelson does not own stays"
+    );
+    assert!(
+        daemon
+            .shared
+            .metrics
+            .encode()
+            .contains("keelson_drift_corrections_total 1")
+    );
+    wait_for("drift event", Duration::from_secs(10), || async {
+        event_reasons(&f.kube).await.iter().any(|r| r == "DriftCorrected")
+    })
+    .await;
+    assert_eq!(stored(&f.kube).await.history[0].trigger, "drift");
+
+    // The same through kubectl, and a deletion by hand.
+    let kubeconfig = f._tmp.path().join("kubeconfig");
+    f.sim.write_kubeconfig(&kubeconfig).unwrap();
+    let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    if kubectl.exists() {
+        let out = std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "-n",
+                NS,
+                "patch",
+                "deployment",
+                "api",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"replicas":3}}"#,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        wait_for("kubectl drift corrected", Duration::from_secs(20), || async {
+            deployment(&f.kube, "api").await["spec"]["replicas"] == 1
+        })
+        .await;
+    }
+    let service = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: Some(NS.into()),
+        name: "cache".into(),
+    };
+    f.kube
+        .delete(&service, &Default::default())
+        .await
+        .expect("delete by hand");
+    wait_for("deleted object recreated", Duration::from_secs(20), || async {
+        f.kube.get(&service).await.ok().flatten().is_some()
+    })
+    .await;
+    wait_for("all drift counted", Duration::from_secs(10), || async {
+        daemon.shared.status().drift_corrections >= 2
+    })
+    .await;
+    daemon.stop().await;
+}
+
+fn fast_lease(identity: &str) -> LeaderConfig {
+    LeaderConfig {
+        lease_duration: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        retry_period: Duration::from_millis(200),
+        ..LeaderConfig::new(identity)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
+    let f = fixture().await;
+    let cache_b = f.cache.with_extension("b");
+    let a = start(
+        &f.kube,
+        &f.repo.path,
+        &f.cache,
+        config(|_| {}),
+        Some(fast_lease("a")),
+    )
+    .await;
+    let b = start(
+        &f.kube,
+        &f.repo.path,
+        &cache_b,
+        config(|_| {}),
+        Some(fast_lease("b")),
+    )
+    .await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    wait_for("one replica applied", Duration::from_secs(30), || async {
+        [&a, &b]
+            .iter()
+            .any(|d| d.shared.status().last_applied_revision.as_deref() == Some(first.as_str()))
+    })
+    .await;
+    let holder = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME)
+        .await
+        .unwrap()
+        .expect("a holder");
+    let (leading, standby) = if holder == "a" { (a, b) } else { (b, a) };
+    assert!(leading.shared.metrics.encode().contains("keelson_leader 1"));
+    assert!(standby.shared.metrics.encode().contains("keelson_leader 0"));
+    assert!(
+        standby.shared.status().history.is_empty(),
+        "the standby ran no pass"
+    );
+
+    // Stop the leader while it waits on a rollout: it stops promptly and releases the Lease.
+    write_topology(&f.repo.path, 1, "keystone:broken");
+    commit(&f.repo, "broken api image");
+    wait_for("rollout waiting", Duration::from_secs(20), || async {
+        leading.shared.status().phase == Phase::Reconciling
+    })
+    .await;
+    let took = leading.stop().await;
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    let after = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME)
+        .await
+        .unwrap();
+    assert!(
+        after.is_none() || after.as_deref() != Some(holder.as_str()),
+        "released, holder now {after:?}"
+    );
+
+    write_topology(&f.repo.path, 2, "keystone");
+    let fixed = commit(&f.repo, "two caches, api fixed");
+    applied(&standby.shared, &fixed, Duration::from_secs(30)).await;
+    let now_holder = leader::holder(&f.kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME)
+        .await
+        .unwrap();
+    assert_ne!(now_holder.as_deref(), Some(holder.as_str()));
+    // The new leader continued the stored history rather than starting a new one.
+    let status = stored_applied(&f.kube, &fixed).await;
+    assert!(
+        status.history.iter().any(|h| h.result == PassResult::Cancelled),
+        "{:?}",
+        status.history
+    );
+    assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
+    standby.stop().await;
+}
+
+#[test]
+fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(tmp.path().join("repo"));
+    write_topology(&repo.path, 1, "keystone");
+    let first = commit(&repo, "first");
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let bin = env!("CARGO_BIN_EXE_keelson");
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "run",
+            "--sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--leader-elect",
+            "--interval",
+            "1h",
+        ])
+        .arg("--repo")
+        .arg(&repo.path)
+        .arg("--cache-dir")
+        .arg(tmp.path().join("cache"))
+        .arg("--sim-kubeconfig-out")
+        .arg(&kubeconfig)
+        .env("KEELSON_LOG_FORMAT", "json")
+        .env("KEELSON_LOG", "info")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn keelson run");
+    let status_json = || {
+        std::process::Command::new(bin)
+            .args(["status", "-o", "json", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output()
+            .expect("keelson status")
+    };
+    let started = Instant::now();
+    let status: Value = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no converged status from the binary"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        if !kubeconfig.exists() {
+            continue;
+        }
+        let out = status_json();
+        if !out.status.success() {
+            continue;
+        }
+        let value: Value = serde_json::from_slice(&out.stdout).expect("status -o json");
+        if value["lastAppliedRevision"] == first.as_str() {
+            break value;
+        }
+    };
+    assert_eq!(status["phase"], "Ready");
+    let history = std::process::Command::new(bin)
+        .args(["history", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .expect("keelson history");
+    let table = String::from_utf8_lossy(&history.stdout);
+    assert!(table.starts_with("REVISION"), "{table}");
+    assert!(
+        table.contains(&first[..12]) && table.contains("Succeeded"),
+        "{table}"
+    );
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "keelson run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with('{') && l.contains("lease released")),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_errors_are_retried_with_backoff_until_they_clear() {
+    let f = fixture().await;
+    // No retries inside the client: every failed read reaches the daemon's policy.
+    let kube = f.kube.clone().with_retry(keelson::cluster::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    let faults = keelson::sim::FaultConfig {
+        error_rates: [("get".to_string(), 1.0)].into_iter().collect(),
+        error_status: 500,
+        ..Default::default()
+    };
+    // Keelson's namespace exists, so that status writes and Events (not faulted) land during the faults.
+    status::store::ensure_namespace(&f.kube, KEELSON_NS)
+        .await
+        .unwrap();
+    f.sim.faults().set(faults).unwrap();
+    let daemon = start(&kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
+    let errors = || {
+        daemon
+            .shared
+            .metrics
+            .encode()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("keelson_passes_total{result=\"error\"} ")
+                    .map(str::to_string)
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        errors() >= 3,
+        "{:?} {}",
+        daemon.shared.status(),
+        daemon.shared.metrics.encode()
+    );
+    // Exponential: 200ms, 400ms, 800ms, 1.6s, 2s... (with jitter): a handful in 3s, not a storm.
+    assert!(errors() <= 8, "{}", errors());
+    let status = daemon.shared.status();
+    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(status.condition("Ready").unwrap().reason, "TransientError");
+    assert_eq!(
+        status.history.len(),
+        1,
+        "retries of one error share a history entry"
+    );
+    assert_eq!(status.history[0].result, PassResult::Error);
+    f.sim.faults().set(Default::default()).unwrap();
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    wait_for("applied event", Duration::from_secs(10), || async {
+        event_reasons(&f.kube).await.iter().any(|r| r == "Applied")
+    })
+    .await;
+    let reasons = event_reasons(&f.kube).await;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "TransientError").count(),
+        1,
+        "{reasons:?}"
+    );
+    daemon.stop().await;
+}
