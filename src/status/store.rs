@@ -79,22 +79,7 @@ pub async fn write_status(kube: &Kube, namespace: &str, status: &Status) -> Resu
         object: object.to_string(),
         reason: e.to_string(),
     })?;
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": STATUS_CONFIGMAP,
-            "namespace": namespace,
-            "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE },
-        },
-        "data": { STATUS_KEY: text },
-    });
-    apply(kube, &body, STATUS_FIELD_MANAGER)
-        .await
-        .map_err(|source| StatusError::Write {
-            object: object.to_string(),
-            source,
-        })
+    apply_key(kube, &object, STATUS_KEY, &text, STATUS_FIELD_MANAGER).await
 }
 
 /// Reads the control requests; all defaults when there is no control ConfigMap.
@@ -148,30 +133,38 @@ pub async fn request_reconcile(kube: &Kube, namespace: &str, token: &str) -> Res
 
 async fn write_control(kube: &Kube, namespace: &str, key: &str, value: &str) -> Result<(), StatusError> {
     let object = configmap(namespace, CONTROL_CONFIGMAP);
+    apply_key(kube, &object, key, value, CONTROL_FIELD_MANAGER).await
+}
+
+/// Server-side applies one key of one of Keelson's own ConfigMaps as `manager`.
+async fn apply_key(
+    kube: &Kube,
+    object: &ObjectRef,
+    key: &str,
+    value: &str,
+    manager: &str,
+) -> Result<(), StatusError> {
     let body = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": CONTROL_CONFIGMAP,
-            "namespace": namespace,
+            "name": object.name,
+            "namespace": object.namespace,
             "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE },
         },
         "data": { key: value },
     });
-    apply(kube, &body, CONTROL_FIELD_MANAGER)
-        .await
-        .map_err(|source| StatusError::Write {
-            object: object.to_string(),
-            source,
-        })
-}
-
-async fn apply(kube: &Kube, body: &Value, manager: &str) -> Result<(), crate::cluster::ClusterError> {
     let options = ApplyOptions {
         field_manager: manager.to_string(),
         ..ApplyOptions::default()
     };
-    kube.apply(body, &options).await.map(|_| ())
+    kube.apply(&body, &options)
+        .await
+        .map(|_| ())
+        .map_err(|source| StatusError::Write {
+            object: object.to_string(),
+            source,
+        })
 }
 
 /// Creates Keelson's own namespace when it is missing.
@@ -198,7 +191,11 @@ pub async fn ensure_namespace(kube: &Kube, namespace: &str) -> Result<(), Status
         "kind": "Namespace",
         "metadata": { "name": namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE } },
     });
-    apply(kube, &body, STATUS_FIELD_MANAGER)
+    let options = ApplyOptions {
+        field_manager: STATUS_FIELD_MANAGER.to_string(),
+        ..ApplyOptions::default()
+    };
+    kube.apply(&body, &options)
         .await
         .map_err(|source| StatusError::Write {
             object: object.to_string(),
