@@ -106,7 +106,7 @@ impl ApiError {
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type:?}"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this simulated cluster does not decode protobuf); got {content_type:?}"
             ),
         )
     }
