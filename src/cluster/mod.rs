@@ -456,6 +456,31 @@ impl Kube {
         })
     }
 
+    /// Creates `namespace` (labelled as Keelson's, never pruned) when it does not exist; `true` if it did so.
+    pub async fn ensure_namespace(&self, namespace: &str, field_manager: &str) -> Result<bool, ClusterError> {
+        let reference = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: namespace.to_string(),
+        };
+        if self.get(&reference).await?.is_some() {
+            return Ok(false);
+        }
+        let body = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": { "name": namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE } },
+        });
+        let options = ApplyOptions {
+            field_manager: field_manager.to_string(),
+            ..ApplyOptions::default()
+        };
+        self.apply(&body, &options).await?;
+        tracing::info!(%namespace, "created namespace");
+        Ok(true)
+    }
+
     /// The live object, or `None` when it does not exist.
     pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let api = self.api_for(object).await?;

@@ -8,16 +8,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use crate::cluster::{ApplyOptions, ClusterError, KindRef, Kube, owned_selector};
+use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector};
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
-use crate::render::{
-    self, LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef, RenderError, RenderOptions, Rendered,
-};
+use crate::render::{self, ObjectRef, RenderError, RenderOptions, Rendered};
 use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
 use crate::source::{CommitInfo, Revision, Snapshot};
 use crate::topology::{self, Diagnostics, Topology};
@@ -350,34 +348,12 @@ async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
         .filter_map(|c| c.reference.namespace.as_deref())
         .collect();
     for namespace in namespaces {
-        let reference = ObjectRef {
-            api_version: "v1".into(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: namespace.to_string(),
-        };
-        let exists = kube
-            .get(&reference)
+        kube.ensure_namespace(namespace, FIELD_MANAGER)
             .await
             .map_err(|source| PassError::Namespace {
                 namespace: namespace.to_string(),
                 source,
             })?;
-        if exists.is_some() {
-            continue;
-        }
-        let body = json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": { "name": namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE } },
-        });
-        kube.apply(&body, &ApplyOptions::default())
-            .await
-            .map_err(|source| PassError::Namespace {
-                namespace: namespace.to_string(),
-                source,
-            })?;
-        tracing::info!(%namespace, "created namespace");
     }
     Ok(())
 }

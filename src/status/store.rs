@@ -169,38 +169,11 @@ async fn apply_key(
 
 /// Creates Keelson's own namespace when it is missing.
 pub async fn ensure_namespace(kube: &Kube, namespace: &str) -> Result<(), StatusError> {
-    let object = ObjectRef {
-        api_version: "v1".into(),
-        kind: "Namespace".into(),
-        namespace: None,
-        name: namespace.into(),
-    };
-    match kube.get(&object).await {
-        Ok(Some(_)) => return Ok(()),
-        Ok(None) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(source) => {
-            return Err(StatusError::Read {
-                object: object.to_string(),
-                source,
-            });
-        }
-    }
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": { "name": namespace, "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE } },
-    });
-    let options = ApplyOptions {
-        field_manager: STATUS_FIELD_MANAGER.to_string(),
-        ..ApplyOptions::default()
-    };
-    kube.apply(&body, &options)
+    kube.ensure_namespace(namespace, STATUS_FIELD_MANAGER)
         .await
+        .map(|_| ())
         .map_err(|source| StatusError::Write {
-            object: object.to_string(),
+            object: format!("Namespace {namespace}"),
             source,
-        })?;
-    tracing::info!(%namespace, "created Keelson's namespace");
-    Ok(())
+        })
 }
