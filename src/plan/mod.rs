@@ -400,6 +400,47 @@ fn plan_deletions(
         .collect()
 }
 
+impl Plan {
+    /// The part of this plan that touches only `components`: their apply changes, no deletions, and only
+    /// their refusals and warnings. Used to correct drift of the healthy components of a failed revision
+    /// without retrying the failed ones; `components` must be closed under dependencies (a dependency that
+    /// is left out blocks its dependents in the rollout).
+    pub fn only_components(&self, components: &BTreeSet<String>) -> Plan {
+        let mut plan = Plan {
+            waves: self
+                .waves
+                .iter()
+                .map(|w| Wave {
+                    index: w.index,
+                    components: w
+                        .components
+                        .iter()
+                        .filter(|c| components.contains(&c.name))
+                        .cloned()
+                        .collect(),
+                })
+                .collect(),
+            deletions: Vec::new(),
+            refusals: self
+                .refusals
+                .iter()
+                .filter(|r| components.contains(&r.component))
+                .cloned()
+                .collect(),
+            warnings: self
+                .warnings
+                .iter()
+                .filter(|w| components.contains(&w.component))
+                .cloned()
+                .collect(),
+            summary: Summary::default(),
+            ..self.clone()
+        };
+        plan.summary = summarize(&plan);
+        plan
+    }
+}
+
 fn summarize(plan: &Plan) -> Summary {
     let mut s = Summary {
         refused: plan.refusals.len(),

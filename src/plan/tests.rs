@@ -1199,3 +1199,41 @@ fn schema_downgrade_shows_in_every_format() {
     assert_eq!(json["warnings"][0]["kind"]["type"], "schemaDowngradeAllowed");
     assert_eq!(json["warnings"][0]["kind"]["from"], "2025.2-ubuntu-noble");
 }
+
+#[test]
+fn only_components_keeps_their_changes_and_drops_deletions() {
+    // Everything is live, mariadb's Deployment drifted, and an old component is gone from Git.
+    let desired = full_diamond();
+    let mut s = Scenario::new(desired.clone());
+    s.live = desired.iter().map(live_of).collect();
+    for live in &mut s.live {
+        if live["kind"] == "Deployment" && live["metadata"]["name"] == "mariadb" {
+            live["spec"]["replicas"] = json!(7);
+        }
+    }
+    s.live.push(mk_live("old-cache", "ConfigMap", "old-cache-config"));
+    s.options.allow_prune_over_budget = true;
+    let full = s.run();
+    assert_eq!(full.summary.delete, 1);
+
+    let keep: BTreeSet<String> = ["mariadb", "rabbitmq"].iter().map(|s| s.to_string()).collect();
+    let part = full.only_components(&keep);
+    let names: Vec<&str> = part
+        .waves
+        .iter()
+        .flat_map(|w| &w.components)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["mariadb", "rabbitmq"]);
+    assert_eq!(part.waves.len(), full.waves.len(), "wave indices are kept");
+    assert!(part.deletions.is_empty());
+    assert_eq!(part.summary.delete, 0);
+    assert_eq!(part.summary.update, 1, "{:?}", part.summary);
+    assert_eq!(part.summary.unchanged, 11);
+    let updated: Vec<String> = part
+        .apply_changes()
+        .filter(|c| c.action == Action::Update)
+        .map(|c| c.reference.to_string())
+        .collect();
+    assert_eq!(updated, [format!("Deployment {NS}/mariadb")]);
+}

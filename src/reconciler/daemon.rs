@@ -5,9 +5,14 @@
 //! Failure policy: configuration errors stall until the next commit; transient errors retry with exponential
 //! backoff and jitter; a failed rollout is not retried on the same commit unless an operator asks
 //! (`keelson reconcile`) or a new commit arrives. A converged revision is re-planned on every tick, which
-//! re-applies owned objects that drifted from Git (and costs only reads when nothing drifted).
+//! re-applies owned objects that drifted from Git (and costs only reads when nothing drifted). While a
+//! revision stays failed, drift in the components that did become healthy is still corrected, by passes
+//! narrowed to those components; the failed ones and their dependents are left as they are.
+//!
+//! Writes to the control ConfigMap (`keelson suspend`, `resume`, `reconcile`) wake the loop at once; a
+//! suspend request also cancels a rollout in progress.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +21,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::control::ControlWatch;
 use super::drift::{self, DriftSignal, DriftWatch};
 use super::leader::{self, LeaderConfig};
 use super::pass::{self, PassError, PassSettings, Prepared};
@@ -137,6 +143,16 @@ enum Verdict {
     Cancelled,
 }
 
+/// What a pass covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every component of the revision, with pruning.
+    Full,
+    /// Only the components that became healthy in the failed rollout of this revision: drift correction
+    /// without retrying what failed. Never prunes, never records the inventory, keeps the Failed status.
+    HealthyOnly,
+}
+
 /// The reconciler daemon.
 pub struct Daemon {
     kube: Kube,
@@ -161,6 +177,8 @@ pub struct Daemon {
     leader: Option<watch::Receiver<bool>>,
     drift_signal: Arc<DriftSignal>,
     drift_watch: Option<DriftWatch>,
+    /// A suspend request cancelled the rollout in progress; report the suspension right after it.
+    suspended_during_pass: bool,
 }
 
 impl Daemon {
@@ -174,6 +192,7 @@ impl Daemon {
         Ok(Self {
             drift_signal: Arc::new(DriftSignal::new(wake.clone())),
             drift_watch: None,
+            suspended_during_pass: false,
             kube,
             source: GitSource::new(source)?,
             source_url,
@@ -228,6 +247,7 @@ impl Daemon {
         let stop = CancellationToken::new();
         let server = self.start_server(stop.clone()).await?;
         let _watcher = self.start_watcher();
+        let _control = ControlWatch::start(&self.kube, &self.config.namespace, self.wake.clone());
         if let Err(e) = status::store::ensure_namespace(&self.kube, &self.config.namespace).await {
             tracing::warn!(error = %e, "cannot make sure Keelson's namespace exists");
         }
@@ -399,20 +419,25 @@ impl Daemon {
             // Taken: a retry that finds nothing to do must not fire again and again.
             self.retry = None;
         }
-        let run = match self.last {
-            None => true,
-            Some((ref last, _)) if *last != revision => true,
-            Some((_, Verdict::Converged | Verdict::Cancelled)) => true,
+        let scope = match self.last {
+            None => Some(Scope::Full),
+            Some((ref last, _)) if *last != revision => Some(Scope::Full),
+            Some((_, Verdict::Converged | Verdict::Cancelled)) => Some(Scope::Full),
             // Drift wakes do not end a stall either; a stalled revision is never applied.
-            Some((_, Verdict::Error)) => retry_due,
-            // Drift does not restart a failed rollout: its own writes would wake it again and again.
-            Some((_, Verdict::Failed)) => reconcile_requested,
-            Some((_, Verdict::Stalled)) => false,
+            Some((_, Verdict::Error)) => retry_due.then_some(Scope::Full),
+            // Drift does not restart a failed rollout (its own writes would wake it again and again), but
+            // the components that did become healthy stay equal to Git.
+            Some((_, Verdict::Failed)) if reconcile_requested => Some(Scope::Full),
+            Some((_, Verdict::Failed)) => Some(Scope::HealthyOnly),
+            Some((_, Verdict::Stalled)) => None,
         };
         let was_suspended = self.shared.status().phase == Phase::Suspended;
-        if !run && !was_suspended {
-            return;
-        }
+        let mut scope = match scope {
+            // Resuming applies the revision as a whole.
+            _ if was_suspended => Scope::Full,
+            Some(scope) => scope,
+            None => return,
+        };
         let trigger_name = if reconcile_requested {
             "reconcile"
         } else {
@@ -421,8 +446,14 @@ impl Daemon {
         let mut next = Some(snapshot);
         // A newer revision found during a rollout cancels it; loop to apply the newer one right away.
         while let Some(snapshot) = next.take() {
-            next = self.pass(&snapshot, trigger_name, interval, stop).await;
+            next = self.pass(&snapshot, trigger_name, scope, interval, stop).await;
+            scope = Scope::Full;
             if stop.is_cancelled() {
+                return;
+            }
+            if std::mem::take(&mut self.suspended_during_pass) {
+                let current = self.snapshot.clone().unwrap_or(snapshot);
+                self.report_suspended(&current).await;
                 return;
             }
         }
@@ -525,6 +556,7 @@ impl Daemon {
         &mut self,
         snapshot: &Snapshot,
         trigger: &str,
+        scope: Scope,
         interval: &mut Interval,
         stop: &CancellationToken,
     ) -> Option<Snapshot> {
@@ -543,14 +575,36 @@ impl Daemon {
             self.event(EventType::Normal, "Resumed", "applying resumed").await;
         }
 
-        let prepared = match pass::prepare(&self.kube, snapshot, &self.config.pass).await {
-            Ok(prepared) => prepared,
-            Err(e) => {
+        let prepared = match (
+            pass::prepare(&self.kube, snapshot, &self.config.pass).await,
+            scope,
+        ) {
+            (Ok(prepared), Scope::Full) => prepared,
+            (Ok(prepared), Scope::HealthyOnly) => {
+                let healthy: BTreeSet<String> = previous
+                    .components
+                    .iter()
+                    .filter(|c| c.state == ComponentPhase::Healthy)
+                    .map(|c| c.name.clone())
+                    .collect();
+                prepared.only_components(&healthy)
+            }
+            (Err(e), Scope::Full) => {
                 self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
                     .await;
                 return None;
             }
+            (Err(e), Scope::HealthyOnly) => {
+                // The revision stays failed as it was; the next wake-up or poll looks again.
+                self.shared.metrics.pass(PassResult::Error.as_str());
+                tracing::warn!(error = %e, "checking the healthy components for drift failed");
+                return None;
+            }
         };
+        if scope == Scope::HealthyOnly && !prepared.plan.has_changes() {
+            // Nothing drifted (typically the wake-up of the failed rollout's own writes): reads only.
+            return None;
+        }
         let quiet = same_as_applied
             && !prepared.plan.has_changes()
             && matches!(self.last, Some((ref r, Verdict::Converged)) if *r == revision);
@@ -566,35 +620,56 @@ impl Daemon {
             return None;
         }
 
-        let now = now_rfc3339();
-        let components = pending_components(&prepared);
-        let topology = prepared.topology.name.clone();
-        let status = self.shared.update(|s| {
-            s.topology = Some(topology);
-            s.last_attempted_revision = Some(revision.clone());
-            s.components = components;
-            s.set_phase(
-                Phase::Reconciling,
-                "Progressing",
-                &format!("applying revision {}", snapshot.revision.short()),
-                &now,
+        // A narrowed pass leaves the status of the failed revision as it is; it only adds its own record.
+        let tracking = if scope == Scope::Full {
+            let now = now_rfc3339();
+            let components = pending_components(&prepared);
+            let topology = prepared.topology.name.clone();
+            let status = self.shared.update(|s| {
+                s.topology = Some(topology);
+                s.last_attempted_revision = Some(revision.clone());
+                s.components = components;
+                s.set_phase(
+                    Phase::Reconciling,
+                    "Progressing",
+                    &format!("applying revision {}", snapshot.revision.short()),
+                    &now,
+                );
+            });
+            self.write_status(&status).await;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let tracker = ProgressTracker::new(&prepared, self.shared.clone());
+            Some((tx, tokio::spawn(tracker.run(rx))))
+        } else {
+            tracing::info!(
+                revision = %snapshot.revision.short(),
+                objects = prepared.plan.summary.create + prepared.plan.summary.update,
+                "correcting drift in the healthy components of a failed revision"
             );
-        });
-        self.write_status(&status).await;
+            None
+        };
 
         let cancel = stop.child_token();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let tracker = ProgressTracker::new(&prepared, self.shared.clone());
-        let tracking = tokio::spawn(tracker.run(rx));
+        let (progress, tracking) = match tracking {
+            Some((tx, handle)) => (Some(tx), Some(handle)),
+            None => (None, None),
+        };
         let mut newer = None;
         let result = {
-            let execution = pass::execute(&self.kube, &prepared, &self.config.pass, cancel.clone(), Some(tx));
+            let execution = pass::execute(&self.kube, &prepared, &self.config.pass, cancel.clone(), progress);
             tokio::pin!(execution);
             loop {
                 tokio::select! {
                     result = &mut execution => break result,
                     _ = interval.tick(), if newer.is_none() => {}
-                    () = self.wake.notified(), if newer.is_none() => {}
+                    () = self.wake.notified(), if newer.is_none() => {
+                        if self.suspend_requested().await {
+                            tracing::info!("suspend requested: cancelling the rollout in progress");
+                            self.suspended_during_pass = true;
+                            cancel.cancel();
+                            continue;
+                        }
+                    }
                     () = leadership_lost(&mut self.leader), if !cancel.is_cancelled() => {
                         tracing::warn!("lost leadership: cancelling the rollout in progress");
                         cancel.cancel();
@@ -624,7 +699,10 @@ impl Daemon {
                 }
             }
         };
-        let wave_times = tracking.await.unwrap_or_default();
+        let wave_times = match tracking {
+            Some(tracking) => tracking.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
         for (wave, seconds) in wave_times {
             self.shared
                 .metrics
@@ -635,6 +713,15 @@ impl Daemon {
                 .observe(seconds);
         }
         match result {
+            Ok(outcome) if scope == Scope::HealthyOnly => {
+                let counts = counts(&outcome.rollout);
+                self.finish_drift_correction(snapshot, trigger, &start, started, &outcome.rollout, counts)
+                    .await;
+            }
+            Err(e) if scope == Scope::HealthyOnly => {
+                self.shared.metrics.pass(PassResult::Error.as_str());
+                tracing::warn!(error = %e, "correcting drift in the healthy components failed");
+            }
             Ok(outcome) => {
                 let counts = counts(&outcome.rollout);
                 self.finish_rollout(
@@ -731,8 +818,11 @@ impl Daemon {
         metrics.pass(result.as_str());
         metrics.pass_duration.observe(started.elapsed().as_secs_f64());
         let now = now_rfc3339();
-        if verdict == Verdict::Converged {
+        if matches!(verdict, Verdict::Converged | Verdict::Failed) {
+            // A failed revision is watched too: its healthy components keep being corrected.
             self.watch_for_drift(prepared);
+        }
+        if verdict == Verdict::Converged {
             self.shared.set_ready();
             if let Ok(seconds) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
                 metrics.last_applied_timestamp.set(seconds.as_secs_f64());
@@ -772,6 +862,87 @@ impl Daemon {
             };
             let text = format!("{}: {} (revision {short})", component.name, component.reason);
             self.event(EventType::Warning, reason, &text).await;
+        }
+    }
+
+    /// Records a pass narrowed to the healthy components of a failed revision. The revision stays failed
+    /// (phase, conditions, components and the verdict are kept); what was re-applied counts as drift.
+    async fn finish_drift_correction(
+        &mut self,
+        snapshot: &Snapshot,
+        trigger: &str,
+        start: &str,
+        started: Instant,
+        rollout: &RolloutOutcome,
+        counts: ObjectCounts,
+    ) {
+        let short = snapshot.revision.short().to_string();
+        let metrics = &self.shared.metrics;
+        metrics.objects("created", counts.created);
+        metrics.objects("updated", counts.updated);
+        metrics.objects("unchanged", counts.unchanged);
+        let written = (counts.created + counts.updated) as u64;
+        let (result, kind, reason, message) = if rollout.converged() {
+            metrics.drift_corrections.inc_by(written);
+            tracing::info!(objects = written, revision = %short, "corrected drift while the revision is failed");
+            (
+                PassResult::Succeeded,
+                EventType::Normal,
+                "DriftCorrected",
+                format!(
+                    "corrected drift in {written} object(s) of healthy components; revision {short} stays \
+                     failed until a new commit or `keelson reconcile`"
+                ),
+            )
+        } else if rollout.cancelled {
+            (
+                PassResult::Cancelled,
+                EventType::Normal,
+                "Cancelled",
+                format!("drift correction of revision {short} cancelled"),
+            )
+        } else {
+            let failed: Vec<String> = rollout
+                .components
+                .iter()
+                .filter(|c| c.state != ComponentState::Healthy)
+                .map(|c| format!("{} {}: {}", c.name, c.state, c.reason))
+                .collect();
+            (
+                PassResult::Failed,
+                EventType::Warning,
+                "DriftCorrectionFailed",
+                format!(
+                    "correcting drift of revision {short} failed: {}",
+                    failed.join("; ")
+                ),
+            )
+        };
+        metrics.pass(result.as_str());
+        metrics.pass_duration.observe(started.elapsed().as_secs_f64());
+        let now = now_rfc3339();
+        let entry = history_entry(snapshot, trigger, start, &now, result, &message, counts);
+        let corrected = if result == PassResult::Succeeded {
+            written
+        } else {
+            0
+        };
+        let status = self.shared.update(|s| {
+            s.drift_corrections += corrected;
+            s.record(entry);
+        });
+        self.write_status(&status).await;
+        self.event(kind, reason, &message).await;
+    }
+
+    /// Whether the control object asks to suspend applying now.
+    async fn suspend_requested(&self) -> bool {
+        match status::read_control(&self.kube, &self.config.namespace).await {
+            Ok(control) => control.suspend,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the control object during a rollout failed");
+                false
+            }
         }
     }
 

@@ -128,6 +128,20 @@ pub struct Prepared {
     pub rendered: Rendered,
     pub inventory: Option<Inventory>,
     pub plan: Plan,
+    /// The plan covers only some components (see [`Prepared::only_components`]): executing it never
+    /// records the inventory, which must list every object of the revision.
+    pub partial: bool,
+}
+
+impl Prepared {
+    /// This pass narrowed to `components` (closed under dependencies): their writes only, no deletions.
+    pub fn only_components(&self, components: &BTreeSet<String>) -> Prepared {
+        Prepared {
+            plan: self.plan.only_components(components),
+            partial: true,
+            ..self.clone()
+        }
+    }
 }
 
 /// What a pass did.
@@ -169,6 +183,7 @@ pub async fn prepare(
         rendered,
         inventory,
         plan,
+        partial: false,
     })
 }
 
@@ -192,7 +207,7 @@ pub async fn execute(
         ensure_namespaces(kube, &prepared.plan).await?;
     }
     let rollout = roll_out(kube, prepared, settings, cancel, progress).await;
-    let inventory_recorded = if rollout.converged() && !settings.dry_run {
+    let inventory_recorded = if rollout.converged() && !settings.dry_run && !prepared.partial {
         record_inventory(kube, prepared, settings).await?;
         true
     } else {
