@@ -698,6 +698,16 @@ async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay(
     daemon.stop().await;
 }
 
+async fn replica_client(sim: &Cluster, identity: &str) -> Kube {
+    let target = Target::InlineKubeconfig {
+        kubeconfig: sim.kubeconfig(),
+        context: None,
+    };
+    keelson::cluster::connect_as(target, &format!("keelson-test ({identity})"))
+        .await
+        .expect("connect")
+}
+
 fn fast_lease(identity: &str) -> LeaderConfig {
     LeaderConfig {
         lease_duration: Duration::from_millis(1500),
@@ -711,8 +721,13 @@ fn fast_lease(identity: &str) -> LeaderConfig {
 async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
     let f = fixture().await;
     let cache_b = f.cache.with_extension("b");
+    // One client per replica, each naming itself in its User-Agent, as `keelson run --leader-elect` does.
+    let (kube_a, kube_b) = (
+        replica_client(&f.sim, "a").await,
+        replica_client(&f.sim, "b").await,
+    );
     let a = start(
-        &f.kube,
+        &kube_a,
         &f.repo.path,
         &f.cache,
         config(|_| {}),
@@ -720,7 +735,7 @@ async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
     )
     .await;
     let b = start(
-        &f.kube,
+        &kube_b,
         &f.repo.path,
         &cache_b,
         config(|_| {}),
@@ -779,20 +794,47 @@ async fn one_leader_writes_and_the_other_takes_over_when_it_stops() {
     );
     assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
     standby.stop().await;
+
+    // Writes never interleave: apart from the election itself (the Lease, and Keelson's namespace that
+    // holds it), every write came from the first leader until it stopped, then only from the other one.
+    let writers: Vec<String> = f
+        .sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write() && !matches!(r.resource.as_str(), "leases" | "namespaces"))
+        .map(|r| r.user_agent.unwrap_or_default())
+        .collect();
+    let first_leader = format!("keelson-test ({holder})");
+    let switch = writers
+        .iter()
+        .position(|w| *w != first_leader)
+        .expect("the second leader wrote");
+    assert!(switch > 0, "the first leader wrote first");
+    assert!(
+        writers[switch..].iter().all(|w| *w == writers[switch]) && writers[switch] != first_leader,
+        "writers interleave: {writers:?}"
+    );
 }
 
-#[test]
-fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = Repo::init(tmp.path().join("repo"));
-    write_topology(&repo.path, 1, "keystone");
-    let first = commit(&repo, "first");
-    let kubeconfig = tmp.path().join("kubeconfig");
-    let bin = env!("CARGO_BIN_EXE_keelson");
-    let mut child = std::process::Command::new(bin)
+/// A child process that is killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn keelson_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keelson")
+}
+
+/// `keelson run` as the pod runs it: JSON logs on stderr, leader election, an hour between polls.
+fn spawn_run(repo: &Path, cache: &Path, kubeconfig: &Path) -> Child {
+    let child = std::process::Command::new(keelson_bin())
         .args([
             "run",
-            "--sim",
             "--listen",
             "127.0.0.1:0",
             "--leader-elect",
@@ -800,45 +842,106 @@ fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
             "1h",
         ])
         .arg("--repo")
-        .arg(&repo.path)
+        .arg(repo)
         .arg("--cache-dir")
-        .arg(tmp.path().join("cache"))
-        .arg("--sim-kubeconfig-out")
-        .arg(&kubeconfig)
+        .arg(cache)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
         .env("KEELSON_LOG_FORMAT", "json")
         .env("KEELSON_LOG", "info")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn keelson run");
-    let status_json = || {
-        std::process::Command::new(bin)
-            .args(["status", "-o", "json", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .output()
-            .expect("keelson status")
-    };
+    Child(child)
+}
+
+/// `keelson status -o json`, once it answers and `accept` likes it.
+fn wait_for_status(kubeconfig: &Path, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
-    let status: Value = loop {
+    loop {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "no converged status from the binary"
+            "timed out waiting for {what}"
         );
+        let out = std::process::Command::new(keelson_bin())
+            .args(["status", "-o", "json", "--kubeconfig"])
+            .arg(kubeconfig)
+            .output()
+            .expect("keelson status");
+        if out.status.success() {
+            let value: Value = serde_json::from_slice(&out.stdout).expect("status -o json");
+            if accept(&value) {
+                return value;
+            }
+        }
         std::thread::sleep(Duration::from_millis(200));
-        if !kubeconfig.exists() {
-            continue;
+    }
+}
+
+/// Sends SIGTERM and waits for the exit; returns the time it took and stderr.
+fn terminate(child: &mut Child) -> (Duration, std::process::ExitStatus, String) {
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
         }
-        let out = status_json();
-        if !out.status.success() {
-            continue;
-        }
-        let value: Value = serde_json::from_slice(&out.stdout).expect("status -o json");
-        if value["lastAppliedRevision"] == first.as_str() {
-            break value;
-        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "keelson run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(status["phase"], "Ready");
-    let history = std::process::Command::new(bin)
+    let took = stopped.elapsed();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    (took, exit, logs)
+}
+
+#[test]
+fn the_binary_stops_on_sigterm_during_a_rollout_releases_the_lease_and_the_next_start_converges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(tmp.path().join("repo"));
+    write_topology(&repo.path, 1, "keystone");
+    let first = commit(&repo, "first");
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let cache = tmp.path().join("cache");
+    // The cluster outlives the daemon, as a real one does.
+    let _sim = Child(
+        std::process::Command::new(keelson_bin())
+            .args([
+                "sim",
+                "serve",
+                "--ready-after",
+                "100ms",
+                "--job-duration",
+                "100ms",
+            ])
+            .args(["--unpullable-image", "*:broken", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .spawn()
+            .expect("spawn keelson sim serve"),
+    );
+    let started = Instant::now();
+    while !kubeconfig.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no kubeconfig from sim serve"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut daemon = spawn_run(&repo.path, &cache, &kubeconfig);
+    let status = wait_for_status(&kubeconfig, "the first commit applied", |s| {
+        s["lastAppliedRevision"] == first.as_str() && s["phase"] == "Ready"
+    });
+    assert_eq!(status["history"][0]["result"], "Succeeded");
+    let history = std::process::Command::new(keelson_bin())
         .args(["history", "--kubeconfig"])
         .arg(&kubeconfig)
         .output()
@@ -850,30 +953,59 @@ fn the_binary_stops_cleanly_on_sigterm_and_status_reads_the_cluster() {
         "{table}"
     );
 
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let stopped = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
+    // SIGTERM while the rollout waits on an image that never pulls (health timeout: an hour).
+    write_topology(&repo.path, 1, "keystone:broken");
+    let broken = commit(&repo, "broken api image");
+    wait_for_status(&kubeconfig, "the rollout waiting on api", |s| {
+        s["phase"] == "Reconciling"
+            && s["lastAttemptedRevision"] == broken.as_str()
+            && s["components"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "api" && c["state"] == "Progressing")
+            })
+    });
+    let (took, exit, logs) = terminate(&mut daemon);
+    assert!(exit.success(), "{exit:?}\n{logs}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    for needle in ["lease released", "cancelled"] {
         assert!(
-            stopped.elapsed() < Duration::from_secs(10),
-            "keelson run did not stop on SIGTERM"
+            logs.lines().any(|l| l.starts_with('{') && l.contains(needle)),
+            "no JSON log line with {needle:?}:\n{logs}"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "{exit:?}");
-    let mut logs = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
-    assert!(
-        logs.lines()
-            .any(|l| l.starts_with('{') && l.contains("lease released")),
-        "{logs}"
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kube = rt
+        .block_on(connect(Target::Kubeconfig {
+            path: Some(kubeconfig.clone()),
+            context: None,
+        }))
+        .expect("connect");
+    let holder = rt
+        .block_on(leader::holder(&kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME))
+        .expect("read lease");
+    assert_eq!(holder, None, "the Lease is released on SIGTERM");
+    let status = wait_for_status(&kubeconfig, "the cancelled pass recorded", |_| true);
+    assert_eq!(status["history"][0]["revision"], broken.as_str());
+    assert_eq!(status["history"][0]["result"], "Cancelled");
+
+    // The next start (a new pod) finds the Lease free and converges on the fixed commit.
+    write_topology(&repo.path, 2, "keystone");
+    let fixed = commit(&repo, "two caches, api fixed");
+    let mut daemon = spawn_run(&repo.path, &cache, &kubeconfig);
+    let status = wait_for_status(&kubeconfig, "the fixed commit applied", |s| {
+        s["lastAppliedRevision"] == fixed.as_str() && s["phase"] == "Ready"
+    });
+    assert_eq!(
+        status["history"][1]["result"], "Cancelled",
+        "history survives the restart"
     );
+    let cache_replicas = rt
+        .block_on(deployment(&kube, "cache"))
+        .pointer("/spec/replicas")
+        .cloned();
+    assert_eq!(cache_replicas, Some(json!(2)));
+    let (_, exit, logs) = terminate(&mut daemon);
+    assert!(exit.success(), "{exit:?}\n{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,8 +213,16 @@ pub fn run(args: RunArgs) -> ExitCode {
 async fn serve(args: RunArgs) -> Result<(), String> {
     let source = args.source_config().map_err(|e| e.to_string())?;
     let config = args.daemon_config().map_err(|e| e.to_string())?;
+    let leader = args
+        .leader_elect
+        .then(crate::reconciler::leader::LeaderConfig::from_env);
+    // With leader election, the replica's identity in the User-Agent tells the replicas apart in audit logs.
+    let user_agent = match &leader {
+        Some(leader) => format!("{} ({})", cluster::default_user_agent(), leader.identity),
+        None => cluster::default_user_agent(),
+    };
     let mut _sim = None;
-    let kube = if args.sim {
+    let target = if args.sim {
         let cluster = sim::Cluster::start(SimOptions::default())
             .await
             .map_err(|e| format!("embedded simulated cluster: {e}"))?;
@@ -223,17 +231,21 @@ async fn serve(args: RunArgs) -> Result<(), String> {
                 .write_kubeconfig(path)
                 .map_err(|e| format!("embedded simulated cluster: {e}"))?;
         }
-        let kube = cluster::connect(Target::Client(cluster.client()))
-            .await
-            .map_err(|e| e.to_string())?;
+        let target = Target::InlineKubeconfig {
+            kubeconfig: cluster.kubeconfig(),
+            context: None,
+        };
         _sim = Some(cluster);
-        kube
+        target
     } else {
-        cluster::connect(args.target()).await.map_err(|e| e.to_string())?
+        args.target()
     };
+    let kube = cluster::connect_as(target, &user_agent)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut daemon = Daemon::new(kube, source, config).map_err(|e| e.to_string())?;
-    if args.leader_elect {
-        daemon = daemon.with_leader_election(crate::reconciler::leader::LeaderConfig::from_env());
+    if let Some(leader) = leader {
+        daemon = daemon.with_leader_election(leader);
     }
     let addr = daemon.bind().await.map_err(|e| e.to_string())?;
     if let Some(addr) = addr {

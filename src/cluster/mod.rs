@@ -82,55 +82,67 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// `User-Agent` of Keelson's requests when nothing more specific is given: `keelson/<version>`.
+pub fn default_user_agent() -> String {
+    format!("keelson/{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// Build a handle for `target`. Retries of the underlying client are turned off: [`Kube`] retries.
 pub async fn connect(target: Target) -> Result<Kube, ClusterError> {
+    connect_as(target, &default_user_agent()).await
+}
+
+/// Like [`connect`], sending `user_agent` with every request, so that API server audit logs (and the
+/// simulator's request log) tell replicas apart. A ready [`Target::Client`] keeps its own headers.
+pub async fn connect_as(target: Target, user_agent: &str) -> Result<Kube, ClusterError> {
     let what = format!("{target:?}");
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| ClusterError::Connect {
         target: what.clone(),
         source,
     };
-    let client = match target {
-        Target::Client(client) => client,
-        Target::InCluster => {
-            let mut config = kube::Config::incluster().map_err(|e| fail(Box::new(e)))?;
-            config.default_retry = false;
-            kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?
-        }
+    let mut config = match target {
+        Target::Client(client) => return Ok(Kube::new(client)),
+        Target::InCluster => kube::Config::incluster().map_err(|e| fail(Box::new(e)))?,
         Target::InlineKubeconfig { kubeconfig, context } => {
-            let options = kube::config::KubeConfigOptions {
-                context,
-                cluster: None,
-                user: None,
-            };
-            let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
                 .await
-                .map_err(|e| fail(Box::new(e)))?;
-            config.default_retry = false;
-            kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?
+                .map_err(|e| fail(Box::new(e)))?
         }
-        Target::Kubeconfig { path, context } => {
-            let options = kube::config::KubeConfigOptions {
-                context,
-                cluster: None,
-                user: None,
-            };
-            let mut config = match path {
-                Some(path) => {
-                    let kubeconfig =
-                        kube::config::Kubeconfig::read_from(&path).map_err(|e| fail(Box::new(e)))?;
-                    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                        .await
-                        .map_err(|e| fail(Box::new(e)))?
-                }
-                None => kube::Config::from_kubeconfig(&options)
+        Target::Kubeconfig { path, context } => match path {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(&path).map_err(|e| fail(Box::new(e)))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
                     .await
-                    .map_err(|e| fail(Box::new(e)))?,
-            };
-            config.default_retry = false;
-            kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?
-        }
+                    .map_err(|e| fail(Box::new(e)))?
+            }
+            None => kube::Config::from_kubeconfig(&kubeconfig_options(context))
+                .await
+                .map_err(|e| fail(Box::new(e)))?,
+        },
     };
+    config.default_retry = false;
+    config
+        .headers
+        .push((::http::header::USER_AGENT, user_agent_header(user_agent)));
+    let client = kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?;
     Ok(Kube::new(client))
+}
+
+fn kubeconfig_options(context: Option<String>) -> kube::config::KubeConfigOptions {
+    kube::config::KubeConfigOptions {
+        context,
+        cluster: None,
+        user: None,
+    }
+}
+
+/// A header value from `agent`; characters a header cannot carry (an odd pod name) become `_`.
+fn user_agent_header(agent: &str) -> ::http::HeaderValue {
+    let printable: String = agent
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .collect();
+    ::http::HeaderValue::from_str(&printable).unwrap_or_else(|_| ::http::HeaderValue::from_static("keelson"))
 }
 
 /// An apiVersion + kind pair, the key for discovery and listing.
@@ -630,6 +642,19 @@ fn foreign_reason(live: &Value, topology: Option<&str>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn user_agents_carry_printable_ascii_only() {
+        let cases = [
+            ("keelson/0.1.0 (keelson-7d9f-abc)", "keelson/0.1.0 (keelson-7d9f-abc)"),
+            ("keelson (pod\nname)", "keelson (pod_name)"),
+            ("keelson (pöd)", "keelson (p_d)"),
+        ];
+        for (given, sent) in cases {
+            assert_eq!(user_agent_header(given).to_str().ok(), Some(sent), "{given:?}");
+        }
+        assert!(default_user_agent().starts_with("keelson/"));
+    }
 
     #[test]
     fn object_ref_requires_identity() {

@@ -638,7 +638,8 @@ impl Daemon {
             });
             self.write_status(&status).await;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let tracker = ProgressTracker::new(&prepared, self.shared.clone());
+            let tracker =
+                ProgressTracker::new(&prepared, self.shared.clone(), &self.kube, &self.config.namespace);
             Some((tx, tokio::spawn(tracker.run(rx))))
         } else {
             tracing::info!(
@@ -1140,12 +1141,7 @@ fn component_statuses(prepared: &Prepared, rollout: &RolloutOutcome) -> Vec<Comp
         .map(|c| match rollout.component(&c.name) {
             Some(outcome) => ComponentStatus {
                 name: c.name.clone(),
-                state: match outcome.state {
-                    ComponentState::Healthy => ComponentPhase::Healthy,
-                    ComponentState::Failed => ComponentPhase::Failed,
-                    ComponentState::Blocked => ComponentPhase::Blocked,
-                    ComponentState::Skipped => ComponentPhase::Pending,
-                },
+                state: component_phase(outcome.state),
                 reason: outcome.reason.clone(),
             },
             None => ComponentStatus {
@@ -1157,46 +1153,91 @@ fn component_statuses(prepared: &Prepared, rollout: &RolloutOutcome) -> Vec<Comp
         .collect()
 }
 
-/// Follows progress events: marks components Progressing in the shared status and measures waves.
+fn component_phase(state: ComponentState) -> ComponentPhase {
+    match state {
+        ComponentState::Healthy => ComponentPhase::Healthy,
+        ComponentState::Failed => ComponentPhase::Failed,
+        ComponentState::Blocked => ComponentPhase::Blocked,
+        ComponentState::Skipped => ComponentPhase::Pending,
+    }
+}
+
+/// Follows progress events: keeps the per-component state of the shared status current, writes it to the
+/// status object at most once per [`PROGRESS_WRITE_INTERVAL`] (so that `keelson status` shows what a rollout
+/// waits on), and measures waves.
 struct ProgressTracker {
     wave_of: HashMap<String, usize>,
     shared: Arc<Shared>,
+    kube: Kube,
+    namespace: String,
 }
 
+/// How often a rollout in progress writes its component states to the status object.
+const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+
 impl ProgressTracker {
-    fn new(prepared: &Prepared, shared: Arc<Shared>) -> Self {
+    fn new(prepared: &Prepared, shared: Arc<Shared>, kube: &Kube, namespace: &str) -> Self {
         let wave_of = prepared
             .plan
             .waves
             .iter()
             .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index)))
             .collect();
-        Self { wave_of, shared }
+        Self {
+            wave_of,
+            shared,
+            kube: kube.clone(),
+            namespace: namespace.to_string(),
+        }
     }
 
-    /// Seconds from the first start to the last finish of each wave.
+    /// Seconds from the first start to the last finish of each wave. Returns when the rollout drops its
+    /// sender, after the last progress write: the pass's final status write always comes later.
     async fn run(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>) -> Vec<(usize, f64)> {
         let mut spans: HashMap<usize, (Instant, Instant)> = HashMap::new();
-        while let Some(event) = rx.recv().await {
-            match event {
+        let mut flush = tokio::time::interval(PROGRESS_WRITE_INTERVAL);
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut dirty = false;
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                _ = flush.tick() => {
+                    if std::mem::take(&mut dirty) {
+                        self.write().await;
+                    }
+                    continue;
+                }
+            };
+            let (component, phase, reason) = match event {
                 ProgressEvent::ComponentStarted { component, at } => {
                     if let Some(&wave) = self.wave_of.get(&component) {
                         spans.entry(wave).or_insert((at, at));
                     }
-                    self.shared.update(|s| {
-                        if let Some(c) = s.components.iter_mut().find(|c| c.name == component) {
-                            c.state = ComponentPhase::Progressing;
-                            c.reason = "applying and waiting for health".into();
-                        }
-                    });
+                    let reason = "applying and waiting for health".to_string();
+                    (component, ComponentPhase::Progressing, reason)
                 }
-                ProgressEvent::ComponentFinished { component, .. } => {
+                ProgressEvent::ComponentFinished {
+                    component,
+                    state,
+                    reason,
+                } => {
                     if let Some(span) = self.wave_of.get(&component).and_then(|w| spans.get_mut(w)) {
                         span.1 = Instant::now();
                     }
+                    (component, component_phase(state), reason)
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            self.shared.update(|s| {
+                if let Some(c) = s.components.iter_mut().find(|c| c.name == component) {
+                    c.state = phase;
+                    c.reason = reason;
+                }
+            });
+            dirty = true;
         }
         let mut waves: Vec<(usize, f64)> = spans
             .into_iter()
@@ -1204,6 +1245,12 @@ impl ProgressTracker {
             .collect();
         waves.sort_by_key(|(w, _)| *w);
         waves
+    }
+
+    async fn write(&self) {
+        if let Err(e) = status::write_status(&self.kube, &self.namespace, &self.shared.status()).await {
+            tracing::debug!(error = %e, "writing rollout progress to the status failed");
+        }
     }
 }
 

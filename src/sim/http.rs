@@ -403,6 +403,11 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         namespace: parsed.target.namespace.clone(),
         name: parsed.target.name.clone(),
         field_manager: query.get("fieldManager").cloned(),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
         status: 0,
     };

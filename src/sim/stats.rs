@@ -22,6 +22,8 @@ pub struct RequestRecord {
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub field_manager: Option<String>,
+    /// The client's `User-Agent` header: tells apart the writers of a test with several clients.
+    pub user_agent: Option<String>,
     pub dry_run: bool,
     /// HTTP status answered; 0 when the connection was dropped on purpose.
     pub status: u16,
@@ -155,6 +157,7 @@ mod tests {
             namespace: Some("ns".into()),
             name: Some("x".into()),
             field_manager: None,
+            user_agent: None,
             dry_run,
             status: 200,
         }
