@@ -832,6 +832,10 @@ fn keelson_bin() -> &'static str {
 
 /// `keelson run` as the pod runs it: JSON logs on stderr, leader election, an hour between polls.
 fn spawn_run(repo: &Path, cache: &Path, kubeconfig: &Path) -> Child {
+    spawn_replica(repo, cache, kubeconfig, "keelson-0", &[])
+}
+
+fn spawn_replica(repo: &Path, cache: &Path, kubeconfig: &Path, pod: &str, extra: &[&str]) -> Child {
     let child = std::process::Command::new(keelson_bin())
         .args([
             "run",
@@ -841,6 +845,8 @@ fn spawn_run(repo: &Path, cache: &Path, kubeconfig: &Path) -> Child {
             "--interval",
             "1h",
         ])
+        .args(extra)
+        .env("POD_NAME", pod)
         .arg("--repo")
         .arg(repo)
         .arg("--cache-dir")
@@ -903,16 +909,9 @@ fn terminate(child: &mut Child) -> (Duration, std::process::ExitStatus, String) 
     (took, exit, logs)
 }
 
-#[test]
-fn the_binary_stops_on_sigterm_during_a_rollout_releases_the_lease_and_the_next_start_converges() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = Repo::init(tmp.path().join("repo"));
-    write_topology(&repo.path, 1, "keystone");
-    let first = commit(&repo, "first");
-    let kubeconfig = tmp.path().join("kubeconfig");
-    let cache = tmp.path().join("cache");
-    // The cluster outlives the daemon, as a real one does.
-    let _sim = Child(
+/// Starts `keelson sim serve` and waits for its kubeconfig.
+fn spawn_sim(kubeconfig: &Path) -> Child {
+    let sim = Child(
         std::process::Command::new(keelson_bin())
             .args([
                 "sim",
@@ -923,7 +922,7 @@ fn the_binary_stops_on_sigterm_during_a_rollout_releases_the_lease_and_the_next_
                 "100ms",
             ])
             .args(["--unpullable-image", "*:broken", "--kubeconfig-out"])
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .spawn()
             .expect("spawn keelson sim serve"),
     );
@@ -935,6 +934,109 @@ fn the_binary_stops_on_sigterm_during_a_rollout_releases_the_lease_and_the_next_
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    sim
+}
+
+fn kubeconfig_client(rt: &tokio::runtime::Runtime, kubeconfig: &Path) -> Kube {
+    rt.block_on(connect(Target::Kubeconfig {
+        path: Some(kubeconfig.to_path_buf()),
+        context: None,
+    }))
+    .expect("connect")
+}
+
+#[test]
+fn when_the_leader_process_dies_the_standby_takes_over_within_the_lease_duration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(tmp.path().join("repo"));
+    write_topology(&repo.path, 1, "keystone");
+    let first = commit(&repo, "first");
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let _sim = spawn_sim(&kubeconfig);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kube = kubeconfig_client(&rt, &kubeconfig);
+    let holder = || {
+        rt.block_on(leader::holder(&kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME))
+            .expect("read lease")
+            .unwrap_or_default()
+    };
+    let timings = [
+        "--lease-duration",
+        "2s",
+        "--renew-deadline",
+        "1500ms",
+        "--retry-period",
+        "200ms",
+    ];
+    let mut a = spawn_replica(
+        &repo.path,
+        &tmp.path().join("cache-a"),
+        &kubeconfig,
+        "replica-a",
+        &timings,
+    );
+    wait_for_status(&kubeconfig, "the first commit applied", |s| {
+        s["lastAppliedRevision"] == first.as_str() && s["phase"] == "Ready"
+    });
+    assert!(holder().starts_with("replica-a-"), "{}", holder());
+    let mut b = spawn_replica(
+        &repo.path,
+        &tmp.path().join("cache-b"),
+        &kubeconfig,
+        "replica-b",
+        &timings,
+    );
+    // The standby runs, but stays a standby while the leader renews (longer than a lease duration here).
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(b.0.try_wait().unwrap().is_none(), "the standby runs");
+    assert!(holder().starts_with("replica-a-"), "{}", holder());
+
+    // The leader dies without releasing anything (SIGKILL: no shutdown, no release).
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let killed = Instant::now();
+    let took = loop {
+        if holder().starts_with("replica-b-") {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "no takeover, holder {}",
+            holder()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The standby waits a whole lease duration on its own clock, then takes over within a few retry periods.
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "takeover after {took:?}"
+    );
+    write_topology(&repo.path, 2, "keystone");
+    let second = commit(&repo, "two caches");
+    // The new leader follows the branch (its local watch sees the commit).
+    let status = wait_for_status(&kubeconfig, "the new leader applied", |s| {
+        s["lastAppliedRevision"] == second.as_str() && s["phase"] == "Ready"
+    });
+    assert_eq!(
+        status["history"][1]["revision"],
+        first.as_str(),
+        "history carries over"
+    );
+    let (_, exit, logs) = terminate(&mut b);
+    assert!(exit.success(), "{exit:?}\n{logs}");
+    assert!(logs.contains("became the leader"), "{logs}");
+}
+
+#[test]
+fn the_binary_stops_on_sigterm_during_a_rollout_releases_the_lease_and_the_next_start_converges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(tmp.path().join("repo"));
+    write_topology(&repo.path, 1, "keystone");
+    let first = commit(&repo, "first");
+    let kubeconfig = tmp.path().join("kubeconfig");
+    let cache = tmp.path().join("cache");
+    // The cluster outlives the daemon, as a real one does.
+    let _sim = spawn_sim(&kubeconfig);
 
     let mut daemon = spawn_run(&repo.path, &cache, &kubeconfig);
     let status = wait_for_status(&kubeconfig, "the first commit applied", |s| {
@@ -974,12 +1076,7 @@ fn the_binary_stops_on_sigterm_during_a_rollout_releases_the_lease_and_the_next_
         );
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let kube = rt
-        .block_on(connect(Target::Kubeconfig {
-            path: Some(kubeconfig.clone()),
-            context: None,
-        }))
-        .expect("connect");
+    let kube = kubeconfig_client(&rt, &kubeconfig);
     let holder = rt
         .block_on(leader::holder(&kube, KEELSON_NS, leader::DEFAULT_LEASE_NAME))
         .expect("read lease");

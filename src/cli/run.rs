@@ -9,8 +9,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::pass_args::PassArgs;
-use super::{EXIT_FAILURE, runtime};
+use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
 use crate::cluster::{self, Target};
+use crate::reconciler::leader::LeaderConfig;
 use crate::reconciler::{Daemon, DaemonConfig};
 use crate::sim::{self, SimOptions};
 use crate::source::webhook::WebhookConfig;
@@ -109,6 +110,15 @@ pub struct RunArgs {
     /// Take part in leader election on a Lease in --namespace; only the leader writes.
     #[arg(long, env = "KEELSON_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// How long a Lease holder that stopped renewing keeps it before another replica takes over.
+    #[arg(long, value_name = "DURATION", env = "KEELSON_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_time)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps writing while it cannot renew the Lease; shorter than --lease-duration.
+    #[arg(long, value_name = "DURATION", env = "KEELSON_RENEW_DEADLINE", default_value = "10s", value_parser = parse_lease_time)]
+    pub renew_deadline: Duration,
+    /// Time between Lease renewals and acquisition attempts; shorter than --renew-deadline.
+    #[arg(long, value_name = "DURATION", env = "KEELSON_RETRY_PERIOD", default_value = "2s", value_parser = parse_lease_time)]
+    pub retry_period: Duration,
     #[command(flatten)]
     pub pass: PassArgs,
 }
@@ -135,7 +145,47 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+fn parse_lease_time(text: &str) -> Result<Duration, String> {
+    let time = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if time < Duration::from_millis(100) {
+        return Err(format!("{text:?}: must be at least 100ms"));
+    }
+    Ok(time)
+}
+
 impl RunArgs {
+    /// Leader election settings, when enabled; the identity comes from the pod's name.
+    pub fn leader_config(&self) -> Result<Option<LeaderConfig>, String> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        // The Lease records whole seconds: a holder must be able to renew well within one.
+        if self.lease_duration < Duration::from_secs(1) {
+            return Err("--lease-duration: must be at least 1s (the Lease records whole seconds)".into());
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return Err(format!(
+                "--renew-deadline ({}) must be shorter than --lease-duration ({}): the old leader must stop \
+                 writing before another may start",
+                humantime::format_duration(self.renew_deadline),
+                humantime::format_duration(self.lease_duration)
+            ));
+        }
+        if self.retry_period >= self.renew_deadline {
+            return Err(format!(
+                "--retry-period ({}) must be shorter than --renew-deadline ({})",
+                humantime::format_duration(self.retry_period),
+                humantime::format_duration(self.renew_deadline)
+            ));
+        }
+        Ok(Some(LeaderConfig {
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+            ..LeaderConfig::from_env()
+        }))
+    }
+
     /// The Git source configuration, with credential files read.
     pub fn source_config(&self) -> Result<GitSourceConfig, SourceError> {
         let read = |file: &Option<PathBuf>| file.as_deref().map(Secret::from_file).transpose();
@@ -195,12 +245,20 @@ impl RunArgs {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    // Flags that contradict each other are a usage error, found before anything starts.
+    let leader = match args.leader_config() {
+        Ok(leader) => leader,
+        Err(message) => {
+            eprintln!("keelson run: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async {
-        match serve(args).await {
+        match serve(args, leader).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("{message}");
@@ -210,12 +268,9 @@ pub fn run(args: RunArgs) -> ExitCode {
     })
 }
 
-async fn serve(args: RunArgs) -> Result<(), String> {
+async fn serve(args: RunArgs, leader: Option<LeaderConfig>) -> Result<(), String> {
     let source = args.source_config().map_err(|e| e.to_string())?;
     let config = args.daemon_config().map_err(|e| e.to_string())?;
-    let leader = args
-        .leader_elect
-        .then(crate::reconciler::leader::LeaderConfig::from_env);
     // With leader election, the replica's identity in the User-Agent tells the replicas apart in audit logs.
     let user_agent = match &leader {
         Some(leader) => format!("{} ({})", cluster::default_user_agent(), leader.identity),
@@ -308,6 +363,44 @@ mod tests {
             args.extend(bad);
             assert!(Cmd::try_parse_from(args).is_err(), "{bad:?}");
         }
+        let leader = cmd.run.leader_config().unwrap().expect("leader election on");
+        assert_eq!(
+            (leader.lease_duration, leader.renew_deadline, leader.retry_period),
+            (
+                Duration::from_secs(15),
+                Duration::from_secs(10),
+                Duration::from_secs(2)
+            )
+        );
+        let timings = |extra: &[&'static str]| {
+            let mut args = vec!["k", "--repo", "./r", "--leader-elect"];
+            args.extend(extra);
+            Cmd::try_parse_from(args).unwrap().run.leader_config()
+        };
+        let fast = timings(&[
+            "--lease-duration",
+            "2s",
+            "--renew-deadline",
+            "1500ms",
+            "--retry-period",
+            "200ms",
+        ]);
+        assert_eq!(fast.unwrap().unwrap().renew_deadline, Duration::from_millis(1500));
+        for bad in [
+            &["--lease-duration", "5s"][..],
+            &["--renew-deadline", "1s", "--retry-period", "1s"],
+            &[
+                "--lease-duration",
+                "900ms",
+                "--renew-deadline",
+                "500ms",
+                "--retry-period",
+                "100ms",
+            ],
+        ] {
+            assert!(timings(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cmd::try_parse_from(["k", "--repo", "./r", "--retry-period", "10ms"]).is_err());
         let cmd = Cmd::try_parse_from(["k", "--repo", "./r", "--ssh-known-hosts", "/kh"]).unwrap();
         assert_eq!(cmd.run.ssh_known_hosts_file, Some(PathBuf::from("/kh")));
         assert!(Cmd::try_parse_from(["k", "--repo", "./r", "--sim-kubeconfig-out", "/k"]).is_err());
