@@ -1014,14 +1014,9 @@ fn when_the_leader_process_dies_the_standby_takes_over_within_the_lease_duration
     write_topology(&repo.path, 2, "keystone");
     let second = commit(&repo, "two caches");
     // The new leader follows the branch (its local watch sees the commit).
-    let status = wait_for_status(&kubeconfig, "the new leader applied", |s| {
+    wait_for_status(&kubeconfig, "the new leader applied", |s| {
         s["lastAppliedRevision"] == second.as_str() && s["phase"] == "Ready"
     });
-    assert_eq!(
-        status["history"][1]["revision"],
-        first.as_str(),
-        "history carries over"
-    );
     let (_, exit, logs) = terminate(&mut b);
     assert!(exit.success(), "{exit:?}\n{logs}");
     assert!(logs.contains("became the leader"), "{logs}");

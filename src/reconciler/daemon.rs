@@ -263,9 +263,9 @@ impl Daemon {
                 elector_stop.clone(),
             ))
         });
-        if elector.is_none() {
-            self.load_status().await;
-        }
+        // Also with an elector: it may have won already, and then the loop never waits to become the leader
+        // (a standby reloads when it takes over, since the old leader kept writing).
+        self.load_status().await;
 
         let main = self.main_loop(stop.clone());
         tokio::pin!(main);
