@@ -254,19 +254,18 @@ fn syntax_error(error: serde_yaml::Error) -> YamlError {
     YamlError::Syntax { location, message }
 }
 
-/// Removes serde_yaml's ` at line N column M` phrases; the position is reported separately.
+/// Removes serde_yaml's first ` at line N column M` phrase: that is the problem's position, reported
+/// separately. A later one belongs to the context (`while parsing a flow sequence at line 3 column 4`) and
+/// stays: it is often where the mistake is, such as an unclosed bracket or quote above the reported line.
 fn strip_positions(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find(" at line ") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + " at line ".len()..];
-        let after = after.trim_start_matches(|c: char| c.is_ascii_digit());
-        let after = after.strip_prefix(" column ").unwrap_or(after);
-        rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    out.push_str(rest);
-    out
+    let Some(at) = message.find(" at line ") else {
+        return message.to_string();
+    };
+    let after = &message[at + " at line ".len()..];
+    let after = after.trim_start_matches(|c: char| c.is_ascii_digit());
+    let after = after.strip_prefix(" column ").unwrap_or(after);
+    let rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
+    format!("{}{rest}", &message[..at])
 }
 
 fn path_string(path: &serde_path_to_error::Path) -> String {
@@ -601,8 +600,14 @@ mod tests {
         let err = parse_documents("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
         match err {
             YamlError::Syntax { location, message } => {
-                assert!(location.line >= 2, "{location:?}");
-                assert!(!message.contains(" at line "), "{message}");
+                // The parser notices the unclosed bracket on the next line; the message keeps where the
+                // sequence started, which is the line to fix.
+                assert_eq!(location.line, 3, "{location:?}");
+                assert!(!message.contains("line 3 column"), "{message}");
+                assert!(
+                    message.contains("while parsing a flow sequence at line 2 column 4"),
+                    "{message}"
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
