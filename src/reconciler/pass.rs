@@ -100,7 +100,8 @@ pub enum PassError {
         #[source]
         source: ClusterError,
     },
-    #[error("plan for revision {revision} refused: {message}")]
+    /// `message` already names the revision and says how to allow each refusal.
+    #[error("{message}")]
     Blocked { revision: String, message: String },
     #[error("recording the inventory failed: {source}")]
     WriteInventory {
