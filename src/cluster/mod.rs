@@ -646,7 +646,10 @@ mod tests {
     #[test]
     fn user_agents_carry_printable_ascii_only() {
         let cases = [
-            ("keelson/0.1.0 (keelson-7d9f-abc)", "keelson/0.1.0 (keelson-7d9f-abc)"),
+            (
+                "keelson/0.1.0 (keelson-7d9f-abc)",
+                "keelson/0.1.0 (keelson-7d9f-abc)",
+            ),
             ("keelson (pod\nname)", "keelson (pod_name)"),
             ("keelson (pöd)", "keelson (p_d)"),
         ];
