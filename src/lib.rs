@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod plan;
+pub mod quantity;
 pub mod reconciler;
 pub mod render;
 pub mod rollout;

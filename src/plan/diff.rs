@@ -121,11 +121,27 @@ fn compare(path: &mut Vec<Segment>, desired: &Value, live: Option<&Value>, out: 
             }
         }
         (d, Some(l)) => {
-            if d != l {
+            if d != l && !same_quantity_at(path, d, l) {
                 push(path, Some(l), Some(d), out);
             }
         }
     }
+}
+
+/// Quantities (resource requests and limits, storage sizes, `emptyDir.sizeLimit`) come back from the API
+/// server in canonical form: `1000m` is live as `1`, `1024Mi` as `1Gi`. Those are no drift.
+fn same_quantity_at(path: &[Segment], desired: &Value, live: &Value) -> bool {
+    let is_quantity_field = path
+        .iter()
+        .any(|s| matches!(s, Segment::Key(k) if k == "resources"))
+        || matches!(path.last(), Some(Segment::Key(k)) if k == "sizeLimit");
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    is_quantity_field
+        && matches!((text(desired), text(live)), (Some(d), Some(l)) if crate::quantity::same_quantity(&d, &l))
 }
 
 fn compare_lists(
@@ -280,6 +296,22 @@ mod tests {
                 desired: json!({"spec": {"replicas": 1}}),
                 live: json!({"spec": {"replicas": 1.0}}),
                 want: vec![],
+            },
+            Case {
+                name: "quantities the API server canonicalised are equal, changed ones are not",
+                desired: json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {
+                    "requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"cpu": 2, "memory": "2Gi"}}}],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "0.5Gi"}}]}}}}),
+                live: json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {
+                    "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2500m", "memory": "2Gi"}}}],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}]}}}}),
+                want: vec!["spec.template.spec.containers[name=api].resources.limits.cpu"],
+            },
+            Case {
+                name: "equal-valued numbers in text outside quantity fields still differ",
+                desired: json!({"data": {"workers": "1000m", "ratio": "0.5"}}),
+                live: json!({"data": {"workers": "1", "ratio": "500m"}}),
+                want: vec!["data.workers", "data.ratio"],
             },
             Case {
                 name: "null in desired matches an absent live field",

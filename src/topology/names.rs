@@ -155,30 +155,11 @@ pub fn label_value(value: &str) -> Result<(), String> {
 
 /// A Kubernetes resource quantity (`500m`, `1Gi`, `2`, `1e3`).
 pub fn quantity(q: &str) -> Result<(), String> {
-    let err = || {
-        Err(format!(
+    match crate::quantity::Quantity::parse(q) {
+        Some(_) => Ok(()),
+        None => Err(format!(
             "`{q}` is not a valid Kubernetes quantity (e.g. `500m`, `1Gi`, `2`)"
-        ))
-    };
-    let body = q.strip_prefix(['+', '-']).unwrap_or(q);
-    let digits_end = body
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(body.len());
-    let (number, suffix) = body.split_at(digits_end);
-    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-        return err();
-    }
-    const SUFFIXES: [&str; 14] = [
-        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T",
-    ];
-    let exponent = suffix
-        .strip_prefix(['e', 'E'])
-        .map(|e| e.strip_prefix(['+', '-']).unwrap_or(e))
-        .is_some_and(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()));
-    if SUFFIXES.contains(&suffix) || suffix == "P" || suffix == "E" || exponent {
-        Ok(())
-    } else {
-        err()
+        )),
     }
 }
 
