@@ -20,7 +20,28 @@ fn col(name: &str, kind: &str, priority: u8) -> Value {
     json!({"name": name, "type": kind, "format": format, "description": "", "priority": priority})
 }
 
+/// Events print as kube-apiserver prints them: the name last, at priority 1 (`-o wide`).
+const EVENT_COLUMNS: &[(&str, &str, u8)] = &[
+    ("Last Seen", "string", 0),
+    ("Type", "string", 0),
+    ("Reason", "string", 0),
+    ("Object", "string", 0),
+    ("Subobject", "string", 1),
+    ("Source", "string", 1),
+    ("Message", "string", 0),
+    ("First Seen", "string", 1),
+    ("Count", "string", 1),
+    ("Name", "string", 1),
+];
+
+fn is_event(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "events"
+}
+
 fn columns(info: &ResourceInfo) -> Vec<Value> {
+    if is_event(info) {
+        return EVENT_COLUMNS.iter().map(|(n, k, p)| col(n, k, *p)).collect();
+    }
     let mut c = vec![col("Name", "string", 0)];
     let rest: &[(&str, &str, u8)] = match (info.group.as_str(), info.plural.as_str()) {
         ("apps", "deployments") => &[
@@ -107,17 +128,68 @@ pub fn human_age(secs: u64) -> String {
 }
 
 fn age(obj: &Value) -> String {
+    since(&obj["metadata"]["creationTimestamp"])
+}
+
+/// Time since an RFC 3339 timestamp, as `kubectl get` prints ages.
+fn since(timestamp: &Value) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    match obj["metadata"]["creationTimestamp"]
-        .as_str()
-        .and_then(parse_rfc3339)
-    {
+    match timestamp.as_str().and_then(parse_rfc3339) {
         Some(t) => human_age(now.saturating_sub(t)),
         None => "<unknown>".into(),
     }
+}
+
+fn event_cells(obj: &Value) -> Vec<Value> {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let first = [
+        &obj["firstTimestamp"],
+        &obj["eventTime"],
+        &obj["metadata"]["creationTimestamp"],
+    ]
+    .into_iter()
+    .find(|v| v.is_string())
+    .cloned()
+    .unwrap_or(Value::Null);
+    let last = [
+        &obj["lastTimestamp"],
+        &obj["series"]["lastObservedTime"],
+        &obj["eventTime"],
+    ]
+    .into_iter()
+    .find(|v| v.is_string())
+    .cloned()
+    .unwrap_or_else(|| first.clone());
+    let involved = &obj["involvedObject"];
+    let object = format!(
+        "{}/{}",
+        text(&involved["kind"]).to_lowercase(),
+        text(&involved["name"])
+    );
+    let subobject = text(&involved["fieldPath"]);
+    let or = |a: String, b: &Value| if a.is_empty() { text(b) } else { a };
+    let component = or(text(&obj["source"]["component"]), &obj["reportingComponent"]);
+    let host = or(text(&obj["source"]["host"]), &obj["reportingInstance"]);
+    let source = if host.is_empty() {
+        component
+    } else {
+        format!("{component}, {host}")
+    };
+    vec![
+        json!(since(&last)),
+        json!(text(&obj["type"])),
+        json!(text(&obj["reason"])),
+        json!(object),
+        json!(subobject),
+        json!(source),
+        json!(text(&obj["message"]).trim()),
+        json!(since(&first)),
+        json!(obj["count"].as_i64().unwrap_or(1).to_string()),
+        json!(obj["metadata"]["name"]),
+    ]
 }
 
 fn int(v: &Value) -> i64 {
@@ -135,6 +207,9 @@ fn containers(obj: &Value) -> (String, String) {
 }
 
 fn cells(info: &ResourceInfo, obj: &Value) -> Vec<Value> {
+    if is_event(info) {
+        return event_cells(obj);
+    }
     let name = json!(obj["metadata"]["name"]);
     let s = &obj["status"];
     let a = json!(age(obj));
@@ -339,5 +414,32 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+    }
+
+    #[test]
+    fn event_rows_show_type_reason_object_and_message() {
+        let reg = Registry::with_builtins();
+        let info = reg.get("", "v1", "events").unwrap();
+        let obj = json!({"metadata": {"name": "keelson-status.1"}, "type": "Warning", "reason": "RolloutFailed",
+            "involvedObject": {"kind": "ConfigMap", "name": "keelson-status"}, "message": "revision abc failed",
+            "source": {"component": "keelson"}, "count": 1,
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"});
+        let t = to_table(info, &obj, false);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["priority"] == 0)
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Last Seen", "Type", "Reason", "Object", "Message"]);
+        let cells = t["rows"][0]["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), t["columnDefinitions"].as_array().unwrap().len());
+        assert_eq!(cells[1], "Warning");
+        assert_eq!(cells[2], "RolloutFailed");
+        assert_eq!(cells[3], "configmap/keelson-status");
+        assert_eq!(cells[5], "keelson");
+        assert_eq!(cells[6], "revision abc failed");
+        assert_eq!(cells[9], "keelson-status.1");
     }
 }
