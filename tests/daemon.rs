@@ -526,17 +526,7 @@ async fn a_newer_commit_cancels_a_rollout_waiting_on_health() {
     let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
     let first = f.repo.git(&["rev-parse", "HEAD"]);
     applied(&daemon.shared, &first, Duration::from_secs(30)).await;
-    write_topology(&f.repo.path, 1, "keystone:broken");
-    let broken = commit(&f.repo, "broken api image");
-    wait_for("waiting on api", Duration::from_secs(20), || async {
-        daemon
-            .shared
-            .status()
-            .components
-            .iter()
-            .any(|c| c.name == "api" && c.state == status::ComponentPhase::Progressing)
-    })
-    .await;
+    let broken = commit_stuck_api(&f.repo, &daemon.shared).await;
     write_topology(&f.repo.path, 1, "keystone:fixed");
     let fixed = commit(&f.repo, "fix api image");
     applied(&daemon.shared, &fixed, Duration::from_secs(30)).await;
@@ -1159,6 +1149,21 @@ async fn transient_api_errors_are_retried_with_backoff_until_they_clear() {
     daemon.stop().await;
 }
 
+/// Commits an api image that never pulls (health timeout: an hour) and waits until the rollout waits on it.
+async fn commit_stuck_api(repo: &Repo, shared: &Shared) -> String {
+    write_topology(&repo.path, 1, "keystone:broken");
+    let broken = commit(repo, "broken api image");
+    wait_for("waiting on api", Duration::from_secs(20), || async {
+        shared
+            .status()
+            .components
+            .iter()
+            .any(|c| c.name == "api" && c.state == status::ComponentPhase::Progressing)
+    })
+    .await;
+    broken
+}
+
 /// Commits an api image that never pulls, with a health timeout short enough to fail the rollout.
 fn commit_failing_api(repo: &Repo) -> String {
     write_topology(&repo.path, 1, "keystone:broken");
@@ -1274,17 +1279,7 @@ async fn suspend_and_resume_act_at_once_and_suspend_cancels_a_waiting_rollout() 
     let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
     let first = f.repo.git(&["rev-parse", "HEAD"]);
     applied(&daemon.shared, &first, Duration::from_secs(30)).await;
-    write_topology(&f.repo.path, 1, "keystone:broken");
-    let broken = commit(&f.repo, "broken api image");
-    wait_for("waiting on api", Duration::from_secs(20), || async {
-        daemon
-            .shared
-            .status()
-            .components
-            .iter()
-            .any(|c| c.name == "api" && c.state == status::ComponentPhase::Progressing)
-    })
-    .await;
+    let broken = commit_stuck_api(&f.repo, &daemon.shared).await;
 
     status::set_suspend(&f.kube, KEELSON_NS, true).await.unwrap();
     let took = wait_for("suspended", Duration::from_secs(10), || async {

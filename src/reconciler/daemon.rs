@@ -790,19 +790,13 @@ impl Daemon {
                 Verdict::Cancelled,
             )
         } else {
-            let failed: Vec<String> = rollout
-                .components
-                .iter()
-                .filter(|c| c.state != ComponentState::Healthy)
-                .map(|c| format!("{} {}: {}", c.name, c.state, c.reason))
-                .collect();
             (
                 PassResult::Failed,
                 Phase::Failed,
                 "RolloutFailed",
                 format!(
                     "revision {short} failed; not retried until a new commit or `keelson reconcile`: {}",
-                    failed.join("; ")
+                    unhealthy_components(rollout)
                 ),
                 Verdict::Failed,
             )
@@ -903,19 +897,13 @@ impl Daemon {
                 format!("drift correction of revision {short} cancelled"),
             )
         } else {
-            let failed: Vec<String> = rollout
-                .components
-                .iter()
-                .filter(|c| c.state != ComponentState::Healthy)
-                .map(|c| format!("{} {}: {}", c.name, c.state, c.reason))
-                .collect();
             (
                 PassResult::Failed,
                 EventType::Warning,
                 "DriftCorrectionFailed",
                 format!(
                     "correcting drift of revision {short} failed: {}",
-                    failed.join("; ")
+                    unhealthy_components(rollout)
                 ),
             )
         };
@@ -1099,6 +1087,17 @@ fn history_entry(
         message: message.to_string(),
         counts,
     }
+}
+
+/// `glance-api Failed: ...; nova-api Blocked: ...` for the status message of a failed pass.
+fn unhealthy_components(rollout: &RolloutOutcome) -> String {
+    let unhealthy: Vec<String> = rollout
+        .components
+        .iter()
+        .filter(|c| c.state != ComponentState::Healthy)
+        .map(|c| format!("{} {}: {}", c.name, c.state, c.reason))
+        .collect();
+    unhealthy.join("; ")
 }
 
 fn counts(rollout: &RolloutOutcome) -> ObjectCounts {
