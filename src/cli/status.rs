@@ -239,6 +239,17 @@ pub fn status_table(status: &Status) -> String {
         })
         .collect();
     text.push_str(&table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &conditions));
+    // The table shows a message's first line only; when the cluster is not Ready the rest says why (the
+    // `file:line` of an invalid topology, how to allow a refused plan), so it is printed whole.
+    if let Some(ready) = status.condition("Ready")
+        && ready.status != "True"
+        && first_line(&ready.message) != ready.message
+    {
+        text.push('\n');
+        text.push_str("WHY NOT READY\n");
+        text.push_str(ready.message.trim_end());
+        text.push('\n');
+    }
     if !status.components.is_empty() {
         text.push('\n');
         let components: Vec<Vec<String>> = status
@@ -324,5 +335,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("nova        Failed   image pull"), "{text}");
+        assert!(
+            text.contains("\nWHY NOT READY\nnova failed\nmore\n"),
+            "the whole message: {text}"
+        );
+    }
+
+    #[test]
+    fn a_ready_status_or_a_one_line_message_is_not_repeated() {
+        let mut status = Status::default();
+        status.set_phase(status::Phase::Ready, "Succeeded", "applied\nall", "t");
+        assert!(!status_table(&status).contains("WHY NOT READY"));
+        status.set_phase(status::Phase::Stalled, "InvalidConfiguration", "short", "t");
+        assert!(!status_table(&status).contains("WHY NOT READY"));
     }
 }
