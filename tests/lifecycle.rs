@@ -628,6 +628,12 @@ async fn assert_stalled(
         status.condition("Stalled").expect("Stalled condition").status,
         "True"
     );
+    // `keelson status` shows the operator the same position.
+    let table = lab.keelson(&["status"]).await;
+    assert!(
+        table.contains("Stalled") && needles.iter().any(|n| table.contains(n.as_str())),
+        "none of {needles:?} in `keelson status`:\n{table}"
+    );
     assert_same(
         "the live state after an invalid commit",
         &before.objects,
@@ -894,17 +900,7 @@ async fn bad_stuck_and_invalid_commits_are_reverted_or_fixed_and_history_lists_e
     .await;
 
     // The same through `keelson history`, as an operator reads it.
-    let kubeconfig = lab.tmp.path().join("kubeconfig");
-    lab.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
-        .arg("history")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .output()
-        .await
-        .expect("keelson history");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let table = String::from_utf8_lossy(&out.stdout);
+    let table = lab.keelson(&["history"]).await;
     let rows: Vec<&str> = table.lines().skip(1).collect();
     assert_eq!(rows.len(), expected.len(), "{table}");
     for (row, (revision, subject, revert_of, result)) in rows.iter().zip(&expected) {
@@ -958,6 +954,12 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
             ready.message
         );
     }
+
+    let table = lab.keelson(&["status"]).await;
+    assert!(
+        table.contains("Stalled") && table.contains("spec.policy.pruneBudgetPercent"),
+        "`keelson status` says how to allow it:\n{table}"
+    );
 
     // Scenario 11: with the allowance in policy the prune proceeds, dependents before dependencies.
     let mark = lab.mark();

@@ -272,6 +272,27 @@ impl Lab {
         assert_eq!(self.stored().await.expect("status").history, history);
     }
 
+    /// Runs the `keelson` binary with `args` against this lab's cluster; its standard output.
+    pub async fn keelson(&self, args: &[&str]) -> String {
+        let kubeconfig = self.tmp.path().join("kubeconfig");
+        if !kubeconfig.exists() {
+            self.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        }
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .await
+            .expect("run keelson");
+        assert!(
+            out.status.success(),
+            "keelson {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The position of the request log's newest record; writes after it are "since" this mark.
     pub fn mark(&self) -> u64 {
         self.sim.request_log().last().map_or(0, |r| r.seq)
