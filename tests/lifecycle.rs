@@ -628,6 +628,14 @@ async fn assert_stalled(
         status.condition("Stalled").expect("Stalled condition").status,
         "True"
     );
+    assert!(
+        status
+            .components
+            .iter()
+            .all(|c| c.state == ComponentPhase::Healthy),
+        "the components of the applied revision stay reported healthy: {:?}",
+        status.components
+    );
     // `keelson status` shows the operator the same position.
     let table = lab.keelson(&["status"]).await;
     assert!(
@@ -1001,5 +1009,22 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
     )
     .await;
     lab.assert_quiet_pass().await;
+    lab.stop().await;
+}
+
+/// A refused plan writes nothing, so the status keeps reporting the components of the applied revision
+/// (as it does after an invalid commit, see `assert_stalled`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "product bug in src/reconciler/daemon.rs (Daemon::pass, finish_error): the pending states written \
+            before a plan is refused are never replaced, so every component reads Pending"]
+async fn a_refused_plan_keeps_reporting_the_components_of_the_applied_revision() {
+    let (lab, initial) = Lab::start(fast_sim(), |_| {}).await;
+    let applied = lab.applied(&initial).await;
+    for name in lab.topology().components.keys() {
+        lab.remove(&format!("services/{name}.yaml"));
+    }
+    let wipe = lab.commit("Remove every service");
+    let status = lab.finished(&wipe, PassResult::Stalled).await;
+    assert_eq!(status.components, applied.components);
     lab.stop().await;
 }
