@@ -142,7 +142,7 @@ pub fn suspend(args: ControlArgs, suspend: bool) -> ExitCode {
             .map_err(|e| e.to_string())?;
         let what = if suspend { "suspend" } else { "resume" };
         print_stdout(&format!(
-            "{what} requested in namespace {}; the daemon acts on it at its next poll\n",
+            "{what} requested in namespace {}; the daemon watches it and acts on it at once\n",
             args.target.namespace
         ));
         Ok(())
@@ -159,7 +159,7 @@ pub fn reconcile(args: ControlArgs) -> ExitCode {
             .await
             .map_err(|e| e.to_string())?;
         print_stdout(&format!(
-            "reconcile requested in namespace {}; the daemon runs a pass at its next poll\n",
+            "reconcile requested in namespace {}; the daemon watches it and starts a pass at once\n",
             args.target.namespace
         ));
         Ok(())
