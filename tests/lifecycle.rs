@@ -1015,8 +1015,6 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
 /// A refused plan writes nothing, so the status keeps reporting the components of the applied revision
 /// (as it does after an invalid commit, see `assert_stalled`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug in src/reconciler/daemon.rs (Daemon::pass, finish_error): the pending states written \
-            before a plan is refused are never replaced, so every component reads Pending"]
 async fn a_refused_plan_keeps_reporting_the_components_of_the_applied_revision() {
     let (lab, initial) = Lab::start(fast_sim(), |_| {}).await;
     let applied = lab.applied(&initial).await;

@@ -620,6 +620,12 @@ impl Daemon {
             return None;
         }
 
+        // A refused plan writes nothing: the status keeps the components of the applied revision.
+        if let Err(e) = pass::refuse_if_blocked(&prepared) {
+            self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
+                .await;
+            return None;
+        }
         // A narrowed pass leaves the status of the failed revision as it is; it only adds its own record.
         let tracking = if scope == Scope::Full {
             let now = now_rfc3339();

@@ -198,12 +198,7 @@ pub async fn execute(
     cancel: CancellationToken,
     progress: Option<UnboundedSender<ProgressEvent>>,
 ) -> Result<PassOutcome, PassError> {
-    if let Some(message) = prepared.plan.blocked_message() {
-        return Err(PassError::Blocked {
-            revision: prepared.revision.id.clone(),
-            message,
-        });
-    }
+    refuse_if_blocked(prepared)?;
     if settings.create_namespace && !settings.dry_run {
         ensure_namespaces(kube, &prepared.plan).await?;
     }
@@ -218,6 +213,18 @@ pub async fn execute(
         rollout,
         inventory_recorded,
     })
+}
+
+/// The error a blocked plan (prune budget, policy, ownership, schema downgrade) ends its pass with, before
+/// anything is written.
+pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
+    match prepared.plan.blocked_message() {
+        Some(message) => Err(PassError::Blocked {
+            revision: prepared.revision.id.clone(),
+            message,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The operator's options plus what the commit itself allows: a `Keelson-Allow-Downgrade` trailer names the
