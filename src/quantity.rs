@@ -2,7 +2,8 @@
 //!
 //! The API server hands quantities back in canonical form (`1000m` becomes `1`, `1024Mi` becomes `1Gi`,
 //! `0.5` becomes `500m`), so a written and a live quantity must be compared by value, not by text, or every
-//! pass would see drift that is not there.
+//! pass would see drift that is not there. [`canonical`] writes that form, as the simulated cluster does.
+//! Pure Kubernetes knowledge: nothing of Keelson.
 
 /// A quantity's exact value: `mantissa * 10^exponent`, with trailing zeros moved into the exponent so that
 /// equal values have equal representations.
@@ -33,47 +34,51 @@ const BINARY_SUFFIXES: [(&str, u32); 6] = [
     ("Ei", 60),
 ];
 
+/// How a quantity was written, which decides how its canonical form is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `Ki` .. `Ei`
+    BinarySi,
+    /// `n` .. `E`, or no suffix
+    DecimalSi,
+    /// `e3`, `E-2`
+    DecimalExponent,
+}
+
 impl Quantity {
     /// Parses the Kubernetes quantity syntax: an optionally signed decimal number, then a binary suffix
     /// (`Ki` .. `Ei`), a decimal suffix (`n` .. `E`) or an exponent (`e3`, `E-2`). `None` when the text is
     /// not a quantity, or too large to hold exactly.
     pub fn parse(text: &str) -> Option<Quantity> {
-        let (negative, body) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let number_end = body
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(body.len());
-        let (number, suffix) = body.split_at(number_end);
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-            return None;
+        parse_with_format(text).map(|(q, _)| q)
+    }
+
+    /// The value as a whole number, when it is one.
+    fn integer(self) -> Option<i128> {
+        let exponent = u32::try_from(self.exponent).ok()?;
+        self.mantissa.checked_mul(10i128.checked_pow(exponent)?)
+    }
+
+    /// Kubernetes keeps nine decimal places (nano units); finer values round away from zero.
+    fn rounded_to_nano(self) -> Option<Quantity> {
+        if self.exponent >= -9 {
+            return Some(self);
         }
-        let digits = format!("{whole}{fraction}");
-        // 38 digits always fit an i128; longer numbers are not quantities anyone writes.
-        if digits.len() > 38 {
-            return None;
-        }
-        let mut mantissa: i128 = digits.parse().ok()?;
-        let mut exponent = -i32::try_from(fraction.len()).ok()?;
-        if let Some(&(_, power)) = BINARY_SUFFIXES.iter().find(|(s, _)| *s == suffix) {
-            mantissa = mantissa.checked_mul(1i128 << power)?;
-        } else if let Some(&(_, power)) = DECIMAL_SUFFIXES.iter().find(|(s, _)| *s == suffix) {
-            exponent += power;
-        } else {
-            let power = suffix.strip_prefix(['e', 'E'])?;
-            let digits = power.strip_prefix(['+', '-']).unwrap_or(power);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
+        let shift = u32::try_from(-9 - i64::from(self.exponent)).ok()?;
+        let divisor = 10i128.checked_pow(shift);
+        let mantissa = match divisor {
+            Some(d) => {
+                let (quotient, remainder) = (self.mantissa / d, self.mantissa % d);
+                quotient + remainder.signum()
             }
-            exponent = exponent.checked_add(power.parse::<i32>().ok()?)?;
+            // Smaller than any nano unit: one nano unit.
+            None => self.mantissa.signum(),
+        };
+        Quantity {
+            mantissa,
+            exponent: -9,
         }
-        if negative {
-            mantissa = -mantissa;
-        }
-        Quantity { mantissa, exponent }.normalized()
+        .normalized()
     }
 
     fn normalized(mut self) -> Option<Quantity> {
@@ -89,6 +94,93 @@ impl Quantity {
         }
         Some(self)
     }
+}
+
+fn parse_with_format(text: &str) -> Option<(Quantity, Format)> {
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let number_end = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (number, suffix) = body.split_at(number_end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    // 38 digits always fit an i128; longer numbers are not quantities anyone writes.
+    if digits.len() > 38 {
+        return None;
+    }
+    let mut mantissa: i128 = digits.parse().ok()?;
+    let mut exponent = -i32::try_from(fraction.len()).ok()?;
+    let format;
+    if let Some(&(_, power)) = BINARY_SUFFIXES.iter().find(|(s, _)| *s == suffix) {
+        mantissa = mantissa.checked_mul(1i128 << power)?;
+        format = Format::BinarySi;
+    } else if let Some(&(_, power)) = DECIMAL_SUFFIXES.iter().find(|(s, _)| *s == suffix) {
+        exponent += power;
+        format = Format::DecimalSi;
+    } else {
+        format = Format::DecimalExponent;
+        let power = suffix.strip_prefix(['e', 'E'])?;
+        let digits = power.strip_prefix(['+', '-']).unwrap_or(power);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        exponent = exponent.checked_add(power.parse::<i32>().ok()?)?;
+    }
+    if negative {
+        mantissa = -mantissa;
+    }
+    Some((Quantity { mantissa, exponent }.normalized()?, format))
+}
+
+/// The text a Kubernetes API server stores for the quantity `text`, e.g. `1000m` -> `1`, `1024Mi` -> `1Gi`,
+/// `0.5` -> `500m`, `1.5Gi` -> `1536Mi`, `2000` -> `2k`; `None` when `text` is not a quantity. The suffix
+/// family is kept (binary stays binary unless the value is below 1Ki or fractional; an exponent stays an
+/// exponent), the number is a whole one, and decimal exponents are multiples of three.
+pub fn canonical(text: &str) -> Option<String> {
+    let (quantity, format) = parse_with_format(text)?;
+    let quantity = quantity.rounded_to_nano()?;
+    if quantity.mantissa == 0 {
+        return Some("0".to_string());
+    }
+    if format == Format::BinarySi
+        && let Some(mut whole) = quantity.integer().filter(|n| n.abs() >= 1024)
+    {
+        let mut power = 0;
+        while whole % 1024 == 0 && power < BINARY_SUFFIXES.len() {
+            whole /= 1024;
+            power += 1;
+        }
+        let suffix = match power {
+            0 => "",
+            p => BINARY_SUFFIXES[p - 1].0,
+        };
+        return Some(format!("{whole}{suffix}"));
+    }
+    let (mut mantissa, mut exponent) = (quantity.mantissa, quantity.exponent);
+    match exponent.rem_euclid(3) {
+        1 => {
+            mantissa = mantissa.checked_mul(10)?;
+            exponent -= 1;
+        }
+        2 => {
+            mantissa = mantissa.checked_mul(100)?;
+            exponent -= 2;
+        }
+        _ => {}
+    }
+    let decimal = DECIMAL_SUFFIXES.iter().find(|(_, p)| *p == exponent);
+    Some(match (format, decimal) {
+        (Format::DecimalExponent, _) | (_, None) if exponent != 0 => format!("{mantissa}e{exponent}"),
+        (_, Some((suffix, _))) => format!("{mantissa}{suffix}"),
+        _ => mantissa.to_string(),
+    })
 }
 
 /// Whether two texts are the same quantity (`1000m` and `1`, `1Gi` and `1024Mi`).
@@ -134,6 +226,45 @@ mod tests {
         for (a, b) in different {
             assert!(!same_quantity(a, b), "{a} != {b}");
         }
+    }
+
+    #[test]
+    fn canonical_forms_are_the_api_servers() {
+        let cases = [
+            ("1000m", "1"),
+            ("0.5", "500m"),
+            ("1.5", "1500m"),
+            ("2000", "2k"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("0.5Ki", "512"),
+            ("1536", "1536"),
+            ("2048Ki", "2Mi"),
+            ("1e3", "1e3"),
+            ("12e1", "120"),
+            ("1.5e3", "1500"),
+            ("100M", "100M"),
+            ("500m", "500m"),
+            ("0.1m", "100u"),
+            ("0.0000000001", "1n"),
+            ("-1.5", "-1500m"),
+            ("-2048", "-2048"),
+            ("-2Ki", "-2Ki"),
+            ("+1", "1"),
+            ("0Gi", "0"),
+            ("1E", "1E"),
+            ("1000E", "1e21"),
+            ("1Ei", "1Ei"),
+            ("1024Ei", "1024Ei"),
+        ];
+        for (written, stored) in cases {
+            assert_eq!(canonical(written).as_deref(), Some(stored), "{written}");
+            assert!(
+                same_quantity(written, stored) || written == "0.0000000001",
+                "{written}"
+            );
+        }
+        assert_eq!(canonical("1GB"), None);
     }
 
     #[test]

@@ -589,3 +589,52 @@ async fn cancelling_a_health_wait_returns_promptly_and_the_next_pass_converges()
     let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
     assert!(result.expect("next pass").rollout.converged());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantities_the_api_server_stores_in_canonical_form_are_not_drift() {
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    let resources =
+        "  resources:\n    requests:\n      cpu: 250m\n      memory: 512Mi\n    limits:\n      memory: 1Gi\n";
+    let written = "  resources:\n    requests:\n      cpu: \"0.25\"\n      memory: 0.5Gi\n    limits:\n      memory: 1024Mi\n";
+    edit(dir.path(), "services/keystone.yaml", resources, written);
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("pass").rollout.converged());
+    let live = get_json(
+        &env.kube,
+        "/apis/apps/v1/namespaces/openstack/deployments/keystone",
+    )
+    .await;
+    let container = &live["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["resources"],
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}),
+        "the cluster stores canonical quantities"
+    );
+
+    env.sim.clear_request_log();
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("second pass").rollout.converged());
+    assert!(
+        !prepared.plan.has_changes(),
+        "{}",
+        keelson::plan::to_text(&prepared.plan, false)
+    );
+    assert_eq!(writes(&env.sim.request_log()).len(), 0);
+
+    // A real change of a quantity is still one.
+    edit(
+        dir.path(),
+        "services/keystone.yaml",
+        "memory: 1024Mi",
+        "memory: 2Gi",
+    );
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    assert!(result.expect("third pass").rollout.converged());
+    assert_eq!(
+        prepared.plan.summary.update,
+        1,
+        "{}",
+        keelson::plan::to_text(&prepared.plan, false)
+    );
+}

@@ -707,3 +707,50 @@ async fn control_get(c: &Cluster, path: &str) -> serde_json::Value {
     let req = http::Request::get(path).body(Vec::new()).unwrap();
     c.client().request::<serde_json::Value>(req).await.unwrap()
 }
+
+#[tokio::test]
+async fn quantities_are_stored_in_canonical_form_and_invalid_ones_refused() {
+    let c = start().await;
+    namespace(&c, "q").await;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        c.client(),
+        "q",
+        &kube::discovery::ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")),
+    );
+    let mut body = deployment("api", "api:1", 1);
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({
+        "requests": {"cpu": "1000m", "memory": "0.5Gi"}, "limits": {"cpu": 2, "memory": "1024Mi"}});
+    body["spec"]["template"]["spec"]["volumes"] =
+        json!([{"name": "tmp", "emptyDir": {"sizeLimit": "1.5Gi"}}]);
+    let params = PatchParams::apply("test").force();
+    let stored = api
+        .patch("api", &params, &Patch::Apply(&body))
+        .await
+        .expect("apply");
+    let spec = &stored.data["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["containers"][0]["resources"],
+        json!({"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}})
+    );
+    assert_eq!(spec["volumes"][0]["emptyDir"]["sizeLimit"], "1536Mi");
+    // Re-applying the same quantities as written changes nothing.
+    let again = api
+        .patch("api", &params, &Patch::Apply(&body))
+        .await
+        .expect("apply again");
+    assert_eq!(again.metadata.resource_version, stored.metadata.resource_version);
+
+    body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = json!("1GB");
+    let err = api_error(
+        api.patch("api", &params, &Patch::Apply(&body))
+            .await
+            .expect_err("1GB is no quantity"),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("spec.template.spec.containers[0].resources.limits.memory"),
+        "{}",
+        err.message
+    );
+}

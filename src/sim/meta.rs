@@ -329,6 +329,7 @@ pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> 
             }
         }
     }
+    errs.extend(invalid_quantities(obj));
     if matches!(info.plural.as_str(), "configmaps" | "secrets") {
         for field in ["data", "stringData", "binaryData"] {
             if let Some(d) = obj.get(field) {
@@ -410,6 +411,74 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         _ => {}
     }
     default_ports(obj);
+    canonicalize_quantities(obj);
+}
+
+/// Visits every quantity field: the values of `resources.requests` and `resources.limits` (containers,
+/// claims) and `sizeLimit` (emptyDir), with their dotted paths.
+fn visit_quantities(v: &mut Value, path: &mut Vec<String>, f: &mut dyn FnMut(&str, &mut Value)) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                path.push(k.clone());
+                let n = path.len();
+                let under_resources = n >= 3
+                    && path[n - 3] == "resources"
+                    && matches!(path[n - 2].as_str(), "requests" | "limits");
+                if under_resources || k == "sizeLimit" {
+                    f(&path.join("."), child);
+                } else {
+                    visit_quantities(child, path, f);
+                }
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                path.push(format!("[{i}]"));
+                visit_quantities(child, path, f);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The API server stores quantities in canonical form (`1000m` as `1`, `1024Mi` as `1Gi`, `2` as `"2"`).
+fn canonicalize_quantities(obj: &mut Value) {
+    visit_quantities(obj, &mut Vec::new(), &mut |_, value| {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return,
+        };
+        if let Some(canonical) = crate::quantity::canonical(&text) {
+            *value = Value::String(canonical);
+        }
+    });
+}
+
+/// Quantity fields that hold no quantity, as kube-apiserver reports them.
+fn invalid_quantities(obj: &Value) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    let mut obj = obj.clone();
+    visit_quantities(&mut obj, &mut Vec::new(), &mut |path, value| {
+        let valid = match value {
+            Value::String(s) => crate::quantity::Quantity::parse(s).is_some(),
+            Value::Number(n) => crate::quantity::Quantity::parse(&n.to_string()).is_some(),
+            _ => false,
+        };
+        if !valid {
+            errs.push((
+                path.replace(".[", "["),
+                format!(
+                    "Invalid value: {value}: quantities must match the regular expression \
+                     '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+                ),
+            ));
+        }
+    });
+    errs
 }
 
 /// Container and service ports get `protocol: TCP`, which is part of their list keys.
