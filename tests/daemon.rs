@@ -1318,3 +1318,67 @@ async fn suspend_and_resume_act_at_once_and_suspend_cancels_a_waiting_rollout() 
     assert_eq!(deployment(&f.kube, "cache").await["spec"]["replicas"], 2);
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_caused_outside_git_is_retried_by_keelson_reconcile() {
+    let f = fixture().await;
+    let daemon = start(&f.kube, &f.repo.path, &f.cache, config(|_| {}), None).await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    // Someone else's Service stands where a new component's Service goes.
+    let foreign = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "extra", "namespace": NS},
+        "spec": {"ports": [{"port": 80}]},
+    });
+    let theirs = ApplyOptions {
+        field_manager: "someone-else".into(),
+        ..ApplyOptions::default()
+    };
+    f.kube.apply(&foreign, &theirs).await.expect("foreign service");
+    let extra = std::fs::read_to_string(f.repo.path.join("services/cache.yaml"))
+        .unwrap()
+        .replace("name: cache", "name: extra");
+    std::fs::write(f.repo.path.join("services/extra.yaml"), extra).unwrap();
+    let added = commit(&f.repo, "add extra");
+    wait_for(
+        "stalled on the foreign object",
+        Duration::from_secs(20),
+        || async {
+            let s = daemon.shared.status();
+            s.phase == Phase::Stalled && s.last_attempted_revision.as_deref() == Some(added.as_str())
+        },
+    )
+    .await;
+    let message = daemon.shared.status().condition("Ready").unwrap().message.clone();
+    assert!(message.contains("not owned"), "{message}");
+
+    let service = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: Some(NS.into()),
+        name: "extra".into(),
+    };
+    f.kube
+        .delete(&service, &Default::default())
+        .await
+        .expect("delete");
+    status::request_reconcile(&f.kube, KEELSON_NS, "after-cleanup")
+        .await
+        .unwrap();
+    applied(&daemon.shared, &added, Duration::from_secs(20)).await;
+    let status = daemon.shared.status();
+    assert_eq!(status.history[0].trigger, "reconcile");
+    assert_eq!(status.history[0].result, PassResult::Succeeded);
+    let live = f
+        .kube
+        .get(&service)
+        .await
+        .unwrap()
+        .expect("recreated as Keelson's");
+    assert_eq!(
+        live["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "keelson"
+    );
+    daemon.stop().await;
+}

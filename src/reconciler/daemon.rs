@@ -4,7 +4,7 @@
 //!
 //! Failure policy: configuration errors stall until the next commit; transient errors retry with exponential
 //! backoff and jitter; a failed rollout is not retried on the same commit unless an operator asks
-//! (`keelson reconcile`) or a new commit arrives. A converged revision is re-planned on every tick, which
+//! (`keelson reconcile`, which also re-plans a stalled revision) or a new commit arrives. A converged revision is re-planned on every tick, which
 //! re-applies owned objects that drifted from Git (and costs only reads when nothing drifted). While a
 //! revision stays failed, drift in the components that did become healthy is still corrected, by passes
 //! narrowed to those components; the failed ones and their dependents are left as they are.
@@ -429,7 +429,8 @@ impl Daemon {
             // the components that did become healthy stay equal to Git.
             Some((_, Verdict::Failed)) if reconcile_requested => Some(Scope::Full),
             Some((_, Verdict::Failed)) => Some(Scope::HealthyOnly),
-            Some((_, Verdict::Stalled)) => None,
+            // An operator who removed a cause outside Git (someone else's object in the way) asks again.
+            Some((_, Verdict::Stalled)) => reconcile_requested.then_some(Scope::Full),
         };
         let was_suspended = self.shared.status().phase == Phase::Suspended;
         let mut scope = match scope {
