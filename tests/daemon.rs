@@ -5,8 +5,8 @@
 
 #[path = "source_support/mod.rs"]
 mod source_support;
+mod support;
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use keelson::source::{GitSourceConfig, Secret};
 use keelson::status::{self, PassResult, Phase, Shared, Status};
 use serde_json::{Value, json};
 use source_support::Repo;
+use support::wait_for;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -131,24 +132,6 @@ async fn start(
         stop,
         task,
         addr,
-    }
-}
-
-async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    check: F,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -627,17 +610,7 @@ async fn drift_in_owned_fields_is_corrected_and_counted_and_foreign_fields_stay(
         live["metadata"]["annotations"]["example.com/note"], "mine",
         "a field Keelson does not own stays"
     );
-    assert!(
-        daemon
-            .shared
-            .metrics
-            .encode()
-            .contains("keelson_drift_corrections_total 1")
-    );
-    wait_for("drift event", Duration::from_secs(10), || async {
-        event_reasons(&f.kube).await.iter().any(|r| r == "DriftCorrected")
-    })
-    .await;
+    assert_one_drift_correction_reported(&daemon, &f.kube).await;
     assert_eq!(stored(&f.kube).await.history[0].trigger, "drift");
 
     // The same through kubectl, and a deletion by hand.
@@ -696,6 +669,20 @@ async fn replica_client(sim: &Cluster, identity: &str) -> Kube {
     keelson::cluster::connect_as(target, &format!("keelson-test ({identity})"))
         .await
         .expect("connect")
+}
+
+/// The metric counts one corrected object and a `DriftCorrected` Event was recorded.
+async fn assert_one_drift_correction_reported(daemon: &Running, kube: &Kube) {
+    let metrics = daemon.shared.metrics.encode();
+    assert_eq!(
+        metric(&metrics, "keelson_drift_corrections_total"),
+        1,
+        "{metrics}"
+    );
+    wait_for("drift event", Duration::from_secs(10), || async {
+        event_reasons(kube).await.iter().any(|r| r == "DriftCorrected")
+    })
+    .await;
 }
 
 fn fast_lease(identity: &str) -> LeaderConfig {
@@ -1253,17 +1240,7 @@ async fn drift_in_healthy_components_is_corrected_while_the_revision_stays_faile
         ["deployments/cache"],
         "only the drifted object is written"
     );
-    assert!(
-        daemon
-            .shared
-            .metrics
-            .encode()
-            .contains("keelson_drift_corrections_total 1")
-    );
-    wait_for("drift event", Duration::from_secs(10), || async {
-        event_reasons(&f.kube).await.iter().any(|r| r == "DriftCorrected")
-    })
-    .await;
+    assert_one_drift_correction_reported(&daemon, &f.kube).await;
     wait_for("correction stored", Duration::from_secs(10), || async {
         let s = stored(&f.kube).await;
         s.phase == Phase::Failed && s.history[0].trigger == "drift"

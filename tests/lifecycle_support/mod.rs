@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::source_support::Repo;
+pub use crate::support::wait_for;
 use crate::support::{copy_tree, example_repo};
 
 /// Keelson's own namespace: status, control object, Events, Lease.
@@ -62,25 +62,6 @@ fn daemon_config() -> DaemonConfig {
     };
     config.watch_debounce = Duration::from_millis(50);
     config
-}
-
-/// Polls `check` until it holds; fails the test after `timeout`.
-pub async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
-    what: &str,
-    timeout: Duration,
-    check: F,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// One scenario's world: repository, cluster, daemon.

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests that work on copies of the example topology.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
@@ -18,5 +20,24 @@ pub fn copy_tree(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
+    }
+}
+
+/// Polls `check` until it holds; fails the test after `timeout`. Returns how long it took.
+pub async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
