@@ -183,9 +183,28 @@ pub fn canonical(text: &str) -> Option<String> {
     })
 }
 
+/// Whether the field at `keys` (object keys from the object's root; list positions left out) holds a
+/// quantity in the Kubernetes API: resource requests and limits (containers, claims), `emptyDir.sizeLimit`,
+/// ResourceQuota `hard`, PersistentVolume `capacity`, pod and RuntimeClass `overhead`, LimitRange bounds.
+pub fn is_quantity_field(keys: &[&str]) -> bool {
+    let n = keys.len();
+    let parent = |up: usize| if n > up { keys[n - 1 - up] } else { "" };
+    matches!(
+        (parent(2), parent(1)),
+        ("resources", "requests" | "limits")
+            | (_, "hard" | "capacity" | "overhead" | "podFixed")
+            | (
+                "limits",
+                "max" | "min" | "default" | "defaultRequest" | "maxLimitRequestRatio"
+            )
+    ) || (parent(1) == "emptyDir" && parent(0) == "sizeLimit")
+}
+
 /// Whether two texts are the same quantity (`1000m` and `1`, `1Gi` and `1024Mi`).
 pub fn same_quantity(a: &str, b: &str) -> bool {
-    matches!((Quantity::parse(a), Quantity::parse(b)), (Some(x), Some(y)) if x == y)
+    // Compared as stored: finer than nano units rounds up.
+    let value = |text: &str| Quantity::parse(text).and_then(Quantity::rounded_to_nano);
+    matches!((value(a), value(b)), (Some(x), Some(y)) if x == y)
 }
 
 #[cfg(test)]
@@ -265,6 +284,41 @@ mod tests {
             );
         }
         assert_eq!(canonical("1GB"), None);
+    }
+
+    #[test]
+    fn quantity_fields_by_path() {
+        let yes: [&[&str]; 8] = [
+            &[
+                "spec",
+                "template",
+                "spec",
+                "containers",
+                "resources",
+                "limits",
+                "cpu",
+            ],
+            &["spec", "resources", "requests", "storage"],
+            &["spec", "template", "spec", "volumes", "emptyDir", "sizeLimit"],
+            &["spec", "hard", "requests.cpu"],
+            &["spec", "capacity", "storage"],
+            &["spec", "template", "spec", "overhead", "memory"],
+            &["overhead", "podFixed", "cpu"],
+            &["spec", "limits", "defaultRequest", "memory"],
+        ];
+        for keys in yes {
+            assert!(is_quantity_field(keys), "{keys:?}");
+        }
+        let no: [&[&str]; 5] = [
+            &["data", "sizeLimit"],
+            &["data", "cpu"],
+            &["spec", "replicas"],
+            &["spec", "template", "spec", "containers", "resources", "limits"],
+            &["metadata", "labels", "limits"],
+        ];
+        for keys in no {
+            assert!(!is_quantity_field(keys), "{keys:?}");
+        }
     }
 
     #[test]

@@ -1359,3 +1359,48 @@ async fn a_stall_caused_outside_git_is_retried_by_keelson_reconcile() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_requests_hang_stops_writing_by_its_renew_deadline() {
+    let f = fixture().await;
+    status::store::ensure_namespace(&f.kube, KEELSON_NS)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let stop = CancellationToken::new();
+    let config = fast_lease("hung");
+    let elector = tokio::spawn(leader::run(
+        f.kube.clone(),
+        KEELSON_NS.to_string(),
+        config.clone(),
+        tx,
+        stop.clone(),
+    ));
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|leader| *leader))
+        .await
+        .expect("becomes the leader")
+        .unwrap();
+    // Every request now hangs far longer than the lease: no renewal answers.
+    let hung = Instant::now();
+    f.sim
+        .faults()
+        .set(keelson::sim::FaultConfig {
+            latency: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|leader| !*leader))
+        .await
+        .expect("steps down")
+        .unwrap();
+    let took = hung.elapsed();
+    // A standby may take over a lease duration after the last renewal it saw; the leader stops before.
+    assert!(
+        took < config.lease_duration,
+        "stopped writing after {took:?}; the lease is {:?}",
+        config.lease_duration
+    );
+    stop.cancel();
+    f.sim.faults().set(Default::default()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(40), elector).await;
+}

@@ -128,13 +128,17 @@ fn compare(path: &mut Vec<Segment>, desired: &Value, live: Option<&Value>, out: 
     }
 }
 
-/// Quantities (resource requests and limits, storage sizes, `emptyDir.sizeLimit`) come back from the API
-/// server in canonical form: `1000m` is live as `1`, `1024Mi` as `1Gi`. Those are no drift.
+/// Quantities (resource requests and limits, storage sizes, quotas: see `quantity::is_quantity_field`) come
+/// back from the API server in canonical form: `1000m` is live as `1`, `1024Mi` as `1Gi`. Those are no drift.
 fn same_quantity_at(path: &[Segment], desired: &Value, live: &Value) -> bool {
-    let is_quantity_field = path
+    let keys: Vec<&str> = path
         .iter()
-        .any(|s| matches!(s, Segment::Key(k) if k == "resources"))
-        || matches!(path.last(), Some(Segment::Key(k)) if k == "sizeLimit");
+        .filter_map(|s| match s {
+            Segment::Key(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
+    let is_quantity_field = crate::quantity::is_quantity_field(&keys);
     let text = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

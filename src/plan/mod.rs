@@ -421,10 +421,11 @@ impl Plan {
                 })
                 .collect(),
             deletions: Vec::new(),
+            // Refused deletions go with the deletions.
             refusals: self
                 .refusals
                 .iter()
-                .filter(|r| components.contains(&r.component))
+                .filter(|r| components.contains(&r.component) && r.action != Action::Delete)
                 .cloned()
                 .collect(),
             warnings: self

@@ -32,12 +32,19 @@ impl ControlWatch {
         let config = watcher::Config::default().fields(&format!("metadata.name={CONTROL_CONFIGMAP}"));
         let task = tokio::spawn(async move {
             let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-            // What exists at (re)start was read by the loop already; only later writes are requests.
+            // What the first list finds was read by the loop already; only later writes are requests. A
+            // re-list after a watch error may hide a write made in the gap, so it wakes the loop once.
             let mut listed = false;
+            let mut relisting = false;
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(Event::Init) => listed = false,
-                    Ok(Event::InitDone) => listed = true,
+                    Ok(Event::InitDone) => {
+                        if std::mem::replace(&mut relisting, true) {
+                            wake.notify_one();
+                        }
+                        listed = true;
+                    }
                     Ok(Event::Apply(_) | Event::Delete(_)) if listed => {
                         tracing::debug!("control object changed");
                         wake.notify_one();

@@ -177,8 +177,9 @@ pub struct Daemon {
     leader: Option<watch::Receiver<bool>>,
     drift_signal: Arc<DriftSignal>,
     drift_watch: Option<DriftWatch>,
-    /// A suspend request cancelled the rollout in progress; report the suspension right after it.
-    suspended_during_pass: bool,
+    /// A control request (suspend, resume, reconcile) arrived during a pass: the loop runs the next
+    /// iteration at once, which reads the requests.
+    control_changed: bool,
 }
 
 impl Daemon {
@@ -192,7 +193,7 @@ impl Daemon {
         Ok(Self {
             drift_signal: Arc::new(DriftSignal::new(wake.clone())),
             drift_watch: None,
-            suspended_during_pass: false,
+            control_changed: false,
             kube,
             source: GitSource::new(source)?,
             source_url,
@@ -374,6 +375,11 @@ impl Daemon {
             if stop.is_cancelled() {
                 return;
             }
+            // A control request seen during the pass (its wake-up went to the pass).
+            if std::mem::take(&mut self.control_changed) {
+                trigger = Trigger::Wake;
+                continue;
+            }
             // Drift seen during the pass (its wake-up went to the pass, which only polls the source).
             if self.drift_signal.take() {
                 trigger = Trigger::Drift;
@@ -424,7 +430,7 @@ impl Daemon {
             Some((ref last, _)) if *last != revision => Some(Scope::Full),
             Some((_, Verdict::Converged | Verdict::Cancelled)) => Some(Scope::Full),
             // Drift wakes do not end a stall either; a stalled revision is never applied.
-            Some((_, Verdict::Error)) => retry_due.then_some(Scope::Full),
+            Some((_, Verdict::Error)) => (retry_due || reconcile_requested).then_some(Scope::Full),
             // Drift does not restart a failed rollout (its own writes would wake it again and again), but
             // the components that did become healthy stay equal to Git.
             Some((_, Verdict::Failed)) if reconcile_requested => Some(Scope::Full),
@@ -449,12 +455,13 @@ impl Daemon {
         while let Some(snapshot) = next.take() {
             next = self.pass(&snapshot, trigger_name, scope, interval, stop).await;
             scope = Scope::Full;
-            if stop.is_cancelled() {
+            // The next iteration reads the requests (and the newer revision, kept in `self.snapshot`).
+            if stop.is_cancelled() || self.control_changed {
                 return;
             }
-            if std::mem::take(&mut self.suspended_during_pass) {
-                let current = self.snapshot.clone().unwrap_or(snapshot);
-                self.report_suspended(&current).await;
+            // The pass's wake-ups stop once a newer revision pre-empted it: look before starting that one.
+            if next.is_some() && self.read_control().await.suspend {
+                self.control_changed = true;
                 return;
             }
         }
@@ -517,7 +524,7 @@ impl Daemon {
         }
     }
 
-    async fn read_control(&mut self) -> status::Control {
+    async fn read_control(&self) -> status::Control {
         match status::read_control(&self.kube, &self.config.namespace).await {
             Ok(control) => control,
             Err(e) => {
@@ -588,7 +595,7 @@ impl Daemon {
                     .filter(|c| c.state == ComponentPhase::Healthy)
                     .map(|c| c.name.clone())
                     .collect();
-                prepared.only_components(&healthy)
+                prepared.only_components(&with_their_dependencies(&prepared, healthy))
             }
             (Err(e), Scope::Full) => {
                 self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
@@ -623,8 +630,17 @@ impl Daemon {
 
         // A refused plan writes nothing: the status keeps the components of the applied revision.
         if let Err(e) = pass::refuse_if_blocked(&prepared) {
-            self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
-                .await;
+            match scope {
+                Scope::Full => {
+                    self.finish_error(snapshot, trigger, &start, started, &e, ObjectCounts::default())
+                        .await
+                }
+                // A hand-made change the plan refuses to undo (someone else's object in the way, a newer
+                // image over migrations): the revision stays failed as it is; the next full pass reports it.
+                Scope::HealthyOnly => {
+                    tracing::warn!(error = %e, "not correcting drift in the healthy components: plan refused")
+                }
+            }
             return None;
         }
         // A narrowed pass leaves the status of the failed revision as it is; it only adds its own record.
@@ -671,9 +687,13 @@ impl Daemon {
                     result = &mut execution => break result,
                     _ = interval.tick(), if newer.is_none() => {}
                     () = self.wake.notified(), if newer.is_none() => {
-                        if self.suspend_requested().await {
+                        let control = self.read_control().await;
+                        if control.reconcile_requested_at != self.handled_reconcile {
+                            self.control_changed = true;
+                        }
+                        if control.suspend {
                             tracing::info!("suspend requested: cancelling the rollout in progress");
-                            self.suspended_during_pass = true;
+                            self.control_changed = true;
                             cancel.cancel();
                             continue;
                         }
@@ -925,21 +945,22 @@ impl Daemon {
         };
         let status = self.shared.update(|s| {
             s.drift_corrections += corrected;
+            // A component whose correction failed is no longer healthy: it leaves the set corrected on
+            // every tick, so one failure is not retried (and recorded) again and again.
+            for outcome in rollout
+                .components
+                .iter()
+                .filter(|c| c.state != ComponentState::Healthy)
+            {
+                if let Some(c) = s.components.iter_mut().find(|c| c.name == outcome.name) {
+                    c.state = component_phase(outcome.state);
+                    c.reason = outcome.reason.clone();
+                }
+            }
             s.record(entry);
         });
         self.write_status(&status).await;
         self.event(kind, reason, &message).await;
-    }
-
-    /// Whether the control object asks to suspend applying now.
-    async fn suspend_requested(&self) -> bool {
-        match status::read_control(&self.kube, &self.config.namespace).await {
-            Ok(control) => control.suspend,
-            Err(e) => {
-                tracing::debug!(error = %e, "reading the control object during a rollout failed");
-                false
-            }
-        }
     }
 
     async fn finish_error(
@@ -1093,6 +1114,31 @@ fn history_entry(
         result,
         message: message.to_string(),
         counts,
+    }
+}
+
+/// The components of `names` whose dependencies are all in it too (transitively): a narrowed pass never
+/// waits on a component it leaves out.
+fn with_their_dependencies(prepared: &Prepared, mut names: BTreeSet<String>) -> BTreeSet<String> {
+    loop {
+        let incomplete: Vec<String> = names
+            .iter()
+            .filter(|name| {
+                prepared.topology.components.get(*name).is_none_or(|c| {
+                    c.spec
+                        .depends_on
+                        .iter()
+                        .any(|dependency| !names.contains(dependency))
+                })
+            })
+            .cloned()
+            .collect();
+        if incomplete.is_empty() {
+            return names;
+        }
+        for name in incomplete {
+            names.remove(&name);
+        }
     }
 }
 

@@ -113,12 +113,19 @@ async fn watch_one(
     let mut stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
         .default_backoff()
         .boxed();
-    // Objects listed at (re)start are not changes; only events after the initial list are.
+    // Objects listed at start are not changes; only events after the initial list are. A re-list after a
+    // watch error may hide a change made in the gap, so it raises drift once (a re-plan costs reads only).
     let mut listed = false;
+    let mut relisting = false;
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::Init) => listed = false,
-            Ok(Event::InitDone) => listed = true,
+            Ok(Event::InitDone) => {
+                if std::mem::replace(&mut relisting, true) {
+                    signal.raise();
+                }
+                listed = true;
+            }
             Ok(Event::Apply(object) | Event::Delete(object)) if listed => {
                 tracing::debug!(%kind, name = ?object.metadata.name, "owned object changed");
                 signal.raise();

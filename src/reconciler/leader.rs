@@ -69,16 +69,30 @@ pub async fn run(
     let mut observed: Option<Observed> = None;
     let mut last_renewed: Option<Instant> = None;
     loop {
-        let held = match try_acquire_or_renew(&api, &config, &mut observed).await {
-            Ok(held) => held,
-            Err(e) => {
+        // A leader's request may take only until its renew deadline: a hung API call must not keep it
+        // writing past the point where a standby may take over.
+        let attempt_started = Instant::now();
+        let limit = match last_renewed {
+            Some(t) if *leader.borrow() => t + config.renew_deadline,
+            _ => attempt_started + config.lease_duration,
+        };
+        let attempt = try_acquire_or_renew(&api, &config, &mut observed);
+        let held = match tokio::time::timeout_at(limit, attempt).await {
+            Ok(Ok(held)) => held,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, lease = %config.lease_name, "leader election: lease request failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(lease = %config.lease_name, "leader election: lease request timed out");
                 false
             }
         };
         let now = Instant::now();
         if held {
-            last_renewed = Some(now);
+            // The server wrote the renewal after the request started: counting from the start errs on the
+            // safe side.
+            last_renewed = Some(attempt_started);
         }
         // A holder keeps writing through failed renewals only until the renew deadline.
         let is_leader =
@@ -94,9 +108,14 @@ pub async fn run(
             }
             leader.send_replace(is_leader);
         }
+        // A leader wakes at its renew deadline at the latest, to step down in time.
+        let mut wake = now + config.retry_period;
+        if is_leader && let Some(t) = last_renewed {
+            wake = wake.min(t + config.renew_deadline);
+        }
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(config.retry_period) => {}
+            () = tokio::time::sleep_until(wake) => {}
         }
     }
     if *leader.borrow() {
@@ -112,8 +131,10 @@ fn micro_now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// Whole seconds for the Lease, rounded up: a standby must never see a shorter lease than the holder keeps.
 fn seconds(d: Duration) -> i32 {
-    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(whole.max(1)).unwrap_or(i32::MAX)
 }
 
 async fn try_acquire_or_renew(

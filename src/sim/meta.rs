@@ -414,18 +414,18 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
     canonicalize_quantities(obj);
 }
 
-/// Visits every quantity field: the values of `resources.requests` and `resources.limits` (containers,
-/// claims) and `sizeLimit` (emptyDir), with their dotted paths.
+/// Visits every quantity field (see `quantity::is_quantity_field`) with its dotted path.
 fn visit_quantities(v: &mut Value, path: &mut Vec<String>, f: &mut dyn FnMut(&str, &mut Value)) {
     match v {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
                 path.push(k.clone());
-                let n = path.len();
-                let under_resources = n >= 3
-                    && path[n - 3] == "resources"
-                    && matches!(path[n - 2].as_str(), "requests" | "limits");
-                if under_resources || k == "sizeLimit" {
+                let keys: Vec<&str> = path
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|k| !k.starts_with('['))
+                    .collect();
+                if !child.is_object() && !child.is_array() && crate::quantity::is_quantity_field(&keys) {
                     f(&path.join("."), child);
                 } else {
                     visit_quantities(child, path, f);
@@ -466,6 +466,8 @@ fn invalid_quantities(obj: &Value) -> Vec<(String, String)> {
         let valid = match value {
             Value::String(s) => crate::quantity::Quantity::parse(s).is_some(),
             Value::Number(n) => crate::quantity::Quantity::parse(&n.to_string()).is_some(),
+            // An explicit null leaves the field unset.
+            Value::Null => true,
             _ => false,
         };
         if !valid {
