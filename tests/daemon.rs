@@ -1404,3 +1404,72 @@ async fn a_leader_whose_lease_requests_hang_stops_writing_by_its_renew_deadline(
     f.sim.faults().set(Default::default()).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(40), elector).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drift_correction_that_fails_marks_the_component_and_is_not_retried_on_every_tick() {
+    let f = fixture().await;
+    // No retries inside the client: a refused write reaches the daemon at once.
+    let kube = f.kube.clone().with_retry(keelson::cluster::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    let daemon = start(
+        &kube,
+        &f.repo.path,
+        &f.cache,
+        config(|c| c.interval = Duration::from_millis(300)),
+        None,
+    )
+    .await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    let broken = commit_failing_api(&f.repo);
+    wait_for("rollout failed", Duration::from_secs(30), || async {
+        let s = daemon.shared.status();
+        s.phase == Phase::Failed && s.last_attempted_revision.as_deref() == Some(broken.as_str())
+    })
+    .await;
+
+    // cache drifts, and every write the daemon would correct it with is refused.
+    scale_by_hand(&f.kube, "cache", 5).await;
+    f.sim
+        .faults()
+        .set(keelson::sim::FaultConfig {
+            error_rates: [("patch".to_string(), 1.0)].into_iter().collect(),
+            error_status: 500,
+            ..Default::default()
+        })
+        .unwrap();
+    wait_for("correction failed", Duration::from_secs(20), || async {
+        daemon
+            .shared
+            .status()
+            .components
+            .iter()
+            .any(|c| c.name == "cache" && c.state == status::ComponentPhase::Failed)
+    })
+    .await;
+    let status = daemon.shared.status();
+    assert_eq!(status.phase, Phase::Failed);
+    assert_eq!(status.history[0].result, PassResult::Failed);
+    assert!(
+        status.history[0].message.contains("correcting drift"),
+        "{}",
+        status.history[0].message
+    );
+    // Ticks go on (every 300ms), but the failed correction is not tried and recorded again.
+    let entries = status.history.len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(daemon.shared.status().history.len(), entries);
+
+    // A reconcile, once the writes go through again, runs the whole revision and restores cache.
+    f.sim.faults().set(Default::default()).unwrap();
+    status::request_reconcile(&f.kube, KEELSON_NS, "after-outage")
+        .await
+        .unwrap();
+    wait_for("cache corrected", Duration::from_secs(20), || async {
+        deployment(&f.kube, "cache").await["spec"]["replicas"] == 1
+    })
+    .await;
+    daemon.stop().await;
+}
