@@ -111,13 +111,31 @@ pub struct RunArgs {
     #[arg(long, env = "KEELSON_LEADER_ELECT")]
     pub leader_elect: bool,
     /// How long a Lease holder that stopped renewing keeps it before another replica takes over.
-    #[arg(long, value_name = "DURATION", env = "KEELSON_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_time)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "KEELSON_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = parse_lease_time
+    )]
     pub lease_duration: Duration,
     /// How long the leader keeps writing while it cannot renew the Lease; shorter than --lease-duration.
-    #[arg(long, value_name = "DURATION", env = "KEELSON_RENEW_DEADLINE", default_value = "10s", value_parser = parse_lease_time)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "KEELSON_RENEW_DEADLINE",
+        default_value = "10s",
+        value_parser = parse_lease_time
+    )]
     pub renew_deadline: Duration,
     /// Time between Lease renewals and acquisition attempts; shorter than --renew-deadline.
-    #[arg(long, value_name = "DURATION", env = "KEELSON_RETRY_PERIOD", default_value = "2s", value_parser = parse_lease_time)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "KEELSON_RETRY_PERIOD",
+        default_value = "2s",
+        value_parser = parse_lease_time
+    )]
     pub retry_period: Duration,
     #[command(flatten)]
     pub pass: PassArgs,

@@ -4,10 +4,11 @@
 //!
 //! Failure policy: configuration errors stall until the next commit; transient errors retry with exponential
 //! backoff and jitter; a failed rollout is not retried on the same commit unless an operator asks
-//! (`keelson reconcile`, which also re-plans a stalled revision) or a new commit arrives. A converged revision is re-planned on every tick, which
-//! re-applies owned objects that drifted from Git (and costs only reads when nothing drifted). While a
-//! revision stays failed, drift in the components that did become healthy is still corrected, by passes
-//! narrowed to those components; the failed ones and their dependents are left as they are.
+//! (`keelson reconcile`, which also re-plans a stalled revision) or a new commit arrives. A converged
+//! revision is re-planned on every tick, which re-applies owned objects that drifted from Git (and costs
+//! only reads when nothing drifted). While a revision stays failed, drift in the components that did
+//! become healthy is still corrected, by passes narrowed to those components; the failed ones and their
+//! dependents are left as they are.
 //!
 //! Writes to the control ConfigMap (`keelson suspend`, `resume`, `reconcile`) wake the loop at once; a
 //! suspend request also cancels a rollout in progress.
