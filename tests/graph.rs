@@ -180,9 +180,14 @@ fn cycles_are_reported_with_their_path_and_a_depends_on_line() {
     ];
     let diagnostics = topology::load(&snapshot(&services)).unwrap_err();
     let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    // At every entry of the cycle, so the file a change edited is among them; delta only leads into it.
     assert_eq!(
         lines,
-        ["services/alpha.yaml:7:7: spec.dependsOn[0]: dependency cycle: alpha -> beta -> gamma -> alpha"]
+        [
+            "services/alpha.yaml:7:7: spec.dependsOn[0]: dependency cycle: alpha -> beta -> gamma -> alpha",
+            "services/beta.yaml:7:7: spec.dependsOn[0]: dependency cycle: beta -> gamma -> alpha -> beta",
+            "services/gamma.yaml:7:7: spec.dependsOn[0]: dependency cycle: gamma -> alpha -> beta -> gamma",
+        ]
     );
 }
 

@@ -834,13 +834,15 @@ async fn bad_stuck_and_invalid_commits_are_reverted_or_fixed_and_history_lists_e
         mark,
         &yaml_fix,
         &s6,
-        &[
-            format!("services/keystone.yaml:{keystone_edge}:"),
-            format!("services/horizon.yaml:{horizon_edge}:"),
-        ],
+        // The edited file is named (a cycle is reported at each of its entries).
+        &[format!("services/keystone.yaml:{keystone_edge}:")],
     )
     .await;
     assert!(message.contains("dependency cycle"), "{message}");
+    assert!(
+        message.contains(&format!("services/horizon.yaml:{horizon_edge}:")),
+        "{message}"
+    );
     let mark = lab.mark();
     lab.edit("services/keystone.yaml", "  - horizon\n", "");
     let cycle_fix = lab.commit("keystone: horizon depends on keystone, not the other way");

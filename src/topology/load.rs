@@ -1061,6 +1061,9 @@ fn check_manifest(
     }
 }
 
+/// Cycles up to this length are reported at each of their `dependsOn` entries.
+const CYCLE_ENTRIES_REPORTED: usize = 10;
+
 /// `dependsOn` entries must name other, existing components, without cycles.
 fn check_dependencies(
     parsed: &[ParsedService],
@@ -1105,13 +1108,24 @@ fn check_dependencies(
         graph.insert(name, deps);
     }
     for cycle in graph::cycles(&graph) {
-        let (Some(first), Some(second)) = (cycle.first(), cycle.get(1).or(cycle.first())) else {
-            continue;
+        // Every entry of a short cycle is reported where it is written, so the file a change edited is
+        // among them; a long one (a generated topology) only at its first entry.
+        let starts = if cycle.len() <= CYCLE_ENTRIES_REPORTED {
+            cycle.len()
+        } else {
+            1
         };
-        let mut text = cycle.join(" -> ");
-        text.push_str(&format!(" -> {first}"));
-        if let Some((file, at, field)) = entry_location.get(&(first.as_str(), second.as_str())) {
-            diags.push(diag(file, *at, field, format!("dependency cycle: {text}")));
+        for start in 0..starts {
+            let rotated: Vec<&str> = cycle[start..]
+                .iter()
+                .chain(&cycle[..start])
+                .map(String::as_str)
+                .collect();
+            let (from, to) = (rotated[0], rotated.get(1).copied().unwrap_or(rotated[0]));
+            if let Some((file, at, field)) = entry_location.get(&(from, to)) {
+                let text = format!("{} -> {from}", rotated.join(" -> "));
+                diags.push(diag(file, *at, field, format!("dependency cycle: {text}")));
+            }
         }
     }
 }
