@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use super::credentials::CredentialArgs;
 use crate::source::{
-    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, PollOutcome, Secret, Snapshot,
-    SourceError,
+    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, PollOutcome, Snapshot, SourceError,
 };
 
 /// Where to read the topology from.
@@ -33,41 +33,8 @@ pub struct GitArgs {
     /// Where bare cache clones are kept.
     #[arg(long, value_name = "D", env = "KEELSON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// HTTP(S) user name (default with a token: x-access-token).
-    #[arg(long, value_name = "USER", env = "KEELSON_GIT_USERNAME")]
-    pub git_username: Option<String>,
-    /// File holding the HTTP(S) user name, as `keelson run` takes it.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "KEELSON_GIT_USERNAME_FILE",
-        conflicts_with = "git_username"
-    )]
-    pub git_username_file: Option<PathBuf>,
-    /// File holding an HTTP(S) token or password (env KEELSON_GIT_TOKEN holds the value itself); also
-    /// spelled --git-password-file, as `keelson run` takes it.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "KEELSON_GIT_TOKEN_FILE",
-        visible_alias = "git-password-file"
-    )]
-    pub git_token_file: Option<PathBuf>,
-    /// SSH private key file.
-    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_KEY_FILE")]
-    pub ssh_key_file: Option<PathBuf>,
-    /// File holding the SSH key's passphrase.
-    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_PASSPHRASE_FILE")]
-    pub ssh_passphrase_file: Option<PathBuf>,
-    /// known_hosts file used to verify SSH servers (default ~/.ssh/known_hosts); also spelled
-    /// --ssh-known-hosts-file, as `keelson run` takes it.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "KEELSON_SSH_KNOWN_HOSTS",
-        visible_alias = "ssh-known-hosts-file"
-    )]
-    pub ssh_known_hosts: Option<PathBuf>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
     /// Accept any SSH host key. Unsafe: a man in the middle could serve any topology.
     #[arg(long)]
     pub insecure_skip_host_key_check: bool,
@@ -81,20 +48,11 @@ impl std::fmt::Debug for GitArgs {
             .field("reference", &self.reference)
             .field("path", &self.path)
             .field("cache_dir", &self.cache_dir)
-            .field("git_username", &self.git_username)
-            .field("git_username_file", &self.git_username_file)
-            .field("git_token_file", &self.git_token_file)
-            .field("ssh_key_file", &self.ssh_key_file)
-            .field("ssh_passphrase_file", &self.ssh_passphrase_file)
-            .field("ssh_known_hosts", &self.ssh_known_hosts)
+            .field("credentials", &self.credentials)
             .field("insecure_skip_host_key_check", &self.insecure_skip_host_key_check)
             .finish()
     }
 }
-
-/// Environment variable holding an HTTP(S) token itself (rather than a file); never a flag, so that it does
-/// not show up in process listings.
-pub const TOKEN_ENV: &str = "KEELSON_GIT_TOKEN";
 
 impl GitArgs {
     /// The ref to read; `HEAD` unless --ref names one.
@@ -107,32 +65,14 @@ impl GitArgs {
         let Some(url) = &self.repo else {
             return Ok(None);
         };
-        let password = match (&self.git_token_file, std::env::var(TOKEN_ENV)) {
-            (Some(file), _) => Some(Secret::from_file(file)?),
-            (None, Ok(value)) if !value.is_empty() => Some(Secret::new(value)),
-            (None, _) => None,
-        };
-        let ssh_passphrase = self
-            .ssh_passphrase_file
-            .as_deref()
-            .map(Secret::from_file)
-            .transpose()?;
-        let username = match &self.git_username_file {
-            Some(file) => Some(Secret::from_file(file)?.expose().trim().to_string()),
-            None => self.git_username.clone(),
-        };
         let mut config = GitSourceConfig::new(url.clone(), self.reference());
         config.path = self.path.clone().unwrap_or_default();
         if let Some(dir) = &self.cache_dir {
             config.cache_dir = dir.clone();
         }
         config.credentials = GitCredentials {
-            username,
-            password,
-            ssh_key: self.ssh_key_file.clone(),
-            ssh_passphrase,
-            known_hosts: self.ssh_known_hosts.clone(),
             insecure_skip_host_key_check: self.insecure_skip_host_key_check,
+            ..self.credentials.credentials(true)?
         };
         Ok(Some(config))
     }
@@ -196,46 +136,5 @@ mod tests {
         assert_eq!(cmd.input.git.reference(), "HEAD");
         let cmd = Cmd::try_parse_from(["k", "--repo", "https://u:hunter2@host/r"]).unwrap();
         assert!(!format!("{cmd:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn credential_files_take_the_daemons_spellings_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let user = dir.path().join("user");
-        let password = dir.path().join("password");
-        std::fs::write(&user, "deploy-bot\n").unwrap();
-        std::fs::write(&password, "s3cret").unwrap();
-        let cmd = Cmd::try_parse_from([
-            "k".as_ref(),
-            "--repo".as_ref(),
-            "https://host/r.git".as_ref(),
-            "--git-username-file".as_ref(),
-            user.as_os_str(),
-            "--git-password-file".as_ref(),
-            password.as_os_str(),
-            "--ssh-known-hosts-file".as_ref(),
-            std::ffi::OsStr::new("/etc/kh"),
-        ])
-        .unwrap();
-        let config = cmd.input.git.config().unwrap().expect("a repo");
-        assert_eq!(config.credentials.username.as_deref(), Some("deploy-bot"));
-        assert_eq!(
-            config.credentials.password.as_ref().map(|p| p.expose()),
-            Some("s3cret")
-        );
-        assert_eq!(config.credentials.known_hosts, Some(PathBuf::from("/etc/kh")));
-        assert!(!format!("{cmd:?}").contains("s3cret"));
-        assert!(
-            Cmd::try_parse_from([
-                "k",
-                "--repo",
-                "./r",
-                "--git-username",
-                "a",
-                "--git-username-file",
-                "/f"
-            ])
-            .is_err()
-        );
     }
 }

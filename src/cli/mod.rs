@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod apply;
+pub mod credentials;
 pub mod demo;
 pub mod graph;
 pub mod input;

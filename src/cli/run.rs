@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::credentials::CredentialArgs;
 use super::pass_args::PassArgs;
 use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
 use crate::cluster::{self, Target};
@@ -15,7 +16,7 @@ use crate::reconciler::leader::LeaderConfig;
 use crate::reconciler::{Daemon, DaemonConfig};
 use crate::sim::{self, SimOptions};
 use crate::source::webhook::WebhookConfig;
-use crate::source::{GitCredentials, GitSourceConfig, Secret, SourceError};
+use crate::source::{GitSourceConfig, SourceError};
 
 #[derive(Clone, Args)]
 pub struct RunArgs {
@@ -59,43 +60,8 @@ pub struct RunArgs {
     /// Where the bare cache clone is kept.
     #[arg(long, value_name = "D", env = "KEELSON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// File holding an HTTP(S) token (sent as the password; user name x-access-token unless given).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "KEELSON_GIT_TOKEN_FILE",
-        conflicts_with = "git_password_file"
-    )]
-    pub git_token_file: Option<PathBuf>,
-    /// File holding the HTTP(S) user name.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "KEELSON_GIT_USERNAME_FILE",
-        conflicts_with = "git_username"
-    )]
-    pub git_username_file: Option<PathBuf>,
-    /// HTTP(S) user name (or --git-username-file).
-    #[arg(long, value_name = "USER", env = "KEELSON_GIT_USERNAME")]
-    pub git_username: Option<String>,
-    /// File holding the HTTP(S) password.
-    #[arg(long, value_name = "FILE", env = "KEELSON_GIT_PASSWORD_FILE")]
-    pub git_password_file: Option<PathBuf>,
-    /// SSH private key file.
-    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_KEY_FILE")]
-    pub ssh_key_file: Option<PathBuf>,
-    /// File holding the SSH key's passphrase.
-    #[arg(long, value_name = "FILE", env = "KEELSON_SSH_PASSPHRASE_FILE")]
-    pub ssh_passphrase_file: Option<PathBuf>,
-    /// known_hosts file for SSH servers (also spelled --ssh-known-hosts / KEELSON_SSH_KNOWN_HOSTS, as in
-    /// the one-shot commands).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "KEELSON_SSH_KNOWN_HOSTS_FILE",
-        alias = "ssh-known-hosts"
-    )]
-    pub ssh_known_hosts_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
     /// File holding the shared secret of push webhooks; enables POST /hooks/git.
     #[arg(long, value_name = "FILE", env = "KEELSON_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
@@ -206,33 +172,13 @@ impl RunArgs {
 
     /// The Git source configuration, with credential files read.
     pub fn source_config(&self) -> Result<GitSourceConfig, SourceError> {
-        let read = |file: &Option<PathBuf>| file.as_deref().map(Secret::from_file).transpose();
-        let password = match read(&self.git_token_file)? {
-            Some(token) => Some(token),
-            None => read(&self.git_password_file)?,
-        };
-        let username = match read(&self.git_username_file)? {
-            Some(user) => Some(user.expose().trim().to_string()),
-            None => self.git_username.clone(),
-        };
-        let known_hosts = self.ssh_known_hosts_file.clone().or_else(|| {
-            std::env::var_os("KEELSON_SSH_KNOWN_HOSTS")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
         let mut config = GitSourceConfig::new(self.repo.clone(), self.reference.clone());
         config.path = self.path.clone();
         if let Some(dir) = &self.cache_dir {
             config.cache_dir = dir.clone();
         }
-        config.credentials = GitCredentials {
-            username,
-            password,
-            ssh_key: self.ssh_key_file.clone(),
-            ssh_passphrase: read(&self.ssh_passphrase_file)?,
-            known_hosts,
-            insecure_skip_host_key_check: false,
-        };
+        // The daemon reads secrets from files only (mounted Secrets).
+        config.credentials = self.credentials.credentials(false)?;
         Ok(config)
     }
 
@@ -420,7 +366,10 @@ mod tests {
         }
         assert!(Cmd::try_parse_from(["k", "--repo", "./r", "--retry-period", "10ms"]).is_err());
         let cmd = Cmd::try_parse_from(["k", "--repo", "./r", "--ssh-known-hosts", "/kh"]).unwrap();
-        assert_eq!(cmd.run.ssh_known_hosts_file, Some(PathBuf::from("/kh")));
+        assert_eq!(
+            cmd.run.credentials.ssh_known_hosts_file,
+            Some(PathBuf::from("/kh"))
+        );
         assert!(Cmd::try_parse_from(["k", "--repo", "./r", "--sim-kubeconfig-out", "/k"]).is_err());
     }
 }
