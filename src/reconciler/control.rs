@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt as _;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use tokio::sync::Notify;
 
+use super::drift::on_changes;
 use crate::cluster::Kube;
 use crate::status::store::CONTROL_CONFIGMAP;
 
@@ -30,29 +29,10 @@ impl ControlWatch {
     pub fn start(kube: &Kube, namespace: &str, wake: Arc<Notify>) -> Self {
         let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), namespace);
         let config = watcher::Config::default().fields(&format!("metadata.name={CONTROL_CONFIGMAP}"));
+        // What the first list finds was read by the loop already; only later writes are requests.
+        let stream = watcher::watcher(api, config);
         let task = tokio::spawn(async move {
-            let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-            // What the first list finds was read by the loop already; only later writes are requests. A
-            // re-list after a watch error may hide a write made in the gap, so it wakes the loop once.
-            let mut listed = false;
-            let mut relisting = false;
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(Event::Init) => listed = false,
-                    Ok(Event::InitDone) => {
-                        if std::mem::replace(&mut relisting, true) {
-                            wake.notify_one();
-                        }
-                        listed = true;
-                    }
-                    Ok(Event::Apply(_) | Event::Delete(_)) if listed => {
-                        tracing::debug!("control object changed");
-                        wake.notify_one();
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "control watch: restarting"),
-                }
-            }
+            on_changes(stream, "control watch", || wake.notify_one()).await;
         });
         Self { task }
     }

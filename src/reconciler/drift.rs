@@ -110,11 +110,20 @@ async fn watch_one(
         Some(ns) => Api::namespaced_with(kube.client().clone(), ns, &resource),
         None => Api::all_with(kube.client().clone(), &resource),
     };
-    let mut stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
-        .default_backoff()
-        .boxed();
-    // Objects listed at start are not changes; only events after the initial list are. A re-list after a
-    // watch error may hide a change made in the gap, so it raises drift once (a re-plan costs reads only).
+    let stream = watcher::watcher(api, watcher::Config::default().labels(&selector));
+    let what = format!("drift watch of {kind}");
+    on_changes(stream, &what, || signal.raise()).await;
+}
+
+/// Calls `changed` for every change a watcher reports after its first list: objects listed at start are no
+/// changes. A re-list after a watch error may hide a change made in the gap, so it counts as one (the
+/// callers then re-read, which costs reads only). Returns when the stream ends.
+pub async fn on_changes<K: kube::Resource + std::fmt::Debug + Send + 'static>(
+    stream: impl futures::Stream<Item = watcher::Result<Event<K>>> + Send,
+    what: &str,
+    mut changed: impl FnMut(),
+) {
+    let mut stream = stream.default_backoff().boxed();
     let mut listed = false;
     let mut relisting = false;
     while let Some(event) = stream.next().await {
@@ -122,16 +131,16 @@ async fn watch_one(
             Ok(Event::Init) => listed = false,
             Ok(Event::InitDone) => {
                 if std::mem::replace(&mut relisting, true) {
-                    signal.raise();
+                    changed();
                 }
                 listed = true;
             }
             Ok(Event::Apply(object) | Event::Delete(object)) if listed => {
-                tracing::debug!(%kind, name = ?object.metadata.name, "owned object changed");
-                signal.raise();
+                tracing::debug!(what, name = ?object.meta().name, "changed");
+                changed();
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(%kind, error = %e, "drift watch: restarting"),
+            Err(e) => tracing::debug!(what, error = %e, "watch restarting"),
         }
     }
 }
