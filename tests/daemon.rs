@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use keelson::cluster::{ApplyOptions, Kube, Target, connect};
 use keelson::reconciler::leader::{self, LeaderConfig};
-use keelson::reconciler::{Backoff, Daemon, DaemonConfig, PassSettings};
+use keelson::reconciler::{Daemon, DaemonConfig};
 use keelson::render::ObjectRef;
 use keelson::sim::{Cluster, SimOptions};
 use keelson::source::webhook::WebhookConfig;
@@ -89,17 +89,7 @@ fn fast_sim() -> SimOptions {
 }
 
 fn config(tweak: impl FnOnce(&mut DaemonConfig)) -> DaemonConfig {
-    let mut config = DaemonConfig::new(KEELSON_NS);
-    config.interval = Duration::from_secs(3600);
-    config.pass = PassSettings {
-        poll_interval: Duration::from_millis(50),
-        ..PassSettings::default()
-    };
-    config.backoff = Backoff {
-        initial: Duration::from_millis(200),
-        max: Duration::from_secs(2),
-    };
-    config.watch_debounce = Duration::from_millis(50);
+    let mut config = support::test_daemon_config(KEELSON_NS);
     tweak(&mut config);
     config
 }

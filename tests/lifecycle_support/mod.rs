@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use keelson::cluster::{Kube, Target, connect};
-use keelson::reconciler::{Backoff, Daemon, DaemonConfig, PassSettings};
+use keelson::reconciler::{Daemon, DaemonConfig};
 use keelson::render::{ANNOTATION_REVISION, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY_VALUE};
 use keelson::sim::{Cluster, RequestRecord, SimOptions};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, GitSourceConfig};
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::source_support::Repo;
 pub use crate::support::wait_for;
-use crate::support::{copy_tree, example_repo};
+use crate::support::{copy_tree, example_repo, test_daemon_config};
 
 /// Keelson's own namespace: status, control object, Events, Lease.
 pub const KEELSON_NS: &str = "keelson-system";
@@ -49,19 +49,7 @@ pub fn fast_sim() -> SimOptions {
 }
 
 fn daemon_config() -> DaemonConfig {
-    let mut config = DaemonConfig::new(KEELSON_NS);
-    // An hour: only the local watch (a commit) or an explicit request starts a pass.
-    config.interval = Duration::from_secs(3600);
-    config.pass = PassSettings {
-        poll_interval: Duration::from_millis(50),
-        ..PassSettings::default()
-    };
-    config.backoff = Backoff {
-        initial: Duration::from_millis(200),
-        max: Duration::from_secs(2),
-    };
-    config.watch_debounce = Duration::from_millis(50);
-    config
+    test_daemon_config(KEELSON_NS)
 }
 
 /// One scenario's world: repository, cluster, daemon.

@@ -5,6 +5,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use keelson::reconciler::{Backoff, DaemonConfig, PassSettings};
+
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
 }
@@ -40,4 +42,21 @@ pub async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A daemon configuration for tests: an hour between polls (only commits, webhooks, drift and control
+/// requests start passes), fast health polling, short backoff and debounce.
+pub fn test_daemon_config(namespace: &str) -> DaemonConfig {
+    let mut config = DaemonConfig::new(namespace);
+    config.interval = Duration::from_secs(3600);
+    config.pass = PassSettings {
+        poll_interval: Duration::from_millis(50),
+        ..PassSettings::default()
+    };
+    config.backoff = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(2),
+    };
+    config.watch_debounce = Duration::from_millis(50);
+    config
 }
