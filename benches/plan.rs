@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use keelson::object::{ANNOTATION_HASH, LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TOPOLOGY, ObjectRef};
 use keelson::plan::{Inventory, Plan, PlanInput, PlanOptions, plan, to_json, to_markdown, to_text};
-use keelson::render::{
-    ANNOTATION_HASH, LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TOPOLOGY, ObjectRef, RenderedObject, Stage,
-};
+use keelson::render::{RenderedObject, Stage};
 use keelson::topology::{Component, ServiceSpec, Topology, TopologySpec};
 
 const NS: &str = "openstack";

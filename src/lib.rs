@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod object;
 pub mod plan;
 pub mod quantity;
 pub mod reconciler;

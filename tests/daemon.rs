@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keelson::cluster::{ApplyOptions, Kube, Target, connect};
+use keelson::object::ObjectRef;
 use keelson::reconciler::leader::{self, LeaderConfig};
 use keelson::reconciler::{Daemon, DaemonConfig};
-use keelson::render::ObjectRef;
 use keelson::sim::{Cluster, SimOptions};
 use keelson::source::webhook::WebhookConfig;
 use keelson::source::{GitSourceConfig, Secret};

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use keelson::cluster::{Kube, Target, connect};
+use keelson::object::ObjectRef;
 use keelson::plan::{Action, RefusalReason, WarningKind};
 use keelson::reconciler::{self, PassError, PassOutcome, PassSettings, Prepared};
-use keelson::render::ObjectRef;
 use keelson::sim::{Cluster, SimOptions};
 use keelson::source::{GitSource, GitSourceConfig, PollOutcome, Snapshot};
 use serde_json::Value;

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keelson::render::{
+use keelson::object::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_HASH, ANNOTATION_REVISION, LABEL_COMPONENT, LABEL_MANAGED_BY,
-    LABEL_NAME, LABEL_PART_OF, LABEL_SERVICE, LABEL_TOPOLOGY, RenderOptions, Rendered, render,
+    LABEL_NAME, LABEL_PART_OF, LABEL_SERVICE, LABEL_TOPOLOGY,
 };
+use keelson::render::{RenderOptions, Rendered, render};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 use serde_json::Value;
 

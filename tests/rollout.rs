@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use keelson::cluster::{
     ApplyOptions, ChangeKind, KindRef, Kube, RetryPolicy, Target, connect, has_status_rules, owned_selector,
 };
+use keelson::object::ObjectRef;
 use keelson::plan::{Plan, PlanInput, PlanOptions};
-use keelson::render::{ObjectRef, RenderedObject, Stage};
+use keelson::render::{RenderedObject, Stage};
 use keelson::rollout::{ComponentState, ProgressEvent, RolloutOptions, RolloutOutcome, execute};
 use keelson::sim::{Cluster, FaultConfig, RequestRecord, SimOptions};
 use keelson::topology::{Component, ServiceSpec, Topology, TopologySpec};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::cluster::ChangeKind;
+use crate::object::ObjectRef;
 use crate::plan::Plan;
-use crate::render::ObjectRef;
 use crate::rollout::{ProgressEvent, RolloutOutcome};
 
 /// Prints progress events as they arrive: one line per component start and finish, with the wave it

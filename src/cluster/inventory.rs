@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{ApplyOptions, ClusterError, Kube, ObjectRef};
-use crate::render::{LABEL_MANAGED_BY, MANAGED_BY_VALUE};
+use crate::object::{LABEL_MANAGED_BY, MANAGED_BY_VALUE};
 
 /// Label naming the topology whose inventory a ConfigMap holds.
 pub const LABEL_INVENTORY_OF: &str = "keelson.dev/inventory-of";

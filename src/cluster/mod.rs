@@ -19,13 +19,13 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::render::ObjectRef;
+pub use crate::object::ObjectRef;
 pub use error::{ClusterError, Verb};
 pub use health::{Health, HealthStatus, has_status_rules, health};
 pub use kube::api::PropagationPolicy;
 pub use retry::RetryPolicy;
 
-use crate::render::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
+use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
 
 /// The field manager for every object Keelson applies.
 pub const FIELD_MANAGER: &str = "keelson";

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::render::ANNOTATION_REVISION;
+use crate::object::ANNOTATION_REVISION;
 
 use super::model::FieldDiff;
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::render::ANNOTATION_HASH;
+use crate::object::ANNOTATION_HASH;
 
 use super::inventory::stage_name;
 use super::model::{Action, Change, FieldDiff, Summary};

@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::render::{
+use crate::object::{
     ANNOTATION_HASH, ANNOTATION_REVISION, LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TOPOLOGY, MANAGED_BY_VALUE,
-    ObjectRef, RenderedObject, Stage,
+    ObjectRef,
 };
+use crate::render::{RenderedObject, Stage};
 use crate::topology::{Component, ServiceSpec, Topology, TopologySpec};
 
 pub const TOPOLOGY: &str = "openstack";

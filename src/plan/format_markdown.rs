@@ -227,8 +227,9 @@ mod tests {
 
     #[test]
     fn diffs_beyond_the_budget_are_left_out_and_counted() {
+        use crate::object::ObjectRef;
         use crate::plan::{Action, Change, FieldDiff, Plan, Summary, Wave};
-        use crate::render::{ObjectRef, Stage};
+        use crate::render::Stage;
         let change = |name: &str| Change {
             action: Action::Update,
             reference: ObjectRef {

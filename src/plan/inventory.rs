@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::render::{ObjectRef, Stage};
+use crate::object::ObjectRef;
+use crate::render::Stage;
 
 use super::PlanError;
 use super::model::{Action, Plan};

@@ -19,9 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::render::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef, RenderedObject};
+use crate::object::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef};
+use crate::render::RenderedObject;
 
-pub use crate::render::ANNOTATION_PERSISTENT;
+pub use crate::object::ANNOTATION_PERSISTENT;
 pub use diff::REDACTED;
 pub use downgrade::{
     ALLOW_ALL, ALLOW_TRAILER, Direction, Series, allowed_downgrades, compare_images, tag_series,

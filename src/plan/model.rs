@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::render::{ObjectRef, RenderedObject, Stage};
+use crate::object::ObjectRef;
+use crate::render::{RenderedObject, Stage};
 use crate::topology::Topology;
 
 use super::inventory::Inventory;

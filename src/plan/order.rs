@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::render::{ObjectRef, Stage};
+use crate::object::ObjectRef;
+use crate::render::Stage;
 use crate::topology::{Topology, graph};
 
 use super::PlanError;

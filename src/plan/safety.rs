@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::render::{ANNOTATION_PERSISTENT, LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE, ObjectRef};
+use crate::object::{ANNOTATION_PERSISTENT, LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE, ObjectRef};
 use crate::topology::Topology;
 use crate::topology::policy::{self, Scope};
 

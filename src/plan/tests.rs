@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::fixtures::*;
 use super::*;
-use crate::render::{ANNOTATION_HASH, LABEL_TOPOLOGY, Stage};
+use crate::object::{ANNOTATION_HASH, LABEL_TOPOLOGY};
+use crate::render::Stage;
 use crate::topology::Topology;
 
 /// One planning run; fields default to an empty cluster with no inventory.

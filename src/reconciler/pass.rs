@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector};
+use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
-use crate::render::{self, ObjectRef, RenderError, RenderOptions, Rendered};
+use crate::render::{self, RenderError, RenderOptions, Rendered};
 use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
 use crate::source::{CommitInfo, Revision, Snapshot};
 use crate::topology::{self, Diagnostics, Topology};

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::kolla::{self, KeyedFile, Permission};
-use super::{
-    ANNOTATION_CONFIG_HASH, ANNOTATION_PERSISTENT, Ctx, LABEL_JOB, LABEL_ROLE, ROLE_JOB, ROLE_WORKLOAD,
-    RenderError, Stage, hash_value,
+use super::{Ctx, RenderError, Stage, hash_value};
+use crate::object::{
+    ANNOTATION_CONFIG_HASH, ANNOTATION_PERSISTENT, LABEL_JOB, LABEL_ROLE, ROLE_JOB, ROLE_WORKLOAD,
 };
 use crate::topology::{EnvVar, JobPhase, JobSpec, Port, Probe, Volume, WorkloadKind};
 

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::topology::policy::{self, Scope};
 
-use super::{ANNOTATION_HASH, ANNOTATION_REVISION, Ctx, RenderError, Stage};
+use super::{Ctx, RenderError, Stage};
+use crate::object::{ANNOTATION_HASH, ANNOTATION_REVISION};
 
 /// Whether objects of this apiVersion and kind live outside namespaces. Kinds Keelson does not know
 /// (custom resources, which the policy must list) are taken as namespaced, the common case.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::object::ANNOTATION_PERSISTENT;
 use crate::topology::{
     ConfigFile, EnvVar, JobPhase, JobSpec, KeyRef, PersistentSource, Policy, Port, Protocol, RawManifest,
     ServiceSpec, TopologySpec, Volume, WorkloadKind,

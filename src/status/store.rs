@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::StatusError;
 use super::model::Status;
 use crate::cluster::{ApplyOptions, Kube};
-use crate::render::{LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef};
+use crate::object::{LABEL_MANAGED_BY, MANAGED_BY_VALUE, ObjectRef};
 
 pub const STATUS_CONFIGMAP: &str = "keelson-status";
 pub const CONTROL_CONFIGMAP: &str = "keelson-control";

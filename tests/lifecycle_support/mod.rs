@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use keelson::cluster::{Kube, Target, connect};
+use keelson::object::{ANNOTATION_REVISION, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY_VALUE};
 use keelson::reconciler::{Daemon, DaemonConfig};
-use keelson::render::{ANNOTATION_REVISION, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY_VALUE};
 use keelson::sim::{Cluster, RequestRecord, SimOptions};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, GitSourceConfig};
 use keelson::status::{self, PassResult, Phase, Shared, Status};
