@@ -101,6 +101,9 @@ deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifest
 
 {{/* Combinations of values the schema cannot express; each message says which value to change. */}}
 {{- define "keelson.validate" -}}
+{{- if not .Values.git.repo }}
+{{- fail "git.repo is required: the clone URL of the repository that describes the cloud (--set git.repo=https://git.example.com/ops/cloud.git)" }}
+{{- end }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicas > 1 needs leaderElection.enabled=true: two reconcilers must never apply at the same time" }}
 {{- end }}
