@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use super::credentials::CredentialArgs;
 use crate::source::{
-    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, PollOutcome, Snapshot, SourceError,
+    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, History, PollOutcome, Snapshot,
+    SourceError,
 };
 
 /// Where to read the topology from.
@@ -24,7 +25,8 @@ pub struct GitArgs {
     /// Git remote holding the topology: a path, file://, git://, http(s)://, ssh:// or user@host:path.
     #[arg(long, value_name = "URL")]
     pub repo: Option<String>,
-    /// Branch, tag, full ref name or commit sha to read [default: HEAD].
+    /// Revision to read, in any form git accepts: branch, tag, `refs/...`, sha (short too), `HEAD~1`,
+    /// `origin/main` [default: HEAD].
     #[arg(long = "ref", value_name = "REF", requires = "repo")]
     pub reference: Option<String>,
     /// Directory inside the repository that holds `keelson.yaml` [default: the repository root].
@@ -90,15 +92,36 @@ impl TopologyInput {
         if let Some(dir) = &self.dir {
             return Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE);
         }
-        let Some(mut source) = self.git.source()? else {
+        let Some(config) = self.git.config()? else {
             return Err(SourceError::NoInput);
         };
-        match source.poll_blocking()? {
-            PollOutcome::Changed { snapshot, .. } => Ok(snapshot),
+        // A branch, tag or full sha is polled the cheap way; anything else git accepts (`HEAD~1`, a short sha,
+        // `origin/main`) is resolved in the remote's history.
+        let polled = GitSource::new(config.clone()).and_then(|mut source| source.poll_blocking());
+        match polled {
+            Ok(PollOutcome::Changed { snapshot, .. }) => Ok(snapshot),
             // A fresh source has seen nothing, so its first poll always reads a snapshot.
-            PollOutcome::Unchanged { revision } => Err(SourceError::Task {
+            Ok(PollOutcome::Unchanged { revision }) => Err(SourceError::Task {
                 message: format!("first poll of {} read no snapshot", revision.origin),
             }),
+            Err(SourceError::InvalidRef { .. } | SourceError::RefNotFound { .. }) => {
+                let history = History::fetch(&config)?;
+                let revision = history.resolve(&config.reference)?;
+                history.snapshot(&revision)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The repository and topology path to resolve revisions in: the Git repository holding the directory,
+    /// or the --repo remote with its whole history. Blocks (Git fetch).
+    pub fn history(&self) -> Result<History, SourceError> {
+        if let Some(dir) = &self.dir {
+            return History::discover(dir);
+        }
+        match self.git.config()? {
+            Some(config) => History::fetch(&config),
+            None => Err(SourceError::NoInput),
         }
     }
 }
