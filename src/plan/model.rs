@@ -38,6 +38,9 @@ pub struct PlanOptions {
     /// Components whose move to an older OpenStack release is allowed despite their database migrations:
     /// component names, project names, or `all`. Filled from the commit's `Keelson-Allow-Downgrade` trailer.
     pub allow_downgrade: BTreeSet<String>,
+    /// The live objects are exact renderings of another commit (`keelson plan --base`), not objects read
+    /// from a cluster: fields they have and the desired objects lack are reported as removed.
+    pub live_is_rendered: bool,
 }
 
 /// What happens to one object.
