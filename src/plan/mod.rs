@@ -486,4 +486,6 @@ fn summarize(plan: &Plan) -> Summary {
 }
 
 #[cfg(test)]
+mod review_tests;
+#[cfg(test)]
 mod tests;
