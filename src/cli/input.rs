@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use super::credentials::CredentialArgs;
+use crate::source::verify::{AllowedSigners, VerifyError, VerifyMode, verify_revision};
 use crate::source::{
-    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, History, PollOutcome, Snapshot,
-    SourceError,
+    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, History, PollOutcome,
+    ResolvedRevision, Snapshot, SourceError,
 };
 
 /// Where to read the topology from.
@@ -113,6 +114,21 @@ impl TopologyInput {
         }
     }
 
+    /// The snapshot of the commit the ref names, taken only if the commit passes signature verification
+    /// (`mode`); the snapshot records the signer. Blocks (Git fetch).
+    pub fn verified_snapshot(
+        &self,
+        mode: VerifyMode,
+        allowed: &AllowedSigners,
+    ) -> Result<Snapshot, InputError> {
+        if self.dir.is_some() {
+            return Err(InputError::NotACommit);
+        }
+        let history = self.history()?;
+        let revision = history.resolve(&self.git.reference())?;
+        verified(&history, &revision, mode, allowed)
+    }
+
     /// The repository and topology path to resolve revisions in: the Git repository holding the directory,
     /// or the --repo remote with its whole history. Blocks (Git fetch).
     pub fn history(&self) -> Result<History, SourceError> {
@@ -124,6 +140,33 @@ impl TopologyInput {
             None => Err(SourceError::NoInput),
         }
     }
+}
+
+/// Why a verified snapshot could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Unverified(#[from] VerifyError),
+    #[error(
+        "--verify-signatures verifies commits, and a directory's files are not one: use --repo (a path works)"
+    )]
+    NotACommit,
+}
+
+/// The snapshot of `revision` if it passes verification, with its signer.
+pub fn verified(
+    history: &History,
+    revision: &ResolvedRevision,
+    mode: VerifyMode,
+    allowed: &AllowedSigners,
+) -> Result<Snapshot, InputError> {
+    let signer = verify_revision(history.repository(), revision.commit, revision.tag, mode, allowed)?;
+    tracing::info!(commit = %revision.commit, signer = %signer, "signature verified");
+    let mut snapshot = history.snapshot(revision)?;
+    snapshot.signer = Some(signer);
+    Ok(snapshot)
 }
 
 #[cfg(test)]

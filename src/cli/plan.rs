@@ -10,14 +10,16 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::input::TopologyInput;
+use super::input::{InputError, TopologyInput};
 use super::pass_args::PassArgs;
 use super::target::TargetArgs;
+use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
 use crate::cluster::Kube;
 use crate::plan::{self, Impact, ImpactInput, Plan, PlanOptions, Review, RevisionInfo, Side};
 use crate::reconciler;
 use crate::render::{self, RenderOptions, Rendered};
+use crate::source::verify::{AllowedSigners, VerifyMode};
 use crate::source::{Snapshot, SourceError};
 use crate::topology::{self, Topology};
 
@@ -36,6 +38,8 @@ pub struct PlanArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
     /// Plan the change from this revision to --head, without a cluster: the base commit's objects stand in
     /// for the live ones. Any revision git accepts: `main`, `origin/main`, `HEAD~1`, a short sha, a tag,
     /// `$(git merge-base origin/main HEAD)`.
@@ -98,7 +102,8 @@ async fn plan_command(args: PlanArgs) -> ExitCode {
 
 /// The topology planned against the cluster.
 async fn cluster_review(args: &PlanArgs) -> Result<Review, ExitCode> {
-    let (snapshot, connection) = super::read_and_connect(&args.input, &args.target).await?;
+    let (snapshot, connection) =
+        super::read_verified_and_connect(&args.input, &args.target, &args.verify).await?;
     let (plan, impact) = live_plan(&connection.kube, &snapshot, args).await?;
     Ok(Review {
         base: None,
@@ -114,20 +119,31 @@ async fn cluster_review(args: &PlanArgs) -> Result<Review, ExitCode> {
 
 /// Head planned against base, offline; with --live also against the cluster.
 async fn change_review(args: &PlanArgs, base: &str) -> Result<Review, ExitCode> {
+    let fail = |message: String| {
+        eprintln!("{message}");
+        ExitCode::from(EXIT_FAILURE)
+    };
+    let connection = match args.live {
+        true => Some(args.target.connect().await.map_err(|e| fail(e.to_string()))?),
+        false => None,
+    };
+    let verify = args
+        .verify
+        .load(connection.as_ref().map(|c| &c.kube), None)
+        .await
+        .map_err(|e| fail(format!("error: {e}")))?;
     let input = args.input.clone();
     let (base, head) = (base.to_string(), head_revision(args));
-    let read = tokio::task::spawn_blocking(move || read_both(&input, &base, &head)).await;
+    let read = tokio::task::spawn_blocking(move || read_both(&input, &base, &head, verify.as_ref())).await;
     let (base_snapshot, head_snapshot) = match read {
         Ok(Ok(both)) => both,
-        Ok(Err(e)) => return Err(super::validate::source_failure(&e)),
-        Err(e) => {
-            eprintln!("reading the revisions failed: {e}");
-            return Err(ExitCode::from(EXIT_FAILURE));
-        }
+        Ok(Err(InputError::Source(e))) => return Err(super::validate::source_failure(&e)),
+        Ok(Err(e)) => return Err(fail(format!("refused: {e}"))),
+        Err(e) => return Err(fail(format!("reading the revisions failed: {e}"))),
     };
     let head_side = load_and_render(&head_snapshot)?;
     let base_side = base_snapshot.as_ref().map(load_and_render).transpose()?;
-    let options = plan_options(&head_snapshot, &args.pass.settings().plan);
+    let options = plan_options(&head_snapshot, &args.verify.settings(&args.pass).plan);
     let head = side(&head_side, &head_snapshot);
     let base = base_side
         .as_ref()
@@ -159,10 +175,9 @@ async fn change_review(args: &PlanArgs, base: &str) -> Result<Review, ExitCode> 
             offline: true,
         });
     }
-    let connection = args.target.connect().await.map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(EXIT_FAILURE)
-    })?;
+    let Some(connection) = connection else {
+        return Err(fail("--live: no cluster connection".into()));
+    };
     let (live_plan, live_impact) = live_plan(&connection.kube, &head_snapshot, args).await?;
     let outside_change = plan::outside_change(&live_plan, &change_plan);
     Ok(Review {
@@ -196,20 +211,25 @@ fn head_revision(args: &PlanArgs) -> String {
     })
 }
 
-/// Both snapshots; a base without a topology (the commit before the topology was added) is `None`.
+/// Both snapshots; a base without a topology (the commit before the topology was added) is `None`. With
+/// verification, head is read only if it passes (base is what the cluster already runs).
 fn read_both(
     input: &TopologyInput,
     base: &str,
     head: &str,
-) -> Result<(Option<Snapshot>, Snapshot), SourceError> {
+    verify: Option<&(VerifyMode, AllowedSigners)>,
+) -> Result<(Option<Snapshot>, Snapshot), InputError> {
     let history = input.history()?;
     let head = history.resolve(head)?;
     let base = history.resolve(base)?;
-    let head = history.snapshot(&head)?;
+    let head = match verify {
+        Some((mode, allowed)) => super::input::verified(&history, &head, *mode, allowed)?,
+        None => history.snapshot(&head)?,
+    };
     let base = match history.snapshot(&base) {
         Ok(snapshot) => Some(snapshot),
         Err(SourceError::MissingTopologyFile { .. } | SourceError::MissingPath { .. }) => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     Ok((base, head))
 }
@@ -227,10 +247,12 @@ fn load_and_render(snapshot: &Snapshot) -> Result<(Topology, Rendered), ExitCode
     Ok((topology, rendered))
 }
 
-/// The operator's options plus what the head commit's trailers allow, as a pass would plan it.
+/// The operator's options plus what the head commit's trailers allow, as a pass would plan it: with
+/// verification on, only a verified commit's trailers count.
 fn plan_options(head: &Snapshot, options: &PlanOptions) -> PlanOptions {
     let mut options = options.clone();
-    if let Some(commit) = &head.commit {
+    let trusted = !options.trailers_need_signature || head.signer.is_some();
+    if let Some(commit) = head.commit.as_ref().filter(|_| trusted) {
         options
             .allow_downgrade
             .extend(plan::allowed_downgrades(&commit.message));
@@ -240,7 +262,7 @@ fn plan_options(head: &Snapshot, options: &PlanOptions) -> PlanOptions {
 
 /// The plan of `snapshot` against the cluster, as a pass would compute it, and its impact.
 async fn live_plan(kube: &Kube, snapshot: &Snapshot, args: &PlanArgs) -> Result<(Plan, Impact), ExitCode> {
-    let prepared = reconciler::prepare(kube, snapshot, &args.pass.settings())
+    let prepared = reconciler::prepare(kube, snapshot, &args.verify.settings(&args.pass))
         .await
         .map_err(|e| {
             eprintln!("{e}");
@@ -280,6 +302,6 @@ fn revision_info(snapshot: &Snapshot, spec: Option<String>) -> RevisionInfo {
             .commit
             .as_ref()
             .map(|c| format!("{} <{}>", c.author_name, c.author_email)),
-        signed_by: None,
+        signed_by: snapshot.signer.as_ref().map(ToString::to_string),
     }
 }

@@ -41,6 +41,9 @@ pub struct PlanOptions {
     /// The live objects are exact renderings of another commit (`keelson plan --base`), not objects read
     /// from a cluster: fields they have and the desired objects lack are reported as removed.
     pub live_is_rendered: bool,
+    /// Signature verification is on: commit trailers that relax a guard (`Keelson-Allow-Downgrade`) count
+    /// only on a commit whose signature was verified.
+    pub trailers_need_signature: bool,
 }
 
 /// What happens to one object.

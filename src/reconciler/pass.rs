@@ -232,7 +232,8 @@ pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
 /// components whose schema downgrade this commit means to make.
 fn plan_options(snapshot: &Snapshot, settings: &PassSettings) -> PlanOptions {
     let mut options = settings.plan.clone();
-    if let Some(commit) = &snapshot.commit {
+    let trusted = !options.trailers_need_signature || snapshot.signer.is_some();
+    if let Some(commit) = snapshot.commit.as_ref().filter(|_| trusted) {
         let allowed = plan::allowed_downgrades(&commit.message);
         if !allowed.is_empty() {
             tracing::info!(allowed = ?allowed, "commit allows schema downgrades");

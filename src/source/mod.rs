@@ -11,6 +11,7 @@ mod known_hosts;
 mod snapshot;
 mod tree;
 mod url;
+pub mod verify;
 pub mod watch;
 pub mod webhook;
 
