@@ -247,17 +247,12 @@ fn load_and_render(snapshot: &Snapshot) -> Result<(Topology, Rendered), ExitCode
     Ok((topology, rendered))
 }
 
-/// The operator's options plus what the head commit's trailers allow, as a pass would plan it: with
-/// verification on, only a verified commit's trailers count.
+/// The operator's options plus what the head commit's trailers allow, as a pass would plan it.
 fn plan_options(head: &Snapshot, options: &PlanOptions) -> PlanOptions {
-    let mut options = options.clone();
-    let trusted = !options.trailers_need_signature || head.signer.is_some();
-    if let Some(commit) = head.commit.as_ref().filter(|_| trusted) {
-        options
-            .allow_downgrade
-            .extend(plan::allowed_downgrades(&commit.message));
+    match &head.commit {
+        Some(commit) => options.with_commit_trailers(&commit.message, head.signer.is_some()),
+        None => options.clone(),
     }
-    options
 }
 
 /// The plan of `snapshot` against the cluster, as a pass would compute it, and its impact.

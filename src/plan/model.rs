@@ -46,6 +46,27 @@ pub struct PlanOptions {
     pub trailers_need_signature: bool,
 }
 
+impl PlanOptions {
+    /// These options plus what the commit being planned allows through its trailers (a
+    /// `Keelson-Allow-Downgrade` names the components whose schema downgrade it means to make). With
+    /// signature verification on, the trailers of a commit whose signature was not verified count for nothing.
+    pub fn with_commit_trailers(&self, message: &str, verified: bool) -> PlanOptions {
+        let mut options = self.clone();
+        if self.trailers_need_signature && !verified {
+            if !super::allowed_downgrades(message).is_empty() {
+                tracing::warn!("commit trailers ignored: the commit's signature was not verified");
+            }
+            return options;
+        }
+        let allowed = super::allowed_downgrades(message);
+        if !allowed.is_empty() {
+            tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
+        }
+        options.allow_downgrade.extend(allowed);
+        options
+    }
+}
+
 /// What happens to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]

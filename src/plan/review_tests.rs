@@ -474,3 +474,33 @@ fn the_markdown_comment_starts_with_the_summary_and_stays_under_the_limit() {
         tiny.matches("</details>").count()
     );
 }
+
+#[test]
+fn trailers_that_relax_a_guard_count_only_on_a_verified_commit_when_verification_is_on() {
+    let message = "Revert nova\n\nThis reverts commit abc1234.\n\nKeelson-Allow-Downgrade: nova\n";
+    let off = PlanOptions::default();
+    assert!(
+        off.with_commit_trailers(message, false)
+            .allow_downgrade
+            .contains("nova")
+    );
+    let on = PlanOptions {
+        trailers_need_signature: true,
+        ..PlanOptions::default()
+    };
+    assert!(on.with_commit_trailers(message, false).allow_downgrade.is_empty());
+    assert!(
+        on.with_commit_trailers(message, true)
+            .allow_downgrade
+            .contains("nova")
+    );
+    // Flags are the operator's own allowance, not the commit's: they hold either way.
+    let flagged = PlanOptions {
+        allow_downgrade: ["glance".to_string()].into(),
+        ..on
+    };
+    assert_eq!(
+        flagged.with_commit_trailers(message, false).allow_downgrade,
+        ["glance".to_string()].into()
+    );
+}

@@ -15,6 +15,7 @@ use super::commit::commit_info;
 use super::credentials::{CallbackReport, GitCredentials, callbacks, credentials_apply};
 use super::tree::{TreeError, read_tree};
 use super::url::{RemoteUrl, Transport};
+use super::verify::{AllowedSigners, Signer, VerifyFailure, VerifyMode, verify_revision};
 use super::{DEFAULT_MAX_FILE_SIZE, Revision, Snapshot, SourceError};
 
 /// The file that must exist at the topology path of every commit Keelson reads.
@@ -298,6 +299,34 @@ impl GitSource {
         lock(&self.inner).fetch_history()
     }
 
+    /// Checks the signature of a snapshot this source read (see [`super::verify::verify_revision`]): the
+    /// commit itself (`head`), or an annotated tag at it (`tag`: the tags are fetched first). Blocks.
+    pub fn verify_blocking(
+        &self,
+        snapshot: &Snapshot,
+        mode: VerifyMode,
+        allowed: &AllowedSigners,
+    ) -> Result<Signer, VerifyFailure> {
+        lock(&self.inner).verify(snapshot, mode, allowed)
+    }
+
+    /// [`GitSource::verify_blocking`] off the async runtime.
+    pub async fn verify(
+        &self,
+        snapshot: Snapshot,
+        mode: VerifyMode,
+        allowed: Arc<AllowedSigners>,
+    ) -> Result<Signer, VerifyFailure> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || lock(&inner).verify(&snapshot, mode, &allowed))
+            .await
+            .map_err(|e| {
+                VerifyFailure::Source(SourceError::Task {
+                    message: e.to_string(),
+                })
+            })?
+    }
+
     /// The bare clone used for this remote.
     pub fn cache_path(&self) -> PathBuf {
         lock(&self.inner).repo_dir.clone()
@@ -367,6 +396,49 @@ enum Failure {
 impl Inner {
     fn reference(&self) -> &str {
         &self.config.reference
+    }
+
+    fn verify(
+        &mut self,
+        snapshot: &Snapshot,
+        mode: VerifyMode,
+        allowed: &AllowedSigners,
+    ) -> Result<Signer, VerifyFailure> {
+        let commit = Oid::from_str(&snapshot.revision.id).map_err(|_| {
+            VerifyFailure::Source(SourceError::InvalidRef {
+                reference: snapshot.revision.id.clone(),
+                reason: "not a commit sha".into(),
+            })
+        })?;
+        let repo = match self.url.direct_path() {
+            Some(path) => {
+                Repository::open(&path).map_err(|source| SourceError::LocalRepository { path, source })?
+            }
+            None => self.open_cache(&self.repo_dir)?,
+        };
+        let mut tag = None;
+        if mode == VerifyMode::Tag {
+            if self.url.direct_path().is_none() {
+                let mut cost = PollCost::default();
+                self.fetch_refspecs(&repo, &["+refs/tags/*:refs/tags/*"], 0, &mut cost)
+                    .map_err(|e| match self.classify_fetch_error(e) {
+                        Failure::Cache(e) | Failure::Other(e) => e,
+                    })?;
+                self.stats.fetches += cost.fetches;
+            }
+            // The ref itself, when it names an annotated tag; otherwise any tag at the commit will do.
+            let name = self.reference().to_string();
+            let candidates = [name.clone(), format!("refs/tags/{name}")];
+            tag = candidates
+                .iter()
+                .filter_map(|n| repo.find_reference(n).ok())
+                .filter_map(|r| r.target())
+                .find(|oid| {
+                    repo.find_object(*oid, None)
+                        .is_ok_and(|o| o.kind() == Some(git2::ObjectType::Tag))
+                });
+        }
+        verify_revision(&repo, commit, tag, mode, allowed).map_err(VerifyFailure::Refused)
     }
 
     fn poll(&mut self) -> Result<PollOutcome, SourceError> {

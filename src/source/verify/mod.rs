@@ -120,6 +120,15 @@ impl VerifyError {
     }
 }
 
+/// Why a polled commit was not verified: the repository could not be read, or the commit is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyFailure {
+    #[error(transparent)]
+    Source(#[from] super::SourceError),
+    #[error(transparent)]
+    Refused(VerifyError),
+}
+
 /// Verifies one signed object against the allowed signers. Pure.
 pub fn verify(signed: &SignedObject, allowed: &AllowedSigners) -> Result<Signer, VerifyError> {
     let Some(signature) = &signed.signature else {
