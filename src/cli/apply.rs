@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::input::TopologyInput;
 use super::pass_args::PassArgs;
 use super::target::TargetArgs;
+use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, report, runtime};
 use crate::cluster::Kube;
 use crate::reconciler::{self, PassOutcome, PassSettings};
@@ -21,6 +22,8 @@ pub struct ApplyArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 pub fn run(args: ApplyArgs) -> ExitCode {
@@ -29,11 +32,15 @@ pub fn run(args: ApplyArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let (snapshot, connection) = match super::read_and_connect(&args.input, &args.target).await {
-            Ok(both) => both,
-            Err(code) => return code,
-        };
-        match apply_with_progress(&connection.kube, &snapshot, &args.pass.settings()).await {
+        let (snapshot, connection) =
+            match super::read_verified_and_connect(&args.input, &args.target, &args.verify).await {
+                Ok(both) => both,
+                Err(code) => return code,
+            };
+        if let Some(signer) = &snapshot.signer {
+            println!("{} signed by {signer}", signer.object);
+        }
+        match apply_with_progress(&connection.kube, &snapshot, &args.verify.settings(&args.pass)).await {
             Some(outcome) if outcome.rollout.converged() => ExitCode::SUCCESS,
             _ => ExitCode::from(EXIT_FAILURE),
         }

@@ -19,6 +19,7 @@ pub mod source;
 pub mod status;
 pub mod target;
 pub mod validate;
+pub mod verify_args;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -137,6 +138,38 @@ async fn read_and_connect(
             eprintln!("{e}");
             Err(ExitCode::from(EXIT_FAILURE))
         }
+    }
+}
+
+/// The snapshot to apply and the cluster to apply it to, with `--verify-signatures`: the commit is read only if
+/// it is signed by an allowed key, or the command ends with the reason (exit 1) before anything is planned.
+async fn read_verified_and_connect(
+    input: &input::TopologyInput,
+    target: &target::TargetArgs,
+    verify: &verify_args::VerifyArgs,
+) -> Result<(crate::source::Snapshot, target::Connection), ExitCode> {
+    if verify.verify_signatures.is_none() {
+        return read_and_connect(input, target).await;
+    }
+    let fail = |message: String| {
+        eprintln!("{message}");
+        ExitCode::from(EXIT_FAILURE)
+    };
+    let connection = target.connect().await.map_err(|e| fail(e.to_string()))?;
+    let Some((mode, allowed)) = verify
+        .load(Some(&connection.kube), None)
+        .await
+        .map_err(|e| fail(format!("error: {e}")))?
+    else {
+        return read_and_connect(input, target).await;
+    };
+    let input = input.clone();
+    let read = tokio::task::spawn_blocking(move || input.verified_snapshot(mode, &allowed)).await;
+    match read {
+        Ok(Ok(snapshot)) => Ok((snapshot, connection)),
+        Ok(Err(input::InputError::Source(e))) => Err(validate::source_failure(&e)),
+        Ok(Err(e)) => Err(fail(format!("refused: {e}"))),
+        Err(e) => Err(fail(format!("reading the topology failed: {e}"))),
     }
 }
 

@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::credentials::CredentialArgs;
 use super::pass_args::PassArgs;
+use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
 use crate::cluster::{self, Target};
 use crate::reconciler::leader::LeaderConfig;
@@ -105,6 +106,8 @@ pub struct RunArgs {
     pub retry_period: Duration,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 impl std::fmt::Debug for RunArgs {
@@ -185,7 +188,7 @@ impl RunArgs {
     pub fn daemon_config(&self) -> Result<DaemonConfig, SourceError> {
         let mut config = DaemonConfig::new(self.namespace.clone());
         config.interval = self.interval;
-        config.pass = self.pass.settings();
+        config.pass = self.verify.settings(&self.pass);
         config.listen = Some(self.listen);
         config.webhook = self
             .webhook_secret_file
@@ -262,6 +265,13 @@ async fn serve(args: RunArgs, leader: Option<LeaderConfig>) -> Result<(), String
     let kube = cluster::connect_as(target, &user_agent)
         .await
         .map_err(|e| e.to_string())?;
+    let mut config = config;
+    config.verify = args
+        .verify
+        .load(Some(&kube), Some(&args.namespace))
+        .await
+        .map_err(|e| format!("keelson run: {e}"))?
+        .map(|(mode, allowed)| (mode, std::sync::Arc::new(allowed)));
     let mut daemon = Daemon::new(kube, source, config).map_err(|e| e.to_string())?;
     if let Some(leader) = leader {
         daemon = daemon.with_leader_election(leader);

@@ -10,9 +10,16 @@ mod fixtures;
 mod format_json;
 mod format_markdown;
 mod format_text;
+mod impact;
+mod impact_display;
 mod inventory;
+mod migration;
 mod model;
 mod order;
+mod review;
+mod review_json;
+mod review_markdown;
+mod review_text;
 mod safety;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,11 +37,23 @@ pub use downgrade::{
 pub use format_json::to_json;
 pub use format_markdown::to_markdown;
 pub use format_text::to_text;
+pub use impact::{
+    ComponentCounts, FileChange, Impact, ImpactInput, ImpactWarning, ImpactWarningKind, JobRun, PodCount,
+    RestartReason, WorkloadEffect, WorkloadImpact, impact,
+};
 pub use inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryEntry};
+pub use migration::MigrationKind;
 pub use model::{
     Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, PlanWarning,
     Refusal, RefusalReason, Summary, WarningKind, Wave,
 };
+pub use review::{
+    ChangeOnly, Edge, GraphChange, OutsideChange, REVIEW_SCHEMA_VERSION, Review, RevisionInfo, Side,
+    WaveMove, graph_change, outside_change, plan_change,
+};
+pub use review_json::review_to_json;
+pub use review_markdown::{COMMENT_LIMIT, review_to_markdown};
+pub use review_text::review_to_text;
 
 use order::ObjectKey;
 
@@ -113,7 +132,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             });
         }
         let found = live.get(&key);
-        let change = classify(obj, found.filter(|l| l.owned).map(|l| l.object));
+        let change = classify(
+            obj,
+            found.filter(|l| l.owned).map(|l| l.object),
+            input.options.live_is_rendered,
+        );
         let mut downgrade_refusal = None;
         for finding in downgrades.remove(&key).unwrap_or_default() {
             match finding {
@@ -233,7 +256,7 @@ fn is_secret(r: &ObjectRef) -> bool {
 }
 
 /// Create, update or unchanged for one desired object against its owned live counterpart.
-fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
+fn classify(obj: &RenderedObject, live: Option<&Value>, live_is_rendered: bool) -> Change {
     let mut change = Change {
         action: Action::Create,
         reference: obj.reference.clone(),
@@ -245,6 +268,9 @@ fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
     };
     let Some(live) = live else { return change };
     let mut diff = diff::subset_diff(&obj.body, live, is_secret(&obj.reference));
+    if live_is_rendered {
+        diff.extend(diff::removed_fields(&obj.body, live, is_secret(&obj.reference)));
+    }
     let live_hash = diff::get_str(live, &["metadata", "annotations", ANNOTATION_HASH]);
     let hash_equal = live_hash == Some(obj.hash.as_str());
     // The body normally carries the hash annotation, so a hash change already shows in the diff; this covers
@@ -459,5 +485,7 @@ fn summarize(plan: &Plan) -> Summary {
     s
 }
 
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod tests;

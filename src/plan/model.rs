@@ -38,6 +38,33 @@ pub struct PlanOptions {
     /// Components whose move to an older OpenStack release is allowed despite their database migrations:
     /// component names, project names, or `all`. Filled from the commit's `Keelson-Allow-Downgrade` trailer.
     pub allow_downgrade: BTreeSet<String>,
+    /// The live objects are exact renderings of another commit (`keelson plan --base`), not objects read
+    /// from a cluster: fields they have and the desired objects lack are reported as removed.
+    pub live_is_rendered: bool,
+    /// Signature verification is on: commit trailers that relax a guard (`Keelson-Allow-Downgrade`) count
+    /// only on a commit whose signature was verified.
+    pub trailers_need_signature: bool,
+}
+
+impl PlanOptions {
+    /// These options plus what the commit being planned allows through its trailers (a
+    /// `Keelson-Allow-Downgrade` names the components whose schema downgrade it means to make). With
+    /// signature verification on, the trailers of a commit whose signature was not verified count for nothing.
+    pub fn with_commit_trailers(&self, message: &str, verified: bool) -> PlanOptions {
+        let mut options = self.clone();
+        if self.trailers_need_signature && !verified {
+            if !super::allowed_downgrades(message).is_empty() {
+                tracing::warn!("commit trailers ignored: the commit's signature was not verified");
+            }
+            return options;
+        }
+        let allowed = super::allowed_downgrades(message);
+        if !allowed.is_empty() {
+            tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
+        }
+        options.allow_downgrade.extend(allowed);
+        options
+    }
 }
 
 /// What happens to one object.

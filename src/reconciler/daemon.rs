@@ -29,6 +29,7 @@ use super::pass::{self, PassError, PassSettings, Prepared};
 use crate::cluster::{ChangeKind, KindRef, Kube};
 use crate::plan::Action;
 use crate::rollout::{ComponentState, ProgressEvent, RolloutOutcome};
+use crate::source::verify::{AllowedSigners, VerifyFailure, VerifyMode};
 use crate::source::watch::LocalWatcher;
 use crate::source::webhook::{self, WebhookConfig};
 use crate::source::{GitSource, GitSourceConfig, PollOutcome, RemoteUrl, Snapshot, SourceError, redact_url};
@@ -81,6 +82,8 @@ pub struct DaemonConfig {
     pub watch_local: bool,
     /// Debounce of the local watch.
     pub watch_debounce: Duration,
+    /// Apply only commits signed by one of these keys (`--verify-signatures`); others stall the revision.
+    pub verify: Option<(VerifyMode, Arc<AllowedSigners>)>,
 }
 
 impl DaemonConfig {
@@ -94,6 +97,7 @@ impl DaemonConfig {
             webhook: None,
             watch_local: true,
             watch_debounce: Duration::from_millis(100),
+            verify: None,
         }
     }
 }
@@ -488,6 +492,9 @@ impl Daemon {
                     tracing::warn!(revision = %snapshot.revision.short(), "the tracked ref was rewritten");
                 }
                 tracing::info!(revision = %snapshot.revision.short(), "new revision");
+                let Some(snapshot) = self.verified(snapshot).await else {
+                    return true;
+                };
                 let id = snapshot.revision.id.clone();
                 self.shared.update(|s| s.observed_revision = Some(id));
                 self.snapshot = Some(snapshot);
@@ -523,6 +530,43 @@ impl Daemon {
                 false
             }
         }
+    }
+
+    /// With `--verify-signatures`: the snapshot, if its commit is signed by an allowed key. Otherwise the revision
+    /// is stalled (status and a Warning Event say why, with the key's fingerprint) and nothing of it is applied:
+    /// the cluster keeps the last verified revision until a verified commit arrives.
+    async fn verified(&mut self, mut snapshot: Snapshot) -> Option<Snapshot> {
+        let Some((mode, allowed)) = self.config.verify.clone() else {
+            return Some(snapshot);
+        };
+        let revision = snapshot.revision.id.clone();
+        let message = match self.source.verify(snapshot.clone(), mode, allowed).await {
+            Ok(signer) => {
+                tracing::info!(revision = %snapshot.revision.short(), signer = %signer, "signature verified");
+                snapshot.signer = Some(signer);
+                return Some(snapshot);
+            }
+            // The tags could not be fetched: read and verify the commit again on a later poll.
+            Err(VerifyFailure::Source(e)) if e.is_transient() => {
+                tracing::warn!(revision = %snapshot.revision.short(), error = %e, "verifying the commit failed; retrying");
+                self.source.forget_last_seen();
+                self.retry = Some(tokio::time::Instant::now() + self.config.backoff.initial);
+                return None;
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(revision = %snapshot.revision.short(), reason = %message, "commit refused");
+        let now = now_rfc3339();
+        let status = self.shared.update(|s| {
+            s.observed_revision = Some(revision.clone());
+            s.set_phase(Phase::Stalled, "UnverifiedCommit", &message, &now);
+        });
+        self.write_status(&status).await;
+        self.event(EventType::Warning, "UnverifiedCommit", &message).await;
+        // No snapshot to apply, not even the previous one again: a stalled revision is never applied.
+        self.snapshot = None;
+        self.last = Some((revision, Verdict::Stalled));
+        None
     }
 
     async fn read_control(&self) -> status::Control {

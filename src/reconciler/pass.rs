@@ -231,15 +231,12 @@ pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
 /// The operator's options plus what the commit itself allows: a `Keelson-Allow-Downgrade` trailer names the
 /// components whose schema downgrade this commit means to make.
 fn plan_options(snapshot: &Snapshot, settings: &PassSettings) -> PlanOptions {
-    let mut options = settings.plan.clone();
-    if let Some(commit) = &snapshot.commit {
-        let allowed = plan::allowed_downgrades(&commit.message);
-        if !allowed.is_empty() {
-            tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
-        }
-        options.allow_downgrade.extend(allowed);
+    match &snapshot.commit {
+        Some(commit) => settings
+            .plan
+            .with_commit_trailers(&commit.message, snapshot.signer.is_some()),
+        None => settings.plan.clone(),
     }
-    options
 }
 
 fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
