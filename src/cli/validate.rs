@@ -18,12 +18,17 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         Ok(snapshot) => snapshot,
         Err(e) => return source_failure(&e),
     };
-    match topology::load(&snapshot) {
+    let loaded = topology::load_with_warnings(&snapshot);
+    let warnings = warning_lines(&loaded.warnings);
+    match loaded.result {
         Ok(topology) => {
             let jobs: usize = topology.components.values().map(|c| c.spec.jobs.len()).sum();
             let manifests: usize = topology.components.values().map(|c| c.manifests.len()).sum();
+            for line in &warnings {
+                println!("{line}");
+            }
             println!(
-                "{}: topology {} is valid: {} components in {} waves, {} jobs, {} raw manifests, namespace {}",
+                "{}: topology {} is valid: {} components in {} waves, {} jobs, {} raw manifests, namespace {}{}",
                 snapshot.revision.origin,
                 topology.name,
                 topology.components.len(),
@@ -31,11 +36,15 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
                 jobs,
                 manifests,
                 topology.spec.namespace,
+                config_summary(&loaded.checked_config_files, warnings.len()),
             );
             ExitCode::SUCCESS
         }
         Err(diagnostics) => {
             println!("{diagnostics}");
+            for line in &warnings {
+                println!("{line}");
+            }
             eprintln!(
                 "{}: {} problem(s) found",
                 snapshot.revision.origin,
@@ -44,6 +53,40 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Warnings read like errors, with `warning:` before the message.
+fn warning_lines(warnings: &topology::Diagnostics) -> Vec<String> {
+    warnings
+        .iter()
+        .map(|w| {
+            let mut shown = w.clone();
+            shown.message = format!("warning: {}", w.message);
+            shown.to_string()
+        })
+        .collect()
+}
+
+/// `; 19 oslo.config files checked against option data of 2025.1, 2 warnings`, or nothing.
+fn config_summary(checked: &[topology::oslo::CheckedFile], warnings: usize) -> String {
+    let mut files: Vec<&str> = checked.iter().map(|c| c.source.as_str()).collect();
+    files.sort();
+    files.dedup();
+    let mut releases: Vec<&str> = checked.iter().map(|c| c.release.as_str()).collect();
+    releases.sort();
+    releases.dedup();
+    let mut out = String::new();
+    if !files.is_empty() {
+        out.push_str(&format!(
+            "; {} oslo.config files checked against option data of {}",
+            files.len(),
+            releases.join(", ")
+        ));
+    }
+    if warnings > 0 {
+        out.push_str(&format!(", {warnings} warning(s)"));
+    }
+    out
 }
 
 /// For commands whose output is something else than diagnostics: the problems go to stderr, exit 1.
