@@ -205,6 +205,121 @@ fn a_deprecated_option_warns_and_does_not_block() {
     assert!(stdout.contains(&want), "`{want}` not in:\n{stdout}");
 }
 
+/// `keelson validate` output of a copy of the example changed by `change`.
+fn validate_changed(change: impl FnOnce(&Path)) -> (Option<i32>, String) {
+    let copy = Copy::new();
+    change(copy.dir.path());
+    let out = copy.validate();
+    (out.status.code(), text(&out.stdout))
+}
+
+fn replace_in(root: &Path, file: &str, from: &str, to: &str) {
+    let path = root.join(file);
+    let original = std::fs::read_to_string(&path).expect("read");
+    assert!(original.contains(from), "{file} has no `{from}`");
+    std::fs::write(&path, original.replacen(from, to, 1)).expect("write");
+}
+
+#[test]
+fn option_data_references_are_checked_where_they_are_written() {
+    let (code, stdout) = validate_changed(|root| {
+        replace_in(
+            root,
+            "keelson.yaml",
+            "schemas/2025.1/nova.yaml",
+            "schemas/2025.1/nova-missing.yaml",
+        );
+        replace_in(root, "keelson.yaml", "release: \"2025.1\"", "release: \"epoxy\"");
+    });
+    assert_eq!(code, Some(1), "{stdout}");
+    let keelson = std::fs::read_to_string(example_repo().join("keelson.yaml")).expect("keelson.yaml");
+    let line_of = |needle: &str| keelson.lines().position(|l| l.contains(needle)).expect("line") + 1;
+    for want in [
+        format!(
+            "keelson.yaml:{}:18: spec.configSchemas[0].files.nova.conf: `schemas/2025.1/nova-missing.yaml` does \
+             not exist in the repository",
+            line_of("nova.conf: schemas")
+        ),
+        format!(
+            "keelson.yaml:{}:14: spec.configSchemas[0].release: `epoxy` is not an OpenStack release series",
+            line_of("release: \"2025.1\"")
+        ),
+    ] {
+        assert!(stdout.contains(&want), "`{want}` not in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("is not checked"),
+        "an invalid release names no data:\n{stdout}"
+    );
+}
+
+#[test]
+fn option_data_that_is_not_generator_output_is_reported_in_the_data_file() {
+    let (code, stdout) = validate_changed(|root| {
+        std::fs::write(
+            root.join("schemas/2025.1/heat.yaml"),
+            "options:\n  DEFAULT:\n    opts:\n    - name: x\n",
+        )
+        .expect("write");
+    });
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "schemas/2025.1/heat.yaml:4:7: options.DEFAULT.opts[0]: not oslo-config-generator option data"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_component_moved_to_a_release_without_option_data_is_not_checked_and_says_so() {
+    let (code, stdout) = validate_changed(|root| {
+        replace_in(
+            root,
+            "services/keystone.yaml",
+            "image: keystone",
+            "image: keystone:2025.2-ubuntu-noble",
+        );
+        // Wrong for 2025.1 and not checked for 2025.2.
+        replace_in(
+            root,
+            "config/keystone/keystone.conf",
+            "[DEFAULT]",
+            "[DEFAULT]\nno_such_option = 1",
+        );
+    });
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "spec.configFiles[0].dest: warning: `config/keystone/keystone.conf` is not checked: `keystone.conf` \
+             has option data for 2025.1 only (keelson.yaml spec.configSchemas), and this component runs release \
+             2025.2"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("14 oslo.config files checked"), "{stdout}");
+}
+
+#[test]
+fn an_environment_variable_naming_no_option_is_refused() {
+    let (code, stdout) = validate_changed(|root| {
+        replace_in(
+            root,
+            "services/placement-api.yaml",
+            "name: OS_KEYSTONE_AUTHTOKEN__PASSWORD",
+            "name: OS_KEYSTONE_AUTHTOKEN__PASWORD",
+        );
+    });
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "spec.env[1].name: `OS_KEYSTONE_AUTHTOKEN__PASWORD` is read by oslo.config as [keystone_authtoken] \
+             pasword, which is no option in placement.conf option data of 2025.1"
+        ),
+        "{stdout}"
+    );
+}
+
 /// Finds `oslo-config-validator`: in the worktree's `.tools/bin`, or on PATH.
 fn oslo_config_validator() -> Option<PathBuf> {
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/oslo-config-validator");
