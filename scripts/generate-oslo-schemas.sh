@@ -80,7 +80,7 @@ with open(raw) as f:
 
 # Per option: what it is called, what it accepts, what it defaults to (for $name substitution), whether
 # its value is secret (never echoed in a message) and how it is deprecated.
-OPT_FIELDS = ("name", "dest", "type", "multi", "default", "choices", "min", "max", "secret",
+OPT_FIELDS = ("name", "dest", "type", "default", "choices", "min", "max", "secret",
               "deprecated_for_removal", "deprecated_reason", "deprecated_since", "deprecated_opts")
 GROUP_FIELDS = ("dynamic_group_owner", "driver_option", "driver_opts")
 

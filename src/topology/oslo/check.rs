@@ -130,6 +130,12 @@ impl Checker<'_> {
                 continue;
             }
             let field = format!("[{}]", section.name);
+            if self.sections.get(&section.name).is_none()
+                && self.input.schema.is_deprecated_group(&section.name)
+            {
+                // Its options are reported one by one: deprecated names warn, the others are unknown.
+                continue;
+            }
             if self.sections.get(&section.name).is_none() {
                 let hint = suggestion(
                     &section.name,
@@ -161,9 +167,16 @@ impl Checker<'_> {
     fn check_assignments(&self, out: &mut Report<'_>) {
         // First line of each (group, key), to report a key written twice.
         let mut first: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let no_options = SectionOptions {
+            parts: Vec::new(),
+            named_by: None,
+        };
         for assignment in &self.file.assignments {
-            let Some(section) = self.sections.get(&assignment.group) else {
-                continue; // The unknown group is reported once, at its header.
+            let section = match self.sections.get(&assignment.group) {
+                Some(section) => section,
+                // The old name of a group whose options moved: each is a deprecated name or unknown.
+                None if self.input.schema.is_deprecated_group(&assignment.group) => &no_options,
+                None => continue, // The unknown group is reported once, at its header.
             };
             let field = format!("[{}] {}", assignment.group, assignment.key);
             let Some(opt) = self.find_option(section, assignment, &field, out) else {

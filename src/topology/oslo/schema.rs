@@ -145,6 +145,12 @@ impl Schema {
     pub fn deprecated(&self, group: &str, key: &str) -> Option<&Replacement> {
         self.deprecated.get(&(normalize_group(group), key.to_string()))
     }
+
+    /// Whether `group` is the old name of options that moved to other groups.
+    pub fn is_deprecated_group(&self, group: &str) -> bool {
+        let group = normalize_group(group);
+        self.deprecated.keys().any(|(g, _)| *g == group)
+    }
 }
 
 /// The generator's document. Unknown fields are allowed: the generator writes many this check does not use.
@@ -314,6 +320,10 @@ deprecated_options:
   - name: old_limit
     replacement_group: api
     replacement_name: max_limit
+  osapi_v21:
+  - name: project_id_regex
+    replacement_group: api
+    replacement_name: project_id_regex
 options:
   DEFAULT:
     driver_option: ''
@@ -373,6 +383,10 @@ options:
       dest: max_limit
       type: integer value
       default: 1000
+    - name: project_id_regex
+      dest: project_id_regex
+      type: string value
+      default: null
     - name: auth_strategy
       dest: auth_strategy
       type: string value

@@ -191,6 +191,17 @@ fn deprecated_names_and_options_warn_and_do_not_block() {
 }
 
 #[test]
+fn a_group_whose_options_moved_warns_for_each_of_them() {
+    let run = nova();
+    let text = "[osapi_v21]\nproject_id_regex = [0-9a-f]+\nother = 1\n";
+    assert_one(
+        run.warnings(text),
+        &["2: [osapi_v21] project_id_regex: deprecated name: use [api] project_id_regex"],
+    );
+    assert_one(run.errors(text), &["3: [osapi_v21] other: unknown option"]);
+}
+
+#[test]
 fn a_deprecated_name_is_checked_against_its_replacement_type() {
     assert_one(
         nova().errors("[api]\nold_limit = lots\n"),
