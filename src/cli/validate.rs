@@ -1,5 +1,6 @@
 //! `keelson validate DIR`: parse and check a topology, print every problem.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use super::input::TopologyInput;
@@ -36,7 +37,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
                 jobs,
                 manifests,
                 topology.spec.namespace,
-                config_summary(&loaded.checked_config_files, warnings.len()),
+                config_summary(&topology, &loaded.checked_config_files, warnings.len()),
             );
             ExitCode::SUCCESS
         }
@@ -67,20 +68,31 @@ fn warning_lines(warnings: &topology::Diagnostics) -> Vec<String> {
         .collect()
 }
 
-/// `; 19 oslo.config files checked against option data of 2025.1, 2 warnings`, or nothing.
-fn config_summary(checked: &[topology::oslo::CheckedFile], warnings: usize) -> String {
-    let mut files: Vec<&str> = checked.iter().map(|c| c.source.as_str()).collect();
-    files.sort();
-    files.dedup();
-    let mut releases: Vec<&str> = checked.iter().map(|c| c.release.as_str()).collect();
-    releases.sort();
-    releases.dedup();
+/// `; 15 oslo.config files checked against option data of 2025.1, 12 other config files not (no option data
+/// for their names), 2 warning(s)`, or nothing when the topology lists no option data.
+fn config_summary(
+    topology: &topology::Topology,
+    checked: &[topology::oslo::CheckedFile],
+    warnings: usize,
+) -> String {
+    let checked_files: BTreeSet<&str> = checked.iter().map(|c| c.source.as_str()).collect();
+    let releases: BTreeSet<&str> = checked.iter().map(|c| c.release.as_str()).collect();
+    let others = topology
+        .components
+        .values()
+        .flat_map(|c| c.spec.config_files.iter().map(|f| f.source.as_str()))
+        .filter(|source| !checked_files.contains(source))
+        .collect::<BTreeSet<_>>()
+        .len();
     let mut out = String::new();
-    if !files.is_empty() {
+    if !topology.spec.config_schemas.is_empty() && checked_files.is_empty() {
+        out.push_str("; no config file has option data for its name and release (spec.configSchemas)");
+    } else if !topology.spec.config_schemas.is_empty() {
         out.push_str(&format!(
-            "; {} oslo.config files checked against option data of {}",
-            files.len(),
-            releases.join(", ")
+            "; {} oslo.config files checked against option data of {}, {others} other config files not \
+             (no option data for their names)",
+            checked_files.len(),
+            releases.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     if warnings > 0 {
