@@ -78,8 +78,9 @@ raw, reduced, header = sys.argv[1:4]
 with open(raw) as f:
     data = yaml.safe_load(f)
 
-# Per option: what it is called, what it accepts, what it defaults to (for $name substitution), whether
-# its value is secret (never echoed in a message) and how it is deprecated.
+# Per option: what it is called, what it accepts, what it defaults to (for $name substitution; a default
+# computed at run time is replaced by the generator's sample_default), whether its value is secret (never
+# echoed in a message) and how it is deprecated.
 OPT_FIELDS = ("name", "dest", "type", "default", "choices", "min", "max", "secret",
               "deprecated_for_removal", "deprecated_reason", "deprecated_since", "deprecated_opts")
 GROUP_FIELDS = ("dynamic_group_owner", "driver_option", "driver_opts")
@@ -96,6 +97,11 @@ for group, body in data["options"].items():
         entry["name"] = opt["name"]
         entry["type"] = opt["type"]
         entry["default"] = opt.get("default")
+        if opt.get("sample_default") is not None:
+            # The real default is computed where the generator runs (a path, the host name): the data keeps
+            # what the sample config shows instead, so that it does not depend on the generating machine.
+            entry["default"] = None
+            entry["sample_default"] = opt["sample_default"]
         if entry.get("choices"):
             # [value, description] pairs: the description is help text.
             entry["choices"] = [[choice[0], None] for choice in opt["choices"]]

@@ -485,6 +485,7 @@ impl Checker<'_> {
             }
             let value = match self.file.last(candidate_group, &opt.dest) {
                 Some(assignment) => self.substitute(&assignment.value, candidate_group, depth + 1)?,
+                None if opt.computed_default => Substituted::Unknown,
                 None => match &opt.default {
                     Some(default) => self.substitute(default, candidate_group, depth + 1)?,
                     None => Substituted::Known(String::new(), false),

@@ -72,6 +72,9 @@ pub struct Opt {
     pub multi: bool,
     /// The default as oslo.config would substitute it into `$name` references.
     pub default: Option<String>,
+    /// The default is computed where the service runs (a path, the host name): the data shows a
+    /// `sample_default` instead, and `default` is not the value.
+    pub computed_default: bool,
     pub choices: Vec<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -192,6 +195,8 @@ struct RawOpt {
     multi: bool,
     #[serde(default)]
     default: serde_yaml::Value,
+    #[serde(default)]
+    sample_default: serde_yaml::Value,
     /// `[value, description]` pairs (older generators: plain values).
     #[serde(default)]
     choices: Vec<serde_yaml::Value>,
@@ -268,6 +273,7 @@ fn build(raw: RawData) -> Schema {
                 kind: Kind::from_type_name(&opt.type_name),
                 multi: opt.multi || opt.type_name == "multi valued",
                 default: python_str(&opt.default),
+                computed_default: !opt.sample_default.is_null(),
                 choices: opt.choices.iter().filter_map(choice_value).collect(),
                 min: opt.min,
                 max: opt.max,
@@ -342,6 +348,11 @@ options:
       dest: state_path
       type: string value
       default: /var/lib/nova
+    - name: pybasedir
+      dest: pybasedir
+      type: string value
+      default: null
+      sample_default: <Path>
     - name: workers
       dest: workers
       type: integer value

@@ -262,9 +262,15 @@ fn substitution_uses_the_file_then_the_default_and_refuses_unknown_names() {
 }
 
 #[test]
-fn values_from_the_environment_are_not_guessed() {
+fn values_from_the_environment_or_computed_at_run_time_are_not_guessed() {
     let run = nova().env("DEFAULT", "STATE_PATH");
     assert!(run.errors("[DEFAULT]\nworkers = $state_path\n").is_empty());
+    assert!(nova().errors("[DEFAULT]\nworkers = $pybasedir\n").is_empty());
+    assert!(
+        !nova()
+            .errors("[DEFAULT]\npybasedir = /srv\nworkers = $pybasedir\n")
+            .is_empty()
+    );
 }
 
 #[test]

@@ -359,6 +359,7 @@ mod tests {
             kind,
             multi: false,
             default: None,
+            computed_default: false,
             choices: Vec::new(),
             min: None,
             max: None,
