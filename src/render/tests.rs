@@ -49,6 +49,7 @@ pub fn topology(components: Vec<Component>) -> Topology {
             images: Default::default(),
             health_timeout: "10m".into(),
             policy: Policy::default(),
+            config_schemas: Vec::new(),
         },
         health_timeout: Duration::from_secs(600),
         components: components.into_iter().map(|c| (c.name.clone(), c)).collect(),

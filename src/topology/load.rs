@@ -12,7 +12,7 @@ use super::spec::{
     API_VERSION, ConfigFile, EnvVar, JobSpec, Policy, Probe, ServiceDocument, ServiceSpec, TopologyDocument,
     TopologySpec, Volume, WorkloadKind,
 };
-use super::{Component, RawManifest, Topology, graph, image, names, policy};
+use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy};
 
 /// The root document of a topology.
 pub const TOPOLOGY_FILE: &str = "keelson.yaml";
@@ -29,8 +29,23 @@ const JOB_NAME_OVERHEAD: usize = 10;
 
 /// Parses and validates the topology in `snapshot`. Either every component is valid and every
 /// reference resolves, or the result lists every problem found.
-#[tracing::instrument(skip_all, fields(revision = %snapshot.revision.id))]
 pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
+    load_with_warnings(snapshot).result
+}
+
+/// What validating a topology found: the topology or every error, and in both cases the warnings
+/// (deprecated configuration), which never block.
+#[derive(Debug)]
+pub struct Loaded {
+    pub result: Result<Topology, Diagnostics>,
+    pub warnings: Diagnostics,
+    /// The oslo.config files checked against option data (`spec.configSchemas`).
+    pub checked_config_files: Vec<oslo::CheckedFile>,
+}
+
+/// [`load`], with the warnings and what was checked against option data.
+#[tracing::instrument(skip_all, fields(revision = %snapshot.revision.id))]
+pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
     let mut diags = Vec::new();
     let root = load_topology_document(snapshot, &mut diags);
     let fallback;
@@ -105,13 +120,37 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
 
     check_dependencies(&parsed, &names_seen, &unreadable, &mut diags);
     check_duplicate_objects(&components, context.spec, &mut diags);
+    let config = match &root {
+        Some(root) => {
+            let locate = |file: &str, field: &str| {
+                if file == TOPOLOGY_FILE {
+                    return root.doc.locate(field);
+                }
+                parsed
+                    .iter()
+                    .find(|service| service.file == file)
+                    .map_or(Location::START, |service| service.doc.locate(field))
+            };
+            let spec = &root.document.spec;
+            oslo::check_topology(
+                snapshot,
+                &spec.config_schemas,
+                &components,
+                &spec.images.tag,
+                &locate,
+            )
+        }
+        None => oslo::Outcome::default(),
+    };
+    diags.extend(config.errors);
 
     tracing::debug!(
         components = components.len(),
         problems = diags.len(),
+        warnings = config.warnings.len(),
         "topology checked"
     );
-    match root {
+    let result = match root {
         Some(root) if diags.is_empty() => Ok(Topology {
             name: root.document.metadata.name,
             spec: root.document.spec,
@@ -119,11 +158,18 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
             components,
         }),
         _ => Err(Diagnostics::new(diags)),
+    };
+    Loaded {
+        result,
+        warnings: Diagnostics::new(config.warnings),
+        checked_config_files: config.checked,
     }
 }
 
 struct RootDocument {
     document: TopologyDocument,
+    /// Positions of keelson.yaml's fields, for findings about them made after loading.
+    doc: Document,
     health_timeout: Duration,
 }
 
@@ -147,6 +193,7 @@ fn fallback_spec() -> TopologySpec {
         images: Default::default(),
         health_timeout: "10m".to_string(),
         policy: Policy::default(),
+        config_schemas: Vec::new(),
     }
 }
 
@@ -344,6 +391,7 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
     // the components, so it is returned all the same.
     Some(RootDocument {
         document,
+        doc,
         health_timeout,
     })
 }
@@ -761,7 +809,7 @@ fn check_volume_source(check: &mut Check<'_>, field: &str, volume: &Volume) {
 }
 
 /// Checks a repo-relative path and returns the text of the file it names.
-fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, String> {
+pub(super) fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, String> {
     if path.is_empty() {
         return Err("path must not be empty".to_string());
     }

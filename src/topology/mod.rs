@@ -6,6 +6,7 @@ pub mod graph;
 pub mod image;
 mod load;
 pub mod names;
+pub mod oslo;
 pub mod policy;
 pub mod spec;
 
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use diagnostics::{Diagnostic, Diagnostics};
-pub use load::{MAX_REPLICAS, SERVICES_DIR, TOPOLOGY_FILE, load};
+pub use load::{Loaded, MAX_REPLICAS, SERVICES_DIR, TOPOLOGY_FILE, load, load_with_warnings};
 pub use spec::*;
 
 /// A validated topology: every reference resolved, every file read, every name checked.

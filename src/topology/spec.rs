@@ -40,6 +40,26 @@ pub struct TopologySpec {
     pub health_timeout: String,
     #[serde(default)]
     pub policy: Policy,
+    /// oslo.config option data the components' config files are checked against, per OpenStack release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_schemas: Vec<ConfigSchemaSet>,
+}
+
+/// The option data of one OpenStack release (`oslo-config-generator --format yaml` output, kept in the
+/// repository). A component's config file is checked when its destination's file name is listed here for
+/// the release of the component's image.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigSchemaSet {
+    /// The release series (`2025.1`), matched against the tag of each component's image.
+    pub release: String,
+    /// Option data by the config file's name at its destination (`nova.conf`, `l3_agent.ini`), as
+    /// repo-relative paths.
+    pub files: BTreeMap<String, String>,
+    /// Option data of keystoneauth1's authentication plugins, one group per plugin: the options of the
+    /// groups that load a plugin by `auth_type` (`[keystone_authtoken]`, nova's `[neutron]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_plugins: Option<String>,
 }
 
 fn default_health_timeout() -> String {
