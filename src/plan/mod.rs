@@ -6,7 +6,7 @@ mod diff;
 mod display;
 mod downgrade;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod format_json;
 mod format_markdown;
 mod format_text;

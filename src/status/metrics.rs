@@ -137,6 +137,30 @@ impl Metrics {
             .inc();
     }
 
+    /// Objects a pass created, updated, deleted and left unchanged.
+    pub fn counts(&self, counts: &super::ObjectCounts) {
+        self.objects("created", counts.created);
+        self.objects("updated", counts.updated);
+        self.objects("deleted", counts.deleted);
+        self.objects("unchanged", counts.unchanged);
+    }
+
+    /// Seconds from the first start to the last finish of wave `wave` (0-based).
+    pub fn wave(&self, wave: usize, seconds: f64) {
+        self.wave_duration
+            .get_or_create(&WaveLabel {
+                wave: wave.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// A pass converged now.
+    pub fn applied_now(&self) {
+        if let Ok(since_epoch) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            self.last_applied_timestamp.set(since_epoch.as_secs_f64());
+        }
+    }
+
     pub fn objects(&self, action: &str, n: usize) {
         self.objects
             .get_or_create(&ActionLabel {
