@@ -9,6 +9,8 @@ pub enum Verb {
     Discover,
     Get,
     List,
+    Create,
+    Update,
     Apply,
     Delete,
 }
@@ -19,6 +21,8 @@ impl std::fmt::Display for Verb {
             Verb::Discover => "discovery",
             Verb::Get => "get",
             Verb::List => "list",
+            Verb::Create => "create",
+            Verb::Update => "update",
             Verb::Apply => "apply",
             Verb::Delete => "delete",
         })

@@ -5,9 +5,12 @@
 //! ([`RetryPolicy`]) and names the object first in every error.
 
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod inventory;
+pub mod lease;
 pub mod retry;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,9 +24,12 @@ use serde_json::Value;
 
 pub use crate::object::ObjectRef;
 pub use error::{ClusterError, Verb};
+pub use events::EventRecord;
 pub use health::{Health, HealthStatus, has_status_rules, health};
 pub use kube::api::PropagationPolicy;
+pub use lease::{LeaseRecord, LeaseWrite};
 pub use retry::RetryPolicy;
+pub use watch::WatchFilter;
 
 use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
 
@@ -291,6 +297,8 @@ type DiscoveryCache = HashMap<KindRef, (ApiResource, ApiCapabilities)>;
 #[derive(Clone)]
 pub struct Kube {
     client: kube::Client,
+    /// For watches, which stay open for minutes: no per-request timeout.
+    watch_client: kube::Client,
     discovery: Arc<Mutex<DiscoveryCache>>,
     retry: RetryPolicy,
 }
@@ -339,9 +347,21 @@ pub fn object_ref(obj: &Value) -> Result<ObjectRef, ClusterError> {
 impl Kube {
     pub fn new(client: kube::Client) -> Self {
         Self {
+            watch_client: client.clone(),
             client,
             discovery: Arc::default(),
             retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A handle to an address where no API server listens, for tests of code paths that send no request.
+    /// Must be called inside a Tokio runtime.
+    #[cfg(test)]
+    pub(crate) fn unreachable() -> Self {
+        let config = kube::Config::new(::http::Uri::from_static("http://127.0.0.1:9"));
+        match kube::Client::try_from(config) {
+            Ok(client) => Self::new(client),
+            Err(e) => panic!("a client for an unreachable address: {e}"),
         }
     }
 
@@ -353,6 +373,10 @@ impl Kube {
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    fn watch_client(&self) -> &kube::Client {
+        &self.watch_client
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {

@@ -435,8 +435,7 @@ mod tests {
 
     /// A handle whose server is never contacted: these plans make no request.
     fn offline() -> Kube {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
-        Kube::new(kube::Client::try_from(config).expect("client"))
+        Kube::unreachable()
     }
 
     /// A component with no changes (healthy at once) or one create lacking its body (fails at once).

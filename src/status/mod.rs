@@ -40,11 +40,11 @@ pub enum StatusError {
     },
     #[error("{object}: invalid: {reason}")]
     Invalid { object: String, reason: String },
-    #[error("event {reason}: create failed: {source}")]
+    #[error("event {reason}: {source}")]
     Event {
         reason: String,
         #[source]
-        source: kube::Error,
+        source: ClusterError,
     },
     #[error("HTTP listener {addr}: {source}")]
     Listen {

@@ -236,10 +236,7 @@ impl Status {
 
 /// The current time as RFC 3339 (UTC, second precision) for status fields.
 pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now().to_string())
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
