@@ -74,3 +74,49 @@ fn only_cluster_and_the_simulator_talk_to_kubernetes_through_kube() {
         report(&outside)
     );
 }
+
+#[test]
+fn the_pipeline_arrows_point_one_way() {
+    // (module, modules it must not use, why)
+    let rules: &[(&str, &[&str], &str)] = &[
+        (
+            "rollout/",
+            &["crate::topology"],
+            "health timeouts and recreate permissions travel on the plan",
+        ),
+        (
+            "plan/",
+            &["crate::source"],
+            "the commit's allowances come in as values",
+        ),
+        (
+            "cluster/",
+            &["crate::render", "crate::plan", "crate::topology"],
+            "cluster is a leaf door",
+        ),
+        (
+            "status/",
+            &["crate::render", "crate::plan", "crate::topology"],
+            "status stores what it is given",
+        ),
+        (
+            "object.rs",
+            &["crate::"],
+            "the shared vocabulary depends on nothing",
+        ),
+    ];
+    let mut broken = Vec::new();
+    for (module, forbidden, why) in rules {
+        let found: Vec<_> = uses(forbidden)
+            .into_iter()
+            .filter(|(file, _, _)| file.starts_with(module))
+            .collect();
+        if !found.is_empty() {
+            broken.push(format!(
+                "{module} must not use {forbidden:?} ({why}):\n{}",
+                report(&found)
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

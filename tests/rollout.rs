@@ -485,7 +485,7 @@ async fn health_timeout_fails_the_component() {
     desired.extend(component("b"));
     let opts = RolloutOptions {
         poll_interval: Duration::from_millis(50),
-        ..RolloutOptions::for_topology(&t)
+        ..RolloutOptions::default()
     };
     let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
     {
@@ -723,7 +723,7 @@ mod immutable_server {
     }
 }
 
-fn selector_change_plan() -> Plan {
+fn selector_change_plan(recreate_on_immutable_change: bool) -> Plan {
     use keelson::plan::{Action, Change, ComponentPlan, Summary, Wave};
     let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "keystone-api", "namespace": "openstack"},
@@ -738,6 +738,7 @@ fn selector_change_plan() -> Plan {
                 name: "keystone".into(),
                 project: "keystone".into(),
                 depends_on: Vec::new(),
+                recreate_on_immutable_change,
                 changes: vec![Change {
                     action: Action::Update,
                     reference: keelson::cluster::object_ref(&body).expect("ref"),
@@ -747,6 +748,7 @@ fn selector_change_plan() -> Plan {
                     drift: false,
                     desired: Some(body),
                 }],
+                ..ComponentPlan::default()
             }],
         }],
         deletions: Vec::new(),
@@ -760,7 +762,7 @@ fn selector_change_plan() -> Plan {
 async fn immutable_field_changes_fail_with_the_field_unless_recreate_is_allowed() {
     // Not allowed: the component fails, naming the object and the field; nothing is deleted.
     let (kube, state) = immutable_server::start().await;
-    let outcome = execute(&kube, &selector_change_plan(), &fast_opts()).await;
+    let outcome = execute(&kube, &selector_change_plan(false), &fast_opts()).await;
     let keystone = outcome.component("keystone").expect("keystone");
     assert_eq!(keystone.state, ComponentState::Failed);
     assert!(
@@ -775,11 +777,7 @@ async fn immutable_field_changes_fail_with_the_field_unless_recreate_is_allowed(
 
     // Allowed by the topology (`spec.recreateOnImmutableChange`): delete, wait until gone, apply anew.
     let (kube, state) = immutable_server::start().await;
-    let opts = RolloutOptions {
-        recreate_on_immutable: BTreeSet::from(["keystone".to_string()]),
-        ..fast_opts()
-    };
-    let outcome = execute(&kube, &selector_change_plan(), &opts).await;
+    let outcome = execute(&kube, &selector_change_plan(true), &fast_opts()).await;
     assert!(outcome.converged(), "{outcome:#?}");
     let object = "/apis/apps/v1/namespaces/openstack/deployments/keystone-api";
     let requests: Vec<String> = state
@@ -890,7 +888,7 @@ mod pipeline {
         let opts = RolloutOptions {
             poll_interval: opts.poll_interval,
             cancel: opts.cancel.clone(),
-            ..RolloutOptions::for_topology(&topology)
+            ..RolloutOptions::default()
         };
         let outcome = execute(kube, &plan, &opts).await;
         if outcome.converged() {

@@ -173,6 +173,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 project: component.project.clone(),
                 depends_on: component.spec.depends_on.clone(),
                 changes,
+                health_timeout: component.health_timeout,
+                recreate_on_immutable_change: component.spec.recreate_on_immutable_change,
             });
         }
         plan_waves.push(Wave { index, components });
@@ -394,6 +396,9 @@ fn plan_deletions(
                         depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
                         name,
                         changes,
+                        // A component removed from the topology waits as long as the topology says.
+                        health_timeout: component.map_or(input.topology.health_timeout, |c| c.health_timeout),
+                        recreate_on_immutable_change: false,
                     }
                 })
                 .collect(),

@@ -2,6 +2,7 @@
 //! ([`Plan`] with its waves, changes, deletions and refusals).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -106,7 +107,7 @@ impl std::fmt::Debug for Change {
     }
 }
 
-/// One component's share of a wave.
+/// One component's share of a wave, with what the rollout needs to know about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentPlan {
@@ -115,6 +116,29 @@ pub struct ComponentPlan {
     pub depends_on: Vec<String>,
     /// In stage order (config, services, pre-jobs, workload, post-jobs); for deletions the reverse.
     pub changes: Vec<Change>,
+    /// How long the component may take to become healthy (for deletions: to be gone); its own
+    /// `healthTimeout`, else the topology's.
+    #[serde(skip)]
+    pub health_timeout: Duration,
+    /// Its objects may be deleted and recreated when the API refuses an immutable change.
+    #[serde(skip)]
+    pub recreate_on_immutable_change: bool,
+}
+
+/// The topology's default health timeout.
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for ComponentPlan {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            project: String::new(),
+            depends_on: Vec::new(),
+            changes: Vec::new(),
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            recreate_on_immutable_change: false,
+        }
+    }
 }
 
 impl ComponentPlan {

@@ -18,7 +18,7 @@ use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
 use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
-use crate::source::{CommitInfo, Revision, Snapshot};
+use crate::source::{self, CommitInfo, Revision, Snapshot};
 use crate::topology::{self, Diagnostics, Topology};
 
 /// Kinds the renderer produces for components; always listed so that owned objects of these kinds are
@@ -233,7 +233,7 @@ pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
 fn plan_options(snapshot: &Snapshot, settings: &PassSettings) -> PlanOptions {
     let mut options = settings.plan.clone();
     if let Some(commit) = &snapshot.commit {
-        let allowed = plan::allowed_downgrades(&commit.message);
+        let allowed = plan::allowed_downgrades(&source::parse_trailers(&commit.message));
         if !allowed.is_empty() {
             tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
         }
@@ -395,7 +395,7 @@ async fn roll_out(
         progress,
         poll_interval: settings.poll_interval,
         dry_run: settings.dry_run,
-        ..RolloutOptions::for_topology(&prepared.topology)
+        ..RolloutOptions::default()
     };
     rollout::execute(kube, &prepared.plan, &options).await
 }
@@ -419,4 +419,60 @@ async fn record_inventory(
     kube.write_inventory(&namespace, &prepared.topology.name, &inventory.to_json(), false)
         .await
         .map_err(|source| PassError::WriteInventory { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    fn commit(message: &str) -> Snapshot {
+        let revision = Revision {
+            id: "abc".into(),
+            origin: "repo".into(),
+        };
+        let commit = CommitInfo {
+            sha: "abc".into(),
+            subject: message.lines().next().unwrap_or_default().into(),
+            message: message.into(),
+            author_name: "A".into(),
+            author_email: "a@example.com".into(),
+            time: 0,
+            parents: Vec::new(),
+            reverts: None,
+        };
+        Snapshot::new(revision, Some(commit), BTreeMap::new())
+    }
+
+    #[test]
+    fn a_commit_trailer_adds_to_the_downgrades_the_operator_allows() {
+        let rows: &[(&str, &[&str])] = &[
+            (
+                "Revert\n\nThis reverts commit abc1234.\n\nKeelson-Allow-Downgrade: nova",
+                &["glance", "nova"],
+            ),
+            (
+                "Revert\n\nKEELSON-ALLOW-DOWNGRADE: Nova-API, glance\nkeelson-allow-downgrade: all",
+                &["all", "glance", "nova-api"],
+            ),
+            ("Revert\n\nSigned-off-by: A <a@b>", &["glance"]),
+            // Only the last paragraph holds trailers.
+            (
+                "Revert\n\nKeelson-Allow-Downgrade: nova\n\nreverted because of a bug",
+                &["glance"],
+            ),
+            ("Keelson-Allow-Downgrade: nova", &["glance"]),
+        ];
+        let mut settings = PassSettings::default();
+        settings.plan.allow_downgrade.insert("glance".into());
+        for (message, want) in rows {
+            let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                plan_options(&commit(message), &settings).allow_downgrade,
+                want,
+                "{message:?}"
+            );
+        }
+    }
 }

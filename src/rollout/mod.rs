@@ -6,7 +6,7 @@
 mod component;
 mod prune;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ChangeKind, ChangeSet, Kube, ObjectRef};
 use crate::plan::{ComponentPlan, Plan};
-use crate::topology::Topology;
 
 /// How a rollout runs.
 #[derive(Debug, Clone)]
@@ -27,13 +26,9 @@ pub struct RolloutOptions {
     pub cancel: CancellationToken,
     /// Receives progress as it happens (for logs, status and tests).
     pub progress: Option<UnboundedSender<ProgressEvent>>,
-    /// How often a health wait reads the objects it waits on.
+    /// How often a health wait reads the objects it waits on (each component's timeout and recreate
+    /// permission travel on its [`ComponentPlan`]).
     pub poll_interval: Duration,
-    /// How long a component may take to become healthy, unless `component_timeouts` says otherwise.
-    pub health_timeout: Duration,
-    pub component_timeouts: BTreeMap<String, Duration>,
-    /// Components whose objects may be deleted and recreated when the API rejects an immutable change.
-    pub recreate_on_immutable: BTreeSet<String>,
     /// Send every write as a server-side dry run and skip health waits.
     pub dry_run: bool,
     /// Run the plan's deletions (after everything else succeeded).
@@ -47,9 +42,6 @@ impl Default for RolloutOptions {
             cancel: CancellationToken::new(),
             progress: None,
             poll_interval: Duration::from_secs(2),
-            health_timeout: Duration::from_secs(600),
-            component_timeouts: BTreeMap::new(),
-            recreate_on_immutable: BTreeSet::new(),
             dry_run: false,
             prune: true,
         }
@@ -57,32 +49,6 @@ impl Default for RolloutOptions {
 }
 
 impl RolloutOptions {
-    /// Defaults with the topology's per-component health timeouts and recreate permissions.
-    pub fn for_topology(topology: &Topology) -> Self {
-        Self {
-            health_timeout: topology.health_timeout,
-            component_timeouts: topology
-                .components
-                .values()
-                .map(|c| (c.name.clone(), c.health_timeout))
-                .collect(),
-            recreate_on_immutable: topology
-                .components
-                .values()
-                .filter(|c| c.spec.recreate_on_immutable_change)
-                .map(|c| c.name.clone())
-                .collect(),
-            ..Self::default()
-        }
-    }
-
-    fn timeout_of(&self, component: &str) -> Duration {
-        self.component_timeouts
-            .get(component)
-            .copied()
-            .unwrap_or(self.health_timeout)
-    }
-
     fn emit(&self, event: ProgressEvent) {
         if let Some(tx) = &self.progress {
             // A dropped receiver only means nobody is listening any more.
@@ -463,6 +429,7 @@ mod tests {
             project: name.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             changes,
+            ..ComponentPlan::default()
         }
     }
 
