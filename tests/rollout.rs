@@ -334,7 +334,7 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
             ProgressEvent::ObjectHealthy { component, at, .. } => {
                 healthy_at.entry(component).or_default().push(at)
             }
-            ProgressEvent::ComponentStarted { component, at } => {
+            ProgressEvent::ComponentStarted { component, at, .. } => {
                 started_at.insert(component, at);
             }
             _ => {}

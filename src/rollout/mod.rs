@@ -118,11 +118,12 @@ impl RolloutOutcome {
     }
 }
 
-/// What is happening, as it happens.
+/// What is happening, as it happens. `wave` is the 0-based index of the component's wave in the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressEvent {
     ComponentStarted {
         component: String,
+        wave: usize,
         at: Instant,
     },
     ObjectApplied {
@@ -137,6 +138,7 @@ pub enum ProgressEvent {
     },
     ComponentFinished {
         component: String,
+        wave: usize,
         state: ComponentState,
         reason: String,
     },
@@ -163,6 +165,7 @@ pub async fn execute(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> Rollout
 struct Rollout {
     /// Components in plan order (wave by wave).
     order: Vec<ComponentPlan>,
+    wave_of: HashMap<String, usize>,
     results: HashMap<String, ComponentOutcome>,
     changes: ChangeSet,
     cancelled: bool,
@@ -175,12 +178,22 @@ impl Rollout {
             .iter()
             .flat_map(|w| w.components.iter().cloned())
             .collect();
+        let wave_of = plan
+            .waves
+            .iter()
+            .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index)))
+            .collect();
         Self {
             order,
+            wave_of,
             results: HashMap::new(),
             changes: ChangeSet::default(),
             cancelled: false,
         }
+    }
+
+    fn wave(&self, component: &str) -> usize {
+        self.wave_of.get(component).copied().unwrap_or_default()
     }
 
     fn skip_all(&mut self, reason: &str) {
@@ -225,6 +238,7 @@ impl Rollout {
                             let at = Instant::now();
                             opts.emit(ProgressEvent::ComponentStarted {
                                 component: c.name.clone(),
+                                wave: self.wave(&c.name),
                                 at,
                             });
                             let (kube, opts, c) = (kube.clone(), opts.clone(), c.clone());
@@ -242,6 +256,7 @@ impl Rollout {
                 Ok((result, changes)) => {
                     opts.emit(ProgressEvent::ComponentFinished {
                         component: result.name.clone(),
+                        wave: self.wave(&result.name),
                         state: result.state,
                         reason: result.reason.clone(),
                     });
@@ -303,6 +318,7 @@ impl Rollout {
     fn block(&mut self, c: &ComponentPlan, reason: String, opts: &RolloutOptions) {
         opts.emit(ProgressEvent::ComponentFinished {
             component: c.name.clone(),
+            wave: self.wave(&c.name),
             state: ComponentState::Blocked,
             reason: reason.clone(),
         });

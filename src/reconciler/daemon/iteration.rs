@@ -275,8 +275,7 @@ impl Daemon {
             self.commit(record::started(&prepared, &now_rfc3339()), None)
                 .await;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let tracker =
-                ProgressTracker::new(&prepared, self.shared.clone(), &self.kube, &self.config.namespace);
+            let tracker = ProgressTracker::new(self.shared.clone(), &self.kube, &self.config.namespace);
             Some((tx, tokio::spawn(tracker.run(rx))))
         } else {
             tracing::info!(

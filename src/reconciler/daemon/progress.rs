@@ -11,7 +11,6 @@ use tokio::time::MissedTickBehavior;
 
 use super::record::component_phase;
 use crate::cluster::Kube;
-use crate::reconciler::Prepared;
 use crate::rollout::ProgressEvent;
 use crate::status::{self, ComponentPhase, Shared};
 
@@ -19,22 +18,14 @@ use crate::status::{self, ComponentPhase, Shared};
 const WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct ProgressTracker {
-    wave_of: HashMap<String, usize>,
     shared: Arc<Shared>,
     kube: Kube,
     namespace: String,
 }
 
 impl ProgressTracker {
-    pub fn new(prepared: &Prepared, shared: Arc<Shared>, kube: &Kube, namespace: &str) -> Self {
-        let wave_of = prepared
-            .plan
-            .waves
-            .iter()
-            .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index)))
-            .collect();
+    pub fn new(shared: Arc<Shared>, kube: &Kube, namespace: &str) -> Self {
         Self {
-            wave_of,
             shared,
             kube: kube.clone(),
             namespace: namespace.to_string(),
@@ -62,19 +53,18 @@ impl ProgressTracker {
                 }
             };
             let (component, phase, reason) = match event {
-                ProgressEvent::ComponentStarted { component, at } => {
-                    if let Some(&wave) = self.wave_of.get(&component) {
-                        spans.entry(wave).or_insert((at, at));
-                    }
+                ProgressEvent::ComponentStarted { component, wave, at } => {
+                    spans.entry(wave).or_insert((at, at));
                     let reason = "applying and waiting for health".to_string();
                     (component, ComponentPhase::Progressing, reason)
                 }
                 ProgressEvent::ComponentFinished {
                     component,
+                    wave,
                     state,
                     reason,
                 } => {
-                    if let Some(span) = self.wave_of.get(&component).and_then(|w| spans.get_mut(w)) {
+                    if let Some(span) = spans.get_mut(&wave) {
                         span.1 = Instant::now();
                     }
                     (component, component_phase(state), reason)
