@@ -79,6 +79,20 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
+    /// The kind of error as a metric label value: stable, lowercase, one per variant.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ClusterError::Connect { .. } => "connect",
+            ClusterError::InvalidObject { .. } => "invalid_object",
+            ClusterError::UnknownKind { .. } => "unknown_kind",
+            ClusterError::Api { .. } => "api",
+            ClusterError::Immutable { .. } => "immutable",
+            ClusterError::Recreate { .. } => "recreate",
+            ClusterError::Foreign { .. } => "foreign",
+            ClusterError::Inventory { .. } => "inventory",
+        }
+    }
+
     /// Whether the same request may succeed later (5xx, 429, timeouts, connection failures).
     pub fn is_transient(&self) -> bool {
         matches!(self, ClusterError::Api { transient: true, .. })

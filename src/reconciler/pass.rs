@@ -112,6 +112,22 @@ pub enum PassError {
 }
 
 impl PassError {
+    /// The kind of error as a metric label value (`keelson_passes_total{reason}`): the step that failed,
+    /// or for API errors what the cluster door says.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            PassError::Invalid { .. } => "invalid_topology",
+            PassError::Render { .. } => "render",
+            PassError::Inventory { .. } => "inventory",
+            PassError::Plan { .. } => "plan",
+            PassError::Blocked { .. } => "refused",
+            PassError::ReadInventory { source }
+            | PassError::ReadLive { source }
+            | PassError::Namespace { source, .. }
+            | PassError::WriteInventory { source } => source.metric_label(),
+        }
+    }
+
     /// Errors that a retry of the same revision cannot fix: they wait for a new commit (or settings).
     pub fn is_configuration(&self) -> bool {
         matches!(
@@ -168,7 +184,7 @@ pub async fn prepare(
     let live = read_live(kube, &topology, &rendered, inventory.as_ref()).await?;
     let foreign = find_foreign(kube, &rendered, &live).await?;
     let options = plan_options(snapshot, settings);
-    let plan = plan::plan(&PlanInput {
+    let plan = make_plan(&PlanInput {
         topology: &topology,
         revision: &snapshot.revision.id,
         desired: &rendered.objects,
@@ -176,8 +192,7 @@ pub async fn prepare(
         foreign: &foreign,
         inventory: inventory.as_ref(),
         options: &options,
-    })
-    .map_err(|source| PassError::Plan { source })?;
+    })?;
     Ok(Prepared {
         revision: snapshot.revision.clone(),
         commit: snapshot.commit.clone(),
@@ -218,6 +233,7 @@ pub async fn execute(
 
 /// The error a blocked plan (prune budget, policy, ownership, schema downgrade) ends its pass with, before
 /// anything is written.
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
 pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
     match prepared.plan.blocked_message() {
         Some(message) => Err(PassError::Blocked {
@@ -242,6 +258,7 @@ fn plan_options(snapshot: &Snapshot, settings: &PassSettings) -> PlanOptions {
     options
 }
 
+#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
 fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
     topology::load(snapshot).map_err(|diagnostics| PassError::Invalid {
         origin: snapshot.revision.origin.clone(),
@@ -249,6 +266,7 @@ fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
     })
 }
 
+#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
 fn render_objects(topology: &Topology, snapshot: &Snapshot) -> Result<Rendered, PassError> {
     let options = RenderOptions {
         revision: Some(snapshot.revision.id.clone()),
@@ -266,6 +284,7 @@ fn inventory_namespace(topology: &Topology, settings: &PassSettings) -> String {
         .unwrap_or_else(|| topology.spec.namespace.clone())
 }
 
+#[instrument(skip(kube))]
 async fn read_inventory(
     kube: &Kube,
     namespace: &str,
@@ -285,6 +304,7 @@ async fn read_inventory(
 
 /// One list per kind per namespace, by ownership label: every kind and namespace the desired objects,
 /// the inventory or the renderer can use.
+#[instrument(skip_all, fields(topology = %topology.name))]
 async fn read_live(
     kube: &Kube,
     topology: &Topology,
@@ -319,6 +339,7 @@ async fn read_live(
 
 /// Desired objects that are not in the owned list but exist: someone else's, never to be taken over.
 /// Costs one GET per object Keelson is about to create, and nothing for objects it already owns.
+#[instrument(skip_all)]
 async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Result<Vec<ObjectRef>, PassError> {
     let owned: BTreeSet<(String, String, Option<String>, String)> =
         live.iter().filter_map(identity).collect();
@@ -345,6 +366,12 @@ async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Resul
     Ok(foreign)
 }
 
+/// Desired vs live: the plan (pure).
+#[instrument(skip_all, fields(revision = %input.revision))]
+fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PassError> {
+    plan::plan(input).map_err(|source| PassError::Plan { source })
+}
+
 fn identity(object: &Value) -> Option<(String, String, Option<String>, String)> {
     let text = |pointer: &str| {
         object
@@ -362,6 +389,7 @@ fn identity(object: &Value) -> Option<(String, String, Option<String>, String)> 
 
 /// Namespaces that objects about to be created live in; created (labelled as Keelson's, never pruned)
 /// when missing.
+#[instrument(skip_all)]
 async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
     let namespaces: BTreeSet<&str> = plan
         .waves
@@ -382,6 +410,7 @@ async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
     Ok(())
 }
 
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
 async fn roll_out(
     kube: &Kube,
     prepared: &Prepared,
@@ -400,6 +429,7 @@ async fn roll_out(
     rollout::execute(kube, &prepared.plan, &options).await
 }
 
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
 async fn record_inventory(
     kube: &Kube,
     prepared: &Prepared,

@@ -207,14 +207,15 @@ impl Lab {
 
     /// Passes the daemon counted with `result`.
     pub fn passes(&self, result: &str) -> u64 {
-        let prefix = format!("keelson_passes_total{{result=\"{result}\"}} ");
+        // Every reason of the result.
+        let prefix = format!("keelson_passes_total{{result=\"{result}\",");
         self.shared
             .metrics
             .encode()
             .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+            .filter(|l| l.starts_with(prefix.as_str()))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
     }
 
     /// Wakes the daemon (as a push or a moved ref would) over the applied, unchanged revision and asserts the

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
+use tracing::instrument;
 
 use super::Daemon;
 use super::policy::{self, Action, Planned, Scope, Trigger, Verdict};
@@ -211,6 +212,7 @@ impl Daemon {
     }
 
     /// One pass over `snapshot`. Returns a newer snapshot when one cancelled this pass.
+    #[instrument(skip_all, fields(revision = %snapshot.revision.short(), trigger, scope = ?scope))]
     async fn pass(
         &mut self,
         snapshot: &Snapshot,
@@ -333,6 +335,7 @@ impl Daemon {
 
     /// Load, render, read the cluster and plan; a narrowed pass keeps only the components that were
     /// healthy, with the dependencies they need.
+    #[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
     async fn prepare(
         &self,
         snapshot: &Snapshot,
@@ -357,7 +360,7 @@ impl Daemon {
     async fn finish_error(&mut self, pass: &PassInfo<'_>, scope: Scope, error: &PassError, started: Instant) {
         if scope == Scope::HealthyOnly {
             tracing::warn!(error = %error, "not correcting drift in the healthy components");
-            self.commit(record::narrowed_error(), Some(started.elapsed()))
+            self.commit(record::narrowed_error(error), Some(started.elapsed()))
                 .await;
             return;
         }
@@ -367,6 +370,7 @@ impl Daemon {
     }
 
     /// Records how a pass ended, and remembers its verdict for the policy.
+    #[instrument(skip_all, fields(revision = %pass.snapshot.revision.short()))]
     async fn finish(&mut self, pass: &PassInfo<'_>, outcome: Outcome<'_>, started: Instant) {
         let change = record::finished(pass, outcome);
         let revision = &pass.snapshot.revision;
@@ -408,7 +412,7 @@ impl Daemon {
     async fn commit(&self, change: StatusChange, elapsed: Option<Duration>) {
         let metrics = &self.shared.metrics;
         if let Some(result) = change.result {
-            metrics.pass(result.as_str());
+            metrics.pass(result.as_str(), change.reason);
             if let Some(elapsed) = elapsed {
                 metrics.pass_duration.observe(elapsed.as_secs_f64());
             }

@@ -133,6 +133,8 @@ pub struct StatusChange {
     pub events: Vec<Note>,
     /// How the pass ended, for the pass counter; `None` when no pass ended.
     pub result: Option<PassResult>,
+    /// Why, in one word (the counter's `reason` label).
+    pub reason: &'static str,
     /// Objects by what the pass did to them, for the object counter.
     pub objects: ObjectCounts,
     /// Owned objects re-applied because they drifted from Git.
@@ -213,6 +215,7 @@ pub fn finished(pass: &PassInfo<'_>, outcome: Outcome<'_>) -> StatusChange {
         Outcome::Error { error, last } => failed(pass, error, last),
         Outcome::Unchanged => StatusChange {
             result: Some(PassResult::Succeeded),
+            reason: "unchanged",
             ready: true,
             ..StatusChange::default()
         },
@@ -292,6 +295,12 @@ fn rolled_out(
         }),
         events,
         result: Some(result),
+        reason: match verdict {
+            Verdict::Converged if drifted > 0 => "drift_corrected",
+            Verdict::Converged => "applied",
+            Verdict::Cancelled => "cancelled",
+            _ => failure_label(rollout),
+        },
         objects: counts,
         drift_corrected: drifted,
         ready: converged,
@@ -307,29 +316,28 @@ fn drift_corrected(pass: &PassInfo<'_>, rollout: &RolloutOutcome) -> StatusChang
     let short = pass.short();
     let counts = counts(rollout);
     let written = (counts.created + counts.updated) as u64;
-    let (result, event, corrected) = if rollout.converged() {
+    let (result, event, corrected, reason) = if rollout.converged() {
         let message = format!(
             "corrected drift in {written} object(s) of healthy components; revision {short} stays failed until \
              a new commit or `keelson reconcile`"
         );
-        (
-            PassResult::Succeeded,
-            Note::normal("DriftCorrected", message),
-            written,
-        )
+        let event = Note::normal("DriftCorrected", message);
+        (PassResult::Succeeded, event, written, "drift_corrected")
     } else if rollout.cancelled {
         let message = format!("drift correction of revision {short} cancelled");
-        (PassResult::Cancelled, Note::normal("Cancelled", message), 0)
+        (
+            PassResult::Cancelled,
+            Note::normal("Cancelled", message),
+            0,
+            "cancelled",
+        )
     } else {
         let message = format!(
             "correcting drift of revision {short} failed: {}",
             unhealthy_components(rollout)
         );
-        (
-            PassResult::Failed,
-            Note::warning("DriftCorrectionFailed", message),
-            0,
-        )
+        let event = Note::warning("DriftCorrectionFailed", message);
+        (PassResult::Failed, event, 0, failure_label(rollout))
     };
     let no_longer_healthy = rollout
         .components
@@ -351,6 +359,7 @@ fn drift_corrected(pass: &PassInfo<'_>, rollout: &RolloutOutcome) -> StatusChang
         }),
         events: vec![event],
         result: Some(result),
+        reason,
         objects: counts,
         drift_corrected: corrected,
         ..StatusChange::default()
@@ -385,6 +394,7 @@ fn failed(pass: &PassInfo<'_>, error: &PassError, last: Option<(&str, Verdict)>)
             vec![Note::warning(reason, message)]
         },
         result: Some(result),
+        reason: error.metric_label(),
         verdict: Some(verdict),
         ..StatusChange::default()
     }
@@ -411,9 +421,10 @@ pub fn started(prepared: &Prepared, now: &str) -> StatusChange {
 
 /// A pass narrowed to a failed revision's healthy components ended with an error: counted, nothing else
 /// (the revision stays reported as it is; the next trigger looks again).
-pub fn narrowed_error() -> StatusChange {
+pub fn narrowed_error(error: &PassError) -> StatusChange {
     StatusChange {
         result: Some(PassResult::Error),
+        reason: error.metric_label(),
         ..StatusChange::default()
     }
 }
@@ -492,6 +503,16 @@ pub fn restored(stored: Status, source: String) -> Status {
         status.phase = Phase::Pending;
     }
     status
+}
+
+/// Why a rollout failed, for the pass counter: an object the API refused (`apply`), or components that did
+/// not become healthy in time (`health`).
+fn failure_label(rollout: &RolloutOutcome) -> &'static str {
+    if rollout.changes.count(ChangeKind::Failed) > 0 {
+        "apply"
+    } else {
+        "health"
+    }
 }
 
 /// `glance-api Failed: ...; nova-api Blocked: ...` for the status message of a failed pass.
@@ -690,6 +711,7 @@ mod tests {
             rollout: RolloutOutcome,
             same_as_applied: bool,
             ended: (PassResult, Phase, Verdict),
+            reason: &'static str,
             events: Vec<(EventType, &'static str)>,
             drifted: u64,
         }
@@ -703,6 +725,7 @@ mod tests {
                 ),
                 same_as_applied: false,
                 ended: (PassResult::Succeeded, Phase::Ready, Verdict::Converged),
+                reason: "applied",
                 events: vec![(EventType::Normal, "Applied")],
                 drifted: 0,
             },
@@ -715,6 +738,7 @@ mod tests {
                 ),
                 same_as_applied: true,
                 ended: (PassResult::Succeeded, Phase::Ready, Verdict::Converged),
+                reason: "drift_corrected",
                 events: vec![(EventType::Normal, "DriftCorrected")],
                 drifted: 1,
             },
@@ -723,6 +747,7 @@ mod tests {
                 rollout: rollout(&[("db", Healthy), ("api", ComponentState::Skipped)], &[], true),
                 same_as_applied: false,
                 ended: (PassResult::Cancelled, Phase::Pending, Verdict::Cancelled),
+                reason: "cancelled",
                 events: vec![(EventType::Normal, "Cancelled")],
                 drifted: 0,
             },
@@ -735,6 +760,7 @@ mod tests {
                 ),
                 same_as_applied: true,
                 ended: (PassResult::Failed, Phase::Failed, Verdict::Failed),
+                reason: "apply",
                 events: vec![
                     (EventType::Warning, "RolloutFailed"),
                     (EventType::Warning, "ComponentFailed"),
@@ -749,6 +775,7 @@ mod tests {
                 rollout,
                 same_as_applied,
                 ended: (result, phase, verdict),
+                reason,
                 events,
                 drifted,
             } = row;
@@ -760,6 +787,7 @@ mod tests {
             let change = finished(&info(&snapshot), outcome);
             assert_eq!(change.result, Some(result), "{what}");
             assert_eq!(change.verdict, Some(verdict), "{what}");
+            assert_eq!(change.reason, reason, "{what}");
             assert_eq!(reasons(&change), events, "{what}");
             assert_eq!(change.drift_corrected, drifted, "{what}");
             assert_eq!(change.ready, verdict == Verdict::Converged, "{what}");
@@ -879,6 +907,7 @@ mod tests {
             reasons(&change),
             vec![(EventType::Warning, "InvalidConfiguration")]
         );
+        assert_eq!(change.reason, "invalid_topology");
         assert_eq!(applied(&change, Status::default()).phase, Phase::Stalled);
 
         let refused = PassError::Blocked {
