@@ -1,13 +1,13 @@
 //! `keelson status`, `history`, `suspend`, `resume` and `reconcile`: read what the daemon reports, and leave
 //! requests for it in the control object.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use super::target::ClusterArgs;
 use super::{EXIT_FAILURE, print_stdout, runtime};
-use crate::cluster::{self, Kube, Target};
+use crate::cluster::Kube;
 use crate::status::{self, Status, now_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -30,28 +30,13 @@ pub struct StatusTarget {
         default_value = "keelson-system"
     )]
     pub namespace: String,
-    /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "FILE", env = "KEELSON_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig.
-    #[arg(long, value_name = "NAME", env = "KEELSON_CONTEXT")]
-    pub context: Option<String>,
-    /// Use the pod's service account.
-    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
-    pub in_cluster: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 impl StatusTarget {
     async fn connect(&self) -> Result<Kube, String> {
-        let target = if self.in_cluster {
-            Target::InCluster
-        } else {
-            Target::Kubeconfig {
-                path: self.kubeconfig.clone(),
-                context: self.context.clone(),
-            }
-        };
-        cluster::connect(target).await.map_err(|e| e.to_string())
+        self.cluster.connect().await.map_err(|e| e.to_string())
     }
 }
 

@@ -38,6 +38,15 @@ pub enum ClusterError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The kubeconfig cannot be read: not there, unreadable, or not a kubeconfig. `named_by` says where its
+    /// name came from (`--kubeconfig`, `$KUBECONFIG`, the default location).
+    #[error("{}", kubeconfig_message(path, named_by, source.as_ref()))]
+    Kubeconfig {
+        path: std::path::PathBuf,
+        named_by: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The object given to apply lacks what identifies it.
     #[error("{object}: invalid object: {reason}")]
     InvalidObject { object: String, reason: String },
@@ -78,11 +87,29 @@ pub enum ClusterError {
     Inventory { object: String, reason: String },
 }
 
+fn kubeconfig_message(
+    path: &std::path::Path,
+    named_by: &str,
+    source: &(dyn std::error::Error + Send + Sync + 'static),
+) -> String {
+    let missing = source
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if missing {
+        format!(
+            "no kubeconfig at {} ({named_by}): pass --kubeconfig FILE, set KUBECONFIG, or use --in-cluster",
+            path.display()
+        )
+    } else {
+        format!("kubeconfig {} ({named_by}): {source}", path.display())
+    }
+}
+
 impl ClusterError {
     /// The kind of error as a metric label value: stable, lowercase, one per variant.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            ClusterError::Connect { .. } => "connect",
+            ClusterError::Connect { .. } | ClusterError::Kubeconfig { .. } => "connect",
             ClusterError::InvalidObject { .. } => "invalid_object",
             ClusterError::UnknownKind { .. } => "unknown_kind",
             ClusterError::Api { .. } => "api",
