@@ -327,7 +327,12 @@ fn exit_codes_follow_the_cli_contract() {
         "nothing is rendered from an invalid topology"
     );
     let missing = keelson(&["render", "/nonexistent/keelson-example"]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "a directory that is not there cannot be read"
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/keelson-example: cannot read"));
     let bad_format = keelson(&["render", example_repo().to_str().unwrap(), "-o", "toml"]);
     assert_eq!(bad_format.status.code(), Some(2));
 }

@@ -729,18 +729,35 @@ fn several_shape_errors_in_one_file_are_all_listed() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
+fn a_missing_directory_cannot_be_read_and_no_directory_means_the_current_one() {
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")
         .arg("/nonexistent/keelson-topology")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("/nonexistent/keelson-topology: cannot read"),
+        "{stderr}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(".: topology openstack is valid"));
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["validate", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
 }
 
 #[test]

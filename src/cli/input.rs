@@ -10,9 +10,9 @@ use crate::source::{
 /// Where to read the topology from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopologyInput {
-    /// Directory holding `keelson.yaml` (or use --repo).
+    /// Directory holding `keelson.yaml` [default: the current directory] (or use --repo).
     // `requires = "repo"` on --ref/--path does not fire next to a present positional, hence the explicit list.
-    #[arg(required_unless_present = "repo", conflicts_with_all = ["repo", "reference", "path"])]
+    #[arg(conflicts_with_all = ["repo", "reference", "path"])]
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub git: GitArgs,
@@ -87,11 +87,9 @@ impl TopologyInput {
     /// Reads the topology's files into a snapshot: the directory, or the commit the ref points at now.
     /// Blocks (Git fetch); from async code call it through `tokio::task::spawn_blocking`.
     pub fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        if let Some(dir) = &self.dir {
-            return Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE);
-        }
         let Some(mut source) = self.git.source()? else {
-            return Err(SourceError::NoInput);
+            let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+            return Snapshot::from_dir(&dir, DEFAULT_MAX_FILE_SIZE);
         };
         match source.poll_blocking()? {
             PollOutcome::Changed { snapshot, .. } => Ok(snapshot),
@@ -129,7 +127,8 @@ mod tests {
             "deploy"
         ]));
         assert!(ok(&["--repo", "./r"]));
-        assert!(!ok(&[]));
+        // Without either: the current directory.
+        assert!(ok(&[]));
         assert!(!ok(&["./topology", "--repo", "./r"]));
         assert!(!ok(&["./topology", "--ref", "main"]));
         let cmd = Cmd::try_parse_from(["k", "--repo", "git@host:o/r.git"]).unwrap();

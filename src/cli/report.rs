@@ -113,6 +113,16 @@ fn status_line(running: &BTreeMap<String, Instant>) {
     let _ = std::io::stdout().flush();
 }
 
+/// One line for a pass that had nothing to change and found every component healthy.
+pub fn unchanged_summary(outcome: &RolloutOutcome) -> String {
+    format!(
+        "nothing to change: {} components healthy, {} objects unchanged, checked in {:.1}s",
+        outcome.components.len(),
+        outcome.changes.count(ChangeKind::Unchanged),
+        outcome.elapsed.as_secs_f64()
+    )
+}
+
 /// The per-component table printed after a rollout.
 pub fn summary_table(plan: &Plan, outcome: &RolloutOutcome) -> String {
     let component_of: HashMap<&ObjectRef, &str> = plan
