@@ -8,6 +8,7 @@ mod load;
 pub mod names;
 pub mod policy;
 pub mod spec;
+mod suggest;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
