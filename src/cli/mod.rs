@@ -27,9 +27,10 @@ pub mod validate;
     about = "GitOps reconciler for OpenStack on Kubernetes"
 )]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug`.
-    #[arg(long, global = true, env = "KEELSON_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug` [default: `info` for
+    /// `keelson run`, whose log says what each pass did; `warn` for the other commands, whose output does].
+    #[arg(long, global = true, env = "KEELSON_LOG")]
+    pub log: Option<String>,
     /// Log format: `text` for terminals, `json` for log collectors.
     #[arg(long, global = true, env = "KEELSON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -82,7 +83,11 @@ pub enum LogFormat {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_format);
+    let filter = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| default_log(&cli.command).to_string());
+    init_tracing(&filter, cli.log_format);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
@@ -98,6 +103,15 @@ pub fn main() -> ExitCode {
         Command::Suspend(args) => status::suspend(args, true),
         Command::Resume(args) => status::suspend(args, false),
         Command::Reconcile(args) => status::reconcile(args),
+    }
+}
+
+/// The log filter without `--log`: the daemon logs each pass at info, as Flux's controllers do (other
+/// crates only from warn on); one-shot commands print what they did and log only warnings.
+fn default_log(command: &Command) -> &'static str {
+    match command {
+        Command::Run(_) => "warn,keelson=info",
+        _ => "warn",
     }
 }
 

@@ -54,7 +54,8 @@ pub(super) async fn run(
             );
         }
     }
-    tracing::info!(component = %c.name, %state, %reason, "component finished");
+    // Debug: the daemon logs one line per pass, not one per component.
+    tracing::debug!(component = %c.name, %state, %reason, "component finished");
     (outcome(&c.name, state, &reason, started.elapsed()), changes)
 }
 

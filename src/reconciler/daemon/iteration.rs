@@ -14,10 +14,14 @@ use super::policy::{self, Action, Planned, Scope, Trigger, Verdict};
 use super::progress::ProgressTracker;
 use super::record::{self, Outcome, PassInfo, StatusChange};
 use crate::cluster::KindRef;
+use crate::plan;
 use crate::reconciler::drift::{self, DriftWatch};
 use crate::reconciler::pass::{self, PassError, Prepared};
 use crate::source::{PollOutcome, Snapshot, SourceError, redact_url};
 use crate::status::{self, ComponentPhase, Phase, StatusError, now_rfc3339};
+
+/// Objects a drift log names one by one before it counts the rest.
+const DRIFT_LINES: usize = 20;
 
 impl Daemon {
     /// Keeps the history across restarts.
@@ -68,6 +72,7 @@ impl Daemon {
             self.control_seen && control.reconcile_requested_at != self.handled_reconcile;
         self.handled_reconcile = control.reconcile_requested_at.clone();
         self.control_seen = true;
+        self.log_requests(&control, reconcile_requested);
         let Some(snapshot) = self.snapshot.clone() else {
             return;
         };
@@ -126,7 +131,7 @@ impl Daemon {
                 if history_rewritten {
                     tracing::warn!(revision = %snapshot.revision.short(), "the tracked ref was rewritten");
                 }
-                tracing::info!(revision = %snapshot.revision.short(), "new revision");
+                tracing::debug!(revision = %snapshot.revision.short(), "new revision");
                 self.snapshot = Some(snapshot);
             }
             Ok(PollOutcome::Unchanged { .. }) => {}
@@ -197,6 +202,22 @@ impl Daemon {
         }
     }
 
+    /// Says what operators asked, once per request.
+    fn log_requests(&mut self, control: &status::Control, reconcile_requested: bool) {
+        let was = self.suspend_requested.replace(control.suspend);
+        match (was, control.suspend) {
+            (Some(true), true) | (None | Some(false), false) => {}
+            (_, true) => tracing::info!(
+                "suspend requested: nothing is applied until `keelson resume`; reporting goes on"
+            ),
+            (Some(true), false) => tracing::info!("resume requested: applying the newest revision"),
+        }
+        if reconcile_requested {
+            let at = control.reconcile_requested_at.as_deref().unwrap_or_default();
+            tracing::info!(requested_at = at, "reconcile requested: a full pass now");
+        }
+    }
+
     /// While a rollout runs: reads the requests that woke the loop; a reconcile request is kept for the
     /// next iteration, a suspend request cancels the rollout.
     pub(super) async fn suspend_requested_during_rollout(&mut self) -> bool {
@@ -206,13 +227,14 @@ impl Daemon {
         }
         if control.suspend {
             tracing::info!("suspend requested: cancelling the rollout in progress");
+            self.suspend_requested = Some(true);
             self.control_changed = true;
         }
         control.suspend
     }
 
     /// One pass over `snapshot`. Returns a newer snapshot when one cancelled this pass.
-    #[instrument(skip_all, fields(revision = %snapshot.revision.short(), trigger, scope = ?scope))]
+    #[instrument(skip_all, fields(revision = %snapshot.revision.short(), trigger = %trigger, scope = ?scope))]
     async fn pass(
         &mut self,
         snapshot: &Snapshot,
@@ -254,11 +276,13 @@ impl Daemon {
                     start: &start,
                     end: &end,
                 };
-                self.finish(&pass, Outcome::Unchanged, started).await;
+                let objects = prepared.plan.summary.unchanged;
+                self.finish(&pass, Outcome::Unchanged { objects }, started).await;
                 return None;
             }
             Planned::Execute => {}
         }
+        self.log_drift(&prepared, same_as_applied);
         // A refused plan writes nothing: the status keeps the components of the applied revision.
         if let Err(e) = pass::refuse_if_blocked(&prepared) {
             let end = now_rfc3339();
@@ -369,43 +393,75 @@ impl Daemon {
         self.finish(pass, Outcome::Error { error, last }, started).await;
     }
 
-    /// Records how a pass ended, and remembers its verdict for the policy.
+    /// Records how a pass ended, logs it in one line, and remembers its verdict for the policy.
     #[instrument(skip_all, fields(revision = %pass.snapshot.revision.short()))]
     async fn finish(&mut self, pass: &PassInfo<'_>, outcome: Outcome<'_>, started: Instant) {
         let change = record::finished(pass, outcome);
+        let elapsed = started.elapsed();
+        let line = record::log_line(pass, outcome, &change, elapsed);
         let revision = &pass.snapshot.revision;
         match (outcome, change.verdict) {
-            (Outcome::Error { error, .. }, Some(Verdict::Stalled)) => {
-                tracing::warn!(revision = %revision.short(), error = %error, "stalled until the next commit");
+            (Outcome::Error { .. }, Some(Verdict::Stalled)) => {
+                tracing::warn!("{line}; stalled until the next commit");
                 self.retry = None;
             }
-            (Outcome::Error { error, last }, Some(Verdict::Error)) => {
+            (Outcome::Error { last, .. }, Some(Verdict::Error)) => {
                 let attempt = policy::attempt(last, self.attempts, &revision.id);
                 let delay = self.config.backoff.delay(attempt);
-                tracing::warn!(
-                    revision = %revision.short(), error = %error, attempt, retry_in = ?delay,
-                    "pass failed; retrying"
-                );
+                tracing::warn!(attempt, retry_in = ?delay, "{line}; retrying in {delay:.1?}");
                 self.attempts = attempt;
                 self.retry = Some(tokio::time::Instant::now() + delay);
             }
             (Outcome::Rollout { prepared, .. }, Some(verdict)) => {
+                if verdict == Verdict::Failed {
+                    tracing::warn!("{line}");
+                } else {
+                    tracing::info!("{line}");
+                }
                 // A failed revision is watched too: its healthy components keep being corrected.
                 if matches!(verdict, Verdict::Converged | Verdict::Failed) {
                     self.watch_for_drift(prepared);
                 }
                 self.retry = None;
             }
-            (Outcome::Unchanged, _) => self.retry = None,
-            _ => {}
-        }
-        if change.drift_corrected > 0 {
-            tracing::info!(objects = change.drift_corrected, revision = %revision.short(), "corrected drift");
+            (Outcome::Unchanged { .. }, _) => {
+                tracing::info!("{line}");
+                self.retry = None;
+            }
+            _ => tracing::info!("{line}"),
         }
         if let Some(verdict) = change.verdict {
             self.last = Some((revision.id.clone(), verdict));
         }
-        self.commit(change, Some(started.elapsed())).await;
+        self.commit(change, Some(elapsed)).await;
+    }
+
+    /// Names what drifted from Git and which fields, before a pass re-applies it: the owned objects whose
+    /// rendering did not change but whose live copy did, and the objects of the applied revision deleted
+    /// by hand.
+    fn log_drift(&self, prepared: &Prepared, same_as_applied: bool) {
+        let drifted: Vec<String> = prepared
+            .plan
+            .apply_changes()
+            .filter_map(|c| match c.action {
+                plan::Action::Update if c.drift => {
+                    let fields: Vec<String> = c.diff.iter().map(|d| d.path.clone()).collect();
+                    let fields = record::bounded_list(&fields, 5);
+                    Some(format!("{}: {fields} changed outside Git", c.reference))
+                }
+                plan::Action::Create if same_as_applied => {
+                    Some(format!("{}: deleted outside Git", c.reference))
+                }
+                _ => None,
+            })
+            .collect();
+        let revision = prepared.revision.short();
+        for line in drifted.iter().take(DRIFT_LINES) {
+            tracing::info!(revision, "drift: {line}; re-applying from Git");
+        }
+        if drifted.len() > DRIFT_LINES {
+            tracing::info!(revision, "drift: {} more object(s)", drifted.len() - DRIFT_LINES);
+        }
     }
 
     /// Carries out a status change: metrics, readiness, the status object, Events.

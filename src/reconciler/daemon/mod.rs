@@ -99,6 +99,8 @@ pub struct Daemon {
     attempts: u32,
     handled_reconcile: Option<String>,
     control_seen: bool,
+    /// What the control object said about suspending when last read (`None` before the first read).
+    suspend_requested: Option<bool>,
     listener: Option<Server>,
     leader_config: Option<LeaderConfig>,
     /// Whether this replica may write; `None` without leader election.
@@ -135,6 +137,7 @@ impl Daemon {
             attempts: 0,
             handled_reconcile: None,
             control_seen: false,
+            suspend_requested: None,
             listener: None,
             leader_config: None,
             leader: None,

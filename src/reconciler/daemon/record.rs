@@ -3,6 +3,8 @@
 //! place a pass's result is finalised (Flux's `finalizeStatus`); the other transitions say that a pass
 //! started, that applying is suspended or resumed, or that the source cannot be read.
 
+use std::time::Duration;
+
 use crate::cluster::ChangeKind;
 use crate::plan::Action;
 use crate::reconciler::{PassError, Prepared};
@@ -199,8 +201,8 @@ pub enum Outcome<'a> {
         error: &'a PassError,
         last: Option<(&'a str, Verdict)>,
     },
-    /// A re-plan of the converged revision found nothing to change.
-    Unchanged,
+    /// A re-plan of the converged revision found nothing to change in its `objects`.
+    Unchanged { objects: usize },
 }
 
 /// The one place a pass's result is finalised.
@@ -213,7 +215,7 @@ pub fn finished(pass: &PassInfo<'_>, outcome: Outcome<'_>) -> StatusChange {
         } => rolled_out(pass, prepared, rollout, same_as_applied),
         Outcome::DriftCorrection { rollout } => drift_corrected(pass, rollout),
         Outcome::Error { error, last } => failed(pass, error, last),
-        Outcome::Unchanged => StatusChange {
+        Outcome::Unchanged { .. } => StatusChange {
             result: Some(PassResult::Succeeded),
             reason: "unchanged",
             ready: true,
@@ -503,6 +505,87 @@ pub fn restored(stored: Status, source: String) -> Status {
         status.phase = Phase::Pending;
     }
     status
+}
+
+/// Names shown in a log line before the rest is counted.
+const LOGGED_NAMES: usize = 10;
+
+/// The daemon's one log line about a pass: revision, trigger, result, duration, and the objects it
+/// created, updated and deleted, by name (the first few of each; unchanged objects only counted).
+pub fn log_line(
+    pass: &PassInfo<'_>,
+    outcome: Outcome<'_>,
+    change: &StatusChange,
+    elapsed: Duration,
+) -> String {
+    let result = change.result.map(|r| r.to_string()).unwrap_or_default();
+    let why = if change.reason.eq_ignore_ascii_case(&result) {
+        String::new()
+    } else {
+        format!(" ({})", change.reason)
+    };
+    let head = format!(
+        "revision {} ({}): {result}{why} in {:.1}s",
+        pass.short(),
+        pass.trigger,
+        elapsed.as_secs_f64()
+    );
+    let rollout = match outcome {
+        Outcome::Rollout { rollout, .. } | Outcome::DriftCorrection { rollout } => rollout,
+        Outcome::Unchanged { objects } => return format!("{head}: {objects} objects unchanged"),
+        Outcome::Error { error, .. } => {
+            let text = error.to_string();
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or_default();
+            let more = lines.count();
+            return match more {
+                0 => format!("{head}: {first}"),
+                n => format!("{head}: {first} (and {n} more line(s); see `keelson status`)"),
+            };
+        }
+    };
+    let names = |kind: ChangeKind| -> Vec<String> {
+        rollout
+            .changes
+            .entries
+            .iter()
+            .filter(|e| e.change == kind)
+            .map(|e| e.object.to_string())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for (kind, word) in [
+        (ChangeKind::Created, "created"),
+        (ChangeKind::Configured, "updated"),
+        (ChangeKind::Deleted, "deleted"),
+        (ChangeKind::Failed, "failed"),
+    ] {
+        let names = names(kind);
+        if !names.is_empty() {
+            parts.push(format!("{word} {}", bounded_list(&names, LOGGED_NAMES)));
+        }
+    }
+    let unchanged = rollout.changes.count(ChangeKind::Unchanged);
+    if unchanged > 0 {
+        parts.push(format!("{unchanged} unchanged"));
+    }
+    let unhealthy = unhealthy_components(rollout);
+    if !unhealthy.is_empty() {
+        parts.push(unhealthy);
+    }
+    if parts.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", parts.join("; "))
+    }
+}
+
+/// `a, b, c and 7 more` (all of them when there are at most `shown`).
+pub fn bounded_list(names: &[String], shown: usize) -> String {
+    if names.len() <= shown {
+        return names.join(", ");
+    }
+    format!("{} and {} more", names[..shown].join(", "), names.len() - shown)
 }
 
 /// Why a rollout failed, for the pass counter: an object the API refused (`apply`), or components that did
@@ -958,7 +1041,7 @@ mod tests {
     #[test]
     fn an_unchanged_pass_only_counts_and_keeps_the_daemon_ready() {
         let snapshot = snapshot();
-        let change = finished(&info(&snapshot), Outcome::Unchanged);
+        let change = finished(&info(&snapshot), Outcome::Unchanged { objects: 76 });
         assert_eq!(change.edit, None, "no status write (invariant 5)");
         assert!(change.events.is_empty());
         assert_eq!(
@@ -1041,6 +1124,56 @@ mod tests {
                 ("db", ComponentPhase::Pending, "1 object(s) to change"),
                 ("api", ComponentPhase::Pending, "1 object(s) to change"),
             ]
+        );
+    }
+
+    #[test]
+    fn one_log_line_per_pass_names_what_changed_and_only_counts_the_rest() {
+        let snapshot = snapshot();
+        let prepared = prepared();
+        let mut changes: Vec<(String, ChangeKind)> = (0..12)
+            .map(|i| (format!("c{i:02}"), ChangeKind::Created))
+            .collect();
+        changes.push(("u".into(), ChangeKind::Configured));
+        changes.push(("gone".into(), ChangeKind::Deleted));
+        changes.extend((0..40).map(|i| (format!("same{i}"), ChangeKind::Unchanged)));
+        let changes: Vec<(&str, ChangeKind)> = changes.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+        let healthy = [("db", ComponentState::Healthy), ("api", ComponentState::Healthy)];
+        let done = rollout(&healthy, &changes, false);
+        let outcome = Outcome::Rollout {
+            prepared: &prepared,
+            rollout: &done,
+            same_as_applied: false,
+        };
+        let change = finished(&info(&snapshot), outcome);
+        let line = log_line(&info(&snapshot), outcome, &change, Duration::from_millis(2345));
+        assert_eq!(
+            line,
+            "revision 0123456789ab (poll): Succeeded (applied) in 2.3s: created ConfigMap openstack/c00, \
+             ConfigMap openstack/c01, ConfigMap openstack/c02, ConfigMap openstack/c03, ConfigMap openstack/c04, \
+             ConfigMap openstack/c05, ConfigMap openstack/c06, ConfigMap openstack/c07, ConfigMap openstack/c08, \
+             ConfigMap openstack/c09 and 2 more; updated ConfigMap openstack/u; deleted ConfigMap openstack/gone; \
+             40 unchanged"
+        );
+        let quiet = Outcome::Unchanged { objects: 76 };
+        let change = finished(&info(&snapshot), quiet);
+        assert_eq!(
+            log_line(&info(&snapshot), quiet, &change, Duration::from_millis(300)),
+            "revision 0123456789ab (poll): Succeeded (unchanged) in 0.3s: 76 objects unchanged"
+        );
+        let invalid = PassError::Blocked {
+            revision: REV.into(),
+            message: "refused: prune budget\nallow it with --allow-prune-over-budget".into(),
+        };
+        let outcome = Outcome::Error {
+            error: &invalid,
+            last: None,
+        };
+        let change = finished(&info(&snapshot), outcome);
+        assert_eq!(
+            log_line(&info(&snapshot), outcome, &change, Duration::ZERO),
+            "revision 0123456789ab (poll): Stalled (refused) in 0.0s: refused: prune budget (and 1 more line(s); \
+             see `keelson status`)"
         );
     }
 }
