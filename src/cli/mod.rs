@@ -66,8 +66,8 @@ pub enum Command {
     Suspend(status::ControlArgs),
     /// Apply again after `suspend`.
     Resume(status::ControlArgs),
-    /// Ask for a pass now, also on a revision whose rollout failed.
-    Reconcile(status::ControlArgs),
+    /// Ask for a pass now, also on a revision whose rollout failed; --wait prints how it ended.
+    Reconcile(status::ReconcileArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).

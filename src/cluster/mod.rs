@@ -170,6 +170,26 @@ pub async fn connect_with(target: Target, options: &ConnectOptions) -> Result<Ku
     Ok(Kube::with_watch_client(client, watch_client))
 }
 
+/// Writes `kubeconfig` to `path` with `namespace` as the namespace of every context, so that `kubectl
+/// --kubeconfig path get pods` looks where the topology lives.
+pub fn write_kubeconfig_for_namespace(
+    kubeconfig: &kube::config::Kubeconfig,
+    namespace: &str,
+    path: &std::path::Path,
+) -> Result<(), ClusterError> {
+    let mut kubeconfig = kubeconfig.clone();
+    for context in kubeconfig.contexts.iter_mut().filter_map(|c| c.context.as_mut()) {
+        context.namespace = Some(namespace.to_string());
+    }
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| ClusterError::Kubeconfig {
+        path: path.to_path_buf(),
+        named_by: "the file to write",
+        source,
+    };
+    let text = serde_yaml::to_string(&kubeconfig).map_err(|e| failed(Box::new(e)))?;
+    std::fs::write(path, text).map_err(|e| failed(Box::new(e)))
+}
+
 /// The kubeconfig to use: the file given, else the files `$KUBECONFIG` lists (merged as kubectl merges
 /// them), else `~/.kube/config`. A file that is not there is named, with where its name came from.
 fn read_kubeconfig(path: Option<PathBuf>) -> Result<kube::config::Kubeconfig, ClusterError> {

@@ -73,6 +73,9 @@ impl Daemon {
         self.handled_reconcile = control.reconcile_requested_at.clone();
         self.control_seen = true;
         self.log_requests(&control, reconcile_requested);
+        if reconcile_requested {
+            self.reconcile_request = control.reconcile_requested_at.clone();
+        }
         let Some(snapshot) = self.snapshot.clone() else {
             return;
         };
@@ -87,7 +90,11 @@ impl Daemon {
         match policy::decide(&state, trigger) {
             Action::Wait => {}
             Action::ReportSuspended => {
-                let change = record::suspended(&self.shared.status(), &snapshot, &now_rfc3339());
+                let now = now_rfc3339();
+                let mut change = record::suspended(&self.shared.status(), &snapshot, &now);
+                if let Some(token) = self.reconcile_request.take() {
+                    record::reconcile_while_suspended(&mut change, &token, &snapshot, &now);
+                }
                 self.commit(change, None).await;
             }
             Action::Pass { scope, trigger } => self.passes(snapshot, scope, trigger, interval, stop).await,
@@ -298,7 +305,9 @@ impl Daemon {
 
         // A narrowed pass leaves the status of the failed revision as it is; it only adds its own record.
         let tracking = if scope == Scope::Full {
-            self.commit(record::started(&prepared, &now_rfc3339()), None)
+            let inventory = self.config.pass.inventory_namespace.as_deref();
+            let inventory = inventory.unwrap_or(&prepared.topology.spec.namespace);
+            self.commit(record::started(&prepared, inventory, &now_rfc3339()), None)
                 .await;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let tracker = ProgressTracker::new(self.shared.clone(), &self.kube, &self.config.namespace);
@@ -396,7 +405,12 @@ impl Daemon {
     /// Records how a pass ended, logs it in one line, and remembers its verdict for the policy.
     #[instrument(skip_all, fields(revision = %pass.snapshot.revision.short()))]
     async fn finish(&mut self, pass: &PassInfo<'_>, outcome: Outcome<'_>, started: Instant) {
-        let change = record::finished(pass, outcome);
+        let mut change = record::finished(pass, outcome);
+        if change.verdict != Some(Verdict::Cancelled)
+            && let Some(token) = self.reconcile_request.take()
+        {
+            record::answer_reconcile(&mut change, &token, pass);
+        }
         let elapsed = started.elapsed();
         let line = record::log_line(pass, outcome, &change, elapsed);
         let revision = &pass.snapshot.revision;

@@ -101,6 +101,8 @@ pub struct Daemon {
     control_seen: bool,
     /// What the control object said about suspending when last read (`None` before the first read).
     suspend_requested: Option<bool>,
+    /// A `keelson reconcile` request not answered yet (its token).
+    reconcile_request: Option<String>,
     listener: Option<Server>,
     leader_config: Option<LeaderConfig>,
     /// Whether this replica may write; `None` without leader election.
@@ -138,6 +140,7 @@ impl Daemon {
             handled_reconcile: None,
             control_seen: false,
             suspend_requested: None,
+            reconcile_request: None,
             listener: None,
             leader_config: None,
             leader: None,

@@ -11,7 +11,8 @@ use crate::reconciler::{PassError, Prepared};
 use crate::rollout::{ComponentState, RolloutOutcome};
 use crate::source::Snapshot;
 use crate::status::{
-    ComponentPhase, ComponentStatus, EventType, HistoryEntry, ObjectCounts, PassResult, Phase, Status,
+    ComponentPhase, ComponentStatus, EventType, HandledReconcile, HistoryEntry, ObjectCounts, PassResult,
+    Phase, Status,
 };
 
 use super::policy::Verdict;
@@ -77,6 +78,8 @@ pub struct Edit {
     pub components: Components,
     pub drift_corrections: u64,
     pub history: History,
+    pub inventory_namespace: Option<String>,
+    pub handled_reconcile: Option<HandledReconcile>,
 }
 
 impl Edit {
@@ -107,6 +110,12 @@ impl Edit {
             }
         }
         s.drift_corrections += self.drift_corrections;
+        if let Some(namespace) = &self.inventory_namespace {
+            s.inventory_namespace = Some(namespace.clone());
+        }
+        if let Some(handled) = &self.handled_reconcile {
+            s.last_handled_reconcile = Some(handled.clone());
+        }
         if let Some((phase, reason, message)) = &self.phase {
             s.set_phase(*phase, reason, message, &self.now);
         }
@@ -402,8 +411,58 @@ fn failed(pass: &PassInfo<'_>, error: &PassError, last: Option<(&str, Verdict)>)
     }
 }
 
-/// A full pass is about to roll out: its components are pending, the status says what it applies.
-pub fn started(prepared: &Prepared, now: &str) -> StatusChange {
+/// The pass answers the `keelson reconcile` request `requested_at` (a cancelled pass answers nothing: the
+/// pass that follows it does). A pass that wrote nothing else still writes the answer.
+pub fn answer_reconcile(change: &mut StatusChange, requested_at: &str, pass: &PassInfo<'_>) {
+    let message = match &change.edit {
+        Some(Edit {
+            phase: Some((_, _, message)),
+            ..
+        }) => message.clone(),
+        _ => format!("revision {}: nothing to change", pass.short()),
+    };
+    let handled = HandledReconcile {
+        requested_at: requested_at.to_string(),
+        revision: pass.snapshot.revision.id.clone(),
+        result: change.result.map(|r| r.to_string()).unwrap_or_default(),
+        message,
+        end: pass.end.to_string(),
+    };
+    change
+        .edit
+        .get_or_insert_with(|| Edit {
+            now: pass.end.to_string(),
+            ..Edit::default()
+        })
+        .handled_reconcile = Some(handled);
+}
+
+/// `keelson reconcile` while applying is suspended: no pass runs; the answer says so.
+pub fn reconcile_while_suspended(
+    change: &mut StatusChange,
+    requested_at: &str,
+    snapshot: &Snapshot,
+    now: &str,
+) {
+    let handled = HandledReconcile {
+        requested_at: requested_at.to_string(),
+        revision: snapshot.revision.id.clone(),
+        result: "Suspended".into(),
+        message: "applying is suspended: no pass ran; `keelson resume` applies the newest revision".into(),
+        end: now.to_string(),
+    };
+    change
+        .edit
+        .get_or_insert_with(|| Edit {
+            now: now.to_string(),
+            ..Edit::default()
+        })
+        .handled_reconcile = Some(handled);
+}
+
+/// A full pass is about to roll out: its components are pending, the status says what it applies and where
+/// its inventory will be.
+pub fn started(prepared: &Prepared, inventory_namespace: &str, now: &str) -> StatusChange {
     StatusChange {
         edit: Some(Edit {
             now: now.to_string(),
@@ -415,6 +474,7 @@ pub fn started(prepared: &Prepared, now: &str) -> StatusChange {
             topology: Some(prepared.topology.name.clone()),
             last_attempted: Some(prepared.revision.id.clone()),
             components: Components::Replace(pending_components(prepared)),
+            inventory_namespace: Some(inventory_namespace.to_string()),
             ..Edit::default()
         }),
         ..StatusChange::default()
@@ -1110,7 +1170,7 @@ mod tests {
     #[test]
     fn a_started_pass_lists_its_components_as_pending() {
         let prepared = prepared();
-        let status = applied(&started(&prepared, "t"), Status::default());
+        let status = applied(&started(&prepared, "openstack", "t"), Status::default());
         assert_eq!(status.phase, Phase::Reconciling);
         assert_eq!(status.topology.as_deref(), Some("openstack"));
         let rows: Vec<(&str, ComponentPhase, &str)> = status
