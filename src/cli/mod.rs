@@ -109,9 +109,11 @@ pub fn main() -> ExitCode {
 /// The log filter without `--log`: the daemon logs each pass at info, as Flux's controllers do (other
 /// crates only from warn on); one-shot commands print what they did and log only warnings.
 fn default_log(command: &Command) -> &'static str {
+    // kube's client logs every failed request as an error, retried or not; Keelson reports the error
+    // that stays, naming the object.
     match command {
-        Command::Run(_) => "warn,keelson=info",
-        _ => "warn",
+        Command::Run(_) => "warn,keelson=info,kube_client::client::builder=off",
+        _ => "warn,kube_client::client::builder=off",
     }
 }
 
@@ -164,8 +166,10 @@ fn print_stdout(text: &str) {
 fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only on a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -183,11 +183,16 @@ impl ClusterError {
             }
             // No answer from the server: connection refused/reset, timeouts, TLS hiccups.
             kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+                let message = if timed_out(&source) {
+                    "timed out: the API server did not answer within the request timeout".to_string()
+                } else {
+                    source.to_string()
+                };
                 ClusterError::Api {
                     object: object.to_string(),
                     verb,
                     code: None,
-                    message: source.to_string(),
+                    message,
                     transient: true,
                     retry_after: None,
                     source: Box::new(source),
@@ -204,6 +209,21 @@ impl ClusterError {
             },
         }
     }
+}
+
+/// Whether a connect, read or write timeout of the client config ended the request (somewhere down the
+/// chain of causes: kube wraps hyper, which wraps the timeout's I/O error).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// 408 (timeout), 429 (throttled) and every 5xx may succeed on retry; other 4xx will not.
