@@ -1,6 +1,8 @@
 //! The cluster door against the simulated API server over real HTTP: what Keelson sends (from the
 //! simulator's request log) and what ends up stored.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -9,8 +11,9 @@ use keelson::cluster::{
     ApplyOptions, ChangeKind, ClusterError, ConnectOptions, DeleteOptions, Deleted, HealthStatus, KindRef,
     Kube, ObjectRef, RetryPolicy, Target, WatchFilter, connect, connect_with, health, owned_selector,
 };
-use keelson::sim::{Cluster, FaultConfig, RequestRecord, SimOptions};
+use keelson::sim::{Cluster, FaultConfig, SimOptions};
 use serde_json::{Value, json};
+use support::writes;
 
 struct Env {
     sim: Cluster,
@@ -39,12 +42,9 @@ async fn env(opts: SimOptions) -> Env {
     Env { sim, kube, _dir: dir }
 }
 
+/// Workloads and Jobs ready 300ms after a change.
 fn fast() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(300),
-        job_duration: Duration::from_millis(300),
-        ..SimOptions::default()
-    }
+    support::sim_options(Duration::from_millis(300))
 }
 
 fn owned_labels(component: &str) -> Value {
@@ -82,10 +82,6 @@ fn namespace(name: &str) -> Value {
 
 fn reference(obj: &Value) -> ObjectRef {
     keelson::cluster::object_ref(obj).expect("valid object")
-}
-
-fn writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
-    log.iter().filter(|r| r.is_write()).collect()
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use keelson::source::{GitSourceConfig, Secret};
 use keelson::status::{self, PassResult, Phase, Shared, Status};
 use serde_json::{Value, json};
 use source_support::Repo;
-use support::wait_for;
+use support::{metric, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -80,12 +80,7 @@ impl Running {
 }
 
 fn fast_sim() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(100),
-        job_duration: Duration::from_millis(100),
-        unpullable_images: vec!["*:broken".into()],
-        ..SimOptions::default()
-    }
+    support::fast_sim()
 }
 
 fn config(tweak: impl FnOnce(&mut DaemonConfig)) -> DaemonConfig {
@@ -368,16 +363,6 @@ async fn without_watch_or_webhook_the_poll_interval_applies_commits() {
 }
 
 /// The value of one series in Prometheus text output; 0 when absent.
-/// The value of `series` (a metric name with its labels in order, or a prefix of them: the values of every
-/// series that starts so are added up).
-fn metric(text: &str, series: &str) -> u64 {
-    let prefix = series.strip_suffix('}').unwrap_or(series);
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
-        .sum()
-}
-
 fn writes(sim: &Cluster) -> usize {
     sim.request_log()
         .iter()

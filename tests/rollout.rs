@@ -1,6 +1,8 @@
 //! Rollouts against the simulated API server over real HTTP, planned by the real planner from live state;
 //! ordering, isolation, cancellation and fault tolerance are read off the simulator's request log.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -8,11 +10,11 @@ use keelson::cluster::{
     ApplyOptions, ChangeKind, KindRef, Kube, RetryPolicy, Target, connect, has_status_rules, owned_selector,
 };
 use keelson::object::ObjectRef;
-use keelson::plan::{Plan, PlanInput, PlanOptions};
+use keelson::plan::{Plan, PlanInput, PlanOptions, fixtures};
 use keelson::render::{RenderedObject, Stage};
 use keelson::rollout::{ComponentState, ProgressEvent, RolloutOptions, RolloutOutcome, execute};
 use keelson::sim::{Cluster, FaultConfig, RequestRecord, SimOptions};
-use keelson::topology::{Component, ServiceSpec, Topology, TopologySpec};
+use keelson::topology::Topology;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -52,41 +54,20 @@ async fn env(opts: SimOptions) -> Env {
 }
 
 fn sim_opts() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(300),
-        job_duration: Duration::from_millis(300),
-        unpullable_images: vec!["*:broken".into()],
-        ..SimOptions::default()
-    }
+    support::sim_options(Duration::from_millis(300))
 }
 
+/// The plan fixtures' topology, named `cloud`, every component (and the topology) with `health_timeout`.
 fn topology(components: &[(&str, &[&str])], health_timeout: Duration) -> Topology {
-    let spec: TopologySpec = serde_json::from_value(json!({"namespace": NS})).expect("topology spec");
-    let components = components
-        .iter()
-        .map(|(name, deps)| {
-            let spec: ServiceSpec =
-                serde_json::from_value(json!({"image": *name, "dependsOn": deps})).expect("service spec");
-            let c = Component {
-                name: name.to_string(),
-                project: name.to_string(),
-                file: format!("services/{name}.yaml"),
-                spec,
-                image: IMAGE.into(),
-                job_images: Vec::new(),
-                health_timeout,
-                config_contents: Vec::new(),
-                manifests: Vec::new(),
-            };
-            (name.to_string(), c)
-        })
-        .collect::<BTreeMap<_, _>>();
-    Topology {
-        name: TOPOLOGY.into(),
-        spec,
-        health_timeout,
-        components,
+    let mut topology = fixtures::mk_topology(components);
+    topology.name = TOPOLOGY.into();
+    topology.health_timeout = health_timeout;
+    for component in topology.components.values_mut() {
+        component.project = component.name.clone();
+        component.image = IMAGE.into();
+        component.health_timeout = health_timeout;
     }
+    topology
 }
 
 fn api_version(kind: &str) -> &'static str {

@@ -5,8 +5,8 @@
 mod diff;
 mod display;
 mod downgrade;
-#[cfg(test)]
-pub(crate) mod fixtures;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 mod format_json;
 mod format_markdown;
 mod format_text;
