@@ -7,12 +7,12 @@ use std::path::Path;
 
 mod support;
 use std::time::Duration;
-use support::{copy_tree, example_repo};
+use support::{SimEnv, edit, writes};
 
-use keelson::cluster::{ApplyOptions, Kube, Target, connect};
+use keelson::cluster::{ApplyOptions, Kube};
 use keelson::reconciler::{self, PassError, PassOutcome, PassSettings, Prepared};
 use keelson::rollout::{ComponentState, ProgressEvent};
-use keelson::sim::{Cluster, RequestRecord, SimOptions};
+use keelson::sim::{RequestRecord, SimOptions};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 use keelson::topology::graph;
 use serde_json::{Value, json};
@@ -20,46 +20,21 @@ use tokio_util::sync::CancellationToken;
 
 const NS: &str = "openstack";
 
-/// A private, writable copy of the example topology.
 fn copy_example() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&example_repo(), dir.path());
-    dir
-}
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    support::topology_copy()
 }
 
 fn remove_component(dir: &Path, name: &str) {
     std::fs::remove_file(dir.join(format!("services/{name}.yaml"))).expect("remove service");
 }
 
-struct Env {
-    sim: Cluster,
-    kube: Kube,
+async fn env(options: SimOptions) -> SimEnv {
+    SimEnv::start(options).await
 }
 
-async fn env(options: SimOptions) -> Env {
-    let sim = Cluster::start(options).await.expect("simulator starts");
-    let kube = connect(Target::InlineKubeconfig {
-        kubeconfig: sim.kubeconfig(),
-        context: None,
-    })
-    .await
-    .expect("connects");
-    Env { sim, kube }
-}
-
+/// Workloads and Jobs ready 150ms after a change.
 fn fast_sim() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(150),
-        job_duration: Duration::from_millis(150),
-        ..SimOptions::default()
-    }
+    support::sim_options(Duration::from_millis(150))
 }
 
 fn settings() -> PassSettings {
@@ -89,10 +64,6 @@ async fn pass(
         events.push(event);
     }
     (prepared, result, events)
-}
-
-fn writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
-    log.iter().filter(|r| r.is_write()).collect()
 }
 
 /// (resource, name) -> component for every object of a prepared pass (desired and to-be-deleted).

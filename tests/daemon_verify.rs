@@ -63,11 +63,15 @@ impl Repo {
     }
 
     fn commit(&self, replicas: u32, signed: bool) -> String {
+        self.commit_image(replicas, "memcached", signed)
+    }
+
+    fn commit_image(&self, replicas: u32, image: &str, signed: bool) -> String {
         std::fs::write(
             self.path.join("services/cache.yaml"),
             format!(
-                "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: cache\nspec:\n  image: memcached\n  \
-                 replicas: {replicas}\n  ports:\n  - name: memcached\n    port: 11211\n"
+                "apiVersion: keelson.dev/v1\nkind: Service\nmetadata:\n  name: cache\nspec:\n  image: {image}\n  \
+                 replicas: {replicas}\n  healthTimeout: 1h\n  ports:\n  - name: memcached\n    port: 11211\n"
             ),
         )
         .expect("write");
@@ -105,10 +109,21 @@ async fn event_messages(kube: &Kube) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsigned_commit_stalls_the_daemon_and_the_next_signed_commit_is_applied() {
+/// A signed repository followed by a daemon that verifies every commit, on a fresh simulated cluster whose
+/// `*:broken` images never pull.
+struct Running {
+    _tmp: tempfile::TempDir,
+    repo: Repo,
+    kube: Kube,
+    shared: Arc<keelson::status::Shared>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    first: String,
+}
+
+async fn start() -> Option<Running> {
     if !ssh_keygen_present() {
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let key = tmp.path().join("alice");
@@ -134,6 +149,7 @@ async fn an_unsigned_commit_stalls_the_daemon_and_the_next_signed_commit_is_appl
     let sim = Cluster::start(SimOptions {
         ready_after: Duration::from_millis(100),
         job_duration: Duration::from_millis(100),
+        unpullable_images: vec!["*:broken".into()],
         ..SimOptions::default()
     })
     .await
@@ -151,6 +167,8 @@ async fn an_unsigned_commit_stalls_the_daemon_and_the_next_signed_commit_is_appl
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let task = tokio::spawn(async move {
+        // The simulated cluster lives as long as the daemon.
+        let _sim = sim;
         daemon
             .run(async move { shutdown.cancelled().await })
             .await
@@ -162,33 +180,75 @@ async fn an_unsigned_commit_stalls_the_daemon_and_the_next_signed_commit_is_appl
     })
     .await;
     assert_eq!(replicas(&kube).await, Some(1));
-
-    let unsigned = repo.commit(3, false);
-    let want = format!("commit {} is not signed by an allowed key", &unsigned[..12]);
-    wait_for("the unsigned commit stalls the daemon", long, || async {
-        let s = shared.status();
-        s.phase == Phase::Stalled
-            && s.condition("Stalled")
-                .is_some_and(|c| c.message.starts_with(&want))
+    Some(Running {
+        _tmp: tmp,
+        repo,
+        kube,
+        shared,
+        stop,
+        task,
+        first,
     })
-    .await;
-    let stored = status::read_status(&kube, KEELSON_NS)
-        .await
-        .expect("read")
-        .expect("status");
-    assert_eq!(stored.phase, Phase::Stalled);
-    assert_eq!(stored.last_applied_revision.as_deref(), Some(first.as_str()));
-    assert_eq!(stored.observed_revision.as_deref(), Some(unsigned.as_str()));
-    let events = event_messages(&kube).await;
-    assert!(
-        events
-            .iter()
-            .any(|(reason, message)| reason == "UnverifiedCommit" && message.starts_with(&want)),
-        "{events:?}"
-    );
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("daemon stops")
+            .expect("daemon task");
+    }
+
+    /// Waits until the daemon stalls on `unsigned` with the reason, in the status, the stored status and an Event.
+    async fn wait_for_refusal(&self, unsigned: &str, applied: &str) {
+        let want = format!("commit {} is not signed by an allowed key", &unsigned[..12]);
+        wait_for(
+            "the unsigned commit stalls the daemon",
+            Duration::from_secs(30),
+            || async {
+                let s = self.shared.status();
+                s.phase == Phase::Stalled
+                    && s.condition("Stalled")
+                        .is_some_and(|c| c.message.starts_with(&want))
+            },
+        )
+        .await;
+        // The stored status is written after the one in memory.
+        let read_stored = || async {
+            status::read_status(&self.kube, KEELSON_NS)
+                .await
+                .expect("read")
+                .expect("status")
+        };
+        wait_for("the stalled status stored", Duration::from_secs(10), || async {
+            read_stored().await.phase == Phase::Stalled
+        })
+        .await;
+        let stored = read_stored().await;
+        assert_eq!(stored.last_applied_revision.as_deref(), Some(applied));
+        assert_eq!(stored.observed_revision.as_deref(), Some(unsigned));
+        // The Event is written after the status.
+        wait_for("the UnverifiedCommit Event", Duration::from_secs(10), || async {
+            event_messages(&self.kube)
+                .await
+                .iter()
+                .any(|(reason, message)| reason == "UnverifiedCommit" && message.starts_with(&want))
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_commit_stalls_the_daemon_and_the_next_signed_commit_is_applied() {
+    let Some(running) = start().await else { return };
+    let (repo, kube, shared, first) = (&running.repo, &running.kube, &running.shared, &running.first);
+    let long = Duration::from_secs(30);
+    let unsigned = repo.commit(3, false);
+    running.wait_for_refusal(&unsigned, first).await;
     // Nothing of the unsigned commit reached the cluster.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(replicas(&kube).await, Some(1));
+    assert_eq!(replicas(kube).await, Some(1));
 
     let signed = repo.commit(2, true);
     wait_for("the next signed commit applied", long, || async {
@@ -196,10 +256,32 @@ async fn an_unsigned_commit_stalls_the_daemon_and_the_next_signed_commit_is_appl
         s.last_applied_revision.as_deref() == Some(signed.as_str()) && s.phase == Phase::Ready
     })
     .await;
-    assert_eq!(replicas(&kube).await, Some(2));
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("daemon stops")
-        .expect("daemon task");
+    assert_eq!(replicas(kube).await, Some(2));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_commit_that_pre_empts_a_waiting_rollout_is_not_applied() {
+    let Some(running) = start().await else { return };
+    let (repo, kube, first) = (&running.repo, &running.kube, running.first.clone());
+    // A signed commit whose image never pulls: its rollout waits on health (an hour).
+    let stuck = repo.commit_image(2, "memcached:broken", true);
+    wait_for("the stuck rollout started", Duration::from_secs(30), || async {
+        replicas(kube).await == Some(2)
+    })
+    .await;
+    assert_eq!(
+        running.shared.status().last_attempted_revision.as_deref(),
+        Some(stuck.as_str())
+    );
+    // An unsigned commit arrives while the rollout waits: it cancels the rollout, and stalls instead of applying.
+    let unsigned = repo.commit(5, false);
+    running.wait_for_refusal(&unsigned, &first).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        replicas(kube).await,
+        Some(2),
+        "nothing of the unsigned commit reached the cluster"
+    );
+    running.stop().await;
 }

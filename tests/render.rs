@@ -1,6 +1,8 @@
 //! Rendering the example OpenStack repository through the library and the built binary: validity,
 //! determinism, hash behaviour and schema validation with the real `kubernetes-validate`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,9 +14,7 @@ use keelson::render::{RenderOptions, Rendered, render};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 use serde_json::Value;
 
-fn example_repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
-}
+use support::example_repo;
 
 /// A copy of the example repository that a test may edit.
 fn example_copy() -> tempfile::TempDir {
@@ -327,7 +327,12 @@ fn exit_codes_follow_the_cli_contract() {
         "nothing is rendered from an invalid topology"
     );
     let missing = keelson(&["render", "/nonexistent/keelson-example"]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "a directory that is not there cannot be read"
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/keelson-example: cannot read"));
     let bad_format = keelson(&["render", example_repo().to_str().unwrap(), "-o", "toml"]);
     assert_eq!(bad_format.status.code(), Some(2));
 }

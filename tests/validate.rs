@@ -1,6 +1,8 @@
 //! `keelson validate` against a small valid topology with one breakage at a time: every problem must
 //! come out as `file:line:column: field: message` with exit code 1.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -729,18 +731,35 @@ fn several_shape_errors_in_one_file_are_all_listed() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
+fn a_missing_directory_cannot_be_read_and_no_directory_means_the_current_one() {
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")
         .arg("/nonexistent/keelson-topology")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("/nonexistent/keelson-topology: cannot read"),
+        "{stderr}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(".: topology openstack is valid"));
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["validate", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
 }
 
 #[test]
@@ -824,5 +843,61 @@ fn every_truncation_and_line_deletion_of_a_service_file_is_handled() {
             .map(|(_, l)| *l)
             .collect();
         check(text.join("\n").as_bytes());
+    }
+}
+
+/// One mistake, one line: on the example topology, a broken keelson.yaml key does not make every service's
+/// policy check fail, a renamed component is reported at the rename (not at each component that depends on
+/// it), and a near-miss dependency name gets a suggestion.
+#[test]
+fn one_mistake_is_reported_once() {
+    let cases: [(&str, &str, &str, &str, &str); 4] = [
+        (
+            "a misspelled policy key",
+            "keelson.yaml",
+            "    allowHostNetwork: true",
+            "    allowHostNetworks: true",
+            "keelson.yaml:17:5: spec.policy.allowHostNetworks: unknown field `allowHostNetworks`",
+        ),
+        (
+            "a misspelled namespace key",
+            "keelson.yaml",
+            "\n  namespace: openstack",
+            "\n  namespaces: openstack",
+            "keelson.yaml:7:3: spec: missing field `namespace`",
+        ),
+        (
+            "a renamed component",
+            "services/keystone.yaml",
+            "  name: keystone\n",
+            "  name: keystone-api\n",
+            "services/keystone.yaml:4:9: metadata.name: `keystone-api` must match the file name `keystone`",
+        ),
+        (
+            "a near-miss dependency",
+            "services/keystone.yaml",
+            "- memcached",
+            "- memcache",
+            "services/keystone.yaml:8:5: spec.dependsOn[1]: unknown component `memcache` (no \
+             services/memcache.yaml); did you mean `memcached`?",
+        ),
+    ];
+    for (what, file, from, to, first) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        support::copy_tree(&support::example_repo(), dir.path());
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{what}: {file} lacks {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let (code, stdout, stderr) = validate(dir.path());
+        assert_eq!(code, Some(1), "{what}: {stdout}{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[0].starts_with(first), "{what}: {stdout}");
+        // The misspelled key also reports the field it should have been, in the same document.
+        let in_the_edited_file = lines.iter().all(|l| l.starts_with(file));
+        assert!(
+            in_the_edited_file && lines.len() <= 2,
+            "{what}: only the mistake itself:\n{stdout}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The topology input every reading command accepts: a directory, or a Git remote at a ref.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::credentials::CredentialArgs;
 use crate::source::verify::{AllowedSigners, VerifyError, VerifyMode, verify_revision};
@@ -12,9 +12,9 @@ use crate::source::{
 /// Where to read the topology from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopologyInput {
-    /// Directory holding `keelson.yaml` (or use --repo).
+    /// Directory holding `keelson.yaml` [default: the current directory] (or use --repo).
     // `requires = "repo"` on --ref/--path does not fire next to a present positional, hence the explicit list.
-    #[arg(required_unless_present = "repo", conflicts_with_all = ["repo", "reference", "path"])]
+    #[arg(conflicts_with_all = ["repo", "reference", "path"])]
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub git: GitArgs,
@@ -94,7 +94,7 @@ impl TopologyInput {
             return Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE);
         }
         let Some(config) = self.git.config()? else {
-            return Err(SourceError::NoInput);
+            return Snapshot::from_dir(Path::new("."), DEFAULT_MAX_FILE_SIZE);
         };
         // A branch, tag or full sha is polled the cheap way; anything else git accepts (`HEAD~1`, a short sha,
         // `origin/main`) is resolved in the remote's history.
@@ -137,7 +137,7 @@ impl TopologyInput {
         }
         match self.git.config()? {
             Some(config) => History::fetch(&config),
-            None => Err(SourceError::NoInput),
+            None => History::discover(Path::new(".")),
         }
     }
 }
@@ -195,7 +195,8 @@ mod tests {
             "deploy"
         ]));
         assert!(ok(&["--repo", "./r"]));
-        assert!(!ok(&[]));
+        // Without either: the current directory.
+        assert!(ok(&[]));
         assert!(!ok(&["./topology", "--repo", "./r"]));
         assert!(!ok(&["./topology", "--ref", "main"]));
         let cmd = Cmd::try_parse_from(["k", "--repo", "git@host:o/r.git"]).unwrap();

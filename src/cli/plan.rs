@@ -62,9 +62,9 @@ pub struct PlanArgs {
 
 pub fn run(args: PlanArgs) -> ExitCode {
     let targets_cluster = args.target.sim
-        || args.target.in_cluster
-        || args.target.kubeconfig.is_some()
-        || args.target.context.is_some();
+        || args.target.cluster.in_cluster
+        || args.target.cluster.kubeconfig.is_some()
+        || args.target.cluster.context.is_some();
     if args.base.is_some() && !args.live && targets_cluster {
         eprintln!("error: --base plans without a cluster; add --live to also plan against the cluster");
         return ExitCode::from(EXIT_USAGE);
@@ -250,7 +250,10 @@ fn load_and_render(snapshot: &Snapshot) -> Result<(Topology, Rendered), ExitCode
 /// The operator's options plus what the head commit's trailers allow, as a pass would plan it.
 fn plan_options(head: &Snapshot, options: &PlanOptions) -> PlanOptions {
     match &head.commit {
-        Some(commit) => options.with_commit_trailers(&commit.message, head.signer.is_some()),
+        Some(commit) => options.with_commit_trailers(
+            &crate::source::parse_trailers(&commit.message),
+            head.signer.is_some(),
+        ),
         None => options.clone(),
     }
 }

@@ -1,17 +1,30 @@
-//! `keelson validate DIR`: parse and check a topology, print every problem.
+//! `keelson validate [DIR] [-o text|json]`: parse and check a topology, print every problem.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
+use serde_json::json;
+
 use super::input::TopologyInput;
-use super::{EXIT_FAILURE, EXIT_USAGE};
+use super::{EXIT_FAILURE, print_stdout};
 use crate::source::SourceError;
-use crate::topology::{self, graph};
+use crate::topology::{self, Topology, graph};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidateFormat {
+    /// `file:line:column: field: message` per problem, or a one-line summary of a valid topology.
+    Text,
+    /// One JSON document: `valid`, the summary, and every problem with its file, line, column and field.
+    Json,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub input: TopologyInput,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ValidateFormat::Text)]
+    pub output: ValidateFormat,
 }
 
 pub fn run(args: &ValidateArgs) -> ExitCode {
@@ -19,25 +32,26 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         Ok(snapshot) => snapshot,
         Err(e) => return source_failure(&e),
     };
+    let origin = &snapshot.revision.origin;
     let loaded = topology::load_with_warnings(&snapshot);
+    if args.output == ValidateFormat::Json {
+        print_stdout(&(as_json(origin, &loaded) + "\n"));
+        return if loaded.result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_FAILURE)
+        };
+    }
     let warnings = warning_lines(&loaded.warnings);
-    match loaded.result {
+    match &loaded.result {
         Ok(topology) => {
-            let jobs: usize = topology.components.values().map(|c| c.spec.jobs.len()).sum();
-            let manifests: usize = topology.components.values().map(|c| c.manifests.len()).sum();
             for line in &warnings {
                 println!("{line}");
             }
             println!(
-                "{}: topology {} is valid: {} components in {} waves, {} jobs, {} raw manifests, namespace {}{}",
-                snapshot.revision.origin,
-                topology.name,
-                topology.components.len(),
-                graph::waves(&topology).len(),
-                jobs,
-                manifests,
-                topology.spec.namespace,
-                config_summary(&topology, &loaded.checked_config_files, warnings.len()),
+                "{}{}",
+                summary(origin, topology),
+                config_summary(topology, &loaded.checked_config_files, warnings.len())
             );
             ExitCode::SUCCESS
         }
@@ -46,11 +60,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             for line in &warnings {
                 println!("{line}");
             }
-            eprintln!(
-                "{}: {} problem(s) found",
-                snapshot.revision.origin,
-                diagnostics.len()
-            );
+            eprintln!("{origin}: {} problem(s) found", diagnostics.len());
             ExitCode::from(EXIT_FAILURE)
         }
     }
@@ -70,11 +80,7 @@ fn warning_lines(warnings: &topology::Diagnostics) -> Vec<String> {
 
 /// `; 15 oslo.config files checked against option data of 2025.1, 12 other config files not (no option data
 /// for their names), 2 warning(s)`, or nothing when the topology lists no option data.
-fn config_summary(
-    topology: &topology::Topology,
-    checked: &[topology::oslo::CheckedFile],
-    warnings: usize,
-) -> String {
+fn config_summary(topology: &Topology, checked: &[topology::oslo::CheckedFile], warnings: usize) -> String {
     let checked_files: BTreeSet<&str> = checked.iter().map(|c| c.source.as_str()).collect();
     let releases: BTreeSet<&str> = checked.iter().map(|c| c.release.as_str()).collect();
     let others = topology
@@ -101,6 +107,52 @@ fn config_summary(
     out
 }
 
+fn summary(origin: &str, topology: &Topology) -> String {
+    let jobs: usize = topology.components.values().map(|c| c.spec.jobs.len()).sum();
+    let manifests: usize = topology.components.values().map(|c| c.manifests.len()).sum();
+    format!(
+        "{origin}: topology {} is valid: {} components in {} waves, {jobs} jobs, {manifests} raw manifests, \
+         namespace {}",
+        topology.name,
+        topology.components.len(),
+        graph::waves(topology).len(),
+        topology.spec.namespace,
+    )
+}
+
+fn diagnostic_json(d: &topology::Diagnostic) -> serde_json::Value {
+    json!({
+        "file": d.file,
+        "line": d.line,
+        "column": d.column,
+        "field": d.field,
+        "message": d.message,
+    })
+}
+
+fn as_json(origin: &str, loaded: &topology::Loaded) -> String {
+    let warnings: Vec<_> = loaded.warnings.iter().map(diagnostic_json).collect();
+    let document = match &loaded.result {
+        Ok(topology) => json!({
+            "origin": origin,
+            "valid": true,
+            "topology": topology.name,
+            "namespace": topology.spec.namespace,
+            "components": topology.components.len(),
+            "waves": graph::waves(topology).len(),
+            "problems": [],
+            "warnings": warnings,
+        }),
+        Err(diagnostics) => json!({
+            "origin": origin,
+            "valid": false,
+            "problems": diagnostics.iter().map(diagnostic_json).collect::<Vec<_>>(),
+            "warnings": warnings,
+        }),
+    };
+    serde_json::to_string_pretty(&document).unwrap_or_default()
+}
+
 /// For commands whose output is something else than diagnostics: the problems go to stderr, exit 1.
 pub(crate) fn invalid_topology(origin: &str, diagnostics: &topology::Diagnostics) -> ExitCode {
     eprintln!("{diagnostics}");
@@ -108,14 +160,9 @@ pub(crate) fn invalid_topology(origin: &str, diagnostics: &topology::Diagnostics
     ExitCode::from(EXIT_FAILURE)
 }
 
-/// A directory that is not there is a usage error; one that cannot be read is a failure.
+/// A topology that cannot be read (a directory that is not there, a file that cannot be read, a remote that
+/// does not answer) is a failure of the thing asked for, exit 1; usage errors (exit 2) are clap's.
 pub(crate) fn source_failure(error: &SourceError) -> ExitCode {
     eprintln!("{error}");
-    match error {
-        SourceError::NotADirectory { .. } => ExitCode::from(EXIT_USAGE),
-        SourceError::ReadDir { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            ExitCode::from(EXIT_USAGE)
-        }
-        _ => ExitCode::from(EXIT_FAILURE),
-    }
+    ExitCode::from(EXIT_FAILURE)
 }

@@ -271,6 +271,7 @@ mod tests {
                     project: "c".into(),
                     depends_on: vec![],
                     changes: vec![change("one"), change("two"), change("three")],
+                    ..ComponentPlan::default()
                 }],
             }],
             deletions: vec![],

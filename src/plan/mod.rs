@@ -5,8 +5,8 @@
 mod diff;
 mod display;
 mod downgrade;
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 mod format_json;
 mod format_markdown;
 mod format_text;
@@ -196,6 +196,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 project: component.project.clone(),
                 depends_on: component.spec.depends_on.clone(),
                 changes,
+                health_timeout: component.health_timeout,
+                recreate_on_immutable_change: component.spec.recreate_on_immutable_change,
             });
         }
         plan_waves.push(Wave { index, components });
@@ -420,6 +422,9 @@ fn plan_deletions(
                         depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
                         name,
                         changes,
+                        // A component removed from the topology waits as long as the topology says.
+                        health_timeout: component.map_or(input.topology.health_timeout, |c| c.health_timeout),
+                        recreate_on_immutable_change: false,
                     }
                 })
                 .collect(),

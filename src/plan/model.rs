@@ -2,6 +2,7 @@
 //! ([`Plan`] with its waves, changes, deletions and refusals).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -50,15 +51,16 @@ impl PlanOptions {
     /// These options plus what the commit being planned allows through its trailers (a
     /// `Keelson-Allow-Downgrade` names the components whose schema downgrade it means to make). With
     /// signature verification on, the trailers of a commit whose signature was not verified count for nothing.
-    pub fn with_commit_trailers(&self, message: &str, verified: bool) -> PlanOptions {
+    /// `trailers` are the commit message's, as `source::parse_trailers` reads them.
+    pub fn with_commit_trailers(&self, trailers: &[(String, String)], verified: bool) -> PlanOptions {
         let mut options = self.clone();
         if self.trailers_need_signature && !verified {
-            if !super::allowed_downgrades(message).is_empty() {
+            if !super::allowed_downgrades(trailers).is_empty() {
                 tracing::warn!("commit trailers ignored: the commit's signature was not verified");
             }
             return options;
         }
-        let allowed = super::allowed_downgrades(message);
+        let allowed = super::allowed_downgrades(trailers);
         if !allowed.is_empty() {
             tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
         }
@@ -133,7 +135,7 @@ impl std::fmt::Debug for Change {
     }
 }
 
-/// One component's share of a wave.
+/// One component's share of a wave, with what the rollout needs to know about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentPlan {
@@ -142,6 +144,29 @@ pub struct ComponentPlan {
     pub depends_on: Vec<String>,
     /// In stage order (config, services, pre-jobs, workload, post-jobs); for deletions the reverse.
     pub changes: Vec<Change>,
+    /// How long the component may take to become healthy (for deletions: to be gone); its own
+    /// `healthTimeout`, else the topology's.
+    #[serde(skip)]
+    pub health_timeout: Duration,
+    /// Its objects may be deleted and recreated when the API refuses an immutable change.
+    #[serde(skip)]
+    pub recreate_on_immutable_change: bool,
+}
+
+/// The topology's default health timeout.
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for ComponentPlan {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            project: String::new(),
+            depends_on: Vec::new(),
+            changes: Vec::new(),
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            recreate_on_immutable_change: false,
+        }
+    }
 }
 
 impl ComponentPlan {

@@ -477,10 +477,10 @@ fn the_markdown_comment_starts_with_the_summary_and_stays_under_the_limit() {
 
 #[test]
 fn trailers_that_relax_a_guard_count_only_on_a_verified_commit_when_verification_is_on() {
-    let message = "Revert nova\n\nThis reverts commit abc1234.\n\nKeelson-Allow-Downgrade: nova\n";
+    let trailers = &[("Keelson-Allow-Downgrade".to_string(), "nova".to_string())][..];
     let off = PlanOptions::default();
     assert!(
-        off.with_commit_trailers(message, false)
+        off.with_commit_trailers(trailers, false)
             .allow_downgrade
             .contains("nova")
     );
@@ -488,9 +488,13 @@ fn trailers_that_relax_a_guard_count_only_on_a_verified_commit_when_verification
         trailers_need_signature: true,
         ..PlanOptions::default()
     };
-    assert!(on.with_commit_trailers(message, false).allow_downgrade.is_empty());
     assert!(
-        on.with_commit_trailers(message, true)
+        on.with_commit_trailers(trailers, false)
+            .allow_downgrade
+            .is_empty()
+    );
+    assert!(
+        on.with_commit_trailers(trailers, true)
             .allow_downgrade
             .contains("nova")
     );
@@ -500,7 +504,7 @@ fn trailers_that_relax_a_guard_count_only_on_a_verified_commit_when_verification
         ..on
     };
     assert_eq!(
-        flagged.with_commit_trailers(message, false).allow_downgrade,
+        flagged.with_commit_trailers(trailers, false).allow_downgrade,
         ["glance".to_string()].into()
     );
 }

@@ -25,7 +25,7 @@ pub(super) async fn run(
     opts: &RolloutOptions,
 ) -> (ComponentOutcome, ChangeSet) {
     let started = Instant::now();
-    let timeout = opts.timeout_of(&c.name);
+    let timeout = c.health_timeout;
     let mut step = Step {
         kube,
         component: c,
@@ -54,7 +54,8 @@ pub(super) async fn run(
             );
         }
     }
-    tracing::info!(component = %c.name, %state, %reason, "component finished");
+    // Debug: the daemon logs one line per pass, not one per component.
+    tracing::debug!(component = %c.name, %state, %reason, "component finished");
     (outcome(&c.name, state, &reason, started.elapsed()), changes)
 }
 
@@ -124,7 +125,7 @@ impl Step<'_> {
         };
         let result = match self.kube.apply(body, &apply_opts).await {
             Err(ClusterError::Immutable { field, .. })
-                if self.opts.recreate_on_immutable.contains(&self.component.name) && !self.opts.dry_run =>
+                if self.component.recreate_on_immutable_change && !self.opts.dry_run =>
             {
                 let note = format!("recreated: field {field} is immutable");
                 self.recreate(object, &field, body, &apply_opts)

@@ -310,14 +310,6 @@ impl GitSource {
         lock(&self.inner).verify(snapshot, mode, allowed)
     }
 
-    /// Forgets the last commit read, so that the next poll reads it again (after a verification that could
-    /// not reach the remote, say).
-    pub fn forget_last_seen(&self) {
-        let mut inner = lock(&self.inner);
-        inner.last_seen = None;
-        inner.last_revision = None;
-    }
-
     /// [`GitSource::verify_blocking`] off the async runtime.
     pub async fn verify(
         &self,

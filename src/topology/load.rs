@@ -12,7 +12,7 @@ use super::spec::{
     API_VERSION, ConfigFile, EnvVar, JobSpec, Policy, Probe, ServiceDocument, ServiceSpec, TopologyDocument,
     TopologySpec, Volume, WorkloadKind,
 };
-use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy};
+use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy, suggest};
 
 /// The root document of a topology.
 pub const TOPOLOGY_FILE: &str = "keelson.yaml";
@@ -53,12 +53,14 @@ pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
         Some(root) => Context {
             spec: &root.document.spec,
             namespace_known: names::dns1123_label(&root.document.spec.namespace).is_ok(),
+            policy_known: true,
         },
         None => {
             fallback = fallback_spec();
             Context {
                 spec: &fallback,
                 namespace_known: false,
+                policy_known: false,
             }
         }
     };
@@ -81,13 +83,20 @@ pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
         ));
     }
     for (path, entry) in snapshot.entries_under(SERVICES_DIR) {
+        let stem = path
+            .strip_prefix("services/")
+            .and_then(|p| p.strip_suffix(".yaml"));
         match load_service_file(path, entry, &mut diags) {
-            Some(service) => parsed.push(service),
+            Some(service) => {
+                // A renamed `metadata.name` is reported once, at the rename: the components that still
+                // name the file's component are not unknown.
+                if let Some(stem) = stem.filter(|s| *s != service.document.metadata.name) {
+                    unreadable.insert(stem.to_string());
+                }
+                parsed.push(service);
+            }
             None => {
-                if let Some(stem) = path
-                    .strip_prefix("services/")
-                    .and_then(|p| p.strip_suffix(".yaml"))
-                {
+                if let Some(stem) = stem {
                     unreadable.insert(stem.to_string());
                 }
             }
@@ -185,6 +194,9 @@ struct Context<'a> {
     /// False when `keelson.yaml` is broken: checks that compare against its namespace are skipped
     /// rather than reporting noise.
     namespace_known: bool,
+    /// False when `keelson.yaml` is broken: its policy is unknown, so the checks against it are skipped
+    /// (a default policy would refuse what the real one allows, once per component).
+    policy_known: bool,
 }
 
 fn fallback_spec() -> TopologySpec {
@@ -562,13 +574,13 @@ fn check_component(
         check.result(&format!("spec.nodeSelector.{key}"), names::label_key(key));
         check.result(&format!("spec.nodeSelector.{key}"), names::label_value(value));
     }
-    if spec.host_network && !topology.policy.allow_host_network {
+    if context.policy_known && spec.host_network && !topology.policy.allow_host_network {
         check.at(
             "spec.hostNetwork",
             "host networking is not allowed by keelson.yaml spec.policy.allowHostNetwork",
         );
     }
-    if spec.privileged && !topology.policy.allow_privileged {
+    if context.policy_known && spec.privileged && !topology.policy.allow_privileged {
         check.at(
             "spec.privileged",
             "privileged containers are not allowed by keelson.yaml spec.policy.allowPrivileged",
@@ -1065,7 +1077,9 @@ fn check_manifest(
     }
     if let (Some(api_version), Some(kind)) = (&api_version, &kind) {
         let policy = &context.spec.policy;
-        if let Some(refusal) = policy::kind_refusal(policy, api_version, kind) {
+        if let Some(refusal) =
+            policy::kind_refusal(policy, api_version, kind).filter(|_| context.policy_known)
+        {
             check.at("kind", refusal);
         }
         match string_at(value, &["metadata", "namespace"]) {
@@ -1140,11 +1154,19 @@ fn check_dependencies(
             } else if unreadable.contains(dep) {
                 // Reported where it is broken.
             } else if !declared.contains_key(dep.as_str()) {
+                let known = declared
+                    .keys()
+                    .copied()
+                    .chain(unreadable.iter().map(String::as_str));
+                let hint = match suggest::closest(dep, known) {
+                    Some(close) => format!("; did you mean `{close}`?"),
+                    None => String::new(),
+                };
                 diags.push(diag(
                     &service.file,
                     at,
                     &field,
-                    format!("unknown component `{dep}` (no {SERVICES_DIR}/{dep}.yaml)"),
+                    format!("unknown component `{dep}` (no {SERVICES_DIR}/{dep}.yaml){hint}"),
                 ));
             } else {
                 deps.push(dep.as_str());

@@ -9,6 +9,7 @@ pub mod names;
 pub mod oslo;
 pub mod policy;
 pub mod spec;
+mod suggest;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
