@@ -77,6 +77,9 @@ fn topology(components: &[(&str, &[&str])], health_timeout: Duration) -> Topolog
                 health_timeout,
                 config_contents: Vec::new(),
                 manifests: Vec::new(),
+                container_images: BTreeMap::new(),
+                toolbox_image: None,
+                encrypted_files: BTreeMap::new(),
             };
             (name.to_string(), c)
         })
@@ -116,6 +119,9 @@ fn object(component: &str, stage: Stage, kind: &str, name: &str, fields: Value) 
     RenderedObject {
         component: component.into(),
         stage,
+        step: 0,
+        timeout: None,
+        secret: None,
         reference: ObjectRef {
             api_version: api_version(kind).into(),
             kind: kind.into(),
@@ -746,6 +752,9 @@ fn selector_change_plan() -> Plan {
                     diff: Vec::new(),
                     drift: false,
                     desired: Some(body),
+                    step: 0,
+                    timeout: None,
+                    secret: None,
                 }],
             }],
         }],

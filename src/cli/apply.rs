@@ -6,7 +6,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::input::TopologyInput;
-use super::pass_args::PassArgs;
+use super::pass_args::{DecryptArgs, PassArgs};
 use super::target::TargetArgs;
 use super::{EXIT_FAILURE, report, runtime};
 use crate::cluster::Kube;
@@ -21,6 +21,8 @@ pub struct ApplyArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 }
 
 pub fn run(args: ApplyArgs) -> ExitCode {
@@ -33,7 +35,9 @@ pub fn run(args: ApplyArgs) -> ExitCode {
             Ok(both) => both,
             Err(code) => return code,
         };
-        match apply_with_progress(&connection.kube, &snapshot, &args.pass.settings()).await {
+        let mut settings = args.pass.settings();
+        args.decrypt.apply_to(&mut settings);
+        match apply_with_progress(&connection.kube, &snapshot, &settings).await {
             Some(outcome) if outcome.rollout.converged() => ExitCode::SUCCESS,
             _ => ExitCode::from(EXIT_FAILURE),
         }

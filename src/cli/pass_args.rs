@@ -2,6 +2,7 @@
 
 use crate::plan::PlanOptions;
 use crate::reconciler::PassSettings;
+use crate::rollout::AgeKeySecret;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PassArgs {
@@ -33,5 +34,20 @@ impl PassArgs {
             concurrency: usize::from(self.concurrency),
             ..PassSettings::default()
         }
+    }
+}
+
+/// Settings of the commands that write to the cluster (`apply`, `run`) and therefore may decrypt.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecryptArgs {
+    /// The Secret (`<namespace>/<name>`) whose keys hold the age identities that decrypt the repository's
+    /// `*.age` files. Read from the cluster, and only when an encrypted value must be written.
+    #[arg(long, value_name = "NS/NAME", env = "KEELSON_AGE_KEY_SECRET")]
+    pub age_key_secret: Option<AgeKeySecret>,
+}
+
+impl DecryptArgs {
+    pub fn apply_to(&self, settings: &mut PassSettings) {
+        settings.age_key_secret = self.age_key_secret.clone();
     }
 }

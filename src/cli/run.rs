@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::credentials::CredentialArgs;
-use super::pass_args::PassArgs;
+use super::pass_args::{DecryptArgs, PassArgs};
 use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
 use crate::cluster::{self, Target};
 use crate::reconciler::leader::LeaderConfig;
@@ -105,6 +105,8 @@ pub struct RunArgs {
     pub retry_period: Duration,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 }
 
 impl std::fmt::Debug for RunArgs {
@@ -186,6 +188,7 @@ impl RunArgs {
         let mut config = DaemonConfig::new(self.namespace.clone());
         config.interval = self.interval;
         config.pass = self.pass.settings();
+        self.decrypt.apply_to(&mut config.pass);
         config.listen = Some(self.listen);
         config.webhook = self
             .webhook_secret_file

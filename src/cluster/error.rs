@@ -10,6 +10,7 @@ pub enum Verb {
     Get,
     List,
     Apply,
+    Create,
     Delete,
 }
 
@@ -20,6 +21,7 @@ impl std::fmt::Display for Verb {
             Verb::Get => "get",
             Verb::List => "list",
             Verb::Apply => "apply",
+            Verb::Create => "create",
             Verb::Delete => "delete",
         })
     }

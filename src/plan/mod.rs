@@ -239,9 +239,12 @@ fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
         reference: obj.reference.clone(),
         component: obj.component.clone(),
         stage: obj.stage,
+        step: obj.step,
+        timeout: obj.timeout,
         diff: Vec::new(),
         drift: false,
         desired: Some(obj.body.clone()),
+        secret: obj.secret.clone(),
     };
     let Some(live) = live else { return change };
     let mut diff = diff::subset_diff(&obj.body, live, is_secret(&obj.reference));
@@ -322,6 +325,14 @@ fn plan_deletions(
         let refusal = policy_refusal(topology, &l.reference)
             .map(|(reason, message)| (reason, message, true))
             .or_else(|| {
+                (safety::is_generated_secret(&l.reference, l.object)
+                    && !topology.spec.tombstones.secrets.contains(&l.reference.name))
+                .then(|| {
+                    let message = safety::generated_secret_message(&l.reference.name);
+                    (RefusalReason::GeneratedSecret, message, false)
+                })
+            })
+            .or_else(|| {
                 (safety::is_persistent(&l.reference, Some(l.object)) && !policy.prune_persistent_data)
                     .then(|| (RefusalReason::PersistentData, safety::persistent_message(), false))
             });
@@ -339,9 +350,12 @@ fn plan_deletions(
                 reference: l.reference.clone(),
                 component,
                 stage,
+                step: 0,
+                timeout: None,
                 diff: Vec::new(),
                 drift: false,
                 desired: None,
+                secret: None,
             }),
         }
     }

@@ -17,7 +17,7 @@ use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector}
 use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
-use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
+use crate::rollout::{self, AgeKeySecret, AgeKeys, ProgressEvent, RolloutOptions, RolloutOutcome};
 use crate::source::{CommitInfo, Revision, Snapshot};
 use crate::topology::{self, Diagnostics, Topology};
 
@@ -47,6 +47,8 @@ pub struct PassSettings {
     pub create_namespace: bool,
     /// Send every write as a server-side dry run.
     pub dry_run: bool,
+    /// The Secret holding the age identities that decrypt encrypted values (`--age-key-secret`).
+    pub age_key_secret: Option<AgeKeySecret>,
 }
 
 impl Default for PassSettings {
@@ -58,6 +60,7 @@ impl Default for PassSettings {
             poll_interval: Duration::from_millis(500),
             create_namespace: true,
             dry_run: false,
+            age_key_secret: None,
         }
     }
 }
@@ -395,6 +398,7 @@ async fn roll_out(
         progress,
         poll_interval: settings.poll_interval,
         dry_run: settings.dry_run,
+        age_keys: AgeKeys::from_secret(settings.age_key_secret.clone()),
         ..RolloutOptions::for_topology(&prepared.topology)
     };
     rollout::execute(kube, &prepared.plan, &options).await

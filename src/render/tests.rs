@@ -26,6 +26,9 @@ pub fn component(name: &str) -> Component {
         health_timeout: Duration::from_secs(600),
         config_contents: vec![],
         manifests: vec![],
+        container_images: Default::default(),
+        toolbox_image: None,
+        encrypted_files: Default::default(),
     }
 }
 
@@ -33,7 +36,9 @@ pub fn job(name: &str, phase: JobPhase) -> JobSpec {
     JobSpec {
         name: name.into(),
         phase,
-        command: format!("{name}-command"),
+        command: Some(format!("{name}-command")),
+        script: None,
+        group: None,
         image: None,
         env: vec![],
         backoff_limit: None,
@@ -49,6 +54,9 @@ pub fn topology(components: Vec<Component>) -> Topology {
             images: Default::default(),
             health_timeout: "10m".into(),
             policy: Policy::default(),
+            secrets: vec![],
+            bootstrap: None,
+            tombstones: Default::default(),
         },
         health_timeout: Duration::from_secs(600),
         components: components.into_iter().map(|c| (c.name.clone(), c)).collect(),
@@ -97,6 +105,7 @@ pub fn keystone() -> Component {
             size: "1Gi".into(),
             storage_class: None,
         }),
+        mount_propagation: None,
     }];
     c.spec.jobs = vec![job("db-sync", JobPhase::Pre), job("bootstrap", JobPhase::Post)];
     c.job_images = vec![c.image.clone(), c.image.clone()];
@@ -139,6 +148,7 @@ pub fn mariadb() -> Component {
             size: "20Gi".into(),
             storage_class: Some("fast".into()),
         }),
+        mount_propagation: None,
     }];
     c
 }
@@ -180,6 +190,8 @@ fn objects_come_in_wave_then_stage_order() {
         ("mariadb", "StatefulSet/mariadb"),
         ("keystone", "ConfigMap/keystone-config"),
         ("keystone", "PersistentVolumeClaim/keystone-fernet-k"),
+        // Three replicas: a PodDisruptionBudget keeps a drain from taking more than one at a time.
+        ("keystone", "PodDisruptionBudget/keystone"),
         ("keystone", "Service/keystone"),
         ("keystone", "Job/keystone-db-sync-"),
         ("keystone", "Deployment/keystone"),

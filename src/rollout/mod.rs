@@ -5,6 +5,9 @@
 
 mod component;
 mod prune;
+mod secrets;
+
+pub use secrets::{AgeKeySecret, AgeKeys};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -38,6 +41,9 @@ pub struct RolloutOptions {
     pub dry_run: bool,
     /// Run the plan's deletions (after everything else succeeded).
     pub prune: bool,
+    /// The age identities that decrypt the repository's encrypted Secret values, read from the cluster
+    /// on first need.
+    pub age_keys: AgeKeys,
 }
 
 impl Default for RolloutOptions {
@@ -52,6 +58,7 @@ impl Default for RolloutOptions {
             recreate_on_immutable: BTreeSet::new(),
             dry_run: false,
             prune: true,
+            age_keys: AgeKeys::default(),
         }
     }
 }
@@ -452,9 +459,12 @@ mod tests {
                 },
                 component: name.into(),
                 stage: Stage::Config,
+                step: 0,
+                timeout: None,
                 diff: Vec::new(),
                 drift: false,
                 desired: None,
+                secret: None,
             }]
         } else {
             Vec::new()

@@ -567,6 +567,12 @@ fn check_component(
     let jobs_name_images = spec.jobs.iter().all(|j| j.image.is_some());
     let image = if spec.image.is_empty() && spec.workload == WorkloadKind::None && jobs_name_images {
         String::new()
+    } else if spec.image.is_empty() {
+        check.at(
+            "spec",
+            "missing field `image` (needed by the workload and by every job that names no image of its own)",
+        );
+        String::new()
     } else {
         match image::resolve(&spec.image, &topology.images) {
             Ok(image) => image,
