@@ -71,6 +71,13 @@ pub(super) fn check_secret_specs(
 /// Whether `bytes` is an age file (binary or armored) with a readable header; the body is not read, and
 /// nothing is decrypted.
 pub fn check_age_header(bytes: &[u8]) -> Result<(), String> {
+    const BINARY: &[u8] = b"age-encryption.org/v1\n";
+    const ARMORED: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    if !bytes.starts_with(BINARY) && !bytes.trim_ascii_start().starts_with(ARMORED) {
+        return Err(
+            "is not an age-encrypted file (it starts with neither the age header nor the armor line)".to_string(),
+        );
+    }
     let reader = age::armor::ArmoredReader::new(bytes);
     match age::Decryptor::new(reader) {
         Ok(decryptor) if decryptor.is_scrypt() => {
