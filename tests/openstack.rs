@@ -58,7 +58,8 @@ async fn env() -> Env {
     .await
     .expect("connects");
     let kubeconfig = tempfile::NamedTempFile::new().expect("kubeconfig file");
-    sim.write_kubeconfig(kubeconfig.path()).expect("kubeconfig written");
+    sim.write_kubeconfig(kubeconfig.path())
+        .expect("kubeconfig written");
     Env {
         sim,
         kube,
@@ -150,9 +151,7 @@ fn referenced_secrets(prepared: &Prepared) -> BTreeSet<(String, Option<String>)>
 fn first_write(log: &[RequestRecord], resource: &str, prefix: &str) -> usize {
     log.iter()
         .position(|r| {
-            r.is_write()
-                && r.resource == resource
-                && r.name.as_deref().is_some_and(|n| n.starts_with(prefix))
+            r.is_write() && r.resource == resource && r.name.as_deref().is_some_and(|n| n.starts_with(prefix))
         })
         .unwrap_or_else(|| panic!("no write of {resource} {prefix}*"))
 }
@@ -193,8 +192,17 @@ async fn one_apply_on_a_fresh_cluster_makes_every_secret_account_and_catalog_ent
             assert!(!value.is_empty() && !value.contains("{{"), "{name}.{key}");
         }
     }
-    for rendered in prepared.rendered.objects.iter().filter(|o| o.reference.kind == "Secret") {
-        assert!(rendered.body.get("data").is_none(), "{} carries values", rendered.reference);
+    for rendered in prepared
+        .rendered
+        .objects
+        .iter()
+        .filter(|o| o.reference.kind == "Secret")
+    {
+        assert!(
+            rendered.body.get("data").is_none(),
+            "{} carries values",
+            rendered.reference
+        );
     }
     // Derived values are made from the generated ones.
     let nova = &live["nova"].1;
@@ -213,7 +221,11 @@ async fn one_apply_on_a_fresh_cluster_makes_every_secret_account_and_catalog_ent
         )
     );
     assert_eq!(nova["keystone-password"].len(), 32);
-    assert!(live["heat"].1["auth-encryption-key"].chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(
+        live["heat"].1["auth-encryption-key"]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit())
+    );
 
     // Every database, RabbitMQ and Keystone Job was written (and, the rollout waiting on each step,
     // completed) before the workload that needs it.
@@ -221,9 +233,21 @@ async fn one_apply_on_a_fresh_cluster_makes_every_secret_account_and_catalog_ent
         ("keystone", &["db-init"][..], "deployments"),
         ("glance-api", &["db-init", "ks-register"][..], "deployments"),
         ("placement-api", &["db-init", "ks-register"][..], "deployments"),
-        ("nova-api", &["db-init", "rabbit-init", "ks-register"][..], "deployments"),
-        ("neutron-server", &["db-init", "rabbit-init", "ks-register"][..], "deployments"),
-        ("cinder-api", &["db-init", "rabbit-init", "ks-register"][..], "deployments"),
+        (
+            "nova-api",
+            &["db-init", "rabbit-init", "ks-register"][..],
+            "deployments",
+        ),
+        (
+            "neutron-server",
+            &["db-init", "rabbit-init", "ks-register"][..],
+            "deployments",
+        ),
+        (
+            "cinder-api",
+            &["db-init", "rabbit-init", "ks-register"][..],
+            "deployments",
+        ),
         (
             "heat-api",
             &["db-init", "rabbit-init", "ks-register", "ks-domain"][..],
@@ -251,8 +275,14 @@ async fn one_apply_on_a_fresh_cluster_makes_every_secret_account_and_catalog_ent
         ("deployments", "keystone"),
     ]);
     // fernet-setup and credential-setup share a group: both written before either is waited on.
-    order(&[("jobs", "keystone-db-sync-"), ("jobs", "keystone-credential-setup-")]);
-    order(&[("jobs", "keystone-credential-setup-"), ("jobs", "keystone-ks-bootstrap-")]);
+    order(&[
+        ("jobs", "keystone-db-sync-"),
+        ("jobs", "keystone-credential-setup-"),
+    ]);
+    order(&[
+        ("jobs", "keystone-credential-setup-"),
+        ("jobs", "keystone-ks-bootstrap-"),
+    ]);
     // Nova: api_db sync -> map_cell0 -> create_cell -> db sync -> workloads -> discover_hosts after
     // nova-compute is healthy.
     order(&[
@@ -290,7 +320,12 @@ async fn one_apply_on_a_fresh_cluster_makes_every_secret_account_and_catalog_ent
         .filter(|v| v.len() >= 8)
         .collect();
     assert!(values.len() > 30);
-    edit(dir.path(), "keelson.yaml", "  - name: nova\n", "  - name: nova\n    rotation: 1\n");
+    edit(
+        dir.path(),
+        "keelson.yaml",
+        "  - name: nova\n",
+        "  - name: nova\n    rotation: 1\n",
+    );
     let kubeconfig = env.kubeconfig.path().to_str().expect("path");
     let repo = dir.path().to_str().expect("path");
     let mut outputs = Vec::new();
@@ -300,9 +335,15 @@ async fn one_apply_on_a_fresh_cluster_makes_every_secret_account_and_catalog_ent
         outputs.push((format!("plan -o {format}"), out));
     }
     let text = String::from_utf8_lossy(&outputs[0].1.stdout).to_string();
-    assert!(text.contains("Secret openstack/nova"), "the rotation is planned:\n{text}");
+    assert!(
+        text.contains("Secret openstack/nova"),
+        "the rotation is planned:\n{text}"
+    );
     for format in ["yaml", "json"] {
-        outputs.push((format!("render -o {format}"), keelson(&["render", repo, "-o", format])));
+        outputs.push((
+            format!("render -o {format}"),
+            keelson(&["render", repo, "-o", format]),
+        ));
     }
     for (what, out) in &outputs {
         let shown = format!(
@@ -336,18 +377,31 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
             .map(str::to_string)
     };
 
-    edit(dir.path(), "keelson.yaml", "  - name: nova\n", "  - name: nova\n    rotation: 1\n");
+    edit(
+        dir.path(),
+        "keelson.yaml",
+        "  - name: nova\n",
+        "  - name: nova\n    rotation: 1\n",
+    );
     env.sim.clear_request_log();
     let (rotated, result) = pass(&env.kube, dir.path()).await;
     assert_converged(&result);
     let after = secrets(&env.kube).await;
     let (old, new) = (&before["nova"].1, &after["nova"].1);
-    for key in ["database-password", "rabbitmq-password", "keystone-password", "metadata-secret"] {
+    for key in [
+        "database-password",
+        "rabbitmq-password",
+        "keystone-password",
+        "metadata-secret",
+    ] {
         assert_ne!(old[key], new[key], "nova.{key} rotated");
     }
     assert_eq!(
         new["database-connection"],
-        format!("mysql+pymysql://nova:{}@mariadb.openstack.svc:3306/nova", new["database-password"])
+        format!(
+            "mysql+pymysql://nova:{}@mariadb.openstack.svc:3306/nova",
+            new["database-password"]
+        )
     );
     for (name, (_, data)) in &before {
         if name != "nova" {
@@ -366,12 +420,18 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
         assert_eq!(changed, rolls, "{kind} {name}");
     }
     let log = env.sim.request_log();
-    for job in ["nova-api-db-init-", "nova-api-rabbit-init-", "nova-api-ks-register-"] {
+    for job in [
+        "nova-api-db-init-",
+        "nova-api-rabbit-init-",
+        "nova-api-ks-register-",
+    ] {
         first_write(&log, "jobs", job);
     }
     assert!(
-        !log.iter()
-            .any(|r| r.is_write() && r.name.as_deref().is_some_and(|n| n.starts_with("glance-api-db-init-"))),
+        !log.iter().any(|r| r.is_write()
+            && r.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("glance-api-db-init-"))),
         "glance's database Job does not run again"
     );
 
@@ -379,7 +439,10 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
     std::fs::remove_file(dir.path().join("services/horizon.yaml")).expect("remove horizon");
     let (removed, result) = pass(&env.kube, dir.path()).await;
     assert_converged(&result);
-    assert!(secrets(&env.kube).await.contains_key("horizon"), "kept without a tombstone");
+    assert!(
+        secrets(&env.kube).await.contains_key("horizon"),
+        "kept without a tombstone"
+    );
     let kept = removed
         .plan
         .refusals
@@ -387,7 +450,11 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
         .find(|r| r.reference.name == "horizon" && r.reference.kind == "Secret")
         .expect("the kept Secret is reported");
     assert!(!kept.blocking);
-    assert!(kept.message.contains("spec.tombstones.secrets"), "{}", kept.message);
+    assert!(
+        kept.message.contains("spec.tombstones.secrets"),
+        "{}",
+        kept.message
+    );
     let deployments = get_json(&env.kube, &format!("/apis/apps/v1/namespaces/{NS}/deployments")).await;
     assert!(
         !deployments["items"]
@@ -405,5 +472,8 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
     );
     let (_, result) = pass(&env.kube, dir.path()).await;
     assert_converged(&result);
-    assert!(!secrets(&env.kube).await.contains_key("horizon"), "deleted after the tombstone");
+    assert!(
+        !secrets(&env.kube).await.contains_key("horizon"),
+        "deleted after the tombstone"
+    );
 }

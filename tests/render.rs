@@ -149,7 +149,10 @@ fn example_repo_validates_and_renders_every_component() {
     for (i, _) in text.match_indices("mysql+pymysql://") {
         let rest = &text[i..];
         let credentials = &rest[..rest.find('@').unwrap_or(rest.len())];
-        assert!(credentials.contains(":{{ "), "a database URL with a literal password: {credentials}");
+        assert!(
+            credentials.contains(":{{ "),
+            "a database URL with a literal password: {credentials}"
+        );
     }
 }
 
@@ -245,7 +248,10 @@ fn an_image_change_renames_only_that_components_jobs() {
             assert_eq!(x, y);
         }
     }
-    assert_eq!(renamed, 4, "db-sync, fernet-setup, credential-setup and ks-bootstrap");
+    assert_eq!(
+        renamed, 4,
+        "db-sync, fernet-setup, credential-setup and ks-bootstrap"
+    );
 }
 
 #[test]

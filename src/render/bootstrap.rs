@@ -44,7 +44,10 @@ impl ToolboxJob {
     }
 
     pub fn command(&self) -> Vec<String> {
-        vec![self.interpreter.to_string(), format!("{SCRIPTS_DIR}/{}", self.script)]
+        vec![
+            self.interpreter.to_string(),
+            format!("{SCRIPTS_DIR}/{}", self.script),
+        ]
     }
 }
 

@@ -8,8 +8,8 @@ use super::bootstrap::{self, ToolboxJob};
 use super::kolla::{self, KeyedFile, Permission};
 use super::{Ctx, Piece, RenderError, Stage, hash_value, secrets};
 use crate::object::{
-    ANNOTATION_CONFIG_HASH, ANNOTATION_PERSISTENT, ANNOTATION_SCRIPT_HASH, ANNOTATION_SECRETS_HASH, LABEL_JOB,
-    LABEL_ROLE, ROLE_JOB, ROLE_WORKLOAD,
+    ANNOTATION_CONFIG_HASH, ANNOTATION_PERSISTENT, ANNOTATION_SCRIPT_HASH, ANNOTATION_SECRETS_HASH,
+    LABEL_JOB, LABEL_ROLE, ROLE_JOB, ROLE_WORKLOAD,
 };
 use crate::topology::{
     AntiAffinity, ContainerSpec, EnvVar, Hook, JobPhase, JobSpec, Port, Probe, Volume, WorkloadKind,
@@ -37,7 +37,13 @@ fn kolla_jobs<'a>(ctx: &Ctx<'a>, has_toolbox_jobs: bool) -> Vec<KollaJob<'a>> {
     for phase in [JobPhase::Pre, JobPhase::Post] {
         let mut step = u32::from(phase == JobPhase::Pre && has_toolbox_jobs);
         let mut previous: Option<(u32, Option<&str>)> = None;
-        for (job, image) in c.spec.jobs.iter().zip(&c.job_images).filter(|(j, _)| j.phase == phase) {
+        for (job, image) in c
+            .spec
+            .jobs
+            .iter()
+            .zip(&c.job_images)
+            .filter(|(j, _)| j.phase == phase)
+        {
             let this = match (previous, job.group.as_deref()) {
                 (Some((last, Some(g))), Some(group)) if g == group => last,
                 (Some((last, _)), _) => last + 1,
@@ -222,7 +228,11 @@ fn config_map(
 fn job_command_line(component: &str, job: &JobSpec) -> Result<String, RenderError> {
     match (&job.command, &job.script) {
         (Some(command), _) => kolla::command_line(component, command, &[]),
-        (None, Some(_)) => Ok(format!("bash {}/{}", kolla::CONFIG_DIR, job_script_key(&job.name))),
+        (None, Some(_)) => Ok(format!(
+            "bash {}/{}",
+            kolla::CONFIG_DIR,
+            job_script_key(&job.name)
+        )),
         (None, None) => Err(RenderError::Command {
             component: component.to_string(),
             reason: format!("job {} has neither command nor script", job.name),
@@ -638,7 +648,11 @@ fn secret_names<'a>(envs: impl IntoIterator<Item = &'a EnvVar>, volumes: &'a [Vo
     let mut names: Vec<String> = envs
         .into_iter()
         .filter_map(|e| e.secret_key_ref.as_ref().map(|r| r.name.clone()))
-        .chain(volumes.iter().filter_map(|v| v.secret.as_ref().map(|s| s.name.clone())))
+        .chain(
+            volumes
+                .iter()
+                .filter_map(|v| v.secret.as_ref().map(|s| s.name.clone())),
+        )
         .collect();
     names.sort();
     names.dedup();
@@ -801,7 +815,10 @@ fn workload(ctx: &Ctx<'_>, files: &[KeyedFile<'_>], config_hash: Option<&str>) -
 /// service file says otherwise), or for any one whose service file asks for it.
 fn pod_disruption_budget(ctx: &Ctx<'_>) -> Option<Value> {
     let spec = &ctx.component.spec;
-    if !matches!(spec.workload, WorkloadKind::Deployment | WorkloadKind::StatefulSet) {
+    if !matches!(
+        spec.workload,
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet
+    ) {
         return None;
     }
     let budget = spec.disruption_budget.as_ref();
@@ -809,7 +826,10 @@ fn pod_disruption_budget(ctx: &Ctx<'_>) -> Option<Value> {
         return None;
     }
     let mut pdb = Map::new();
-    match (budget.and_then(|b| b.min_available), budget.and_then(|b| b.max_unavailable)) {
+    match (
+        budget.and_then(|b| b.min_available),
+        budget.and_then(|b| b.max_unavailable),
+    ) {
         (Some(min), _) => pdb.insert("minAvailable".into(), json!(min)),
         (None, Some(max)) => pdb.insert("maxUnavailable".into(), json!(max)),
         (None, None) => pdb.insert("maxUnavailable".into(), json!(1)),
@@ -845,7 +865,13 @@ fn job_deadline(timeout: std::time::Duration) -> i64 {
 }
 
 /// The Job body around a pod spec, named by the hash of its spec.
-fn job_object(ctx: &Ctx<'_>, job: &str, backoff: i32, timeout: std::time::Duration, template: Value) -> Value {
+fn job_object(
+    ctx: &Ctx<'_>,
+    job: &str,
+    backoff: i32,
+    timeout: std::time::Duration,
+    template: Value,
+) -> Value {
     let spec = json!({
         "backoffLimit": backoff,
         "activeDeadlineSeconds": job_deadline(timeout),
@@ -916,7 +942,13 @@ fn toolbox_job(ctx: &Ctx<'_>, job: &ToolboxJob, image: &str) -> Result<Value, Re
         annotations.insert(ANNOTATION_SECRETS_HASH.into(), json!(hash));
     }
     let template = job_template(ctx, job.name, pod, annotations);
-    Ok(job_object(ctx, job.name, 3, ctx.component.health_timeout, template))
+    Ok(job_object(
+        ctx,
+        job.name,
+        3,
+        ctx.component.health_timeout,
+        template,
+    ))
 }
 
 /// A Job named by its content: Jobs are immutable, so a changed spec or image is a new Job (a new
@@ -942,7 +974,12 @@ fn job(
     };
     let (mut volumes, mut mounts) = user_volumes(ctx, true);
     let script_key = job.script.as_ref().map(|_| job_script_key(&job.name));
-    let (v, m) = config_volume(ctx, &kolla::job_config_key(&job.name), files, script_key.as_deref());
+    let (v, m) = config_volume(
+        ctx,
+        &kolla::job_config_key(&job.name),
+        files,
+        script_key.as_deref(),
+    );
     volumes.insert(0, v);
     mounts.insert(0, m);
 
@@ -963,7 +1000,10 @@ fn job(
     );
     let mut annotations = Map::new();
     if let Some(script) = &job.script {
-        annotations.insert(ANNOTATION_SCRIPT_HASH.into(), json!(super::sha256_hex(script.as_bytes())));
+        annotations.insert(
+            ANNOTATION_SCRIPT_HASH.into(),
+            json!(super::sha256_hex(script.as_bytes())),
+        );
     }
     let merged: Vec<&EnvVar> = c
         .spec

@@ -20,12 +20,18 @@ use crate::topology::{Alphabet, Component, Generator, SecretSpec, Topology};
 /// How the rollout makes one key's value.
 #[derive(Clone, PartialEq)]
 pub enum KeySource {
-    Random { length: usize, alphabet: Alphabet },
+    Random {
+        length: usize,
+        alphabet: Alphabet,
+    },
     Fernet,
     /// Literals and references to generated keys of other Secrets (or of this one).
     Template(Vec<TemplatePart>),
     /// The plaintext of an age ciphertext from the repository.
-    Encrypted { file: String, ciphertext: Arc<Vec<u8>> },
+    Encrypted {
+        file: String,
+        ciphertext: Arc<Vec<u8>>,
+    },
 }
 
 // By hand, so that a ciphertext is never dumped into a log line.
@@ -163,7 +169,10 @@ pub(crate) fn render(ctx: &Ctx<'_>) -> Vec<(Stage, u32, Value, SecretRecipe)> {
                 ANNOTATION_RECIPE.into(),
                 Value::String(super::to_canonical_string(&described(c, spec))),
             );
-            annotations.insert(ANNOTATION_ROTATION.into(), Value::String(spec.rotation.to_string()));
+            annotations.insert(
+                ANNOTATION_ROTATION.into(),
+                Value::String(spec.rotation.to_string()),
+            );
             if !generated.is_empty() {
                 annotations.insert(ANNOTATION_GENERATED.into(), Value::String(generated.join(",")));
             }
@@ -208,7 +217,10 @@ fn recipe(component: &Component, spec: &SecretSpec) -> SecretRecipe {
 }
 
 /// The Secrets a pod reads (env references, Secret volumes) that Keelson makes, with their identities.
-pub fn pod_secret_identities(topology: &Topology, names: impl IntoIterator<Item = String>) -> BTreeMap<String, String> {
+pub fn pod_secret_identities(
+    topology: &Topology,
+    names: impl IntoIterator<Item = String>,
+) -> BTreeMap<String, String> {
     let all = declared(topology);
     names
         .into_iter()

@@ -109,10 +109,19 @@ impl Step<'_> {
             return Err(Stop::Cancelled);
         }
         let object = &change.reference;
-        if let (Some(recipe), Some(body), false) = (&change.secret, &change.desired, change.action == Action::Delete) {
+        if let (Some(recipe), Some(body), false) =
+            (&change.secret, &change.desired, change.action == Action::Delete)
+        {
             // Values are made here, at apply time; an unchanged recipe still has its values checked (reads only).
-            return match secrets::materialize(self.kube, object, body, recipe, &self.opts.age_keys, self.opts.dry_run)
-                .await
+            return match secrets::materialize(
+                self.kube,
+                object,
+                body,
+                recipe,
+                &self.opts.age_keys,
+                self.opts.dry_run,
+            )
+            .await
             {
                 Ok(kind) => {
                     self.changes.push(object.clone(), kind, None);

@@ -56,7 +56,9 @@ pub struct AgeKeys {
 
 impl std::fmt::Debug for AgeKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgeKeys").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("AgeKeys")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +95,12 @@ async fn load_identities(
         .get(&reference)
         .await
         .map_err(|e| format!("reading the age identities: {e}"))?
-        .ok_or_else(|| format!("the age identities Secret {}/{} does not exist", source.namespace, source.name))?;
+        .ok_or_else(|| {
+            format!(
+                "the age identities Secret {}/{} does not exist",
+                source.namespace, source.name
+            )
+        })?;
     let data = decode_data(&live).map_err(|key| format!("{reference}: key {key} is not base64"))?;
     let mut identities = Vec::new();
     for (key, bytes) in &data {
@@ -198,10 +205,19 @@ pub(super) async fn materialize(
         let same_recipe = live
             .as_ref()
             .is_some_and(|l| annotation(l, ANNOTATION_HASH) == desired_hash && desired_hash.is_some());
-        let same_rotation = live
-            .as_ref()
-            .is_some_and(|l| annotation(l, ANNOTATION_ROTATION) == Some(recipe.rotation.to_string().as_str()));
-        let data = values(kube, reference, recipe, &live_data, same_recipe, same_rotation, keys).await?;
+        let same_rotation = live.as_ref().is_some_and(|l| {
+            annotation(l, ANNOTATION_ROTATION) == Some(recipe.rotation.to_string().as_str())
+        });
+        let data = values(
+            kube,
+            reference,
+            recipe,
+            &live_data,
+            same_recipe,
+            same_rotation,
+            keys,
+        )
+        .await?;
         if live.is_some() && same_recipe && data == live_data {
             return Ok(ChangeKind::Unchanged);
         }
@@ -258,7 +274,10 @@ async fn values(
                 let value = match live.get(key) {
                     Some(value) if same_recipe => value.clone(),
                     _ => {
-                        let identities = keys.identities(kube).await.map_err(|e| format!("{reference}: {e}"))?;
+                        let identities = keys
+                            .identities(kube)
+                            .await
+                            .map_err(|e| format!("{reference}: {e}"))?;
                         decrypt(ciphertext, &identities, file).map_err(|e| format!("{reference}: {e}"))?
                     }
                 };
@@ -269,12 +288,17 @@ async fn values(
     }
     let mut inputs: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     for (key, source) in &recipe.keys {
-        let KeySource::Template(parts) = source else { continue };
+        let KeySource::Template(parts) = source else {
+            continue;
+        };
         let mut value = Vec::new();
         for part in parts {
             match part {
                 TemplatePart::Literal(text) => value.extend_from_slice(text.as_bytes()),
-                TemplatePart::Ref { secret, key: input_key } => {
+                TemplatePart::Ref {
+                    secret,
+                    key: input_key,
+                } => {
                     let input = if *secret == reference.name {
                         &data
                     } else {
@@ -298,7 +322,11 @@ async fn values(
     Ok(data)
 }
 
-async fn read_input(kube: &Kube, reference: &ObjectRef, secret: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+async fn read_input(
+    kube: &Kube,
+    reference: &ObjectRef,
+    secret: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let input = ObjectRef {
         name: secret.to_string(),
         ..reference.clone()

@@ -75,7 +75,8 @@ pub fn check_age_header(bytes: &[u8]) -> Result<(), String> {
     const ARMORED: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
     if !bytes.starts_with(BINARY) && !bytes.trim_ascii_start().starts_with(ARMORED) {
         return Err(
-            "is not an age-encrypted file (it starts with neither the age header nor the armor line)".to_string(),
+            "is not an age-encrypted file (it starts with neither the age header nor the armor line)"
+                .to_string(),
         );
     }
     let reader = age::armor::ArmoredReader::new(bytes);
@@ -89,7 +90,10 @@ pub fn check_age_header(bytes: &[u8]) -> Result<(), String> {
 }
 
 fn check_selector(check: &mut Check<'_>, field: &str, selector: &SecretKeySelector) {
-    check.result(&format!("{field}.secret"), names::dns1123_subdomain(&selector.secret));
+    check.result(
+        &format!("{field}.secret"),
+        names::dns1123_subdomain(&selector.secret),
+    );
     check.result(&format!("{field}.key"), names::config_key(&selector.key));
 }
 
@@ -123,8 +127,15 @@ pub(super) fn check_bootstrap(check: &mut Check<'_>, spec: &TopologySpec) {
         );
     }
     if let Some(mq) = &bootstrap.messaging {
-        check.result("spec.bootstrap.messaging.host", names::dns1123_subdomain(&mq.host));
-        check_port_number(check, "spec.bootstrap.messaging.managementPort", mq.management_port);
+        check.result(
+            "spec.bootstrap.messaging.host",
+            names::dns1123_subdomain(&mq.host),
+        );
+        check_port_number(
+            check,
+            "spec.bootstrap.messaging.managementPort",
+            mq.management_port,
+        );
         check.result("spec.bootstrap.messaging.adminUser", rabbit_name(&mq.admin_user));
         check_selector(
             check,
@@ -154,18 +165,19 @@ pub(super) fn check_bootstrap(check: &mut Check<'_>, spec: &TopologySpec) {
 fn sql_name(name: &str, max: usize) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= max
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` must be 1-{max} letters, digits, `_` or `-`"
-        ))
+        Err(format!("`{name}` must be 1-{max} letters, digits, `_` or `-`"))
     }
 }
 
 fn database_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
@@ -176,7 +188,9 @@ fn database_name(name: &str) -> Result<(), String> {
 fn rabbit_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
     } else {
@@ -187,7 +201,9 @@ fn rabbit_name(name: &str) -> Result<(), String> {
 fn keystone_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
     } else {
@@ -290,17 +306,17 @@ pub(super) fn check_bootstrap_fields(
                     check_selector(check, "spec.identity.passwordFrom", selector);
                 }
                 (None, None) => {}
-                _ => check.at(
-                    "spec.identity",
-                    "a service user needs both user and passwordFrom",
-                ),
+                _ => check.at("spec.identity", "a service user needs both user and passwordFrom"),
             }
             for (i, role) in identity.roles.iter().enumerate() {
                 check.result(&format!("spec.identity.roles[{i}]"), keystone_name(role));
             }
             if let Some(domain) = &identity.domain {
                 check.result("spec.identity.domain.name", keystone_name(&domain.name));
-                check.result("spec.identity.domain.adminUser", keystone_name(&domain.admin_user));
+                check.result(
+                    "spec.identity.domain.adminUser",
+                    keystone_name(&domain.admin_user),
+                );
                 check_selector(
                     check,
                     "spec.identity.domain.adminPasswordFrom",
@@ -321,14 +337,7 @@ pub(super) fn check_bootstrap_fields(
 
 /// A component without a workload has no pods of its own: fields that shape them are mistakes.
 pub(super) fn check_no_workload(check: &mut Check<'_>, service: &ParsedService, spec: &ServiceSpec) {
-    let written = |key: &str| {
-        service
-            .doc
-            .value()
-            .get("spec")
-            .and_then(|s| s.get(key))
-            .is_some()
-    };
+    let written = |key: &str| service.doc.value().get("spec").and_then(|s| s.get(key)).is_some();
     for field in [
         "replicas",
         "ports",
@@ -364,7 +373,10 @@ pub(super) fn check_pod_details(
     let mut images = BTreeMap::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let volumes: BTreeSet<&str> = spec.volumes.iter().map(|v| v.name.as_str()).collect();
-    let groups = [("initContainers", &spec.init_containers), ("sidecars", &spec.sidecars)];
+    let groups = [
+        ("initContainers", &spec.init_containers),
+        ("sidecars", &spec.sidecars),
+    ];
     for (group, containers) in groups {
         for (i, container) in containers.iter().enumerate() {
             let field = format!("spec.{group}[{i}]");
@@ -381,7 +393,10 @@ pub(super) fn check_pod_details(
                     String::new()
                 }),
                 None if component_image.is_empty() => {
-                    check.at(&format!("{field}.image"), "needs an image (the component has none)");
+                    check.at(
+                        &format!("{field}.image"),
+                        "needs an image (the component has none)",
+                    );
                     String::new()
                 }
                 None => component_image.to_string(),
@@ -398,13 +413,19 @@ pub(super) fn check_pod_details(
         }
     }
     if let Some(lifecycle) = &spec.lifecycle {
-        for (name, hook) in [("postStart", &lifecycle.post_start), ("preStop", &lifecycle.pre_stop)] {
+        for (name, hook) in [
+            ("postStart", &lifecycle.post_start),
+            ("preStop", &lifecycle.pre_stop),
+        ] {
             if let Some(hook) = hook {
                 check_hook(check, &format!("spec.lifecycle.{name}"), hook);
             }
         }
     }
-    let spreads_pods = matches!(spec.workload, WorkloadKind::Deployment | WorkloadKind::StatefulSet);
+    let spreads_pods = matches!(
+        spec.workload,
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet
+    );
     if spec.anti_affinity.is_some() && !spreads_pods {
         check.at(
             "spec.antiAffinity",
@@ -418,9 +439,15 @@ pub(super) fn check_pod_details(
     for (i, spread) in spec.topology_spread.iter().enumerate() {
         let field = format!("spec.topologySpread[{i}]");
         if !spreads_pods {
-            check.at(&field, "only a Deployment's or StatefulSet's replicas can be spread");
+            check.at(
+                &field,
+                "only a Deployment's or StatefulSet's replicas can be spread",
+            );
         }
-        check.result(&format!("{field}.topologyKey"), names::label_key(&spread.topology_key));
+        check.result(
+            &format!("{field}.topologyKey"),
+            names::label_key(&spread.topology_key),
+        );
         if spread.max_skew < 1 {
             check.at(
                 &format!("{field}.maxSkew"),
@@ -441,10 +468,16 @@ pub(super) fn check_pod_details(
                 "set at most one of maxUnavailable and minAvailable",
             );
         }
-        for (field, value) in [("maxUnavailable", budget.max_unavailable), ("minAvailable", budget.min_available)] {
+        for (field, value) in [
+            ("maxUnavailable", budget.max_unavailable),
+            ("minAvailable", budget.min_available),
+        ] {
             if let Some(v) = value {
                 if v < 0 {
-                    check.at(&format!("spec.disruptionBudget.{field}"), format!("{v} must not be negative"));
+                    check.at(
+                        &format!("spec.disruptionBudget.{field}"),
+                        format!("{v} must not be negative"),
+                    );
                 }
             }
         }
@@ -474,7 +507,10 @@ fn check_container(
 ) {
     check.result(&format!("{field}.name"), names::dns1123_label(&container.name));
     if container.command.is_empty() || container.command.iter().any(|c| c.is_empty()) {
-        check.at(&format!("{field}.command"), "must be a non-empty list of non-empty strings");
+        check.at(
+            &format!("{field}.command"),
+            "must be a non-empty list of non-empty strings",
+        );
     }
     check_env(check, &format!("{field}.env"), &container.env);
     for (i, mount) in container.volume_mounts.iter().enumerate() {
@@ -526,7 +562,10 @@ fn check_hook(check: &mut Check<'_>, field: &str, hook: &Hook) {
     if let Some(http) = &hook.http_get {
         check_port_number(check, &format!("{field}.httpGet.port"), http.port);
         if !http.path.starts_with('/') {
-            check.at(&format!("{field}.httpGet.path"), format!("`{}` must start with `/`", http.path));
+            check.at(
+                &format!("{field}.httpGet.path"),
+                format!("`{}` must start with `/`", http.path),
+            );
         }
     }
     if let Some(sleep) = &hook.sleep {
@@ -615,9 +654,18 @@ pub(super) fn check_secret_references(
     collect_template_refs("spec.secrets", &spec.secrets, &mut root_refs);
     if let Some(bootstrap) = &spec.bootstrap {
         for (field, selector) in [
-            ("database", bootstrap.database.as_ref().map(|d| &d.admin_password_from)),
-            ("messaging", bootstrap.messaging.as_ref().map(|m| &m.admin_password_from)),
-            ("identity", bootstrap.identity.as_ref().map(|i| &i.admin_password_from)),
+            (
+                "database",
+                bootstrap.database.as_ref().map(|d| &d.admin_password_from),
+            ),
+            (
+                "messaging",
+                bootstrap.messaging.as_ref().map(|m| &m.admin_password_from),
+            ),
+            (
+                "identity",
+                bootstrap.identity.as_ref().map(|i| &i.admin_password_from),
+            ),
         ] {
             if let Some(selector) = selector {
                 root_refs.push(Reference {
@@ -649,7 +697,9 @@ pub(super) fn check_secret_references(
                 super::TOPOLOGY_FILE,
                 root.doc.locate(&field),
                 &field,
-                format!("Secret `{name}` is still declared by {owner}; remove the declaration or the tombstone"),
+                format!(
+                    "Secret `{name}` is still declared by {owner}; remove the declaration or the tombstone"
+                ),
             ));
         }
     }
@@ -662,9 +712,21 @@ pub(super) fn check_secret_references(
         if let Some(bootstrap) = &spec.bootstrap {
             let s = &service.document.spec;
             let uses = [
-                (s.database.is_some(), "spec.database", bootstrap.database.as_ref().map(|d| &d.admin_password_from)),
-                (s.messaging.is_some(), "spec.messaging", bootstrap.messaging.as_ref().map(|m| &m.admin_password_from)),
-                (s.identity.is_some(), "spec.identity", bootstrap.identity.as_ref().map(|i| &i.admin_password_from)),
+                (
+                    s.database.is_some(),
+                    "spec.database",
+                    bootstrap.database.as_ref().map(|d| &d.admin_password_from),
+                ),
+                (
+                    s.messaging.is_some(),
+                    "spec.messaging",
+                    bootstrap.messaging.as_ref().map(|m| &m.admin_password_from),
+                ),
+                (
+                    s.identity.is_some(),
+                    "spec.identity",
+                    bootstrap.identity.as_ref().map(|i| &i.admin_password_from),
+                ),
             ];
             for (used, field, selector) in uses {
                 if let (true, Some(selector)) = (used, selector) {
@@ -781,7 +843,10 @@ fn collect_service_refs(spec: &ServiceSpec, out: &mut Vec<Reference>) {
     for (j, job) in spec.jobs.iter().enumerate() {
         env_refs(&format!("spec.jobs[{j}].env"), &job.env, out);
     }
-    for (group, containers) in [("initContainers", &spec.init_containers), ("sidecars", &spec.sidecars)] {
+    for (group, containers) in [
+        ("initContainers", &spec.init_containers),
+        ("sidecars", &spec.sidecars),
+    ] {
         for (k, c) in containers.iter().enumerate() {
             env_refs(&format!("spec.{group}[{k}].env"), &c.env, out);
         }

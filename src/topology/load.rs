@@ -7,14 +7,14 @@ use std::time::Duration;
 use crate::source::{DEFAULT_MAX_FILE_SIZE, Snapshot, SnapshotEntry};
 use crate::yaml::{self, Document, Location, YamlError};
 
-use super::diagnostics::{Diagnostic, Diagnostics};
-use super::spec::{
-    API_VERSION, ConfigFile, EnvVar, JobSpec, MountPropagation, Policy, Probe,
-    ServiceDocument, ServiceSpec, TopologyDocument, TopologySpec, Volume, WorkloadKind,
-};
 use super::checks::{
     check_bootstrap, check_bootstrap_fields, check_no_workload, check_pod_details, check_secret_references,
     check_secret_specs,
+};
+use super::diagnostics::{Diagnostic, Diagnostics};
+use super::spec::{
+    API_VERSION, ConfigFile, EnvVar, JobSpec, MountPropagation, Policy, Probe, ServiceDocument, ServiceSpec,
+    TopologyDocument, TopologySpec, Volume, WorkloadKind,
 };
 use super::{Component, RawManifest, Topology, graph, image, names, policy};
 
@@ -35,7 +35,13 @@ const JOB_NAME_OVERHEAD: usize = 10;
 pub const SHARED_COMPONENT: &str = "keelson.yaml";
 /// Names of the Jobs the `database`, `messaging` and `identity` fields render; a written job may not
 /// take them.
-pub const BOOTSTRAP_JOB_NAMES: &[&str] = &["db-init", "rabbit-init", "ks-register", "ks-domain", "ks-bootstrap"];
+pub const BOOTSTRAP_JOB_NAMES: &[&str] = &[
+    "db-init",
+    "rabbit-init",
+    "ks-register",
+    "ks-domain",
+    "ks-bootstrap",
+];
 
 /// Parses and validates the topology in `snapshot`. Either every component is valid and every
 /// reference resolves, or the result lists every problem found.

@@ -18,7 +18,10 @@ pub const DEFAULT_RANDOM_LENGTH: u32 = 32;
 pub enum TemplatePart {
     Literal(String),
     /// `{{ secret.key }}`.
-    Ref { secret: String, key: String },
+    Ref {
+        secret: String,
+        key: String,
+    },
 }
 
 /// Parses `text{{ secret.key }}text`. Secret names are DNS labels (no dots), so the first `.` inside a
@@ -164,13 +167,7 @@ mod tests {
                 key: "password".into()
             }]
         );
-        for bad in [
-            "x{{ a.b",
-            "{{ nodot }}",
-            "{{ UPPER.key }}",
-            "a }} b",
-            "{{ a. }}",
-        ] {
+        for bad in ["x{{ a.b", "{{ nodot }}", "{{ UPPER.key }}", "a }} b", "{{ a. }}"] {
             assert!(parse_template(bad).is_err(), "{bad}");
         }
     }
