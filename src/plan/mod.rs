@@ -156,6 +156,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         }
     }
 
+    mark_derived_secrets(&mut per_component);
+
     let mut plan_waves = Vec::with_capacity(waves.len());
     let mut wave_of = BTreeMap::new();
     for (index, names) in waves.into_iter().enumerate() {
@@ -271,6 +273,37 @@ fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
     change.drift = hash_equal && !diff.is_empty();
     change.diff = diff;
     change
+}
+
+/// A Secret whose templates read a Secret this plan creates or updates is recomputed by the rollout; the plan
+/// says so, naming the inputs (never a value), instead of calling it unchanged.
+fn mark_derived_secrets(per_component: &mut BTreeMap<&str, Vec<Change>>) {
+    let changed: BTreeSet<(Option<String>, String)> = per_component
+        .values()
+        .flatten()
+        .filter(|c| c.secret.is_some() && matches!(c.action, Action::Create | Action::Update))
+        .map(|c| (c.reference.namespace.clone(), c.reference.name.clone()))
+        .collect();
+    for change in per_component.values_mut().flatten() {
+        let Some(recipe) = &change.secret else { continue };
+        if change.action != Action::Unchanged {
+            continue;
+        }
+        let inputs: BTreeSet<&str> = recipe
+            .inputs(&change.reference.name)
+            .filter(|input| changed.contains(&(change.reference.namespace.clone(), input.to_string())))
+            .collect();
+        if inputs.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = inputs.into_iter().collect();
+        change.action = Action::Update;
+        change.diff.push(FieldDiff {
+            path: "data".to_string(),
+            before: Some(Value::String(REDACTED.to_string())),
+            after: Some(Value::String(format!("(recomputed from {})", names.join(", ")))),
+        });
+    }
 }
 
 /// Namespace first, then kind: the namespace message is the more specific fix.
