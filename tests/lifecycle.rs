@@ -997,15 +997,18 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
         "only deletions: {writes:?}"
     );
     let owners = lab.owners(&[&s0]);
-    assert_eq!(written_components(&writes, &owners), all);
+    // keelson.yaml (and its shared Secrets) stays; every service goes.
+    let services: BTreeSet<String> = all.iter().filter(|n| *n != SHARED_COMPONENT).cloned().collect();
+    assert_eq!(written_components(&writes, &owners), services);
     assert_eq!(written(&writes), lab.changed(&s0, &s2));
-    let edges = assert_dependency_order(&topology, &all, &write_positions(&writes, &owners), true);
+    let edges = assert_dependency_order(&topology, &services, &write_positions(&writes, &owners), true);
     assert!(edges > 40, "only {edges} dependency edges checked");
-    // Persistent data stays (policy prunePersistentData: false); nothing else does.
+    // Persistent data stays (policy prunePersistentData: false), and so do Secrets: keelson.yaml's are
+    // still declared, the removed services' generated ones are kept without a tombstone. Nothing else does.
     let kept: BTreeSet<&str> = s2.objects.keys().map(|k| k.1.as_str()).collect();
     assert!(
         kept.iter()
-            .all(|k| *k == "PersistentVolumeClaim" || *k == "Namespace"),
+            .all(|k| *k == "PersistentVolumeClaim" || *k == "Namespace" || *k == "Secret"),
         "{kept:?}"
     );
     assert_eq!(status.history[0].counts.deleted, writes.len());

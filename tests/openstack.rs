@@ -435,13 +435,27 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
         "glance's database Job does not run again"
     );
 
-    // Horizon goes away: its objects are pruned, its generated Secret is kept (and reported).
-    std::fs::remove_file(dir.path().join("services/horizon.yaml")).expect("remove horizon");
+    // Horizon and Heat go away: their objects are pruned, horizon's generated Secret is kept (and
+    // reported), and nothing is run against Heat's database, queue user or domain: the pass only deletes.
+    for service in ["horizon", "heat-api", "heat-engine"] {
+        std::fs::remove_file(dir.path().join(format!("services/{service}.yaml"))).expect("remove");
+    }
+    env.sim.clear_request_log();
     let (removed, result) = pass(&env.kube, dir.path()).await;
     assert_converged(&result);
-    assert!(
-        secrets(&env.kube).await.contains_key("horizon"),
-        "kept without a tombstone"
+    let not_deletes: Vec<String> = env
+        .sim
+        .request_log()
+        .iter()
+        .filter(|r| r.is_write() && r.verb != "delete" && r.resource != "configmaps")
+        .map(|r| format!("{} {} {:?}", r.verb, r.resource, r.name))
+        .collect();
+    assert!(not_deletes.is_empty(), "removing services wrote: {not_deletes:?}");
+    let left = secrets(&env.kube).await;
+    assert!(left.contains_key("horizon"), "kept without a tombstone");
+    assert_eq!(
+        left["heat"].1, after["heat"].1,
+        "heat's credentials are untouched"
     );
     let kept = removed
         .plan
