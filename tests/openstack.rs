@@ -491,3 +491,65 @@ async fn a_rotation_in_git_makes_new_values_and_rolls_their_readers_and_a_remove
         "deleted after the tombstone"
     );
 }
+
+/// Every script the example's Jobs and init containers run is valid bash or Python: the bootstrap scripts
+/// (from the rendered `<component>-bootstrap` ConfigMaps), job scripts and `bash -c` init containers.
+#[test]
+fn every_script_the_example_runs_parses() {
+    let snapshot = Snapshot::from_dir(&example_repo(), DEFAULT_MAX_FILE_SIZE).expect("snapshot");
+    let topology = keelson::topology::load(&snapshot).unwrap_or_else(|d| panic!("{d}"));
+    let rendered = keelson::render::render(&topology, &Default::default()).expect("render");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut scripts: Vec<(String, String)> = Vec::new();
+    for object in &rendered.objects {
+        if object.reference.kind == "ConfigMap" {
+            for (key, value) in object.body["data"].as_object().cloned().unwrap_or_default() {
+                if key.ends_with(".py") || key.ends_with(".sh") {
+                    scripts.push((
+                        format!("{}-{key}", object.reference.name),
+                        value.as_str().unwrap_or_default().into(),
+                    ));
+                }
+            }
+        }
+        let containers = object.body.pointer("/spec/template/spec/initContainers");
+        for container in containers.and_then(Value::as_array).cloned().unwrap_or_default() {
+            let command: Vec<&str> = container["command"]
+                .as_array()
+                .map(|c| c.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let ["bash", "-c", script] = command.as_slice() {
+                scripts.push((format!("{}-init.sh", object.reference.name), script.to_string()));
+            }
+        }
+    }
+    let names: BTreeSet<&str> = scripts.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "nova-api-bootstrap-db-init.py",
+        "nova-api-bootstrap-rabbit-init.py",
+        "heat-api-bootstrap-ks-domain.sh",
+        "nova-api-config-create-cell.sh",
+        "mariadb-init.sh",
+    ] {
+        assert!(names.contains(expected), "{expected} missing from {names:?}");
+    }
+    for (name, text) in &scripts {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let (program, args): (&str, Vec<&str>) = if name.ends_with(".py") {
+            ("python3", vec!["-m", "py_compile"])
+        } else {
+            ("bash", vec!["-n"])
+        };
+        let out = Command::new(program)
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

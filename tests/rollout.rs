@@ -844,7 +844,7 @@ mod pipeline {
         }
     }
 
-    const KINDS: [(&str, &str); 8] = [
+    const KINDS: [(&str, &str); 9] = [
         ("v1", "ConfigMap"),
         ("v1", "Secret"),
         ("v1", "Service"),
@@ -853,6 +853,7 @@ mod pipeline {
         ("apps/v1", "Deployment"),
         ("apps/v1", "StatefulSet"),
         ("batch/v1", "Job"),
+        ("policy/v1", "PodDisruptionBudget"),
     ];
 
     pub async fn pass(

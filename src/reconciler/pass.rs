@@ -25,6 +25,8 @@ use crate::topology::{self, Diagnostics, Topology};
 /// found for pruning even when the inventory is missing.
 const RENDERED_KINDS: &[(&str, &str)] = &[
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("policy/v1", "PodDisruptionBudget"),
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
