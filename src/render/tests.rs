@@ -954,3 +954,21 @@ fn pod_details_reach_the_workload_but_not_its_jobs() {
     let job_mounts = job["containers"][0]["volumeMounts"].as_array().unwrap();
     assert!(job_mounts.iter().all(|m| m.get("mountPropagation").is_none()));
 }
+
+#[test]
+fn a_component_without_workload_renders_its_jobs_and_secrets_only() {
+    let mut c = component("nova-cell-setup");
+    c.spec.workload = WorkloadKind::None;
+    c.spec.jobs = vec![job("discover-hosts", JobPhase::Post)];
+    c.job_images = vec![c.image.clone()];
+    c.spec.secrets = vec![secret_spec("cells", json!({"token": {"generate": "fernet"}}))];
+    let r = render_default(&topology(vec![c]));
+    let kinds: Vec<&str> = r.objects.iter().map(|o| o.reference.kind.as_str()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Secret", "Job"]);
+    let config = find(&r, "ConfigMap", "nova-cell-setup-config");
+    assert!(
+        config.body["data"].get("config.json").is_none(),
+        "no workload, no workload config"
+    );
+    assert!(config.body["data"]["discover-hosts.config.json"].is_string());
+}
