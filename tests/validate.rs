@@ -901,3 +901,220 @@ fn one_mistake_is_reported_once() {
         );
     }
 }
+
+/// `secrets:` declared in keystone right after its replicas (line 8): the block starts at line 9.
+fn keystone_secrets(block: &'static str) -> Edit {
+    Replace("services/keystone.yaml", "  replicas: 2\n", block)
+}
+
+#[test]
+fn secrets_bootstrap_fields_and_pod_details_are_reported_at_their_line() {
+    let cases: Vec<(&str, Vec<Edit>, &str, &str)> = vec![
+        (
+            "template over an undeclared Secret",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n        url: {template: \"mysql+pymysql://k:{{ nope.password }}@db/k\"}\n",
+            )],
+            "services/keystone.yaml:13",
+            "`nope` is not a Secret declared in spec.secrets",
+        ),
+        (
+            "template over a key that is not generated",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n        url: {template: \"x{{ keystone-db.url2 }}\"}\n        url2: {template: \"y{{ keystone-db.password }}\"}\n",
+            )],
+            "services/keystone.yaml:13",
+            "`keystone-db.url2` is not a generated key",
+        ),
+        (
+            "a pod reads a key the Secret does not declare",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        pw: {generate: random}\n",
+            )],
+            "services/keystone.yaml:16",
+            "Secret `keystone-db` has no key `password` (it declares pw)",
+        ),
+        (
+            "a Secret of a component one does not depend on",
+            vec![
+                keystone_secrets(
+                    "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n",
+                ),
+                Replace(
+                    "services/mariadb.yaml",
+                    "  image: mariadb-server\n",
+                    "  image: mariadb-server\n  env:\n    - name: X\n      secretKeyRef: {name: keystone-db, key: password}\n",
+                ),
+            ],
+            "services/mariadb.yaml:10",
+            "declared by component `keystone`, which this component does not depend on",
+        ),
+        (
+            "two ways to make one key",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random, template: \"{{ a.b }}\"}\n",
+            )],
+            "services/keystone.yaml:12",
+            "exactly one of generate, template, encrypted",
+        ),
+        (
+            "a random value too short to be a secret",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random, length: 4}\n",
+            )],
+            "services/keystone.yaml:12",
+            "must be between 8 and 4096",
+        ),
+        (
+            "an encrypted value that is not an age file",
+            vec![
+                keystone_secrets(
+                    "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {encrypted: secrets/password.age}\n",
+                ),
+                Write("secrets/password.age", "hunter2\n".into()),
+            ],
+            "services/keystone.yaml:12",
+            "is not an age-encrypted file",
+        ),
+        (
+            "a database field without the MariaDB server",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  database: {name: keystone, user: keystone, passwordFrom: {secret: keystone-db, key: password}}\n",
+            ),
+            "services/keystone.yaml:9",
+            "needs the MariaDB server in keelson.yaml spec.bootstrap.database",
+        ),
+        (
+            "a database name MariaDB would need quoting for",
+            vec![
+                Replace(
+                    "keelson.yaml",
+                    "  healthTimeout: 5m\n",
+                    "  healthTimeout: 5m\n  bootstrap:\n    database: {host: mariadb.openstack.svc, adminPasswordFrom: {secret: root, key: password}}\n",
+                ),
+                Replace(
+                    "services/keystone.yaml",
+                    "  replicas: 2\n",
+                    "  replicas: 2\n  database:\n    name: key-stone\n    user: keystone\n    passwordFrom: {secret: keystone-db, key: password}\n",
+                ),
+            ],
+            "services/keystone.yaml:10",
+            "must be 1-64 letters, digits or `_`",
+        ),
+        (
+            "Bidirectional propagation without privilege",
+            vec![Replace(
+                "services/mariadb.yaml",
+                "      mountPath: /var/lib/mysql\n",
+                "      mountPath: /var/lib/mysql\n      mountPropagation: Bidirectional\n",
+            )],
+            "services/mariadb.yaml:14",
+            "needs a privileged container",
+        ),
+        (
+            "hostPID without the policy",
+            keystone_with("  replicas: 2\n", "  replicas: 2\n  hostPID: true\n"),
+            "services/keystone.yaml:9",
+            "spec.policy.allowHostPID",
+        ),
+        (
+            "a job with both command and script",
+            keystone_with(
+                "      command: keystone-manage db_sync\n",
+                "      command: keystone-manage db_sync\n      script: echo\n",
+            ),
+            "services/keystone.yaml:24",
+            "exactly one of command, script",
+        ),
+        (
+            "a job taking a bootstrap Job's name",
+            keystone_with("    - name: db-sync\n", "    - name: db-init\n"),
+            "services/keystone.yaml:24",
+            "name of a bootstrap Job",
+        ),
+        (
+            "anti-affinity on a DaemonSet",
+            vec![Replace(
+                "services/mariadb.yaml",
+                "  workload: StatefulSet\n",
+                "  workload: DaemonSet\n  antiAffinity: required\n",
+            )],
+            "services/mariadb.yaml:7",
+            "only a Deployment's or StatefulSet's replicas can be kept apart",
+        ),
+        (
+            "a disruption budget with both bounds",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  disruptionBudget: {maxUnavailable: 1, minAvailable: 1}\n",
+            ),
+            "services/keystone.yaml:9",
+            "at most one of maxUnavailable and minAvailable",
+        ),
+        (
+            "a sidecar mounting an undeclared volume",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  sidecars:\n    - name: logs\n      command: [tail, -F, /var/log/x]\n      volumeMounts: [logs]\n",
+            ),
+            "services/keystone.yaml:12",
+            "`logs` is not one of the component's spec.volumes",
+        ),
+        (
+            "a readiness probe on an init container",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  initContainers:\n    - name: wait\n      command: [sleep, '1']\n      readinessProbe: {tcpSocket: {port: 1}}\n",
+            ),
+            "services/keystone.yaml:12",
+            "only sidecars have readiness",
+        ),
+        (
+            "a tombstone for a Secret still declared",
+            vec![
+                Replace(
+                    "keelson.yaml",
+                    "  healthTimeout: 5m\n",
+                    "  healthTimeout: 5m\n  tombstones:\n    secrets: [keystone-db]\n",
+                ),
+                keystone_secrets(
+                    "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n",
+                ),
+            ],
+            "keelson.yaml:9",
+            "Secret `keystone-db` is still declared by component `keystone`",
+        ),
+        (
+            "a workload field on a component without workload",
+            keystone_with("  replicas: 2\n", "  replicas: 2\n  workload: None\n"),
+            "services/keystone.yaml:8",
+            "`workload: None` has no pods of its own",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, edits, location, fragment) in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        write_base(dir.path());
+        for edit in edits {
+            apply(dir.path(), edit);
+        }
+        let (code, stdout, stderr) = validate(dir.path());
+        let prefix = format!("{location}:");
+        let matched = stdout
+            .lines()
+            .any(|line| line.starts_with(&prefix) && line.contains(fragment));
+        if code != Some(1) || !matched {
+            failures.push(format!(
+                "{what}: exit {code:?}, wanted `{location}` with `{fragment}`; got:\n{stdout}{stderr}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::input::TopologyInput;
-use super::pass_args::PassArgs;
+use super::pass_args::{DecryptArgs, PassArgs};
 use super::target::TargetArgs;
 use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, print_stdout, report, runtime};
@@ -35,6 +35,8 @@ pub struct ApplyArgs {
     pub pass: PassArgs,
     #[command(flatten)]
     pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ApplyFormat::Text)]
     pub output: ApplyFormat,
@@ -58,7 +60,8 @@ pub fn run(args: ApplyArgs) -> ExitCode {
                 ApplyFormat::Json => eprintln!("{} signed by {signer}", signer.object),
             }
         }
-        let settings = args.verify.settings(&args.pass);
+        let mut settings = args.verify.settings(&args.pass);
+        args.decrypt.apply_to(&mut settings);
         let outcome = match args.output {
             ApplyFormat::Text => apply_with_progress(&connection.kube, &snapshot, &settings).await,
             ApplyFormat::Json => apply_as_json(&connection.kube, &snapshot, &settings).await,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::credentials::CredentialArgs;
-use super::pass_args::PassArgs;
+use super::pass_args::{DecryptArgs, PassArgs};
 use super::target::TargetArgs;
 use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
@@ -98,6 +98,8 @@ pub struct RunArgs {
     pub pass: PassArgs,
     #[command(flatten)]
     pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 }
 
 impl std::fmt::Debug for RunArgs {
@@ -179,6 +181,7 @@ impl RunArgs {
         let mut config = DaemonConfig::new(self.namespace.clone());
         config.interval = self.interval;
         config.pass = self.verify.settings(&self.pass);
+        self.decrypt.apply_to(&mut config.pass);
         config.listen = Some(self.listen);
         config.webhook = self
             .webhook_secret_file

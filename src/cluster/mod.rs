@@ -4,6 +4,7 @@
 //! Every request goes through [`Kube`], which retries transient failures in one place
 //! ([`RetryPolicy`]) and names the object first in every error.
 
+mod create;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::object::ObjectRef;
+pub use create::Created;
 pub use error::{ClusterError, Verb};
 pub use events::EventRecord;
 pub use health::{Health, HealthStatus, has_status_rules, health};

@@ -259,6 +259,9 @@ mod tests {
             }],
             drift: false,
             desired: None,
+            step: 0,
+            timeout: None,
+            secret: None,
         };
         let plan = Plan {
             topology: "t".into(),

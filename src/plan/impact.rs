@@ -263,7 +263,11 @@ pub fn impact(input: &ImpactInput) -> Impact {
             .components
             .get(&change.component)
             .and_then(|c| c.spec.jobs.iter().find(|j| j.name == job));
-        let kind = spec.and_then(|s| migration::classify(&s.name, &s.command));
+        // A job runs a command or a script; either names what it migrates.
+        let kind = spec.and_then(|s| {
+            let run = s.command.as_deref().or(s.script.as_deref()).unwrap_or_default();
+            migration::classify(&s.name, run)
+        });
         let previous = replaced.get(&(change.component.clone(), job.clone())).copied();
         let reasons = previous
             .and_then(|old| {

@@ -179,6 +179,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         }
     }
 
+    mark_derived_secrets(&mut per_component);
+
     let mut plan_waves = Vec::with_capacity(waves.len());
     let mut wave_of = BTreeMap::new();
     for (index, names) in waves.into_iter().enumerate() {
@@ -264,9 +266,12 @@ fn classify(obj: &RenderedObject, live: Option<&Value>, live_is_rendered: bool) 
         reference: obj.reference.clone(),
         component: obj.component.clone(),
         stage: obj.stage,
+        step: obj.step,
+        timeout: obj.timeout,
         diff: Vec::new(),
         drift: false,
         desired: Some(obj.body.clone()),
+        secret: obj.secret.clone(),
     };
     let Some(live) = live else { return change };
     let mut diff = diff::subset_diff(&obj.body, live, is_secret(&obj.reference));
@@ -296,6 +301,37 @@ fn classify(obj: &RenderedObject, live: Option<&Value>, live_is_rendered: bool) 
     change.drift = hash_equal && !diff.is_empty();
     change.diff = diff;
     change
+}
+
+/// A Secret whose templates read a Secret this plan creates or updates is recomputed by the rollout; the plan
+/// says so, naming the inputs (never a value), instead of calling it unchanged.
+fn mark_derived_secrets(per_component: &mut BTreeMap<&str, Vec<Change>>) {
+    let changed: BTreeSet<(Option<String>, String)> = per_component
+        .values()
+        .flatten()
+        .filter(|c| c.secret.is_some() && matches!(c.action, Action::Create | Action::Update))
+        .map(|c| (c.reference.namespace.clone(), c.reference.name.clone()))
+        .collect();
+    for change in per_component.values_mut().flatten() {
+        let Some(recipe) = &change.secret else { continue };
+        if change.action != Action::Unchanged {
+            continue;
+        }
+        let inputs: BTreeSet<&str> = recipe
+            .inputs(&change.reference.name)
+            .filter(|input| changed.contains(&(change.reference.namespace.clone(), input.to_string())))
+            .collect();
+        if inputs.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = inputs.into_iter().collect();
+        change.action = Action::Update;
+        change.diff.push(FieldDiff {
+            path: "data".to_string(),
+            before: Some(Value::String(REDACTED.to_string())),
+            after: Some(Value::String(format!("(recomputed from {})", names.join(", ")))),
+        });
+    }
 }
 
 /// Namespace first, then kind: the namespace message is the more specific fix.
@@ -350,6 +386,14 @@ fn plan_deletions(
         let refusal = policy_refusal(topology, &l.reference)
             .map(|(reason, message)| (reason, message, true))
             .or_else(|| {
+                (safety::is_generated_secret(&l.reference, l.object)
+                    && !topology.spec.tombstones.secrets.contains(&l.reference.name))
+                .then(|| {
+                    let message = safety::generated_secret_message(&l.reference.name);
+                    (RefusalReason::GeneratedSecret, message, false)
+                })
+            })
+            .or_else(|| {
                 (safety::is_persistent(&l.reference, Some(l.object)) && !policy.prune_persistent_data)
                     .then(|| (RefusalReason::PersistentData, safety::persistent_message(), false))
             });
@@ -367,9 +411,12 @@ fn plan_deletions(
                 reference: l.reference.clone(),
                 component,
                 stage,
+                step: 0,
+                timeout: None,
                 diff: Vec::new(),
                 drift: false,
                 desired: None,
+                secret: None,
             }),
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::object::ObjectRef;
-use crate::render::{RenderedObject, Stage};
+use crate::render::{RenderedObject, SecretRecipe, Stage};
 use crate::topology::Topology;
 
 use super::inventory::Inventory;
@@ -109,6 +109,17 @@ pub struct Change {
     pub reference: ObjectRef,
     pub component: String,
     pub stage: Stage,
+    /// Order inside the stage: the rollout applies one step's objects, waits until they are healthy, then
+    /// goes on to the next (jobs in the order written).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub step: u32,
+    /// How long this object may take to become healthy, when it says so itself (a job's `timeout`).
+    #[serde(
+        rename = "timeoutSeconds",
+        serialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<std::time::Duration>,
     /// For updates: the fields that differ (desired ⊆ live comparison). Empty for the other actions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<FieldDiff>,
@@ -118,6 +129,20 @@ pub struct Change {
     /// The object to apply (creates, updates, unchanged). Never serialized: it may hold Secret values.
     #[serde(skip)]
     pub desired: Option<serde_json::Value>,
+    /// For a Secret Keelson makes: how the rollout makes its values (never serialized).
+    #[serde(skip)]
+    pub secret: Option<SecretRecipe>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn seconds<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_secs()),
+        None => s.serialize_none(),
+    }
 }
 
 // Written by hand so that `{:?}` in a log line cannot print a Secret's body.
@@ -128,6 +153,8 @@ impl std::fmt::Debug for Change {
             .field("reference", &self.reference)
             .field("component", &self.component)
             .field("stage", &self.stage)
+            .field("step", &self.step)
+            .field("timeout", &self.timeout)
             .field("diff", &self.diff)
             .field("drift", &self.drift)
             .field("desired", &self.desired.as_ref().map(|_| "(body omitted)"))
@@ -209,6 +236,8 @@ pub enum RefusalReason {
     KindNotAllowed { kind: String, cluster_scoped: bool },
     /// A PersistentVolumeClaim or an object annotated `keelson.dev/persistent: "true"` would be deleted.
     PersistentData,
+    /// A Secret with generated values would be deleted, but `spec.tombstones.secrets` does not list it.
+    GeneratedSecret,
     /// The pass would delete more than the prune budget allows.
     #[serde(rename_all = "camelCase")]
     PruneOverBudget {

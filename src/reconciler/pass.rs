@@ -17,7 +17,7 @@ use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector}
 use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
-use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
+use crate::rollout::{self, AgeKeySecret, AgeKeys, ProgressEvent, RolloutOptions, RolloutOutcome};
 use crate::source::{self, CommitInfo, Revision, Snapshot, SourceError};
 use crate::topology::{self, Diagnostics, Topology};
 
@@ -25,6 +25,8 @@ use crate::topology::{self, Diagnostics, Topology};
 /// found for pruning even when the inventory is missing.
 const RENDERED_KINDS: &[(&str, &str)] = &[
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("policy/v1", "PodDisruptionBudget"),
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
@@ -47,6 +49,8 @@ pub struct PassSettings {
     pub create_namespace: bool,
     /// Send every write as a server-side dry run.
     pub dry_run: bool,
+    /// The Secret holding the age identities that decrypt encrypted values (`--age-key-secret`).
+    pub age_key_secret: Option<AgeKeySecret>,
 }
 
 impl Default for PassSettings {
@@ -58,6 +62,7 @@ impl Default for PassSettings {
             poll_interval: Duration::from_millis(500),
             create_namespace: true,
             dry_run: false,
+            age_key_secret: None,
         }
     }
 }
@@ -445,6 +450,7 @@ async fn roll_out(
         progress,
         poll_interval: settings.poll_interval,
         dry_run: settings.dry_run,
+        age_keys: AgeKeys::from_secret(settings.age_key_secret.clone()),
         ..RolloutOptions::default()
     };
     rollout::execute(kube, &prepared.plan, &options).await

@@ -9,7 +9,7 @@ use crate::cluster::{
 };
 use crate::plan::{Action, Change, ComponentPlan};
 
-use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome};
+use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome, secrets};
 
 /// Why a component stopped before becoming healthy.
 enum Stop {
@@ -32,6 +32,7 @@ pub(super) async fn run(
         opts,
         deadline: started + timeout,
         timeout,
+        component_timeout: timeout,
         changes: ChangeSet::default(),
     };
     let result = step.all_stages().await;
@@ -63,23 +64,33 @@ struct Step<'a> {
     kube: &'a Kube,
     component: &'a ComponentPlan,
     opts: &'a RolloutOptions,
+    /// The current step's deadline and length.
     deadline: Instant,
     timeout: Duration,
+    component_timeout: Duration,
     changes: ChangeSet,
 }
 
 impl Step<'_> {
-    /// Stage by stage: a stage's objects are all applied, then all waited on, before the next stage starts.
+    /// Step by step: a step's objects (one stage, one `step` of it) are all applied, then all waited on,
+    /// before the next starts. Each step has its own deadline: the longest `timeout` its objects carry (a
+    /// 20-minute db-sync keeps its 20 minutes), or the component's health timeout.
     async fn all_stages(&mut self) -> Result<(), Stop> {
         let changes = &self.component.changes;
         let mut start = 0;
         while start < changes.len() {
-            let stage = changes[start].stage;
+            let key = (changes[start].stage, changes[start].step);
             let end = changes[start..]
                 .iter()
-                .position(|c| c.stage != stage)
+                .position(|c| (c.stage, c.step) != key)
                 .map_or(changes.len(), |n| start + n);
             let group = &changes[start..end];
+            self.timeout = group
+                .iter()
+                .map(|c| c.timeout.unwrap_or(self.component_timeout))
+                .max()
+                .unwrap_or(self.component_timeout);
+            self.deadline = Instant::now() + self.timeout;
             for change in group {
                 self.apply(change).await?;
             }
@@ -99,6 +110,34 @@ impl Step<'_> {
             return Err(Stop::Cancelled);
         }
         let object = &change.reference;
+        if let (Some(recipe), Some(body), false) =
+            (&change.secret, &change.desired, change.action == Action::Delete)
+        {
+            // Values are made here, at apply time; an unchanged recipe still has its values checked (reads only).
+            return match secrets::materialize(
+                self.kube,
+                object,
+                body,
+                recipe,
+                &self.opts.age_keys,
+                self.opts.dry_run,
+            )
+            .await
+            {
+                Ok(kind) => {
+                    self.changes.push(object.clone(), kind, None);
+                    if kind != ChangeKind::Unchanged {
+                        self.opts.emit(ProgressEvent::ObjectApplied {
+                            component: self.component.name.clone(),
+                            object: object.clone(),
+                            change: kind,
+                        });
+                    }
+                    Ok(())
+                }
+                Err(reason) => self.fail(object, reason),
+            };
+        }
         match change.action {
             Action::Unchanged => {
                 self.changes.push(object.clone(), ChangeKind::Unchanged, None);

@@ -5,6 +5,9 @@
 
 mod component;
 mod prune;
+mod secrets;
+
+pub use secrets::{AgeKeySecret, AgeKeys};
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -33,6 +36,9 @@ pub struct RolloutOptions {
     pub dry_run: bool,
     /// Run the plan's deletions (after everything else succeeded).
     pub prune: bool,
+    /// The age identities that decrypt the repository's encrypted Secret values, read from the cluster
+    /// on first need.
+    pub age_keys: AgeKeys,
 }
 
 impl Default for RolloutOptions {
@@ -44,6 +50,7 @@ impl Default for RolloutOptions {
             poll_interval: Duration::from_secs(2),
             dry_run: false,
             prune: true,
+            age_keys: AgeKeys::default(),
         }
     }
 }
@@ -433,9 +440,12 @@ mod tests {
                 },
                 component: name.into(),
                 stage: Stage::Config,
+                step: 0,
+                timeout: None,
                 diff: Vec::new(),
                 drift: false,
                 desired: None,
+                secret: None,
             }]
         } else {
             Vec::new()

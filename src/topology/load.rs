@@ -7,10 +7,14 @@ use std::time::Duration;
 use crate::source::{DEFAULT_MAX_FILE_SIZE, Snapshot, SnapshotEntry};
 use crate::yaml::{self, Document, Location, YamlError};
 
+use super::checks::{
+    check_bootstrap, check_bootstrap_fields, check_no_workload, check_pod_details, check_secret_references,
+    check_secret_specs,
+};
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::spec::{
-    API_VERSION, ConfigFile, EnvVar, JobSpec, Policy, Probe, ServiceDocument, ServiceSpec, TopologyDocument,
-    TopologySpec, Volume, WorkloadKind,
+    API_VERSION, ConfigFile, EnvVar, JobSpec, MountPropagation, Policy, Probe, ServiceDocument, ServiceSpec,
+    TopologyDocument, TopologySpec, Volume, WorkloadKind,
 };
 use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy, suggest};
 
@@ -26,6 +30,18 @@ const MAX_SHAPE_ERRORS: usize = 20;
 const MAX_STATEFULSET_NAME: usize = 52;
 /// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
 const JOB_NAME_OVERHEAD: usize = 10;
+/// The component that holds keelson.yaml's `spec.secrets`. Not a DNS label, so no service file can
+/// take the name; every other component depends on it.
+pub const SHARED_COMPONENT: &str = "keelson.yaml";
+/// Names of the Jobs the `database`, `messaging` and `identity` fields render; a written job may not
+/// take them.
+pub const BOOTSTRAP_JOB_NAMES: &[&str] = &[
+    "db-init",
+    "rabbit-init",
+    "ks-register",
+    "ks-domain",
+    "ks-bootstrap",
+];
 
 /// Parses and validates the topology in `snapshot`. Either every component is valid and every
 /// reference resolves, or the result lists every problem found.
@@ -152,6 +168,16 @@ pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
         None => oslo::Outcome::default(),
     };
     diags.extend(config.errors);
+    if let Some(root) = &root {
+        check_secret_references(root, &parsed, &names_seen, &mut diags);
+        if !root.document.spec.secrets.is_empty() {
+            let shared = shared_component(root, context.spec);
+            for component in components.values_mut() {
+                component.spec.depends_on.insert(0, SHARED_COMPONENT.to_string());
+            }
+            components.insert(SHARED_COMPONENT.to_string(), shared);
+        }
+    }
 
     tracing::debug!(
         components = components.len(),
@@ -175,17 +201,86 @@ pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
     }
 }
 
-struct RootDocument {
-    document: TopologyDocument,
+pub(super) struct RootDocument {
+    pub(super) document: TopologyDocument,
     /// Positions of keelson.yaml's fields, for findings about them made after loading.
-    doc: Document,
+    pub(super) doc: Document,
     health_timeout: Duration,
+    /// Ciphertexts of the age files keelson.yaml's secrets name.
+    encrypted_files: BTreeMap<String, Vec<u8>>,
 }
 
-struct ParsedService {
-    file: String,
-    doc: Document,
-    document: ServiceDocument,
+/// keelson.yaml's `spec.secrets` as a component of their own, applied before every other.
+fn shared_component(root: &RootDocument, spec: &TopologySpec) -> Component {
+    let service = ServiceSpec {
+        workload: WorkloadKind::None,
+        secrets: spec.secrets.clone(),
+        ..empty_service_spec()
+    };
+    Component {
+        name: SHARED_COMPONENT.to_string(),
+        project: root.document.metadata.name.clone(),
+        file: TOPOLOGY_FILE.to_string(),
+        spec: service,
+        image: String::new(),
+        job_images: Vec::new(),
+        health_timeout: root.health_timeout,
+        config_contents: Vec::new(),
+        manifests: Vec::new(),
+        container_images: BTreeMap::new(),
+        toolbox_image: None,
+        encrypted_files: root.encrypted_files.clone(),
+    }
+}
+
+fn empty_service_spec() -> ServiceSpec {
+    // Every field of a ServiceSpec has a default; an empty mapping always deserializes.
+    serde_json::from_value(serde_json::json!({})).unwrap_or_else(|_| unreachable_spec())
+}
+
+#[cold]
+fn unreachable_spec() -> ServiceSpec {
+    ServiceSpec {
+        project: None,
+        depends_on: Vec::new(),
+        workload: WorkloadKind::None,
+        image: String::new(),
+        replicas: 1,
+        command: None,
+        args: Vec::new(),
+        env: Vec::new(),
+        ports: Vec::new(),
+        readiness_probe: None,
+        resources: None,
+        node_selector: BTreeMap::new(),
+        host_network: false,
+        privileged: false,
+        host_pid: false,
+        host_ipc: false,
+        volumes: Vec::new(),
+        init_containers: Vec::new(),
+        sidecars: Vec::new(),
+        termination_grace_period_seconds: None,
+        lifecycle: None,
+        anti_affinity: None,
+        topology_spread: Vec::new(),
+        disruption_budget: None,
+        secrets: Vec::new(),
+        database: None,
+        messaging: None,
+        identity: None,
+        config_files: Vec::new(),
+        jobs: Vec::new(),
+        health_timeout: None,
+        manifests: Vec::new(),
+        recreate_on_immutable_change: false,
+    }
+}
+
+pub(super) struct ParsedService {
+    pub(super) file: String,
+    pub(super) doc: Document,
+    pub(super) document: ServiceDocument,
 }
 
 /// What component checks need from `keelson.yaml`.
@@ -206,10 +301,13 @@ fn fallback_spec() -> TopologySpec {
         health_timeout: "10m".to_string(),
         policy: Policy::default(),
         config_schemas: Vec::new(),
+        secrets: Vec::new(),
+        bootstrap: None,
+        tombstones: Default::default(),
     }
 }
 
-fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Diagnostic {
+pub(super) fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Diagnostic {
     Diagnostic {
         file: file.to_string(),
         line: at.line,
@@ -224,25 +322,25 @@ fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Di
 }
 
 /// Findings about one document.
-struct Check<'a> {
-    file: &'a str,
-    doc: &'a Document,
-    diags: &'a mut Vec<Diagnostic>,
+pub(super) struct Check<'a> {
+    pub(super) file: &'a str,
+    pub(super) doc: &'a Document,
+    pub(super) diags: &'a mut Vec<Diagnostic>,
 }
 
 impl Check<'_> {
-    fn at(&mut self, field: &str, message: impl Into<String>) {
+    pub(super) fn at(&mut self, field: &str, message: impl Into<String>) {
         let at = self.doc.locate(field);
         self.diags.push(diag(self.file, at, field, message));
     }
 
-    fn result(&mut self, field: &str, result: Result<(), String>) {
+    pub(super) fn result(&mut self, field: &str, result: Result<(), String>) {
         if let Err(message) = result {
             self.at(field, message);
         }
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.diags.len()
     }
 }
@@ -399,12 +497,19 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
             format!("{} is not a percentage (0-100)", policy.prune_budget_percent),
         );
     }
+    let encrypted_files = check_secret_specs(&mut check, snapshot, "spec.secrets", &spec.secrets);
+    check_bootstrap(&mut check, spec);
+    for (i, name) in spec.tombstones.secrets.iter().enumerate() {
+        let field = format!("spec.tombstones.secrets[{i}]");
+        check.result(&field, names::dns1123_subdomain(name));
+    }
     // Problems found here are already reported; the document is still the best guide for checking
     // the components, so it is returned all the same.
     Some(RootDocument {
         document,
         doc,
         health_timeout,
+        encrypted_files,
     })
 }
 
@@ -523,11 +628,22 @@ fn check_component(
         }
     }
 
-    let image = match image::resolve(&spec.image, &topology.images) {
-        Ok(image) => image,
-        Err(e) => {
-            check.at("spec.image", e);
-            String::new()
+    let jobs_name_images = spec.jobs.iter().all(|j| j.image.is_some());
+    let image = if spec.image.is_empty() && spec.workload == WorkloadKind::None && jobs_name_images {
+        String::new()
+    } else if spec.image.is_empty() {
+        check.at(
+            "spec",
+            "missing field `image` (needed by the workload and by every job that names no image of its own)",
+        );
+        String::new()
+    } else {
+        match image::resolve(&spec.image, &topology.images) {
+            Ok(image) => image,
+            Err(e) => {
+                check.at("spec.image", e);
+                String::new()
+            }
         }
     };
 
@@ -550,6 +666,9 @@ fn check_component(
             "spec.replicas",
             "a DaemonSet runs one pod per node; remove replicas",
         );
+    }
+    if spec.workload == WorkloadKind::None {
+        check_no_workload(check, service, spec);
     }
     if spec.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
         check.at("spec.command", "must not be empty");
@@ -586,9 +705,24 @@ fn check_component(
             "privileged containers are not allowed by keelson.yaml spec.policy.allowPrivileged",
         );
     }
+    if context.policy_known && spec.host_pid && !topology.policy.allow_host_pid {
+        check.at(
+            "spec.hostPID",
+            "sharing the host's process namespace is not allowed by keelson.yaml spec.policy.allowHostPID",
+        );
+    }
+    if context.policy_known && spec.host_ipc && !topology.policy.allow_host_ipc {
+        check.at(
+            "spec.hostIPC",
+            "sharing the host's IPC namespace is not allowed by keelson.yaml spec.policy.allowHostIPC",
+        );
+    }
     check_volumes(check, spec);
+    let container_images = check_pod_details(check, spec, &image, topology, context.policy_known);
     let config_contents = check_config_files(check, snapshot, &spec.config_files);
     let job_images = check_jobs(check, name, &image, &topology.images, &spec.jobs);
+    let encrypted_files = check_secret_specs(check, snapshot, "spec.secrets", &spec.secrets);
+    let toolbox_image = check_bootstrap_fields(check, spec, topology, context.policy_known);
 
     let health_timeout = match &spec.health_timeout {
         Some(value) => parse_duration(value).unwrap_or_else(|e| {
@@ -612,10 +746,13 @@ fn check_component(
         health_timeout,
         config_contents,
         manifests,
+        container_images,
+        toolbox_image,
+        encrypted_files,
     })
 }
 
-fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
+pub(super) fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
     let mut seen = BTreeSet::new();
     for (i, var) in env.iter().enumerate() {
         let field = format!("{base}[{i}]");
@@ -655,7 +792,7 @@ fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
     }
 }
 
-fn check_port_number(check: &mut Check<'_>, field: &str, port: i32) {
+pub(super) fn check_port_number(check: &mut Check<'_>, field: &str, port: i32) {
     if !(1..=65535).contains(&port) {
         check.at(field, format!("port {port} is out of range (1-65535)"));
     }
@@ -683,7 +820,7 @@ fn check_ports(check: &mut Check<'_>, spec: &ServiceSpec) {
     }
 }
 
-fn check_probe(check: &mut Check<'_>, base: &str, probe: &Probe) {
+pub(super) fn check_probe(check: &mut Check<'_>, base: &str, probe: &Probe) {
     let handlers = [
         probe.http_get.is_some(),
         probe.tcp_socket.is_some(),
@@ -759,6 +896,12 @@ fn check_volumes(check: &mut Check<'_>, spec: &ServiceSpec) {
             );
         }
         check_volume_source(check, &field, volume);
+        if volume.mount_propagation == Some(MountPropagation::Bidirectional) && !spec.privileged {
+            check.at(
+                &format!("{field}.mountPropagation"),
+                "Bidirectional mount propagation needs a privileged container (spec.privileged: true)",
+            );
+        }
     }
 }
 
@@ -822,6 +965,20 @@ fn check_volume_source(check: &mut Check<'_>, field: &str, volume: &Volume) {
 
 /// Checks a repo-relative path and returns the text of the file it names.
 pub(super) fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, String> {
+    let entry = repo_entry(snapshot, path)?;
+    entry_text(&format!("`{path}`"), Some(entry))
+}
+
+/// The bytes of a repo-relative file that need not be text (an age ciphertext).
+pub(super) fn read_repo_bytes<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s [u8], String> {
+    match repo_entry(snapshot, path)? {
+        SnapshotEntry::File(bytes) => Ok(bytes),
+        other => entry_text(&format!("`{path}`"), Some(other)).map(str::as_bytes),
+    }
+}
+
+/// Checks a repo-relative path and returns the entry it names, refusing anything but a plain file.
+fn repo_entry<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s SnapshotEntry, String> {
     if path.is_empty() {
         return Err("path must not be empty".to_string());
     }
@@ -865,7 +1022,7 @@ pub(super) fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&
                 "`{path}` {why} (to `{target}`); symlinks are not followed"
             ))
         }
-        Some(entry) => entry_text(&format!("`{path}`"), Some(entry)),
+        Some(entry) => Ok(entry),
     }
 }
 
@@ -951,8 +1108,27 @@ fn check_jobs(
                 format!("job name `{}` is used twice", job.name),
             );
         }
-        if job.command.trim().is_empty() {
-            check.at(&format!("{field}.command"), "must not be empty");
+        match (&job.command, &job.script) {
+            (Some(command), None) if command.trim().is_empty() => {
+                check.at(&format!("{field}.command"), "must not be empty");
+            }
+            (None, Some(script)) if script.trim().is_empty() => {
+                check.at(&format!("{field}.script"), "must not be empty");
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => check.at(&field, "a job needs exactly one of command, script"),
+        }
+        if let Some(group) = &job.group {
+            check.result(&format!("{field}.group"), names::dns1123_label(group));
+        }
+        if BOOTSTRAP_JOB_NAMES.contains(&job.name.as_str()) {
+            check.at(
+                &format!("{field}.name"),
+                format!(
+                    "`{}` is the name of a bootstrap Job Keelson renders from the database, messaging and identity fields; choose another",
+                    job.name
+                ),
+            );
         }
         let image = match &job.image {
             Some(image) => image::resolve(image, defaults).unwrap_or_else(|e| {

@@ -52,13 +52,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/*
 What Keelson needs in a namespace it applies OpenStack objects to: the kinds it renders, with the verbs
 of server-side apply, drift watching and pruning; pods read-only for diagnostics; Events about the objects.
-No Secrets: rendered objects only reference Secrets that already exist. Roles and RoleBindings are only
+Secrets, because Keelson makes the ones the topology declares (spec.secrets), creating them only when
+absent and deleting a generated one only for a tombstone. Roles and RoleBindings are only
 ever as wide as these rules, because the API server refuses to let Keelson grant what it does not hold.
 deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifests.rs compares them).
 */}}
 {{- define "keelson.targetRules" -}}
 - apiGroups: [""]
   resources: [configmaps, services, serviceaccounts, persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
