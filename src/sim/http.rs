@@ -11,15 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::api::{DeleteOpts, ListQuery, PatchKind, Target, WriteOpts};
+use super::codec::{content_type, decode_body, error_response, json_response};
 use super::faults::Fault;
+use super::request::{DeleteOpts, ListQuery, MAX_BODY, PatchKind, Target, WriteOpts};
 use super::selectors::{FieldSelector, LabelSelector, supported_fields};
 use super::stats::RequestRecord;
 use super::status::ApiError;
 use super::{Shared, discovery, openapi, table, watch};
-
-/// Request bodies larger than a real API server accepts (3 MiB) are refused.
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let cancel = shared.cancel.clone();
@@ -30,25 +28,6 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
     if let Err(e) = result {
         tracing::error!(error = %e, "simulated cluster: server stopped");
     }
-}
-
-pub(crate) fn json_response(code: u16, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut r = Response::new(Body::from(bytes));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-pub(crate) fn error_response(e: &ApiError) -> Response {
-    let mut r = json_response(e.code, &e.body());
-    if let Some(secs) = e.retry_after {
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-    }
-    r
 }
 
 /// The parsed request: what the request log and the API need.
@@ -147,75 +126,6 @@ fn route(
         },
         verb,
     })
-}
-
-fn content_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
-/// Deepest `[`/`{` nesting accepted in YAML. The YAML parser takes time quadratic in nesting before it
-/// reaches its own recursion limit, so absurd nesting is refused before parsing.
-const MAX_FLOW_DEPTH: usize = 100;
-
-/// The deepest flow-collection nesting in YAML text, ignoring quoted strings and comments.
-fn flow_depth(text: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let (mut single, mut double, mut escaped, mut comment) = (false, false, false, false);
-    let mut prev = ' ';
-    for ch in text.chars() {
-        if comment {
-            comment = ch != '\n';
-        } else if double {
-            if escaped {
-                escaped = false;
-            } else if ch == '\\' {
-                escaped = true;
-            } else if ch == '"' {
-                double = false;
-            }
-        } else if single {
-            single = ch != '\'';
-        } else {
-            match ch {
-                '"' => double = true,
-                '\'' => single = true,
-                '#' if prev.is_whitespace() => comment = true,
-                '[' | '{' => {
-                    depth += 1;
-                    max = max.max(depth);
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-        prev = ch;
-    }
-    max
-}
-
-/// Decodes a JSON or YAML body into a JSON value, with the error a real server gives.
-fn decode_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("the body of the request was empty"));
-    }
-    if yaml {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| ApiError::bad_request("error decoding YAML: the body is not UTF-8"))?;
-        if flow_depth(text) > MAX_FLOW_DEPTH {
-            return Err(ApiError::bad_request(format!(
-                "error decoding YAML: collections nested deeper than {MAX_FLOW_DEPTH} levels"
-            )));
-        }
-        serde_yaml::from_str::<Value>(text)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
-    } else {
-        serde_json::from_slice::<Value>(bytes)
-            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
-    }
 }
 
 fn write_opts(
@@ -714,21 +624,6 @@ async fn control(shared: &Arc<Shared>, method: &Method, rest: &str, body: Body) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flow_depth_ignores_strings_and_comments() {
-        let cases = [
-            ("a: 1", 0),
-            ("a: [1, {b: [2]}]", 3),
-            ("a: \"[[[[\"", 0),
-            ("a: '[[{{'", 0),
-            ("a: 1 # [[[[", 0),
-            ("a: \"x\\\"[\"\nb: [1]", 1),
-        ];
-        for (text, want) in cases {
-            assert_eq!(flow_depth(text), want, "{text}");
-        }
-    }
 
     type Want<'a> = Option<(&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>)>;
 

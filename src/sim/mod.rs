@@ -13,7 +13,9 @@
 
 mod api;
 mod apply;
+mod codec;
 mod controllers;
+mod defaults;
 mod discovery;
 mod faults;
 mod fieldset;
@@ -21,6 +23,7 @@ mod http;
 mod meta;
 mod openapi;
 mod patch;
+mod request;
 mod resources;
 mod schema;
 mod selectors;

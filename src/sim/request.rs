@@ -1,0 +1,57 @@
+//! What a request asks for once HTTP is peeled off: the target object, its options, and the limits every
+//! request is held to. Shared by the HTTP layer, the API and watches, so none of them imports another.
+
+use super::resources::ResourceInfo;
+use super::selectors::{FieldSelector, LabelSelector};
+
+/// Request bodies larger than a real API server accepts (3 MiB) are refused.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The resource, scope and object a request addresses.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub info: ResourceInfo,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+impl Target {
+    pub fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteOpts {
+    pub dry_run: bool,
+    pub manager: String,
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListQuery {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub cont: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum PatchKind {
+    Merge,
+    Strategic,
+    Json,
+    Apply,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeleteOpts {
+    pub dry_run: bool,
+    pub propagation: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+}
