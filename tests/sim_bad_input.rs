@@ -171,8 +171,8 @@ async fn malformed_bodies_and_wrong_types_get_status_errors() {
             CM.into(),
             Some("application/vnd.kubernetes.protobuf"),
             b"\x6b\x38\x73\x00".to_vec(),
-            415,
-            "UnsupportedMediaType",
+            400,
+            "BadRequest",
         ),
         (
             "POST",

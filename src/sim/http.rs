@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::codec::{content_type, decode_body, error_response, json_response};
+use super::codec::{Format, content_type, decode_body, error_response, json_response};
 use super::faults::Fault;
 use super::request::{DeleteOpts, ListQuery, MAX_BODY, PatchKind, Target, WriteOpts};
 use super::selectors::{FieldSelector, LabelSelector, supported_fields};
@@ -440,15 +440,10 @@ async fn dispatch(
             Ok((200, shared.lock().list(t, &lq)?))
         }
         "create" | "update" => {
-            let ct = content_type(headers);
-            let yaml = match ct.as_str() {
-                "" | "application/json" | "*/*" => false,
-                "application/yaml" | "application/x-yaml" | "text/yaml" => true,
-                other => return Err(ApiError::unsupported_media_type(other)),
-            };
+            let format = Format::of_object(&content_type(headers), t.info.builtin)?;
             let opts = write_opts(q, headers, p.verb, false)?;
             let bytes = read_body(body).await?;
-            let obj = decode_body(&bytes, yaml)?;
+            let obj = decode_body(&bytes, format)?;
             let mut g = shared.lock();
             if p.verb == "create" {
                 Ok((201, g.create(t, obj, &opts)?))
@@ -463,11 +458,16 @@ async fn dispatch(
                 "application/strategic-merge-patch+json" => PatchKind::Strategic,
                 "application/json-patch+json" => PatchKind::Json,
                 "application/apply-patch+yaml" => PatchKind::Apply,
-                other => return Err(ApiError::unsupported_media_type(other)),
+                _ => return Err(ApiError::unsupported_patch_type(t.info.builtin)),
             };
             let opts = write_opts(q, headers, p.verb, kind == PatchKind::Apply)?;
             let bytes = read_body(body).await?;
-            let patch = decode_body(&bytes, kind == PatchKind::Apply)?;
+            let format = if kind == PatchKind::Apply {
+                Format::Yaml
+            } else {
+                Format::Json
+            };
+            let patch = decode_body(&bytes, format)?;
             let existed = kind == PatchKind::Apply
                 && shared
                     .lock()
