@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -10,7 +11,9 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tokio_rustls::TlsAcceptor;
 
+use super::auth::{self, Attributes, User};
 use super::codec::{Format, content_type, decode_body, error_response, json_response};
 use super::faults::Fault;
 use super::request::{DeleteOpts, ListQuery, MAX_BODY, PatchKind, Target, WriteOpts};
@@ -19,15 +22,48 @@ use super::stats::RequestRecord;
 use super::status::ApiError;
 use super::{Shared, discovery, openapi, table, watch};
 
-pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+/// Accepts TLS connections until the cluster is cancelled, then lets open requests finish.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, tls: TlsAcceptor) {
     let cancel = shared.cancel.clone();
     let app = Router::new().fallback(handle).with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "simulated cluster: server stopped");
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulated cluster: accept failed");
+                    continue;
+                }
+            },
+        };
+        let (tls, app, cancel) = (tls.clone(), app.clone(), cancel.clone());
+        connections.spawn(async move {
+            // A client that never finishes its handshake does not hold a task for ever.
+            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "simulated cluster: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
     }
+    connections.close();
+    connections.wait().await;
 }
 
 /// The parsed request: what the request log and the API need.
@@ -91,7 +127,9 @@ fn route(
         return Err(ApiError::path_not_found());
     }
     if let Some(s) = sub {
-        let ok = (s == "status" && info.has_status) || (s == "scale" && info.has_scale);
+        let ok = (s == "status" && info.has_status)
+            || (s == "scale" && info.has_scale)
+            || (s == "token" && info.has_token);
         if !ok {
             return Err(ApiError::path_not_found());
         }
@@ -105,13 +143,21 @@ fn route(
         ("GET", false) if watch => "watch",
         ("GET", false) => "list",
         ("POST", false) if sub.is_none() => "create",
+        ("POST", true) if sub == Some("token") => "create",
         ("PUT", true) => "update",
         ("PATCH", true) => "patch",
         ("DELETE", true) if sub.is_none() => "delete",
         ("DELETE", false) => "deletecollection",
         _ => return Err(ApiError::method_not_allowed()),
     };
-    if sub.is_some() && !matches!(verb, "get" | "update" | "patch") {
+    let sub_verbs: &[&str] = match sub {
+        Some("token") => &["create"],
+        _ => &["get", "update", "patch"],
+    };
+    if sub.is_some() && !sub_verbs.contains(&verb) {
+        return Err(ApiError::method_not_allowed());
+    }
+    if info.create_only && verb != "create" {
         return Err(ApiError::method_not_allowed());
     }
     if info.namespaced && ns.is_none() && !matches!(verb, "list" | "watch") {
@@ -286,6 +332,25 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     if let Some(rest) = path.strip_prefix("/_sim/") {
         return control(&shared, &parts.method, rest, body).await;
     }
+    // Authentication, then authorization, before anything else looks at the request.
+    let attrs = Attributes::of_request(&parts.method, &path, &query);
+    let user = {
+        let g = shared.lock();
+        shared
+            .auth
+            .authenticate(&parts.headers, &g.store)
+            .and_then(|user| match auth::authorize(&g.store, &user, &attrs) {
+                (true, _) => Ok(user),
+                (false, reason) => Err(auth::forbidden(&user, &attrs, &reason)),
+            })
+    };
+    let user = match user {
+        Ok(u) => u,
+        Err(e) => {
+            refused(&shared, &parts, &attrs, &query, e.code);
+            return error_response(&e);
+        }
+    };
     if let Some(resp) = non_resource(&shared, &parts.method, &path, &parts.headers) {
         shared.recorder.count_plain(resp.status().as_u16());
         return resp;
@@ -396,7 +461,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         shared.recorder.record(record);
         return resp;
     }
-    let result = dispatch(&shared, &parsed, &query, &parts.headers, body).await;
+    let result = dispatch(&shared, &parsed, &user, &query, &parts.headers, body).await;
     let resp = match result {
         Ok((code, value)) => {
             if parsed.verb == "create" {
@@ -425,9 +490,51 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     resp
 }
 
+/// A request refused before routing (401, 403) still counts, and resource requests are logged.
+fn refused(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    attrs: &Attributes,
+    query: &HashMap<String, String>,
+    status: u16,
+) {
+    let Some(r) = &attrs.resource else {
+        shared.recorder.count_plain(status);
+        return;
+    };
+    let segs: Vec<&str> = parts.uri.path().trim_matches('/').split('/').collect();
+    let version = match segs.as_slice() {
+        ["api", v, ..] => *v,
+        ["apis", _, v, ..] => *v,
+        _ => "",
+    };
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    shared.recorder.record(RequestRecord {
+        seq: 0,
+        at: shared.started.elapsed(),
+        method: parts.method.to_string(),
+        verb: attrs.verb.clone(),
+        group: r.group.clone(),
+        version: version.to_string(),
+        resource: r.resource.clone(),
+        subresource: opt(&r.subresource),
+        namespace: opt(&r.namespace).filter(|_| r.resource != "namespaces"),
+        name: opt(&r.name),
+        field_manager: query.get("fieldManager").cloned(),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
+        status,
+    });
+}
+
 async fn dispatch(
     shared: &Arc<Shared>,
     p: &Parsed,
+    user: &User,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
@@ -445,7 +552,11 @@ async fn dispatch(
             let bytes = read_body(body).await?;
             let obj = decode_body(&bytes, format)?;
             let mut g = shared.lock();
-            if p.verb == "create" {
+            if t.sub.as_deref() == Some("token") {
+                Ok((201, g.create_token(t, &obj, &shared.auth, opts.dry_run)?))
+            } else if t.info.create_only {
+                Ok((201, g.review(t, &obj, user, &shared.auth)?))
+            } else if p.verb == "create" {
                 Ok((201, g.create(t, obj, &opts)?))
             } else {
                 Ok((200, g.update(t, obj, &opts)?))

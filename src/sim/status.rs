@@ -28,6 +28,11 @@ impl ApiError {
         self.details = Some(Box::new(details));
     }
 
+    /// No valid credentials: kube-apiserver says no more than this.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

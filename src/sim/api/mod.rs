@@ -1,11 +1,13 @@
 //! The API's semantics over the store, one room per kind of request: `read` (get, list), `write` (create,
 //! update, patch, apply, and the commit every write ends in), `delete` (delete, deletecollection, namespaces,
-//! garbage collection), `crd` (serving custom resources), `workloads` (the glue that runs the simulated
+//! garbage collection), `crd` (serving custom resources), `review` (tokens and access reviews, answered
+//! and never stored), `workloads` (the glue that runs the simulated
 //! controllers). No HTTP here: requests arrive parsed, as `request` types.
 
 mod crd;
 mod delete;
 mod read;
+mod review;
 mod workloads;
 mod write;
 
@@ -64,6 +66,15 @@ impl State {
             "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]}});
         let _ = s.commit(&t, None, body, Managed::Update("kube-apiserver"), false);
+        for (plural, body) in super::auth::rbac::bootstrap_policy() {
+            let t = Target {
+                info: s.info(super::auth::rbac::GROUP, plural),
+                namespace: None,
+                name: body["metadata"]["name"].as_str().map(String::from),
+                sub: None,
+            };
+            let _ = s.commit(&t, None, body, Managed::Update("kube-apiserver"), false);
+        }
         s
     }
 

@@ -295,6 +295,31 @@ message!(rbac::v1::ClusterRoleBinding {
     role_ref: "roleRef"
 });
 
+message!(authentication::v1::TokenReviewSpec {
+    token: "token",
+    audiences: "audiences"
+});
+message!(authentication::v1::TokenReview {
+    metadata: "metadata",
+    spec: "spec"
+});
+message!(authentication::v1::SelfSubjectReview { metadata: "metadata" });
+message!(authorization::v1::SubjectAccessReviewSpec {
+    resource_attributes: "resourceAttributes",
+    non_resource_attributes: "nonResourceAttributes",
+    user: "user",
+    groups: "groups",
+    uid: "uid",
+});
+message!(authorization::v1::SubjectAccessReview {
+    metadata: "metadata",
+    spec: "spec"
+});
+message!(authorization::v1::LocalSubjectAccessReview {
+    metadata: "metadata",
+    spec: "spec"
+});
+
 /// The kinds whose protobuf encoding the simulator reads, by apiVersion and kind.
 fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value, prost::DecodeError>> {
     fn dec<T: Message + Default + ToJson>(raw: &[u8]) -> Result<Value, prost::DecodeError> {
@@ -307,6 +332,16 @@ fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value
         ("v1", "ServiceAccount") => dec::<core::v1::ServiceAccount>(raw),
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => dec::<meta::DeleteOptions>(raw),
         ("authentication.k8s.io/v1", "TokenRequest") => dec::<authentication::v1::TokenRequest>(raw),
+        ("authentication.k8s.io/v1", "TokenReview") => dec::<authentication::v1::TokenReview>(raw),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            dec::<authentication::v1::SelfSubjectReview>(raw)
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => {
+            dec::<authorization::v1::SubjectAccessReview>(raw)
+        }
+        ("authorization.k8s.io/v1", "LocalSubjectAccessReview") => {
+            dec::<authorization::v1::LocalSubjectAccessReview>(raw)
+        }
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
             dec::<authorization::v1::SelfSubjectAccessReview>(raw)
         }
@@ -323,7 +358,8 @@ fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<Value
 
 /// The kinds `decode` reads, for error messages and the docs.
 pub const DECODED_KINDS: &str = "Namespace, Secret, ConfigMap, ServiceAccount, DeleteOptions, TokenRequest, \
-     SelfSubjectAccessReview, SelfSubjectRulesReview, Role, ClusterRole, RoleBinding, ClusterRoleBinding";
+     TokenReview, SelfSubjectReview, SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview, \
+     LocalSubjectAccessReview, Role, ClusterRole, RoleBinding, ClusterRoleBinding";
 
 /// Decodes a protobuf body into the JSON object it encodes, `apiVersion` and `kind` included.
 pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
