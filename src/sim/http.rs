@@ -16,7 +16,9 @@ use tokio_rustls::TlsAcceptor;
 use super::auth::{self, Attributes, User};
 use super::codec::{Format, content_type, decode_body, error_response, json_response};
 use super::faults::Fault;
-use super::request::{DeleteOpts, ListQuery, MAX_BODY, PatchKind, Target, WriteOpts};
+use super::request::{
+    DeleteOpts, FieldValidation, ListQuery, MAX_BODY, PatchKind, RequestContext, Target, WriteOpts,
+};
 use super::selectors::{FieldSelector, LabelSelector, supported_fields};
 use super::stats::RequestRecord;
 use super::status::ApiError;
@@ -241,10 +243,21 @@ fn write_opts(
         }
     }
     let _ = verb;
+    let field_validation = match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some("Strict") => FieldValidation::Strict,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation: Invalid value: {other:?}: fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\""
+            )));
+        }
+    };
     Ok(WriteOpts {
         dry_run,
         manager,
         force,
+        field_validation,
     })
 }
 
@@ -461,8 +474,18 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         shared.recorder.record(record);
         return resp;
     }
-    let result = dispatch(&shared, &parsed, &user, &query, &parts.headers, body).await;
-    let resp = match result {
+    let mut warnings = Vec::new();
+    let result = dispatch(
+        &shared,
+        &parsed,
+        &user,
+        &query,
+        &parts.headers,
+        body,
+        &mut warnings,
+    )
+    .await;
+    let mut resp = match result {
         Ok((code, value)) => {
             if parsed.verb == "create" {
                 // The name of a created object is in the body, not the URL.
@@ -485,6 +508,13 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             error_response(&e)
         }
     };
+    for w in &warnings {
+        // RFC 7234 warnings, as kube-apiserver sends them: `299 - "<text>"`.
+        let text = format!("299 - {}", serde_json::Value::String(w.clone()));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
     record.status = resp.status().as_u16();
     shared.recorder.record(record);
     resp
@@ -538,6 +568,7 @@ async fn dispatch(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
+    warnings: &mut Vec<String>,
 ) -> Result<(u16, Value), ApiError> {
     let t = &p.target;
     match p.verb {
@@ -552,15 +583,22 @@ async fn dispatch(
             let bytes = read_body(body).await?;
             let obj = decode_body(&bytes, format)?;
             let mut g = shared.lock();
-            if t.sub.as_deref() == Some("token") {
-                Ok((201, g.create_token(t, &obj, &shared.auth, opts.dry_run)?))
+            g.request = RequestContext {
+                field_validation: opts.field_validation,
+                warnings: Vec::new(),
+            };
+            let result = if t.sub.as_deref() == Some("token") {
+                g.create_token(t, &obj, &shared.auth, opts.dry_run)
+                    .map(|v| (201, v))
             } else if t.info.create_only {
-                Ok((201, g.review(t, &obj, user, &shared.auth)?))
+                g.review(t, &obj, user, &shared.auth).map(|v| (201, v))
             } else if p.verb == "create" {
-                Ok((201, g.create(t, obj, &opts)?))
+                g.create(t, obj, &opts).map(|v| (201, v))
             } else {
-                Ok((200, g.update(t, obj, &opts)?))
-            }
+                g.update(t, obj, &opts).map(|v| (200, v))
+            };
+            warnings.append(&mut g.request.warnings);
+            result
         }
         "patch" => {
             let ct = content_type(headers);
@@ -587,7 +625,16 @@ async fn dispatch(
                         ..t.clone()
                     })
                     .is_ok();
-            let out = shared.lock().patch(t, kind, &patch, &opts)?;
+            let out = {
+                let mut g = shared.lock();
+                g.request = RequestContext {
+                    field_validation: opts.field_validation,
+                    warnings: Vec::new(),
+                };
+                let out = g.patch(t, kind, &patch, &opts);
+                warnings.append(&mut g.request.warnings);
+                out?
+            };
             Ok((
                 if kind == PatchKind::Apply && !existed {
                     201

@@ -24,6 +24,7 @@ mod http;
 mod meta;
 mod openapi;
 mod patch;
+mod prune;
 mod request;
 mod resources;
 mod schema;

@@ -30,6 +30,27 @@ pub(crate) struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
+    pub field_validation: FieldValidation,
+}
+
+/// `fieldValidation`: what becomes of fields the kind's schema does not declare.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) enum FieldValidation {
+    /// Dropped silently.
+    Ignore,
+    /// Dropped, each named in a `Warning` header (the server's default).
+    #[default]
+    Warn,
+    /// The request is refused.
+    Strict,
+}
+
+/// What one request collects while the API handles it.
+#[derive(Debug, Default)]
+pub(crate) struct RequestContext {
+    pub field_validation: FieldValidation,
+    /// `Warning` headers for the response.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::controllers::{Behaviour, Tracked};
 use super::defaults::ClusterIps;
-use super::request::Target;
+use super::request::{RequestContext, Target};
 use super::resources::{Registry, ResKey, ResourceInfo};
 use super::status::ApiError;
 use super::store::Store;
@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub store: Store,
     pub tracked: HashMap<ObjKey, Tracked>,
     pub behaviour: Behaviour,
+    /// The request being handled: its field validation, the warnings it collects.
+    pub request: RequestContext,
     cluster_ips: ClusterIps,
 }
 
@@ -42,6 +44,7 @@ impl State {
             store: Store::new(history),
             tracked: HashMap::new(),
             behaviour,
+            request: RequestContext::default(),
             cluster_ips: ClusterIps::default(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {

@@ -10,7 +10,8 @@ use super::super::controllers;
 use super::super::defaults;
 use super::super::meta;
 use super::super::patch;
-use super::super::request::{MAX_BODY, PatchKind, Target, WriteOpts};
+use super::super::prune;
+use super::super::request::{FieldValidation, MAX_BODY, PatchKind, Target, WriteOpts};
 use super::super::resources::{ResKey, ResourceInfo};
 use super::super::status::ApiError;
 use super::read::scale_of;
@@ -360,6 +361,7 @@ impl State {
                 _ => {}
             }
         }
+        self.prune(&t.info, &mut applied)?;
         defaults::apply_defaults(&t.info, &mut applied);
         let now = meta::now_rfc3339();
         let merged = apply::apply(ApplyRequest {
@@ -381,6 +383,29 @@ impl State {
             e
         })?;
         self.commit(t, existing, merged, Managed::Applied, o.dry_run)
+    }
+
+    /// Drops fields the kind does not declare: named in warnings, or refusing the request under
+    /// `fieldValidation=Strict`, as kube-apiserver's decoder does.
+    fn prune(&mut self, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        let unknown = prune::prune(info, obj);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = unknown.iter().map(|p| format!("unknown field {p:?}")).collect();
+        match self.request.field_validation {
+            FieldValidation::Ignore => Ok(()),
+            FieldValidation::Warn => {
+                self.request.warnings.extend(named);
+                Ok(())
+            }
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                named.join(", "),
+                kind = info.kind,
+                version = info.version,
+            ))),
+        }
     }
 
     /// Final step of every write: server-owned metadata, defaults, validation, ownership, storage, hooks.
@@ -471,7 +496,9 @@ impl State {
                 }
             }
         }
+        self.prune(&info, &mut new)?;
         defaults::apply_defaults(&info, &mut new);
+        defaults::object_defaults(&info, &mut new);
         defaults::server_fields(&info, old.as_deref(), &mut new, &mut self.cluster_ips);
         let generation = match &old {
             Some(o) => {
