@@ -349,18 +349,18 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     let attrs = Attributes::of_request(&parts.method, &path, &query);
     let user = {
         let g = shared.lock();
-        shared
-            .auth
-            .authenticate(&parts.headers, &g.store)
-            .and_then(|user| match auth::authorize(&g.store, &user, &attrs) {
+        match shared.auth.authenticate(&parts.headers, &g.store) {
+            Err(e) => Err((e, String::new())),
+            Ok(user) => match auth::authorize(&g.store, &user, &attrs) {
                 (true, _) => Ok(user),
-                (false, reason) => Err(auth::forbidden(&user, &attrs, &reason)),
-            })
+                (false, reason) => Err((auth::forbidden(&user, &attrs, &reason), user.name)),
+            },
+        }
     };
     let user = match user {
         Ok(u) => u,
-        Err(e) => {
-            refused(&shared, &parts, &attrs, &query, e.code);
+        Err((e, name)) => {
+            refused(&shared, &parts, &attrs, &query, e.code, name);
             return error_response(&e);
         }
     };
@@ -380,6 +380,8 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
     };
     let mut record = RequestRecord {
+        user: user.name.clone(),
+        warnings: Vec::new(),
         seq: 0,
         at: shared.started.elapsed(),
         method: parts.method.to_string(),
@@ -516,6 +518,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
     }
     record.status = resp.status().as_u16();
+    record.warnings = warnings;
     shared.recorder.record(record);
     resp
 }
@@ -527,6 +530,7 @@ fn refused(
     attrs: &Attributes,
     query: &HashMap<String, String>,
     status: u16,
+    user: String,
 ) {
     let Some(r) = &attrs.resource else {
         shared.recorder.count_plain(status);
@@ -540,6 +544,8 @@ fn refused(
     };
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
     shared.recorder.record(RequestRecord {
+        user,
+        warnings: Vec::new(),
         seq: 0,
         at: shared.started.elapsed(),
         method: parts.method.to_string(),
