@@ -431,3 +431,109 @@ async fn tokens_that_stand_for_nobody_are_unauthorized() {
     assert!(send(&anonymous, "GET", "/version", None).await.is_ok());
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn roles_and_bindings_grant_only_what_their_writer_holds() {
+    let (c, worker) = fixture().await;
+    let admin = c.client();
+    let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/app";
+    // The worker may write Roles and RoleBindings in `app`, as Keelson's own Role lets it.
+    send(&admin, "POST", &format!("{rbac}/roles"), Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "rbac-writer"}, "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+        "verbs": ["get", "create", "patch"]}]}))).await.unwrap();
+    send(&admin, "POST", &format!("{rbac}/rolebindings"), Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "rbac-writer"}, "subjects": [{"kind": "ServiceAccount", "name": "worker", "namespace": "app"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "rbac-writer"}}))).await.unwrap();
+    let role = |name: &str, rules: Value| json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules});
+    let binding = |name: &str, kind: &str, role: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name}, "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "app"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role}})
+    };
+
+    // Within what it holds: allowed.
+    send(
+        &worker,
+        "POST",
+        &format!("{rbac}/roles"),
+        Some(role(
+            "cm-read",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]),
+        )),
+    )
+    .await
+    .unwrap();
+    send(
+        &worker,
+        "POST",
+        &format!("{rbac}/rolebindings"),
+        Some(binding("cm-read", "Role", "cm-read")),
+    )
+    .await
+    .unwrap();
+    // More than it holds: refused, naming what is missing.
+    let wider = role(
+        "secrets",
+        json!([{"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["list", "get"]}]),
+    );
+    let e = send(&worker, "POST", &format!("{rbac}/roles"), Some(wider))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 403);
+    assert_eq!(
+        e.message,
+        "roles.rbac.authorization.k8s.io \"secrets\" is forbidden: user \"system:serviceaccount:app:worker\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:app\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"list\" \"get\"]}; resolution errors: [role.rbac.authorization.k8s.io \"missing\" not found]"
+    );
+    let e = send(
+        &worker,
+        "POST",
+        &format!("{rbac}/rolebindings"),
+        Some(binding("admin", "ClusterRole", "cluster-admin")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, 403);
+    assert!(e.message.starts_with("rolebindings.rbac.authorization.k8s.io \"admin\" is forbidden: user \"system:serviceaccount:app:worker\""), "{}", e.message);
+    assert!(
+        e.message
+            .contains("{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"),
+        "{}",
+        e.message
+    );
+    // An update that widens a role is refused as well; nothing was stored.
+    let widen = json!({"rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "delete"]}]});
+    let e = send(&worker, "PATCH", &format!("{rbac}/roles/cm-read"), Some(widen))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 403, "{}", e.message);
+    assert!(
+        send(&admin, "GET", &format!("{rbac}/roles/secrets"), None)
+            .await
+            .is_err()
+    );
+    // `bind` on a role lets a user bind it without holding it.
+    send(
+        &admin,
+        "POST",
+        &format!("{rbac}/roles"),
+        Some(role(
+            "binder",
+            json!([{"apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles"], "resourceNames": ["cluster-admin"], "verbs": ["bind"]}]),
+        )),
+    )
+    .await
+    .unwrap();
+    send(&admin, "POST", &format!("{rbac}/rolebindings"), Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "binder"}, "subjects": [{"kind": "ServiceAccount", "name": "worker", "namespace": "app"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "binder"}}))).await.unwrap();
+    send(
+        &worker,
+        "POST",
+        &format!("{rbac}/rolebindings"),
+        Some(binding("admin", "ClusterRole", "cluster-admin")),
+    )
+    .await
+    .unwrap();
+    c.shutdown().await;
+}

@@ -590,6 +590,7 @@ async fn dispatch(
             let obj = decode_body(&bytes, format)?;
             let mut g = shared.lock();
             g.request = RequestContext {
+                user: Some(user.clone()),
                 field_validation: opts.field_validation,
                 warnings: Vec::new(),
             };
@@ -603,7 +604,7 @@ async fn dispatch(
             } else {
                 g.update(t, obj, &opts).map(|v| (200, v))
             };
-            warnings.append(&mut g.request.warnings);
+            warnings.extend(std::mem::take(&mut g.request).warnings);
             result
         }
         "patch" => {
@@ -634,11 +635,12 @@ async fn dispatch(
             let out = {
                 let mut g = shared.lock();
                 g.request = RequestContext {
+                    user: Some(user.clone()),
                     field_validation: opts.field_validation,
                     warnings: Vec::new(),
                 };
                 let out = g.patch(t, kind, &patch, &opts);
-                warnings.append(&mut g.request.warnings);
+                warnings.extend(std::mem::take(&mut g.request).warnings);
                 out?
             };
             Ok((

@@ -1,6 +1,7 @@
 //! What a request asks for once HTTP is peeled off: the target object, its options, and the limits every
 //! request is held to. Shared by the HTTP layer, the API and watches, so none of them imports another.
 
+use super::auth::User;
 use super::resources::ResourceInfo;
 use super::selectors::{FieldSelector, LabelSelector};
 
@@ -45,9 +46,11 @@ pub(crate) enum FieldValidation {
     Strict,
 }
 
-/// What one request collects while the API handles it.
+/// What one request brings and collects while the API handles it.
 #[derive(Debug, Default)]
 pub(crate) struct RequestContext {
+    /// Who asks; None for the simulator's own writes (controllers, garbage collection, bootstrap).
+    pub user: Option<User>,
     pub field_validation: FieldValidation,
     /// `Warning` headers for the response.
     pub warnings: Vec<String>,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
 /// The names the serving certificate is valid for.
@@ -66,7 +66,7 @@ impl Tls {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls {
             ca_pem: ca.pem(),
-            ca_der: CertificateDer::from(ca.der().to_vec()).to_vec(),
+            ca_der: ca.der().to_vec(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
         })
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::super::apply::{self, ApplyRequest};
+use super::super::auth;
 use super::super::controllers;
 use super::super::defaults;
 use super::super::meta;
@@ -545,6 +546,12 @@ impl State {
         }
         if info.group == "apiextensions.k8s.io" {
             crd::set_crd_status(old.as_deref(), &mut new, &now);
+        }
+
+        if info.group == auth::rbac::GROUP && t.sub.is_none() {
+            if let Some(user) = &self.request.user {
+                auth::check_grant(&self.store, user, &info.plural, t.ns(), t.name(), &new)?;
+            }
         }
 
         // As on a real server, validation answers before storage does.

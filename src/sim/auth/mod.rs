@@ -331,6 +331,79 @@ pub fn authorize(store: &Store, user: &User, a: &Attributes) -> (bool, String) {
     rbac::authorize(store, user, a)
 }
 
+/// Writing a role or a binding grants permissions: kube-apiserver allows it only to users who hold them
+/// (in the role's namespace), or who may `escalate` roles or `bind` the referenced role.
+pub fn check_grant(
+    store: &Store,
+    user: &User,
+    plural: &str,
+    namespace: &str,
+    name: &str,
+    obj: &serde_json::Value,
+) -> Result<(), ApiError> {
+    if user.is_privileged() {
+        return Ok(());
+    }
+    let forbidden = |msg: String| {
+        let mut e = ApiError::new(
+            403,
+            "Forbidden",
+            format!("{plural}.{} {name:?} is forbidden: {msg}", rbac::GROUP),
+        );
+        e.set_details(json!({"name": name, "group": rbac::GROUP, "kind": plural}));
+        e
+    };
+    let may = |verb: &str, resource: &str, resource_name: &str| {
+        let a = Attributes {
+            verb: verb.into(),
+            path: String::new(),
+            resource: Some(ResourceAttributes {
+                group: rbac::GROUP.into(),
+                resource: resource.into(),
+                subresource: String::new(),
+                namespace: namespace.into(),
+                name: resource_name.into(),
+            }),
+        };
+        authorize(store, user, &a).0
+    };
+    let rules = match plural {
+        "roles" | "clusterroles" => {
+            if may("escalate", plural, name) {
+                return Ok(());
+            }
+            obj["rules"].as_array().cloned().unwrap_or_default()
+        }
+        "rolebindings" | "clusterrolebindings" => {
+            let role = obj["roleRef"]["name"].as_str().unwrap_or("");
+            let (role_plural, role_ns, singular) = match obj["roleRef"]["kind"].as_str() {
+                Some("ClusterRole") => ("clusterroles", "", "clusterrole"),
+                Some("Role") => ("roles", namespace, "role"),
+                // Validation refuses other references.
+                _ => return Ok(()),
+            };
+            if may("bind", role_plural, role) {
+                return Ok(());
+            }
+            let key = ResKey {
+                group: rbac::GROUP.into(),
+                plural: role_plural.into(),
+            };
+            match store.get(&key, role_ns, role) {
+                Some(r) => r["rules"].as_array().cloned().unwrap_or_default(),
+                None => {
+                    return Err(forbidden(format!(
+                        "{singular}.{} {role:?} not found",
+                        rbac::GROUP
+                    )));
+                }
+            }
+        }
+        _ => return Ok(()),
+    };
+    rbac::confirm_no_escalation(store, user, namespace, &rules).map_err(forbidden)
+}
+
 /// kube-apiserver's refusal: `<resource> "<name>" is forbidden: User "<user>" cannot <verb> resource
 /// "<resource>[/<sub>]" in API group "<group>" in the namespace "<ns>"` (or `at the cluster scope`, or
 /// `cannot <verb> path "<path>"`), with the authorizer's reason after a colon.

@@ -145,6 +145,114 @@ pub fn authorize(store: &Store, user: &User, a: &Attributes) -> (bool, String) {
     (false, reason)
 }
 
+/// One rule per API group, resource, resource name and verb (or URL and verb): the atoms a grant is
+/// checked by.
+fn atoms(rule: &Value) -> Vec<(Attributes, (String, String, String, String))> {
+    let list = |k: &str| -> Vec<String> { strings(&rule[k]).into_iter().map(String::from).collect() };
+    let mut out = Vec::new();
+    let verbs = list("verbs");
+    for verb in &verbs {
+        for url in list("nonResourceURLs") {
+            let a = Attributes {
+                verb: verb.clone(),
+                path: url.clone(),
+                resource: None,
+            };
+            out.push((a, (String::new(), url, String::new(), verb.clone())));
+        }
+        let names = {
+            let n = list("resourceNames");
+            if n.is_empty() { vec![String::new()] } else { n }
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                let (res, sub) = match resource.split_once('/') {
+                    Some((r, s)) => (r.to_string(), s.to_string()),
+                    None => (resource.clone(), String::new()),
+                };
+                for name in &names {
+                    let a = Attributes {
+                        verb: verb.clone(),
+                        path: String::new(),
+                        resource: Some(super::ResourceAttributes {
+                            group: group.clone(),
+                            resource: res.clone(),
+                            subresource: sub.clone(),
+                            namespace: String::new(),
+                            name: name.clone(),
+                        }),
+                    };
+                    out.push((a, (group.clone(), resource.clone(), name.clone(), verb.clone())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// kube-apiserver's escalation check: a user may grant (in a role, or by binding one) only permissions
+/// they hold in that namespace. The error lists what is missing, as kube-apiserver does.
+pub fn confirm_no_escalation(
+    store: &Store,
+    user: &User,
+    namespace: &str,
+    rules: &[Value],
+) -> Result<(), String> {
+    let (owned, errors) = rules_for(store, user, namespace);
+    let mut missing: std::collections::BTreeMap<(String, String, String), Vec<String>> = Default::default();
+    let mut urls: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for rule in rules {
+        for (a, (group, resource, name, verb)) in atoms(rule) {
+            if owned.iter().any(|o| rule_allows(o, &a)) {
+                continue;
+            }
+            if a.resource.is_none() {
+                urls.entry(resource).or_default().push(verb);
+            } else {
+                missing.entry((group, resource, name)).or_default().push(verb);
+            }
+        }
+    }
+    if missing.is_empty() && urls.is_empty() {
+        return Ok(());
+    }
+    let q = |items: &[String]| {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut lines: Vec<String> = missing
+        .into_iter()
+        .map(|((group, resource, name), verbs)| {
+            let names = if name.is_empty() {
+                String::new()
+            } else {
+                format!(" ResourceNames:[{name:?}],")
+            };
+            format!(
+                "{{APIGroups:[{group:?}], Resources:[{resource:?}],{names} Verbs:[{}]}}",
+                q(&verbs)
+            )
+        })
+        .collect();
+    lines.extend(
+        urls.into_iter()
+            .map(|(url, verbs)| format!("{{NonResourceURLs:[{url:?}], Verbs:[{}]}}", q(&verbs))),
+    );
+    let mut msg = format!(
+        "user {:?} (groups=[{}]) is attempting to grant RBAC permissions not currently held:\n{}",
+        user.name,
+        q(&user.groups),
+        lines.join("\n")
+    );
+    if !errors.is_empty() {
+        msg.push_str(&format!("; resolution errors: [{}]", errors.join(" ")));
+    }
+    Err(msg)
+}
+
 /// The roles and bindings kube-apiserver bootstraps that matter to a client: full access for
 /// `system:masters`, discovery and self-reviews for every authenticated user, health and version for all.
 pub fn bootstrap_policy() -> Vec<(&'static str, Value)> {
