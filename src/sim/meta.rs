@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::resources::ResourceInfo;
 
@@ -330,6 +330,9 @@ pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> 
         }
     }
     errs.extend(invalid_quantities(obj));
+    if info.group.is_empty() && matches!(info.plural.as_str(), "configmaps" | "secrets") {
+        errs.extend(data_too_large(&info.plural, obj));
+    }
     if matches!(info.plural.as_str(), "configmaps" | "secrets") {
         for field in ["data", "stringData", "binaryData"] {
             if let Some(d) = obj.get(field) {
@@ -340,6 +343,40 @@ pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> 
         }
     }
     errs
+}
+
+/// ConfigMaps and Secrets hold at most 1 MiB of (decoded) data, as kube-apiserver counts it.
+fn data_too_large(plural: &str, obj: &Value) -> Vec<(String, String)> {
+    const MAX: usize = 1024 * 1024;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let strings = |field: &str| -> usize {
+        obj[field]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_str).map(str::len).sum())
+            .unwrap_or(0)
+    };
+    let decoded = |field: &str| -> usize {
+        obj[field]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(Value::as_str)
+                    .map(|v| b64.decode(v).map_or(v.len(), |d| d.len()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let (total, field) = if plural == "secrets" {
+        (decoded("data"), "data")
+    } else {
+        (strings("data") + decoded("binaryData"), "[]")
+    };
+    if total > MAX {
+        vec![(field.into(), format!("Too long: must have at most {MAX} bytes"))]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Everything under the object except metadata and status: a change here bumps `generation`.
@@ -357,65 +394,8 @@ pub fn spec_changed(old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
-/// The defaults a real server fills in for the fields Keelson and kubectl read back.
-pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
-    if !info.builtin {
-        return;
-    }
-    match (info.group.as_str(), info.plural.as_str()) {
-        ("apps", "deployments") | ("apps", "statefulsets") => {
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.entry("replicas").or_insert(json!(1));
-                spec.entry("revisionHistoryLimit").or_insert(json!(10));
-                if info.plural == "deployments" {
-                    spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-                    spec.entry("strategy").or_insert(json!({
-                        "type": "RollingUpdate",
-                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}
-                    }));
-                } else {
-                    spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
-                    spec.entry("updateStrategy")
-                        .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-                }
-            }
-        }
-        ("", "secrets") => {
-            if let Some(m) = obj.as_object_mut() {
-                m.entry("type").or_insert(json!("Opaque"));
-                // stringData is write-only: it is merged into data (base64) and dropped.
-                if let Some(Value::Object(sd)) = m.remove("stringData") {
-                    let data = m.entry("data").or_insert(json!({}));
-                    if let Some(d) = data.as_object_mut() {
-                        for (k, v) in sd {
-                            if let Some(s) = v.as_str() {
-                                d.insert(k, json!(base64_encode(s.as_bytes())));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        ("", "namespaces") => {
-            if let Some(m) = obj.as_object_mut() {
-                m.entry("spec").or_insert(json!({"finalizers": ["kubernetes"]}));
-            }
-            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                let name = meta.get("name").cloned().unwrap_or(Value::Null);
-                let labels = meta.entry("labels").or_insert(json!({}));
-                if let Some(l) = labels.as_object_mut() {
-                    l.insert("kubernetes.io/metadata.name".into(), name);
-                }
-            }
-        }
-        _ => {}
-    }
-    default_ports(obj);
-    canonicalize_quantities(obj);
-}
-
 /// Visits every quantity field (see `quantity::is_quantity_field`) with its dotted path.
-fn visit_quantities(v: &mut Value, path: &mut Vec<String>, f: &mut dyn FnMut(&str, &mut Value)) {
+pub(super) fn visit_quantities(v: &mut Value, path: &mut Vec<String>, f: &mut dyn FnMut(&str, &mut Value)) {
     match v {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
@@ -444,20 +424,6 @@ fn visit_quantities(v: &mut Value, path: &mut Vec<String>, f: &mut dyn FnMut(&st
     }
 }
 
-/// The API server stores quantities in canonical form (`1000m` as `1`, `1024Mi` as `1Gi`, `2` as `"2"`).
-fn canonicalize_quantities(obj: &mut Value) {
-    visit_quantities(obj, &mut Vec::new(), &mut |_, value| {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return,
-        };
-        if let Some(canonical) = crate::quantity::canonical(&text) {
-            *value = Value::String(canonical);
-        }
-    });
-}
-
 /// Quantity fields that hold no quantity, as kube-apiserver reports them.
 fn invalid_quantities(obj: &Value) -> Vec<(String, String)> {
     let mut errs = Vec::new();
@@ -483,63 +449,11 @@ fn invalid_quantities(obj: &Value) -> Vec<(String, String)> {
     errs
 }
 
-/// Container and service ports get `protocol: TCP`, which is part of their list keys.
-fn default_ports(obj: &mut Value) {
-    fn visit(v: &mut Value, parent: &str) {
-        match v {
-            Value::Object(m) => {
-                for (k, child) in m.iter_mut() {
-                    visit(child, k);
-                }
-            }
-            Value::Array(items) if parent == "ports" => {
-                for item in items {
-                    if let Some(m) = item.as_object_mut() {
-                        if m.contains_key("containerPort") || m.contains_key("port") {
-                            m.entry("protocol").or_insert(json!("TCP"));
-                        }
-                    }
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    visit(item, "");
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(spec) = obj.get_mut("spec") {
-        visit(spec, "spec");
-    }
-}
-
-pub fn base64_encode(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::resources::Registry;
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn rfc3339_round_trips() {
@@ -669,19 +583,6 @@ mod tests {
             json!({"metadata": {"labels": {"a": "-x"}}}),
         ] {
             assert!(!validate_meta(&bad).is_empty(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn base64_matches_reference_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_encode(i.as_bytes()), o);
         }
     }
 

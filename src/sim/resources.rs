@@ -24,6 +24,11 @@ pub struct ResourceInfo {
     pub list_keys: BTreeMap<String, Vec<String>>,
     /// For custom resources: paths whose `x-kubernetes-list-type` is `set`.
     pub list_sets: Vec<String>,
+    /// Reviews and requests that are answered, never stored (SelfSubjectAccessReview, TokenReview ...):
+    /// `create` is their only verb.
+    pub create_only: bool,
+    /// ServiceAccounts: the `token` subresource (TokenRequest).
+    pub has_token: bool,
 }
 
 impl ResourceInfo {
@@ -53,16 +58,20 @@ impl ResourceInfo {
     }
 
     fn list_entry(&self) -> Value {
-        let mut verbs = vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ];
+        let mut verbs = if self.create_only {
+            vec!["create"]
+        } else {
+            vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
+        };
         if self.plural == "namespaces" {
             verbs.retain(|v| *v != "deletecollection");
         }
@@ -72,8 +81,10 @@ impl ResourceInfo {
             "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": verbs,
-            "storageVersionHash": storage_hash(&self.group, &self.version, &self.kind),
         });
+        if !self.create_only {
+            v["storageVersionHash"] = json!(storage_hash(&self.group, &self.version, &self.kind));
+        }
         if !self.short_names.is_empty() {
             v["shortNames"] = json!(self.short_names);
         }
@@ -95,6 +106,12 @@ impl ResourceInfo {
             out.push(json!({
                 "name": format!("{}/scale", self.plural), "singularName": "", "namespaced": self.namespaced,
                 "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if self.has_token {
+            out.push(json!({
+                "name": format!("{}/token", self.plural), "singularName": "", "namespaced": self.namespaced,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"],
             }));
         }
         out
@@ -153,6 +170,16 @@ fn builtin(
         builtin: true,
         list_keys: BTreeMap::new(),
         list_sets: Vec::new(),
+        create_only: false,
+        has_token: plural == "serviceaccounts",
+    }
+}
+
+/// A review: created, answered, never stored.
+fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceInfo {
+    ResourceInfo {
+        create_only: true,
+        ..builtin(group, "v1", kind, plural, namespaced, &[], false, false)
     }
 }
 
@@ -306,6 +333,37 @@ impl Registry {
                 &["crd", "crds"],
                 true,
                 false,
+            ),
+            review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
+            review(
+                "authentication.k8s.io",
+                "SelfSubjectReview",
+                "selfsubjectreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "SelfSubjectRulesReview",
+                "selfsubjectrulesreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "SubjectAccessReview",
+                "subjectaccessreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "LocalSubjectAccessReview",
+                "localsubjectaccessreviews",
+                true,
             ),
         ];
         for info in all {

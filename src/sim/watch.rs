@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::time::Instant;
 
-use super::api::{ListQuery, Target};
-use super::http::error_response;
+use super::codec::error_response;
+use super::request::{ListQuery, Target};
 use super::status::ApiError;
 use super::store::{Event, EventType};
 use super::{Shared, table};
