@@ -83,16 +83,14 @@ async fn apply(client: &kube::Client, path: &str, obj: &Value) -> Value {
 /// The pod-template defaults of `SetDefaults_PodSpec` and `SetDefaults_Container`.
 fn assert_pod_template_defaults(what: &str, spec: &Value) {
     assert!(spec["dnsPolicy"].is_string(), "{what}: dnsPolicy");
-    for (field, want) in [
-        ("schedulerName", json!("default-scheduler")),
-        ("securityContext", json!({})),
-        ("terminationGracePeriodSeconds", json!(30)),
-    ] {
-        if field == "securityContext" && spec[field].is_object() {
-            continue;
-        }
-        assert_eq!(spec[field], want, "{what}: {field}");
-    }
+    assert_eq!(spec["schedulerName"], "default-scheduler", "{what}");
+    assert!(spec["securityContext"].is_object(), "{what}: securityContext");
+    // 30 when the topology leaves it out; some services (MariaDB) choose their own.
+    assert!(
+        spec["terminationGracePeriodSeconds"].as_i64().is_some_and(|s| s > 0),
+        "{what}: terminationGracePeriodSeconds {}",
+        spec["terminationGracePeriodSeconds"]
+    );
     assert!(
         matches!(
             spec["restartPolicy"].as_str(),
