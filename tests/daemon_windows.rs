@@ -208,18 +208,22 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-async fn get_status(addr: std::net::SocketAddr) -> Value {
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = "GET /status HTTP/1.1\r\nHost: keelson\r\nConnection: close\r\n\r\n";
+    let request = format!("GET {path} HTTP/1.1\r\nHost: keelson\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
-    let body = response
+    response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("/status is JSON: {e}: {body}"))
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+async fn get_status(addr: std::net::SocketAddr) -> Value {
+    let body = get(addr, "/status").await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is JSON: {e}: {body}"))
 }
 
 // 2026-12-01 is a Tuesday.
@@ -290,6 +294,10 @@ async fn a_commit_inside_a_deny_window_is_planned_and_reported_and_applied_when_
     let served = get_status(daemon.addr).await;
     assert_eq!(served["pendingChange"]["revision"], second.as_str(), "{served}");
     assert_eq!(served["pendingChange"]["windowOpens"], "2026-12-07T10:00:00Z");
+    assert_eq!(
+        support::metric(&get(daemon.addr, "/metrics").await, "keelson_change_pending"),
+        1
+    );
 
     // Monday 10:00: the freeze is over; the next trigger applies the commit.
     f.clock.set(at("2026-12-07T10:00:00Z"));
@@ -300,6 +308,10 @@ async fn a_commit_inside_a_deny_window_is_planned_and_reported_and_applied_when_
     assert_eq!(status.pending_change, None);
     assert_eq!(status.history[0].revision, second);
     assert_eq!(status.history[0].result, PassResult::Succeeded);
+    assert_eq!(
+        support::metric(&get(daemon.addr, "/metrics").await, "keelson_change_pending"),
+        0
+    );
     daemon.stop().await;
 }
 

@@ -627,6 +627,9 @@ impl Daemon {
         }
         if let Some(edit) = &change.edit {
             let status = self.shared.update(|s| edit.apply(s));
+            metrics
+                .change_pending
+                .set(i64::from(status.pending_change.is_some()));
             self.write_status(&status).await;
         }
         for note in &change.events {
