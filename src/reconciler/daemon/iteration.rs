@@ -450,7 +450,9 @@ impl Daemon {
             Gate::Write => return true,
             Gate::Override(closed) => {
                 let change = record::window_overridden(snapshot, &closed, request == Request::Forced);
-                tracing::warn!(revision = %snapshot.revision.short(), "{}", change.events[0].message);
+                for note in &change.events {
+                    tracing::warn!(revision = %snapshot.revision.short(), "{}", note.message);
+                }
                 self.commit(change, None).await;
                 return true;
             }

@@ -1277,6 +1277,68 @@ mod tests {
     }
 
     #[test]
+    fn a_held_change_is_reported_once_per_opening_and_cleared_by_the_pass_that_writes() {
+        let snapshot = snapshot();
+        let prepared = prepared();
+        let closed = Closed {
+            because: "outside every allow window (allow window \"0 2 * * 2\" for 2h (UTC))".into(),
+            manual_sync: false,
+            opens: Some("2026-12-08T02:00:00Z".parse().expect("time")),
+        };
+        let held_at = |now| Held {
+            snapshot: &snapshot,
+            summary: &prepared.plan.summary,
+            closed: &closed,
+            drift_only: false,
+            now,
+        };
+        let first = held(&Status::default(), &held_at("t1"));
+        assert_eq!(reasons(&first), vec![(EventType::Normal, "SyncWindowClosed")]);
+        let status = applied(&first, Status::default());
+        assert_eq!(status.phase, Phase::Pending);
+        let message = &status.condition("Ready").expect("Ready").message;
+        assert_eq!(
+            message,
+            "change pending: window opens Tue 2026-12-08 02:00 UTC; revision 0123456789ab (2 to create, 0 to \
+             update, 0 to delete) is held back: outside every allow window (allow window \"0 2 * * 2\" for 2h \
+             (UTC)); `keelson reconcile --force` applies it now"
+        );
+        let pending = status.pending_change.clone().expect("pending");
+        assert_eq!(
+            (
+                pending.window_opens.as_deref(),
+                pending.since.as_str(),
+                pending.counts.created
+            ),
+            (Some("2026-12-08T02:00:00Z"), "t1", 2)
+        );
+        assert_eq!(
+            held(&status, &held_at("t2")),
+            StatusChange::default(),
+            "nothing new"
+        );
+
+        let mut answered = StatusChange::default();
+        reconcile_held(&mut answered, "token", &held_at("t3"));
+        let handled = applied(&answered, status.clone())
+            .last_handled_reconcile
+            .expect("answer");
+        assert_eq!(
+            (handled.result.as_str(), handled.message.as_str()),
+            ("Pending", message.as_str())
+        );
+
+        let status = applied(&started(&prepared, "openstack", "t4"), status);
+        assert_eq!(status.pending_change, None, "a pass that writes clears it");
+        let overridden = window_overridden(&snapshot, &closed, true);
+        assert_eq!(
+            reasons(&overridden),
+            vec![(EventType::Warning, "SyncWindowOverridden")]
+        );
+        assert!(overridden.edit.is_none());
+    }
+
+    #[test]
     fn a_source_failure_is_written_once_per_message_and_a_restart_leaves_no_pass_running() {
         let change = source_failed(&Status::default(), "remote: not found", false, "t");
         let status = applied(&change, Status::default());
