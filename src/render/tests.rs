@@ -58,9 +58,11 @@ pub fn topology(components: Vec<Component>) -> Topology {
             secrets: vec![],
             bootstrap: None,
             tombstones: Default::default(),
+            sync_windows: Vec::new(),
         },
         health_timeout: Duration::from_secs(600),
         components: components.into_iter().map(|c| (c.name.clone(), c)).collect(),
+        sync_windows: Default::default(),
     }
 }
 
