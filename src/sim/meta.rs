@@ -272,11 +272,20 @@ pub fn validate_immutable(info: &ResourceInfo, old: Option<&Value>, new: &Value)
             field_is_immutable(&mut errs, &["spec", "template"]);
         }
         ("", "persistentvolumeclaims") => {
+            // The binder may name the volume of a claim that had none, and set a class on a claim without.
+            let volume_unset = old["spec"]["volumeName"].is_null() || old["spec"]["volumeName"] == "";
+            let class_unset = old["spec"]["storageClassName"].is_null();
             let fixed = |v: &Value| -> Value {
                 let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
                 if let Some(m) = spec.as_object_mut() {
                     m.remove("resources");
                     m.remove("volumeAttributesClassName");
+                    if volume_unset {
+                        m.remove("volumeName");
+                    }
+                    if class_unset {
+                        m.remove("storageClassName");
+                    }
                 }
                 spec
             };

@@ -91,6 +91,11 @@ impl ResourceInfo {
                 "kind": self.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if self.builtin && self.group.is_empty() && self.plural == "pods" {
+            out.push(json!({
+                "name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"],
+            }));
+        }
         if self.has_scale {
             out.push(json!({
                 "name": format!("{}/scale", self.plural), "singularName": "", "namespaced": self.namespaced,
@@ -185,6 +190,37 @@ impl Registry {
                 false,
             ),
             builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
+            builtin("", "v1", "Node", "nodes", false, &["no"], true, false),
+            builtin(
+                "",
+                "v1",
+                "PersistentVolume",
+                "persistentvolumes",
+                false,
+                &["pv"],
+                true,
+                false,
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                "replicasets",
+                true,
+                &["rs"],
+                true,
+                true,
+            ),
+            builtin(
+                "storage.k8s.io",
+                "v1",
+                "StorageClass",
+                "storageclasses",
+                false,
+                &["sc"],
+                false,
+                false,
+            ),
             builtin("", "v1", "Event", "events", true, &["ev"], false, false),
             builtin(
                 "apps",

@@ -106,18 +106,6 @@ impl Store {
         self.objects.values().map(BTreeMap::len).sum()
     }
 
-    pub fn namespaces_with_objects(&self, ns: &str) -> Vec<(ResKey, String)> {
-        let mut out = Vec::new();
-        for (key, objs) in &self.objects {
-            for (n, name) in objs.keys() {
-                if n == ns {
-                    out.push((key.clone(), name.clone()));
-                }
-            }
-        }
-        out
-    }
-
     /// Whether any namespaced object lives in `ns`.
     pub fn has_objects_in(&self, ns: &str) -> bool {
         self.objects.values().any(|objs| {

@@ -20,7 +20,6 @@ use super::{State, crd};
 pub(super) enum Managed<'a> {
     Update(&'a str),
     Applied,
-    Controller,
 }
 
 fn strip_times(v: &Value) -> Value {
@@ -421,7 +420,7 @@ impl State {
                     }
                 }
                 new = base;
-            } else if info.has_status && !matches!(managed, Managed::Controller) {
+            } else if info.has_status {
                 match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
                     None => {
@@ -473,6 +472,9 @@ impl State {
         }
         defaults::apply_defaults(&info, &mut new);
         defaults::server_fields(&info, old.as_deref(), &mut new, &mut self.cluster_ips);
+        if old.is_none() {
+            self.admit_create(&info, &mut new)?;
+        }
         let generation = match &old {
             Some(o) => {
                 let g = o["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -492,6 +494,9 @@ impl State {
         }
         causes.extend(meta::validate_meta(&new));
         causes.extend(meta::validate_spec(&info, &new));
+        if info.builtin {
+            causes.extend(controllers::validate_selector(&info.group, &info.plural, &new));
+        }
         if t.sub.is_none() {
             causes.extend(meta::validate_immutable(&info, old.as_deref(), &new));
         }
@@ -506,14 +511,6 @@ impl State {
             Managed::Update(manager) => {
                 apply::record_update(&info, old.as_deref(), &mut new, manager, t.sub.as_deref(), &now)
             }
-            Managed::Controller => apply::record_update(
-                &info,
-                old.as_deref(),
-                &mut new,
-                "kube-controller-manager",
-                Some("status"),
-                &now,
-            ),
             Managed::Applied => {}
         }
         if info.group == "apiextensions.k8s.io" {
@@ -536,7 +533,15 @@ impl State {
             return Ok(new);
         }
         let finalizers_empty = new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
-        if !new["metadata"]["deletionTimestamp"].is_null() && finalizers_empty && info.plural != "namespaces"
+        // The last finalizer gone ends a deletion, unless a graceful one (a Pod's) is still running.
+        let graceful = new["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0;
+        if !new["metadata"]["deletionTimestamp"].is_null()
+            && finalizers_empty
+            && !graceful
+            && info.plural != "namespaces"
         {
             let key = info.key();
             let last = self
@@ -544,7 +549,7 @@ impl State {
                 .remove(&key, t.ns(), t.name())
                 .map(|v| (*v).clone())
                 .unwrap_or(new);
-            self.after_delete(&info, t.ns(), t.name(), &last, true);
+            self.after_delete(&info, &last);
             return Ok(last);
         }
         let stored = self.store.put(&info.key(), t.ns(), t.name(), new);
@@ -553,9 +558,6 @@ impl State {
     }
 
     fn after_write(&mut self, info: &ResourceInfo, t: &Target, old: Option<&Value>, stored: &Value) {
-        if controllers::is_workload(&info.group, &info.plural) {
-            self.track_workload(info, t, old, stored);
-        }
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             self.register_crd(stored);
         }
@@ -569,6 +571,7 @@ impl State {
             };
             let body = json!({"metadata": {"name": "default"}});
             let _ = self.commit(&t, None, body, Managed::Update("kube-controller-manager"), false);
+            self.publish_root_ca(t.ns());
         }
     }
 }
