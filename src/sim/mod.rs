@@ -347,13 +347,25 @@ pub fn kubeconfig_for(url: &str) -> kube::config::Kubeconfig {
     }
 }
 
+/// The control plane reacts to every change in the store (a few milliseconds later, so a burst of writes
+/// is handled at once) and wakes by itself when something is due (a container starting, a back-off ending).
 async fn run_controllers(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    use tokio::sync::broadcast::error::RecvError;
+    const COALESCE: Duration = Duration::from_millis(5);
+    let mut changes = shared.lock().store.subscribe();
     loop {
+        let due = shared.lock().next_wake();
         tokio::select! {
             _ = shared.cancel.cancelled() => return,
-            _ = tick.tick() => shared.lock().run_controllers(),
+            change = changes.recv() => {
+                if matches!(change, Err(RecvError::Closed)) {
+                    return;
+                }
+                tokio::time::sleep(COALESCE).await;
+                while changes.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep_until(due.into()) => {}
         }
+        shared.lock().run_controllers();
     }
 }

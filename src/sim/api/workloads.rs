@@ -66,6 +66,12 @@ impl State {
         self.ticked = (rv, now);
     }
 
+    /// When the control plane should look again without being told of a change.
+    pub fn next_wake(&self) -> Instant {
+        let heartbeat = self.ticked.1 + HEARTBEAT;
+        self.memory.wake().map_or(heartbeat, |w| w.min(heartbeat))
+    }
+
     fn target_for(&self, key: &ResKey, ns: &str, name: &str, sub: Option<&str>) -> Option<Target> {
         let info = self.registry.all().find(|r| r.key() == *key)?.clone();
         Some(Target {

@@ -12,7 +12,7 @@ use super::scheduler::{node_matches, node_taints, tolerates};
 use super::{
     Action, Announce, DAEMONSETS, Involved, Memory, NODES, PODS, View, generated_name, generation,
     int_or_percent, is_deleting, label, name, namespace, pod_available, pod_finished, pod_from_template,
-    pod_ready, template_hash, text, uid,
+    pod_ready, text, uid,
 };
 
 const COMPONENT: &str = "daemonset-controller";
@@ -98,7 +98,7 @@ pub fn run(view: &View, mem: &mut Memory, out: &mut Vec<Action>) {
 
 fn daemonset(view: &View, mem: &mut Memory, ds: &Value, nodes: &[&Value], out: &mut Vec<Action>) {
     let id = uid(ds);
-    let hash = template_hash(&ds["spec"]["template"]);
+    let hash = mem.template_hash(ds);
     let spec = &ds["spec"]["template"]["spec"];
     let mut by_node: HashMap<String, Vec<&Value>> = HashMap::new();
     for p in view.pods_of(namespace(ds), id) {

@@ -16,7 +16,7 @@ use super::{
     Action, Announce, DEPLOYMENTS, Event, Involved, Memory, PODS, REPLICASETS, View, condition,
     controller_ref, controller_uid, generated_name, generation, int_or_percent, is_deleting,
     keep_transitions, label, name, namespace, pod_active, pod_available, pod_from_template, pod_ready,
-    replicas, template_hash, text, uid,
+    replicas, text, uid,
 };
 
 const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
@@ -127,7 +127,7 @@ pub fn run(view: &View, mem: &mut Memory, out: &mut Vec<Action>) {
 fn deployment(view: &View, mem: &mut Memory, d: &Value, out: &mut Vec<Action>) {
     let ns = namespace(d);
     let id = uid(d);
-    let hash = template_hash(&d["spec"]["template"]);
+    let hash = mem.template_hash(d);
     let mut rss: Vec<&Value> = view
         .list_in(REPLICASETS, ns)
         .filter(|rs| controller_uid(rs) == Some(id))
@@ -216,6 +216,7 @@ fn deployment(view: &View, mem: &mut Memory, d: &Value, out: &mut Vec<Action>) {
         view,
         mem,
         d,
+        &hash,
         new,
         &rss,
         desired,
@@ -314,6 +315,7 @@ fn status(
     view: &View,
     mem: &mut Memory,
     d: &Value,
+    hash: &str,
     new: Option<&Value>,
     rss: &[&Value],
     desired: i64,
@@ -329,10 +331,7 @@ fn status(
     let available = sum("availableReplicas");
     let spec_total: i64 = rss.iter().map(|rs| spec_replicas(rs)).sum();
     let updated = new.map_or(0, |rs| status_int(rs, "replicas"));
-    let rs_name = new.map_or_else(
-        || format!("{}-{}", name(d), template_hash(&d["spec"]["template"])),
-        |rs| name(rs).to_string(),
-    );
+    let rs_name = new.map_or_else(|| format!("{}-{hash}", name(d)), |rs| name(rs).to_string());
 
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (&rs_name, updated, ready, available, total, spec_total).hash(&mut h);
@@ -590,7 +589,7 @@ mod tests {
     }
 
     fn rs_of(d: &Value, count: i64, available: i64, revision: i64) -> Value {
-        let hash = template_hash(&d["spec"]["template"]);
+        let hash = super::super::template_hash(&d["spec"]["template"]);
         let mut rs = replica_set(d, &hash, count, revision, 1);
         rs["metadata"]["uid"] = json!(format!("rs-{hash}"));
         rs["metadata"]["creationTimestamp"] = json!(format!("2026-01-0{revision}T00:00:00Z"));

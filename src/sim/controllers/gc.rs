@@ -26,7 +26,12 @@ const EVENT_SWEEP: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub struct Clock {
     last_sweep: Option<Instant>,
+    /// The deletion epoch and time of the last full look; the collector acts on deletions, and looks
+    /// again at least every `FULL_LOOK` for dependents created with owners that are already gone.
+    last_look: Option<(u64, Instant)>,
 }
+
+const FULL_LOOK: Duration = Duration::from_secs(1);
 
 fn refs(obj: &Value) -> &[Value] {
     obj["metadata"]["ownerReferences"]
@@ -48,6 +53,14 @@ fn delete(key: &ResKey, obj: &Value, propagation: Option<&'static str>) -> Actio
 }
 
 pub fn run(view: &View, clock: &mut Clock, out: &mut Vec<Action>) {
+    let epoch = view.deletion_epoch();
+    if clock
+        .last_look
+        .is_some_and(|(e, at)| e == epoch && view.now < at + FULL_LOOK)
+    {
+        return;
+    }
+    clock.last_look = Some((epoch, view.now));
     let mut by_uid: HashMap<&str, &Value> = HashMap::new();
     let mut dependents: HashMap<&str, Vec<(&ResKey, &Value)>> = HashMap::new();
     for (key, obj) in view.all() {

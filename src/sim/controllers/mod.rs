@@ -88,11 +88,30 @@ pub struct View<'a> {
     pub now: Instant,
     /// `now` as the RFC 3339 timestamp objects carry.
     pub wall: String,
+    /// Pods by the uid of their controller.
+    pods_by_owner: HashMap<&'a str, Vec<&'a Value>>,
 }
 
 impl<'a> View<'a> {
     pub fn new(store: &'a Store, now: Instant, wall: String) -> Self {
-        View { store, now, wall }
+        let mut pods_by_owner: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for p in store.list(&PODS.key(), None) {
+            if let Some(owner) = controller_uid(p) {
+                pods_by_owner.entry(owner).or_default().push(p.as_ref());
+            }
+        }
+        View {
+            store,
+            now,
+            wall,
+            pods_by_owner,
+        }
+    }
+
+    /// Changes the store saw to objects' deletion (removals, deletions started): the garbage collector
+    /// looks again only after one.
+    pub fn deletion_epoch(&self) -> u64 {
+        self.store.deletion_epoch()
     }
 
     pub fn list(&self, r: Res) -> impl Iterator<Item = &'a Value> + 'a {
@@ -113,10 +132,16 @@ impl<'a> View<'a> {
     }
 
     /// Pods in a namespace whose controller is `owner_uid`.
-    pub fn pods_of(&self, namespace: &'a str, owner_uid: &'a str) -> Vec<&'a Value> {
-        self.list_in(PODS, namespace)
-            .filter(|p| controller_uid(p) == Some(owner_uid))
-            .collect()
+    pub fn pods_of(&self, namespace: &str, owner_uid: &str) -> Vec<&'a Value> {
+        self.pods_by_owner
+            .get(owner_uid)
+            .map(|l| {
+                l.iter()
+                    .copied()
+                    .filter(|p| self::namespace(p) == namespace)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -289,6 +314,8 @@ pub struct Memory {
     pub gc: gc::Clock,
     /// Owners whose last create was refused: until when they wait, their back-off, and the refusal.
     creates: HashMap<String, (Instant, Duration, String)>,
+    /// Pod template hashes by workload uid, for the generation they were computed at.
+    hashes: HashMap<String, (i64, String)>,
 }
 
 impl Memory {
@@ -318,6 +345,22 @@ impl Memory {
 
     pub fn create_succeeded(&mut self, owner_uid: &str) {
         self.creates.remove(owner_uid);
+    }
+
+    /// The workload's Pod template hash (see [`template_hash`]), computed once per generation.
+    pub fn template_hash(&mut self, workload: &Value) -> String {
+        let g = generation(workload);
+        if let Some((at, h)) = self.hashes.get(uid(workload)) {
+            if *at == g {
+                return h.clone();
+            }
+        }
+        let h = template_hash(&workload["spec"]["template"]);
+        if self.hashes.len() > 10_000 {
+            self.hashes.clear();
+        }
+        self.hashes.insert(uid(workload).to_string(), (g, h.clone()));
+        h
     }
 
     /// The next moment something changes by itself (a container moves, a back-off or deadline ends); the

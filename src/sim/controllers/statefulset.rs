@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Action, Announce, Involved, Memory, PODS, PVCS, STATEFULSETS, View, controller_ref, generation,
-    is_deleting, label, name, namespace, pod_available, pod_from_template, pod_ready, replicas,
-    template_hash, text, uid,
+    is_deleting, label, name, namespace, pod_available, pod_from_template, pod_ready, replicas, text, uid,
 };
 
 const COMPONENT: &str = "statefulset-controller";
@@ -18,7 +17,9 @@ const MANAGER: &str = "kube-controller-manager";
 const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// The revision name a StatefulSet's template has (`<name>-<hash>`, its ControllerRevision's name).
-pub fn revision(sts: &Value) -> String {
+#[cfg(test)]
+fn revision(sts: &Value) -> String {
+    use super::template_hash;
     format!("{}-{}", name(sts), template_hash(&sts["spec"]["template"]))
 }
 
@@ -107,7 +108,7 @@ pub fn run(view: &View, mem: &mut Memory, out: &mut Vec<Action>) {
 fn statefulset(view: &View, mem: &mut Memory, sts: &Value, out: &mut Vec<Action>) {
     let ns = namespace(sts);
     let id = uid(sts);
-    let update_revision = revision(sts);
+    let update_revision = format!("{}-{}", name(sts), mem.template_hash(sts));
     let current_revision = sts["status"]["currentRevision"]
         .as_str()
         .map(String::from)
