@@ -43,14 +43,19 @@ struct Env {
     kube: Kube,
 }
 
+/// A cluster shaped as example-repo expects (labelled nodes, the operator's Secrets), its request log clear.
 async fn env(options: SimOptions) -> Env {
-    let sim = Cluster::start(options).await.expect("simulator starts");
+    let sim = Cluster::start(support::example_nodes(options))
+        .await
+        .expect("simulator starts");
     let kube = connect(Target::InlineKubeconfig {
         kubeconfig: sim.kubeconfig(),
         context: None,
     })
     .await
     .expect("connects");
+    support::create_example_secrets(&kube).await;
+    sim.clear_request_log();
     Env { sim, kube }
 }
 

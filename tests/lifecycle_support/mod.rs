@@ -80,8 +80,12 @@ impl Lab {
         repo.git(&["commit", "-q", "-m", "OpenStack 2025.1"]);
         let first = repo.head();
 
-        let sim = Cluster::start(options).await.expect("simulator starts");
+        let sim = Cluster::start(super::support::example_nodes(options))
+            .await
+            .expect("simulator starts");
         let kube = connect(Target::Client(sim.client())).await.expect("connects");
+        super::support::create_example_secrets(&kube).await;
+        sim.clear_request_log();
         let resources = discover(&kube).await;
         let recorder = record(&kube, &resources).await;
 
@@ -192,8 +196,9 @@ impl Lab {
             }
             if started.elapsed() > PASS_TIMEOUT {
                 panic!(
-                    "timed out after {PASS_TIMEOUT:?} waiting for {what}; stored status: {:#?}",
-                    self.stored().await
+                    "timed out after {PASS_TIMEOUT:?} waiting for {what}; stored status: {:#?}\nthe cluster's warnings: {:#?}",
+                    self.stored().await,
+                    self.warnings().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -309,7 +314,7 @@ impl Lab {
                 let bookkeeping = namespace == KEELSON_NS
                     || (kind == "Namespace" && name == KEELSON_NS)
                     || (kind == "ConfigMap" && name == inventory);
-                if bookkeeping {
+                if bookkeeping || made_by_a_controller(&value) {
                     continue;
                 }
                 objects.insert(
@@ -400,6 +405,28 @@ impl Lab {
             .collect()
     }
 
+    /// The Warning Events in the topology's namespace (what the simulated kubelet and controllers report).
+    pub async fn warnings(&self) -> Vec<String> {
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.kube.client().clone(), NS);
+        api.list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .map(|e| {
+                format!(
+                    "{}/{}: {}: {} (x{})",
+                    e.involved_object.kind.unwrap_or_default(),
+                    e.involved_object.name.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default(),
+                    e.count.unwrap_or(1)
+                )
+            })
+            .collect()
+    }
+
     /// metadata.generation of every workload in the topology's namespace, as `deployments/keystone`.
     pub async fn generations(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
@@ -484,8 +511,20 @@ async fn discover(kube: &Kube) -> BTreeMap<(String, String), (ApiResource, bool)
     out
 }
 
+/// Objects the cluster's controllers made from Keelson's templates, which carry its labels: ReplicaSets and
+/// Pods (they have a controlling owner) and a StatefulSet's claims (made from its volumeClaimTemplates, so
+/// without the content hash of an object Keelson applies).
+fn made_by_a_controller(object: &Value) -> bool {
+    let controlled = object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true));
+    let template_claim = object["kind"] == "PersistentVolumeClaim"
+        && object["metadata"]["annotations"][keelson::object::ANNOTATION_HASH].is_null();
+    controlled || template_claim
+}
+
 /// The object without what the server sets (resourceVersion, uid, timestamps, managedFields, generation,
-/// status, a Service's allocated cluster IPs, a claim's bound volume) and without `keelson.dev/revision`,
+/// status, a Service's allocated cluster IPs, a claim's bound volume, a Job's generated selector) and without `keelson.dev/revision`,
 /// which by design names the commit that last wrote it.
 fn normalize(mut object: Value) -> Value {
     if let Some(map) = object.as_object_mut() {
@@ -500,6 +539,25 @@ fn normalize(mut object: Value) -> Value {
         };
         for field in allocated {
             spec.remove(*field);
+        }
+    }
+    if kind == "Job" {
+        // The API server generates a Job's selector from its uid and labels its Pod template to match.
+        if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("selector");
+        }
+        if let Some(labels) = object
+            .pointer_mut("/spec/template/metadata/labels")
+            .and_then(Value::as_object_mut)
+        {
+            for generated in [
+                "controller-uid",
+                "job-name",
+                "batch.kubernetes.io/controller-uid",
+                "batch.kubernetes.io/job-name",
+            ] {
+                labels.remove(generated);
+            }
         }
     }
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -518,6 +576,8 @@ fn normalize(mut object: Value) -> Value {
             .and_then(Value::as_object_mut)
             .map(|annotations| {
                 annotations.remove(ANNOTATION_REVISION);
+                // The deployment controller's revision counts rollouts, reverts included.
+                annotations.remove("deployment.kubernetes.io/revision");
                 annotations.is_empty()
             });
         if empty == Some(true) {

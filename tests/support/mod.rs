@@ -5,10 +5,31 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use keelson::cli::example_cluster;
+use keelson::cluster::Kube;
 use keelson::reconciler::{Backoff, DaemonConfig, PassSettings};
+use keelson::sim::SimOptions;
+use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
+}
+
+/// The simulated cluster example-repo expects: its services' node labels on the nodes.
+pub fn example_nodes(options: SimOptions) -> SimOptions {
+    SimOptions {
+        node_labels: example_cluster::node_labels(),
+        ..options
+    }
+}
+
+/// The namespace and the Secrets example-repo's services reference, created as the operator does before
+/// the first apply (example-repo/README.md), until Keelson generates them.
+pub async fn create_example_secrets(kube: &Kube) {
+    let snapshot = Snapshot::from_dir(&example_repo(), DEFAULT_MAX_FILE_SIZE).expect("example snapshot");
+    example_cluster::create_referenced_secrets(kube, &snapshot)
+        .await
+        .expect("the example's Secrets");
 }
 
 /// Copies a directory tree (regular files and directories only).
