@@ -89,11 +89,19 @@ async fn typed_crud_selectors_and_errors() {
     assert_eq!(by_name.items.len(), 1);
 
     // Paging with limit/continue visits every object once (the namespace's kube-root-ca.crt has no tier).
-    let page1 = cms.list(&ListParams::default().labels("tier").limit(2)).await.unwrap();
+    let page1 = cms
+        .list(&ListParams::default().labels("tier").limit(2))
+        .await
+        .unwrap();
     assert_eq!(page1.items.len(), 2);
     let token = page1.metadata.continue_.clone().expect("continue token");
     let page2 = cms
-        .list(&ListParams::default().labels("tier").limit(2).continue_token(&token))
+        .list(
+            &ListParams::default()
+                .labels("tier")
+                .limit(2)
+                .continue_token(&token),
+        )
         .await
         .unwrap();
     assert_eq!(page2.items.len(), 1);
@@ -138,7 +146,14 @@ async fn typed_crud_selectors_and_errors() {
     )
     .await
     .unwrap();
-    assert_eq!(cms.list(&ListParams::default().labels("tier")).await.unwrap().items.len(), 1);
+    assert_eq!(
+        cms.list(&ListParams::default().labels("tier"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     c.shutdown().await;
 }
 
@@ -192,7 +207,10 @@ async fn kubeconfig_client_finalizers_and_namespace_deletion() {
     // The namespace controller removes the emptied namespace shortly after, as on a real cluster.
     let started = std::time::Instant::now();
     while nss.get("t6").await.is_ok() {
-        assert!(started.elapsed() < Duration::from_secs(10), "namespace t6 still there");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "namespace t6 still there"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(api_error(nss.get("t6").await.unwrap_err()).code, 404);
