@@ -128,7 +128,7 @@ async fn demo(args: DemoArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
         println!(
-            "\nThe simulated cluster keeps running. Explore it with:\n  kubectl --kubeconfig {} get deployments,statefulsets,daemonsets,jobs -n {}\nPress Ctrl-C to stop.",
+            "\nThe simulated cluster keeps running. Explore it with:\n  kubectl --kubeconfig {} get deployments,statefulsets,daemonsets,jobs,pods -n {}\nPress Ctrl-C to stop.",
             args.kubeconfig_out.display(),
             crate::topology::load(&snapshot)
                 .map(|t| t.spec.namespace)
