@@ -353,17 +353,17 @@ pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> 
 
 /// Everything under the object except metadata and status: a change here bumps `generation`.
 pub fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("metadata");
-            m.remove("status");
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        v
+    const OUTSIDE: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
     };
-    strip(old) != strip(new)
+    let fields = |m: &'_ serde_json::Map<String, Value>| {
+        m.iter().filter(|(k, _)| !OUTSIDE.contains(&k.as_str())).count()
+    };
+    fields(o) != fields(n)
+        || o.iter()
+            .filter(|(k, _)| !OUTSIDE.contains(&k.as_str()))
+            .any(|(k, v)| n.get(k) != Some(v))
 }
 
 /// Visits every quantity field (see `quantity::is_quantity_field`) with its dotted path.

@@ -366,6 +366,15 @@ async fn run_controllers(shared: Arc<Shared>) {
             }
             _ = tokio::time::sleep_until(due.into()) => {}
         }
-        shared.lock().run_controllers();
+        // Round after round until nothing changes, letting API requests in between.
+        for _ in 0..ROUNDS_BEFORE_REST {
+            if !shared.lock().run_round() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
+
+/// Rounds run back to back before the loop looks at its triggers again (a bound, should rounds keep writing).
+const ROUNDS_BEFORE_REST: usize = 50;

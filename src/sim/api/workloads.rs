@@ -19,8 +19,6 @@ use super::super::status::ApiError;
 use super::State;
 use super::write::Managed;
 
-/// Rounds per tick: enough for Deployment -> ReplicaSet -> Pod -> binding -> status to settle.
-const ROUNDS: usize = 10;
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -32,38 +30,30 @@ pub(crate) struct EventLog {
 }
 
 impl State {
-    /// One tick of the control plane: rounds until nothing changes (or `ROUNDS`).
-    pub fn run_controllers(&mut self) {
+    /// One round of every controller over the store as it is; `true` when it wrote something, so that
+    /// another round should follow (a Deployment's ReplicaSet, then its Pods, then their binding...).
+    pub fn run_round(&mut self) -> bool {
         let now = Instant::now();
-        // Nothing written since the last tick and nothing due: the control plane rests (at most a second,
-        // for what is timed in whole seconds: Job deadlines, Event expiry).
+        // Nothing written since the last settled round and nothing due: the control plane rests (at most a
+        // second, for what is timed in whole seconds: Job deadlines, Event expiry).
         let quiet = self.store.current_rv() == self.ticked.0;
         if quiet && now < self.ticked.1 + HEARTBEAT && self.memory.wake().is_none_or(|w| now < w) {
-            return;
+            return false;
         }
         let wall = meta::now_rfc3339();
-        let mut settled = false;
-        for _ in 0..ROUNDS {
-            let actions = {
-                let view = View::new(&self.store, now, wall.clone());
-                controllers::round(&view, &mut self.memory, &self.behaviour)
-            };
-            let before = self.store.current_rv();
-            for a in actions {
-                self.perform(a, now, &wall);
-            }
-            if self.store.current_rv() == before {
-                settled = true;
-                break;
-            }
-        }
-        // A tick cut short by the round limit continues at the next one.
-        let rv = if settled {
-            self.store.current_rv()
-        } else {
-            u64::MAX
+        let actions = {
+            let view = View::new(&self.store, now, wall.clone());
+            controllers::round(&view, &mut self.memory, &self.behaviour)
         };
-        self.ticked = (rv, now);
+        let before = self.store.current_rv();
+        for a in actions {
+            self.perform(a, now, &wall);
+        }
+        let settled = self.store.current_rv() == before;
+        if settled {
+            self.ticked = (before, now);
+        }
+        !settled
     }
 
     /// When the control plane should look again without being told of a change.

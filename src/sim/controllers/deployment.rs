@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 
 use super::{
     Action, Announce, DEPLOYMENTS, Event, Involved, Memory, PODS, REPLICASETS, View, condition,
-    controller_ref, controller_uid, generated_name, generation, int_or_percent, is_deleting,
-    keep_transitions, label, name, namespace, pod_active, pod_available, pod_from_template, pod_ready,
-    replicas, text, uid,
+    controller_ref, generated_name, generation, int_or_percent, is_deleting, keep_transitions, label, name,
+    namespace, pod_active, pod_available, pod_from_template, pod_ready, replicas, text, uid,
 };
 
 const DEPLOYMENT_CONTROLLER: &str = "deployment-controller";
@@ -129,8 +128,9 @@ fn deployment(view: &View, mem: &mut Memory, d: &Value, out: &mut Vec<Action>) {
     let id = uid(d);
     let hash = mem.template_hash(d);
     let mut rss: Vec<&Value> = view
-        .list_in(REPLICASETS, ns)
-        .filter(|rs| controller_uid(rs) == Some(id))
+        .replicasets_of(id)
+        .into_iter()
+        .filter(|rs| namespace(rs) == ns)
         .collect();
     rss.sort_by_key(|rs| {
         (

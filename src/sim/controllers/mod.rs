@@ -88,23 +88,28 @@ pub struct View<'a> {
     pub now: Instant,
     /// `now` as the RFC 3339 timestamp objects carry.
     pub wall: String,
-    /// Pods by the uid of their controller.
+    /// Pods and ReplicaSets by the uid of their controller.
     pods_by_owner: HashMap<&'a str, Vec<&'a Value>>,
+    replicasets_by_owner: HashMap<&'a str, Vec<&'a Value>>,
 }
 
 impl<'a> View<'a> {
     pub fn new(store: &'a Store, now: Instant, wall: String) -> Self {
-        let mut pods_by_owner: HashMap<&str, Vec<&Value>> = HashMap::new();
-        for p in store.list(&PODS.key(), None) {
-            if let Some(owner) = controller_uid(p) {
-                pods_by_owner.entry(owner).or_default().push(p.as_ref());
+        let by_owner = |r: Res| {
+            let mut index: HashMap<&str, Vec<&Value>> = HashMap::new();
+            for o in store.list(&r.key(), None) {
+                if let Some(owner) = controller_uid(o) {
+                    index.entry(owner).or_default().push(o.as_ref());
+                }
             }
-        }
+            index
+        };
         View {
             store,
             now,
             wall,
-            pods_by_owner,
+            pods_by_owner: by_owner(PODS),
+            replicasets_by_owner: by_owner(REPLICASETS),
         }
     }
 
@@ -129,6 +134,14 @@ impl<'a> View<'a> {
     /// Every stored object with its resource (garbage collection and namespace termination).
     pub fn all(&self) -> impl Iterator<Item = (&'a ResKey, &'a Value)> + 'a {
         self.store.all().map(|(k, v)| (k, v.as_ref()))
+    }
+
+    /// ReplicaSets whose controller is `owner_uid`.
+    pub fn replicasets_of(&self, owner_uid: &str) -> Vec<&'a Value> {
+        self.replicasets_by_owner
+            .get(owner_uid)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Pods in a namespace whose controller is `owner_uid`.

@@ -75,15 +75,22 @@ enum Decision {
 }
 
 pub fn run(view: &View, q: &mut Queue, out: &mut Vec<Action>) {
+    let pending: Vec<&Value> = view
+        .list(PODS)
+        .filter(|p| text(&p["spec"]["nodeName"]).is_empty() && wants_scheduling(p))
+        .collect();
+    if pending.is_empty() {
+        q.waiting.clear();
+        q.assumed.clear();
+        return;
+    }
     let nodes: Vec<&Value> = view.list(NODES).filter(|n| !is_deleting(n)).collect();
     let mut usage: HashMap<String, Usage> = HashMap::new();
-    let mut pending = Vec::new();
     for pod in view.list(PODS) {
-        match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            Some(node) if !pod_finished(pod) => usage.entry(node.to_string()).or_default().add(pod),
-            Some(_) => {}
-            None if wants_scheduling(pod) => pending.push(pod),
-            None => {}
+        if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            if !pod_finished(pod) {
+                usage.entry(node.to_string()).or_default().add(pod);
+            }
         }
     }
     let fingerprint = cluster_fingerprint(view, &usage);
