@@ -841,3 +841,69 @@ async fn kubectl_gets_describes_and_reads_logs_of_simulated_pods() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_shapes_the_controllers_would_walk_are_refused_and_the_control_plane_keeps_working() {
+    let c = cluster().await;
+    let client = c.client();
+    let deps: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment",
+        )),
+    );
+    for (what, template) in [
+        (
+            "a container that is a string",
+            json!({"metadata": {"labels": {"app": "x"}}, "spec": {"containers": ["nginx"]}}),
+        ),
+        (
+            "labels that are a string",
+            json!({"metadata": {"labels": "app=x"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+        ),
+        (
+            "a selector that does not select the template",
+            json!({"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+        ),
+    ] {
+        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": template}});
+        let err = deps
+            .patch("bad", &PatchParams::apply("test"), &Patch::Apply(&body))
+            .await
+            .expect_err(what);
+        match err {
+            kube::Error::Api(s) => assert_eq!(s.code, 422, "{what}: {}", s.message),
+            other => panic!("{what}: {other}"),
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let err = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}],
+                "serviceAccountName": "missing"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .expect_err("no such ServiceAccount");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 403);
+            assert!(
+                s.message.contains("serviceaccount \"missing\" not found"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("{other}"),
+    }
+    apply(&c, &[deployment("fine", 1, json!({}))]).await;
+    pods_until(&c, "fine", "ready", |p| p.len() == 1 && ready(&p[0])).await;
+    c.shutdown().await;
+}

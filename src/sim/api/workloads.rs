@@ -263,6 +263,13 @@ impl State {
         if !info.builtin {
             return Ok(());
         }
+        // Admission walks the object: its shape is checked first (validation repeats it, as the real
+        // server's decoding would have refused it before admission).
+        let causes = controllers::validate(&info.group, &info.plural, obj);
+        if !causes.is_empty() {
+            let name = controllers::name(obj).to_string();
+            return Err(ApiError::invalid(&info.kind, &info.group, &name, causes));
+        }
         match (info.group.as_str(), info.plural.as_str()) {
             ("", "pods") => self.admit_pod(obj),
             ("batch", "jobs") => {

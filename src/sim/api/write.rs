@@ -517,7 +517,7 @@ impl State {
         causes.extend(meta::validate_meta(&new));
         causes.extend(meta::validate_spec(&info, &new));
         if info.builtin {
-            causes.extend(controllers::validate_selector(&info.group, &info.plural, &new));
+            causes.extend(controllers::validate(&info.group, &info.plural, &new));
         }
         if t.sub.is_none() {
             causes.extend(meta::validate_immutable(&info, old.as_deref(), &new));

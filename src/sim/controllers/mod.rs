@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod pod;
 pub mod podspec;
 mod scheduler;
+mod shape;
 mod statefulset;
 pub mod storage;
 
@@ -501,9 +502,14 @@ pub fn selector_matches(selector: &Value, labels: Option<&Map<String, Value>>) -
         })
 }
 
-/// What kube-apiserver validates of a workload's selector: present, not empty, and selecting the Pod
-/// template's labels (the controllers find their Pods by it).
-pub fn validate_selector(group: &str, plural: &str, obj: &Value) -> Vec<(String, String)> {
+/// What kube-apiserver validates of the kinds the controllers act on: the shapes they walk (see `shape`),
+/// and a workload's selector present, not empty, and selecting the Pod template's labels (the controllers
+/// find their Pods by it).
+pub fn validate(group: &str, plural: &str, obj: &Value) -> Vec<(String, String)> {
+    let shape = shape::check(group, plural, obj);
+    if !shape.is_empty() {
+        return shape;
+    }
     let workload = matches!(
         (group, plural),
         (
