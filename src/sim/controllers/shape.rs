@@ -291,6 +291,46 @@ pub fn check(group: &str, plural: &str, obj: &Value) -> Causes {
                 spec.get("volumeName").unwrap_or(&Value::Null),
             );
         }
+    } else if (group, plural) == ("", "persistentvolumes") {
+        if let Some(spec) = object(&mut out, "spec", &obj["spec"]) {
+            strings(
+                &mut out,
+                "spec.accessModes",
+                spec.get("accessModes").unwrap_or(&Value::Null),
+            );
+            string(
+                &mut out,
+                "spec.storageClassName",
+                spec.get("storageClassName").unwrap_or(&Value::Null),
+            );
+            object(
+                &mut out,
+                "spec.capacity",
+                spec.get("capacity").unwrap_or(&Value::Null),
+            );
+            object(
+                &mut out,
+                "spec.claimRef",
+                spec.get("claimRef").unwrap_or(&Value::Null),
+            );
+            if let Some(a) = object(
+                &mut out,
+                "spec.nodeAffinity",
+                spec.get("nodeAffinity").unwrap_or(&Value::Null),
+            ) {
+                if let Some(r) = object(
+                    &mut out,
+                    "spec.nodeAffinity.required",
+                    a.get("required").unwrap_or(&Value::Null),
+                ) {
+                    node_selector_terms(
+                        &mut out,
+                        "spec.nodeAffinity.required.nodeSelectorTerms",
+                        r.get("nodeSelectorTerms").unwrap_or(&Value::Null),
+                    );
+                }
+            }
+        }
     } else if (group, plural) == ("", "nodes") {
         if let Some(spec) = object(&mut out, "spec", &obj["spec"]) {
             objects(
@@ -344,5 +384,6 @@ mod tests {
         );
         assert!(check("apps", "deployments", &good).is_empty());
         assert!(check("", "pods", &json!({"spec": {"tolerations": "all"}}))[0].0 == "spec.tolerations");
+        assert_eq!(check("", "persistentvolumes", &json!({"spec": "x"}))[0].0, "spec");
     }
 }
