@@ -43,6 +43,9 @@ fn topology(n: usize) -> Topology {
                 health_timeout: Duration::from_secs(600),
                 config_contents: vec![],
                 manifests: vec![],
+                container_images: Default::default(),
+                toolbox_image: None,
+                encrypted_files: Default::default(),
             },
         );
     }
@@ -80,6 +83,9 @@ fn object(
     RenderedObject {
         component: component.into(),
         stage,
+        step: 0,
+        timeout: None,
+        secret: None,
         reference: ObjectRef {
             api_version: api.into(),
             kind: kind.into(),

@@ -182,7 +182,8 @@ fn generate(root: &Path, count: usize) -> std::io::Result<Shape> {
             }
             "StatefulSet" => {
                 shape.statefulsets += 1;
-                spec.push_str("  replicas: 3\n");
+                // Its PodDisruptionBudget is the raw manifest below, not the generated one.
+                spec.push_str("  replicas: 3\n  disruptionBudget: {enabled: false}\n");
             }
             _ => {
                 shape.deployments += 1;

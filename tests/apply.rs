@@ -7,12 +7,12 @@ use std::path::Path;
 
 mod support;
 use std::time::Duration;
-use support::{copy_tree, example_repo};
+use support::{SimEnv, edit, writes};
 
-use keelson::cluster::{ApplyOptions, Kube, Target, connect};
+use keelson::cluster::{ApplyOptions, Kube};
 use keelson::reconciler::{self, PassError, PassOutcome, PassSettings, Prepared};
 use keelson::rollout::{ComponentState, ProgressEvent};
-use keelson::sim::{Cluster, RequestRecord, SimOptions};
+use keelson::sim::{RequestRecord, SimOptions};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 use keelson::topology::graph;
 use serde_json::{Value, json};
@@ -20,51 +20,26 @@ use tokio_util::sync::CancellationToken;
 
 const NS: &str = "openstack";
 
-/// A private, writable copy of the example topology.
 fn copy_example() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree(&example_repo(), dir.path());
-    dir
-}
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    support::topology_copy()
 }
 
 fn remove_component(dir: &Path, name: &str) {
     std::fs::remove_file(dir.join(format!("services/{name}.yaml"))).expect("remove service");
 }
 
-struct Env {
-    sim: Cluster,
-    kube: Kube,
+/// A cluster shaped as example-repo expects (labelled nodes, any Secret it reads that Keelson does not
+/// make), its request log clear.
+async fn env(options: SimOptions) -> SimEnv {
+    let env = SimEnv::start(support::example_nodes(options)).await;
+    support::create_example_secrets(&env.kube).await;
+    env.sim.clear_request_log();
+    env
 }
 
-/// A cluster shaped as example-repo expects (labelled nodes, the operator's Secrets), its request log clear.
-async fn env(options: SimOptions) -> Env {
-    let sim = Cluster::start(support::example_nodes(options))
-        .await
-        .expect("simulator starts");
-    let kube = connect(Target::InlineKubeconfig {
-        kubeconfig: sim.kubeconfig(),
-        context: None,
-    })
-    .await
-    .expect("connects");
-    support::create_example_secrets(&kube).await;
-    sim.clear_request_log();
-    Env { sim, kube }
-}
-
+/// Workloads and Jobs ready 150ms after a change.
 fn fast_sim() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(150),
-        job_duration: Duration::from_millis(150),
-        ..SimOptions::default()
-    }
+    support::sim_options(Duration::from_millis(150))
 }
 
 fn settings() -> PassSettings {
@@ -94,10 +69,6 @@ async fn pass(
         events.push(event);
     }
     (prepared, result, events)
-}
-
-fn writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
-    log.iter().filter(|r| r.is_write()).collect()
 }
 
 /// (resource, name) -> component for every object of a prepared pass (desired and to-be-deleted).
@@ -233,9 +204,24 @@ async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pas
         keystone.iter().take(workload).filter(|r| *r == "jobs").count() >= 1,
         "pre-job before workload: {keystone:?}"
     );
+    // nova-compute's post-job (discover_hosts) comes after its DaemonSet.
+    let nova_compute: Vec<String> = writes(&log)
+        .iter()
+        .filter(|r| {
+            owners
+                .get(&(r.resource.clone(), r.name.clone().unwrap_or_default()))
+                .map(String::as_str)
+                == Some("nova-compute")
+        })
+        .map(|r| r.resource.clone())
+        .collect();
+    let daemonset = nova_compute
+        .iter()
+        .position(|r| r == "daemonsets")
+        .unwrap_or(usize::MAX);
     assert!(
-        keystone.iter().skip(workload).any(|r| r == "jobs"),
-        "post-job after workload: {keystone:?}"
+        nova_compute.iter().skip(daemonset).any(|r| r == "jobs"),
+        "post-job after workload: {nova_compute:?}"
     );
 
     // Idempotence: the same commit on the same cluster sends zero writes.
@@ -351,15 +337,16 @@ async fn the_example_earns_its_health_on_the_strict_simulator_pods_on_matching_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_secret_keeps_its_component_from_becoming_healthy() {
+async fn a_secret_the_topology_reads_but_nobody_makes_keeps_its_component_from_becoming_healthy() {
     let env = env(fast_sim()).await;
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(env.kube.client().clone(), NS);
-    secrets
-        .delete("horizon", &Default::default())
-        .await
-        .expect("delete the horizon Secret");
     let dir = copy_example();
+    // Horizon reads a Secret that `spec.secrets` does not declare and no operator created.
+    edit(
+        dir.path(),
+        "services/horizon.yaml",
+        "    secretKeyRef:\n      name: horizon\n",
+        "    secretKeyRef:\n      name: horizon-sso\n",
+    );
     edit(
         dir.path(),
         "services/horizon.yaml",
@@ -408,7 +395,10 @@ async fn a_missing_secret_keeps_its_component_from_becoming_healthy() {
             .and_then(|s| s.waiting)
             .expect("waiting");
         assert_eq!(waiting.reason.as_deref(), Some("CreateContainerConfigError"));
-        assert_eq!(waiting.message.as_deref(), Some("secret \"horizon\" not found"));
+        assert_eq!(
+            waiting.message.as_deref(),
+            Some("secret \"horizon-sso\" not found")
+        );
     }
 }
 
@@ -458,6 +448,13 @@ async fn an_unpullable_image_fails_its_component_blocks_exactly_its_dependents_a
         "services/glance-api.yaml",
         "  image: glance-api\n",
         "  image: glance-api\n  healthTimeout: 2s\n",
+    );
+    // The db-sync Job runs the same image; its own timeout is honoured, so it is shortened too.
+    edit(
+        dir.path(),
+        "services/glance-api.yaml",
+        "timeout: 15m",
+        "timeout: 2s",
     );
     let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
     let outcome = result.expect("pass runs");

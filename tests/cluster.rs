@@ -1,14 +1,19 @@
 //! The cluster door against the simulated API server over real HTTP: what Keelson sends (from the
 //! simulator's request log) and what ends up stored.
 
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use keelson::cluster::{
-    ApplyOptions, ChangeKind, ClusterError, DeleteOptions, Deleted, HealthStatus, KindRef, Kube, ObjectRef,
-    RetryPolicy, Target, connect, health, owned_selector,
+    ApplyOptions, ChangeKind, ClusterError, ConnectOptions, DeleteOptions, Deleted, HealthStatus, KindRef,
+    Kube, ObjectRef, RetryPolicy, Target, WatchFilter, connect, connect_with, health, owned_selector,
 };
-use keelson::sim::{Cluster, FaultConfig, RequestRecord, SimOptions};
+use keelson::sim::{Cluster, FaultConfig, SimOptions};
 use serde_json::{Value, json};
+use support::writes;
 
 struct Env {
     sim: Cluster,
@@ -37,12 +42,9 @@ async fn env(opts: SimOptions) -> Env {
     Env { sim, kube, _dir: dir }
 }
 
+/// Workloads and Jobs ready 300ms after a change.
 fn fast() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(300),
-        job_duration: Duration::from_millis(300),
-        ..SimOptions::default()
-    }
+    support::sim_options(Duration::from_millis(300))
 }
 
 fn owned_labels(component: &str) -> Value {
@@ -80,10 +82,6 @@ fn namespace(name: &str) -> Value {
 
 fn reference(obj: &Value) -> ObjectRef {
     keelson::cluster::object_ref(obj).expect("valid object")
-}
-
-fn writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
-    log.iter().filter(|r| r.is_write()).collect()
 }
 
 #[tokio::test]
@@ -641,4 +639,84 @@ async fn inventory_round_trip() {
         .await
         .expect("listed");
     assert!(live.is_empty(), "{live:?}");
+}
+
+#[tokio::test]
+async fn the_request_timeout_bounds_each_request_but_not_a_watch() {
+    let sim = Cluster::start(fast()).await.expect("simulator starts");
+    let options = ConnectOptions {
+        request_timeout: Some(Duration::from_millis(300)),
+        ..ConnectOptions::default()
+    };
+    let target = || Target::InlineKubeconfig {
+        kubeconfig: sim.kubeconfig(),
+        context: None,
+    };
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let bounded = connect_with(target(), &options)
+        .await
+        .expect("connects")
+        .with_retry(once.clone());
+    let unbounded = connect(target()).await.expect("connects").with_retry(once);
+    let object = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: "default".into(),
+    };
+    // Discovery first, while the server answers at once.
+    bounded.get(&object).await.expect("a fast server answers");
+
+    // A watch on a quiet namespace stays open far longer than the request timeout: no re-list (which
+    // would count as a change) while nothing changes.
+    let changes = Arc::new(AtomicUsize::new(0));
+    let counter = changes.clone();
+    let watcher = bounded.clone();
+    let watch = tokio::spawn(async move {
+        let filter = WatchFilter::Labels("keelson.dev/topology=cloud");
+        let kind = KindRef::new("v1", "ConfigMap");
+        let _ = watcher
+            .watch_changes(&kind, Some("default"), filter, || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(changes.load(Ordering::SeqCst), 0, "nothing changed");
+    let watches = sim.request_log().iter().filter(|r| r.verb == "watch").count();
+    assert_eq!(
+        watches, 1,
+        "an idle watch outlives the request timeout instead of reconnecting"
+    );
+    bounded
+        .apply(&configmap("default", "seen", "1"), &ApplyOptions::default())
+        .await
+        .expect("apply");
+    let started = Instant::now();
+    while changes.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(changes.load(Ordering::SeqCst), 1, "the change, once");
+    watch.abort();
+
+    // A server that takes 1.5s to answer: the bounded request gives up after its timeout, as a transient
+    // error the retry policy would retry; the unbounded one waits.
+    sim.faults()
+        .set(FaultConfig {
+            latency: Duration::from_millis(1500),
+            ..FaultConfig::default()
+        })
+        .expect("faults");
+    let started = Instant::now();
+    let error = bounded.get(&object).await.expect_err("times out");
+    let took = started.elapsed();
+    assert!(error.is_transient(), "{error}");
+    assert!(
+        took < Duration::from_millis(1200),
+        "gave up after {took:?}: {error}"
+    );
+    assert!(unbounded.get(&object).await.expect("answers late").is_some());
 }

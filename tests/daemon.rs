@@ -21,7 +21,7 @@ use keelson::source::{GitSourceConfig, Secret};
 use keelson::status::{self, PassResult, Phase, Shared, Status};
 use serde_json::{Value, json};
 use source_support::Repo;
-use support::wait_for;
+use support::{metric, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -80,12 +80,7 @@ impl Running {
 }
 
 fn fast_sim() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(100),
-        job_duration: Duration::from_millis(100),
-        unpullable_images: vec!["*:broken".into()],
-        ..SimOptions::default()
-    }
+    support::fast_sim()
 }
 
 fn config(tweak: impl FnOnce(&mut DaemonConfig)) -> DaemonConfig {
@@ -368,12 +363,6 @@ async fn without_watch_or_webhook_the_poll_interval_applies_commits() {
 }
 
 /// The value of one series in Prometheus text output; 0 when absent.
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn writes(sim: &Cluster) -> usize {
     sim.request_log()
         .iter()
@@ -426,6 +415,14 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     assert_eq!(status.condition("Ready").unwrap().status, "False");
     assert!(status.condition("Stalled").unwrap().message.contains("nowhere"));
     assert_eq!(status.history[0].result, PassResult::Stalled);
+    let metrics = daemon.shared.metrics.encode();
+    assert!(
+        metric(
+            &metrics,
+            "keelson_passes_total{result=\"stalled\",reason=\"invalid_topology\"}"
+        ) >= 1,
+        "the error kind labels the pass: {metrics}"
+    );
 
     // A rollout that fails: the image never pulls and the health timeout is short.
     write_topology(&f.repo.path, 1, "keystone:broken");
@@ -484,9 +481,9 @@ async fn stalls_on_invalid_topology_and_does_not_retry_a_failed_rollout_until_as
     }
     let metrics = daemon.shared.metrics.encode();
     for needle in [
-        "result=\"stalled\"} 1",
-        "result=\"failed\"} 2",
-        "result=\"succeeded\"}",
+        "result=\"stalled\",reason=\"invalid_topology\"} 1",
+        "result=\"failed\",reason=\"health\"} 2",
+        "result=\"succeeded\",reason=\"applied\"}",
     ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
     }
@@ -1089,7 +1086,7 @@ async fn transient_api_errors_are_retried_with_backoff_until_they_clear() {
     let errors = || {
         metric(
             &daemon.shared.metrics.encode(),
-            "keelson_passes_total{result=\"error\"}",
+            "keelson_passes_total{result=\"error\",reason=\"api\"}",
         )
     };
     tokio::time::sleep(Duration::from_secs(3)).await;

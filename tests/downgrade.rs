@@ -6,7 +6,6 @@
 mod source_support;
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use keelson::cluster::{Kube, Target, connect};
@@ -17,7 +16,7 @@ use keelson::sim::{Cluster, SimOptions};
 use keelson::source::{GitSource, GitSourceConfig, PollOutcome, Snapshot};
 use serde_json::Value;
 use source_support::Repo;
-use support::{copy_tree, example_repo};
+use support::{copy_tree, edit, example_repo};
 use tokio_util::sync::CancellationToken;
 
 const NOVA_SERVICES: &[&str] = &[
@@ -35,13 +34,6 @@ fn settings() -> PassSettings {
         poll_interval: Duration::from_millis(50),
         ..PassSettings::default()
     }
-}
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
 }
 
 async fn next_snapshot(source: &mut GitSource) -> Snapshot {

@@ -20,6 +20,11 @@ const NEWEST_KUBE: &str = "1.37.0";
 const RELEASE: &str = "keelson";
 const OWN_NAMESPACE: &str = "keelson-system";
 const CACHE_DIR: &str = "/var/cache/keelson";
+/// The one value the chart cannot default: with it, the chart's defaults make a working install.
+const REQUIRED_VALUES: [&str; 2] = [
+    "--set",
+    "git.repo=https://git.example.com/ops/openstack-topology.git",
+];
 
 struct Tools {
     helm: PathBuf,
@@ -157,9 +162,10 @@ fn helm_template(tools: &Tools, values: Option<&Path>, kube_version: &str) -> St
         "--kube-version",
         kube_version,
     ]);
-    if let Some(values) = values {
-        command.arg("--values").arg(values);
-    }
+    match values {
+        Some(values) => command.arg("--values").arg(values),
+        None => command.args(REQUIRED_VALUES),
+    };
     run_ok(&mut command)
 }
 
@@ -169,7 +175,7 @@ fn chart_manifest_sets(tools: &Tools) -> &'static [ManifestSet] {
     static SETS: OnceLock<Vec<ManifestSet>> = OnceLock::new();
     SETS.get_or_init(|| {
         let mut sets = vec![ManifestSet {
-            name: "chart, default values".into(),
+            name: "chart, default values and git.repo".into(),
             yaml: helm_template(tools, None, NEWEST_KUBE),
         }];
         for file in ci_values_files() {
@@ -315,6 +321,8 @@ fn target_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
             ],
             APPLY_VERBS,
         ),
+        // The Secrets the topology declares: Keelson makes them (create only when absent).
+        ("", &["secrets"], APPLY_VERBS),
         (
             "apps",
             &["deployments", "statefulsets", "daemonsets"],
@@ -353,12 +361,13 @@ fn own_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
 }
 
 #[test]
-fn helm_lint_passes_with_default_and_every_ci_values_file() {
+fn helm_lint_passes_with_the_required_value_and_every_ci_values_file() {
     let Some(tools) = tools() else { return };
     run_ok(
         Command::new(&tools.helm)
             .args(["lint", "--strict"])
-            .arg(chart_dir()),
+            .arg(chart_dir())
+            .args(REQUIRED_VALUES),
     );
     for file in ci_values_files() {
         run_ok(
@@ -397,6 +406,7 @@ fn chart_refuses_a_kubernetes_older_than_it_supports() {
         Command::new(&tools.helm)
             .args(["template", RELEASE])
             .arg(chart_dir())
+            .args(REQUIRED_VALUES)
             .args(["--kube-version", &too_old]),
     );
     assert!(
@@ -484,6 +494,7 @@ fn chart_rejects_inconsistent_values_with_a_message_naming_the_value() {
             Command::new(&tools.helm)
                 .args(["template", RELEASE])
                 .arg(chart_dir())
+                .args(REQUIRED_VALUES)
                 .args(*args),
         );
         assert!(
@@ -504,9 +515,15 @@ fn rbac_is_least_privilege_in_every_variant() {
             .chain(of_kind(&objects, "ClusterRole"))
         {
             let name = format!("{}: {} {}", set.name, kind(role), role["metadata"]["name"]);
-            for ((group, resource), verbs) in grants(role) {
+            // Secrets only where Keelson makes the topology's: beside the kinds it renders (a target Role, or
+            // the ClusterRole of a cluster-wide install), never in the Role of its own namespace, where its
+            // Git credentials live.
+            let granted = grants(role);
+            let target_role = role["metadata"]["namespace"] != OWN_NAMESPACE
+                && granted.contains_key(&("apps".to_string(), "deployments".to_string()));
+            for ((group, resource), verbs) in granted {
                 assert!(
-                    resource != "secrets" && resource != "*" && group != "*",
+                    (resource != "secrets" || target_role) && resource != "*" && group != "*",
                     "{name}: grants {group}/{resource}"
                 );
                 for verb in forbidden_verbs {
@@ -936,7 +953,7 @@ fn chart_defaults_and_plain_manifests_install_the_same_keelson() {
 }
 
 #[test]
-fn notes_tell_how_to_see_status_and_warn_about_a_missing_repository() {
+fn notes_tell_how_to_see_status_and_install_refuses_a_missing_repository() {
     let Some(tools) = tools() else { return };
     let notes = |args: &[&str]| {
         let output = run_ok(
@@ -953,8 +970,27 @@ fn notes_tell_how_to_see_status_and_warn_about_a_missing_repository() {
             .map(|(_, notes)| notes.to_string())
             .unwrap_or_else(|| panic!("no NOTES:\n{output}"))
     };
-    let default = notes(&[]);
-    assert!(default.contains("git.repo is not set"), "{default}");
+    let install = |args: &[&str]| {
+        let mut command = Command::new(&tools.helm);
+        command
+            .args(["install", RELEASE])
+            .arg(chart_dir())
+            .args(["--namespace", OWN_NAMESPACE, "--dry-run=client"])
+            .args(args)
+            .env("KUBECONFIG", root().join("no-such-kubeconfig"));
+        command
+    };
+    // Without a repository the install stops before anything reaches the cluster, naming the value.
+    for args in [&[][..], &["--set", "git.repo="][..]] {
+        let refused = run_failing(&mut install(args));
+        assert!(refused.contains("git.repo is required"), "{args:?}: {refused}");
+        assert!(!refused.contains("NOTES:"), "{refused}");
+    }
+    let default = notes(&REQUIRED_VALUES);
+    assert!(
+        default.contains("It follows https://git.example.com/ops/openstack-topology.git at main"),
+        "{default}"
+    );
     assert!(
         default.contains("kubectl -n keelson-system logs deployment/keelson"),
         "{default}"
@@ -964,7 +1000,6 @@ fn notes_tell_how_to_see_status_and_warn_about_a_missing_repository() {
 
     let values = chart_dir().join("ci/all-options-values.yaml");
     let configured = notes(&["--values", values.to_str().expect("utf-8 path")]);
-    assert!(!configured.contains("git.repo is not set"), "{configured}");
     assert!(
         configured.contains("https://keelson.example.com/hooks/git"),
         "{configured}"

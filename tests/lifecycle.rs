@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use keelson::status::{ComponentPhase, PassResult, Phase};
-use keelson::topology::{Topology, graph};
+use keelson::topology::{SHARED_COMPONENT, Topology, graph};
 use lifecycle_support::{
     Lab, Live, PASS_TIMEOUT, Written, assert_same, fast_sim, line_of, wait_for, write_positions, written,
     written_components,
@@ -158,9 +158,10 @@ async fn deploy_change_config_upgrade_nova_and_revert_an_older_commit_and_the_re
     let s0 = lab.snapshot().await;
     let topology = lab.topology();
     let all: BTreeSet<String> = topology.components.keys().cloned().collect();
-    assert_eq!(all.len(), 25);
+    // 25 services and keelson.yaml's shared Secrets.
+    assert_eq!(all.len(), 26);
     assert_eq!(s0.components(), all, "every component has live objects");
-    assert_eq!(status.components.len(), 25);
+    assert_eq!(status.components.len(), 26);
     for component in &status.components {
         assert_eq!(
             component.state,
@@ -177,11 +178,13 @@ async fn deploy_change_config_upgrade_nova_and_revert_an_older_commit_and_the_re
     );
     let writes = lab.writes_since(0);
     let owners = lab.owners(&[&s0]);
-    // The namespace exists already: the operator made it with the Secrets the services read.
     assert_eq!(
         written_components(&writes, &owners),
-        all,
-        "the deploy writes every component, nothing else"
+        all.iter()
+            .cloned()
+            .chain(["(namespaces/openstack)".to_string()])
+            .collect(),
+        "the deploy writes every component and the namespace, nothing else"
     );
     assert_eq!(
         written(&writes)
@@ -260,22 +263,29 @@ async fn deploy_change_config_upgrade_nova_and_revert_an_older_commit_and_the_re
     );
     assert_eq!(touched, nova, "every nova component and nothing else");
     assert_eq!(written(&writes), lab.changed(&s1, &s2));
+    // The bootstrap Jobs (database, RabbitMQ, Keystone) run the toolbox image: a Nova release does not
+    // touch them.
+    let bootstrap = |name: &str| {
+        ["-db-init-", "-rabbit-init-", "-ks-register-"]
+            .iter()
+            .any(|b| name.contains(b))
+    };
     let old_jobs: BTreeSet<String> = s1
         .of_component("nova-api")
         .keys()
-        .filter(|k| k.1 == "Job")
+        .filter(|k| k.1 == "Job" && !bootstrap(&k.3))
         .map(|k| k.3.clone())
         .collect();
     let new_jobs: BTreeSet<String> = s2
         .of_component("nova-api")
         .keys()
-        .filter(|k| k.1 == "Job")
+        .filter(|k| k.1 == "Job" && !bootstrap(&k.3))
         .map(|k| k.3.clone())
         .collect();
     assert_eq!(
         new_jobs.len(),
-        3,
-        "api-db-sync, cell-setup, db-sync: {new_jobs:?}"
+        4,
+        "api-db-sync, map-cell0, create-cell, db-sync: {new_jobs:?}"
     );
     assert!(
         old_jobs.is_disjoint(&new_jobs),
@@ -658,6 +668,8 @@ async fn bad_stuck_and_invalid_commits_are_reverted_or_fixed_and_history_lists_e
             "  image: glance-api\n",
             "  image: glance-api\n  healthTimeout: 3s\n",
         );
+        // Its db-sync Job follows the component's timeout instead of keeping its own 15 minutes.
+        lifecycle_support::edit(dir, "services/glance-api.yaml", "    timeout: 15m\n", "");
     })
     .await;
     lab.applied(&initial).await;
@@ -934,7 +946,7 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
     // Scenario 11: a commit removing every service is refused by the prune budget (30% in example-repo):
     // nothing is deleted, and the status says how to allow it.
     let mark = lab.mark();
-    for name in &all {
+    for name in all.iter().filter(|n| *n != SHARED_COMPONENT) {
         lab.remove(&format!("services/{name}.yaml"));
     }
     let wipe = lab.commit("Remove every service");
@@ -985,15 +997,18 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
         "only deletions: {writes:?}"
     );
     let owners = lab.owners(&[&s0]);
-    assert_eq!(written_components(&writes, &owners), all);
+    // keelson.yaml (and its shared Secrets) stays; every service goes.
+    let services: BTreeSet<String> = all.iter().filter(|n| *n != SHARED_COMPONENT).cloned().collect();
+    assert_eq!(written_components(&writes, &owners), services);
     assert_eq!(written(&writes), lab.changed(&s0, &s2));
-    let edges = assert_dependency_order(&topology, &all, &write_positions(&writes, &owners), true);
+    let edges = assert_dependency_order(&topology, &services, &write_positions(&writes, &owners), true);
     assert!(edges > 40, "only {edges} dependency edges checked");
-    // Persistent data stays (policy prunePersistentData: false); nothing else does.
+    // Persistent data stays (policy prunePersistentData: false), and so do Secrets: keelson.yaml's are
+    // still declared, the removed services' generated ones are kept without a tombstone. Nothing else does.
     let kept: BTreeSet<&str> = s2.objects.keys().map(|k| k.1.as_str()).collect();
     assert!(
         kept.iter()
-            .all(|k| *k == "PersistentVolumeClaim" || *k == "Namespace"),
+            .all(|k| *k == "PersistentVolumeClaim" || *k == "Namespace" || *k == "Secret"),
         "{kept:?}"
     );
     assert_eq!(status.history[0].counts.deleted, writes.len());
@@ -1018,7 +1033,12 @@ async fn mass_deletion_is_refused_by_the_prune_budget_until_policy_allows_it() {
 async fn a_refused_plan_keeps_reporting_the_components_of_the_applied_revision() {
     let (lab, initial) = Lab::start(fast_sim(), |_| {}).await;
     let applied = lab.applied(&initial).await;
-    for name in lab.topology().components.keys() {
+    for name in lab
+        .topology()
+        .components
+        .keys()
+        .filter(|n| *n != SHARED_COMPONENT)
+    {
         lab.remove(&format!("services/{name}.yaml"));
     }
     let wipe = lab.commit("Remove every service");

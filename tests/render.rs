@@ -1,6 +1,8 @@
 //! Rendering the example OpenStack repository through the library and the built binary: validity,
 //! determinism, hash behaviour and schema validation with the real `kubernetes-validate`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,9 +14,7 @@ use keelson::render::{RenderOptions, Rendered, render};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 use serde_json::Value;
 
-fn example_repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
-}
+use support::example_repo;
 
 /// A copy of the example repository that a test may edit.
 fn example_copy() -> tempfile::TempDir {
@@ -131,19 +131,29 @@ fn example_repo_validates_and_renders_every_component() {
     assert!(first("keystone") < first("nova-api"));
     assert!(first("libvirt") < first("nova-compute"));
     assert!(first("neutron-openvswitch-agent") < first("nova-compute"));
-    // keystone: db-sync before the Deployment, bootstrap after it.
+    // keystone: its database and user, then db-sync, the key repositories, keystone-manage bootstrap,
+    // and only then the Deployment.
     let keystone: Vec<String> = r.component("keystone").map(|o| o.reference.to_string()).collect();
     let at = |prefix: &str| keystone.iter().position(|s| s.starts_with(prefix)).unwrap();
-    assert!(at("Job openstack/keystone-db-sync-") < at("Deployment openstack/keystone"));
-    assert!(at("Deployment openstack/keystone") < at("Job openstack/keystone-bootstrap-"));
-    // Secrets are only referenced: no generated object is a Secret, and database URLs come from secretKeyRef.
-    assert!(r.objects.iter().all(|o| o.reference.kind != "Secret"));
+    assert!(at("Job openstack/keystone-db-init-") < at("Job openstack/keystone-db-sync-"));
+    assert!(at("Job openstack/keystone-db-sync-") < at("Job openstack/keystone-ks-bootstrap-"));
+    assert!(at("Job openstack/keystone-ks-bootstrap-") < at("Deployment openstack/keystone"));
+    // Secrets are rendered without values: recipes only. Database URLs reach pods through secretKeyRef,
+    // and every URL in a recipe is a template over a generated key.
+    for secret in r.objects.iter().filter(|o| o.reference.kind == "Secret") {
+        assert!(secret.body.get("data").is_none() && secret.body.get("stringData").is_none());
+        assert!(secret.secret.is_some(), "{} has a recipe", secret.reference);
+    }
     let text = serde_json::to_string(&r).unwrap();
     assert!(text.contains(r#""name":"OS_DATABASE__CONNECTION","valueFrom":{"secretKeyRef""#));
-    assert!(
-        !text.contains("mysql+pymysql://"),
-        "no database URL with credentials is rendered"
-    );
+    for (i, _) in text.match_indices("mysql+pymysql://") {
+        let rest = &text[i..];
+        let credentials = &rest[..rest.find('@').unwrap_or(rest.len())];
+        assert!(
+            credentials.contains(":{{ "),
+            "a database URL with a literal password: {credentials}"
+        );
+    }
 }
 
 #[test]
@@ -184,7 +194,9 @@ fn a_config_change_touches_only_that_component() {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.1, y.1, "object names do not change (jobs keep their names)");
-        if x.0 == "glance-api" && (x.1.starts_with("ConfigMap") || x.1.starts_with("Deployment")) {
+        if x.0 == "glance-api"
+            && (x.1 == "ConfigMap openstack/glance-api-config" || x.1.starts_with("Deployment"))
+        {
             assert_ne!(x.2, y.2, "{}", x.1);
         } else {
             assert_eq!(x.2, y.2, "{} changed although only glance-api's config did", x.1);
@@ -206,10 +218,17 @@ fn an_image_change_renames_only_that_components_jobs() {
     std::fs::write(&path, text).unwrap();
     let changed = render_dir(copy.path(), None);
 
+    // The bootstrap Jobs run the kolla-toolbox image and keep their names.
+    let toolbox = |o: &&keelson::render::RenderedObject| {
+        o.body
+            .pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .is_some_and(|i| i.contains("/kolla-toolbox:"))
+    };
     let jobs = |r: &Rendered| -> Vec<(String, String)> {
         r.objects
             .iter()
-            .filter(|o| o.reference.kind == "Job")
+            .filter(|o| o.reference.kind == "Job" && !toolbox(o))
             .map(|o| (o.component.clone(), o.reference.name.clone()))
             .collect()
     };
@@ -229,7 +248,10 @@ fn an_image_change_renames_only_that_components_jobs() {
             assert_eq!(x, y);
         }
     }
-    assert_eq!(renamed, 3, "fernet-setup, db-sync and bootstrap");
+    assert_eq!(
+        renamed, 4,
+        "db-sync, fernet-setup, credential-setup and ks-bootstrap"
+    );
 }
 
 #[test]
@@ -277,7 +299,12 @@ fn every_object_carries_labels_and_annotations() {
                     o.reference
                 );
             } else {
-                assert!(template.get("annotations").is_none(), "jobs carry no config hash");
+                assert!(
+                    template
+                        .pointer("/annotations/keelson.dev~1config-hash")
+                        .is_none(),
+                    "jobs carry no config hash"
+                );
             }
         }
     }
@@ -327,7 +354,12 @@ fn exit_codes_follow_the_cli_contract() {
         "nothing is rendered from an invalid topology"
     );
     let missing = keelson(&["render", "/nonexistent/keelson-example"]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "a directory that is not there cannot be read"
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/keelson-example: cannot read"));
     let bad_format = keelson(&["render", example_repo().to_str().unwrap(), "-o", "toml"]);
     assert_eq!(bad_format.status.code(), Some(2));
 }

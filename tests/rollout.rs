@@ -1,6 +1,8 @@
 //! Rollouts against the simulated API server over real HTTP, planned by the real planner from live state;
 //! ordering, isolation, cancellation and fault tolerance are read off the simulator's request log.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -8,11 +10,11 @@ use keelson::cluster::{
     ApplyOptions, ChangeKind, KindRef, Kube, RetryPolicy, Target, connect, has_status_rules, owned_selector,
 };
 use keelson::object::ObjectRef;
-use keelson::plan::{Plan, PlanInput, PlanOptions};
+use keelson::plan::{Plan, PlanInput, PlanOptions, fixtures};
 use keelson::render::{RenderedObject, Stage};
 use keelson::rollout::{ComponentState, ProgressEvent, RolloutOptions, RolloutOutcome, execute};
 use keelson::sim::{Cluster, FaultConfig, RequestRecord, SimOptions};
-use keelson::topology::{Component, ServiceSpec, Topology, TopologySpec};
+use keelson::topology::Topology;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -52,41 +54,20 @@ async fn env(opts: SimOptions) -> Env {
 }
 
 fn sim_opts() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(300),
-        job_duration: Duration::from_millis(300),
-        unpullable_images: vec!["*:broken".into()],
-        ..SimOptions::default()
-    }
+    support::sim_options(Duration::from_millis(300))
 }
 
+/// The plan fixtures' topology, named `cloud`, every component (and the topology) with `health_timeout`.
 fn topology(components: &[(&str, &[&str])], health_timeout: Duration) -> Topology {
-    let spec: TopologySpec = serde_json::from_value(json!({"namespace": NS})).expect("topology spec");
-    let components = components
-        .iter()
-        .map(|(name, deps)| {
-            let spec: ServiceSpec =
-                serde_json::from_value(json!({"image": *name, "dependsOn": deps})).expect("service spec");
-            let c = Component {
-                name: name.to_string(),
-                project: name.to_string(),
-                file: format!("services/{name}.yaml"),
-                spec,
-                image: IMAGE.into(),
-                job_images: Vec::new(),
-                health_timeout,
-                config_contents: Vec::new(),
-                manifests: Vec::new(),
-            };
-            (name.to_string(), c)
-        })
-        .collect::<BTreeMap<_, _>>();
-    Topology {
-        name: TOPOLOGY.into(),
-        spec,
-        health_timeout,
-        components,
+    let mut topology = fixtures::mk_topology(components);
+    topology.name = TOPOLOGY.into();
+    topology.health_timeout = health_timeout;
+    for component in topology.components.values_mut() {
+        component.project = component.name.clone();
+        component.image = IMAGE.into();
+        component.health_timeout = health_timeout;
     }
+    topology
 }
 
 fn api_version(kind: &str) -> &'static str {
@@ -116,6 +97,9 @@ fn object(component: &str, stage: Stage, kind: &str, name: &str, fields: Value) 
     RenderedObject {
         component: component.into(),
         stage,
+        step: 0,
+        timeout: None,
+        secret: None,
         reference: ObjectRef {
             api_version: api_version(kind).into(),
             kind: kind.into(),
@@ -334,7 +318,7 @@ async fn dependents_start_only_after_dependencies_are_healthy() {
             ProgressEvent::ObjectHealthy { component, at, .. } => {
                 healthy_at.entry(component).or_default().push(at)
             }
-            ProgressEvent::ComponentStarted { component, at } => {
+            ProgressEvent::ComponentStarted { component, at, .. } => {
                 started_at.insert(component, at);
             }
             _ => {}
@@ -485,7 +469,7 @@ async fn health_timeout_fails_the_component() {
     desired.extend(component("b"));
     let opts = RolloutOptions {
         poll_interval: Duration::from_millis(50),
-        ..RolloutOptions::for_topology(&t)
+        ..RolloutOptions::default()
     };
     let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
     {
@@ -723,7 +707,7 @@ mod immutable_server {
     }
 }
 
-fn selector_change_plan() -> Plan {
+fn selector_change_plan(recreate_on_immutable_change: bool) -> Plan {
     use keelson::plan::{Action, Change, ComponentPlan, Summary, Wave};
     let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "keystone-api", "namespace": "openstack"},
@@ -738,6 +722,7 @@ fn selector_change_plan() -> Plan {
                 name: "keystone".into(),
                 project: "keystone".into(),
                 depends_on: Vec::new(),
+                recreate_on_immutable_change,
                 changes: vec![Change {
                     action: Action::Update,
                     reference: keelson::cluster::object_ref(&body).expect("ref"),
@@ -746,7 +731,11 @@ fn selector_change_plan() -> Plan {
                     diff: Vec::new(),
                     drift: false,
                     desired: Some(body),
+                    step: 0,
+                    timeout: None,
+                    secret: None,
                 }],
+                ..ComponentPlan::default()
             }],
         }],
         deletions: Vec::new(),
@@ -760,7 +749,7 @@ fn selector_change_plan() -> Plan {
 async fn immutable_field_changes_fail_with_the_field_unless_recreate_is_allowed() {
     // Not allowed: the component fails, naming the object and the field; nothing is deleted.
     let (kube, state) = immutable_server::start().await;
-    let outcome = execute(&kube, &selector_change_plan(), &fast_opts()).await;
+    let outcome = execute(&kube, &selector_change_plan(false), &fast_opts()).await;
     let keystone = outcome.component("keystone").expect("keystone");
     assert_eq!(keystone.state, ComponentState::Failed);
     assert!(
@@ -775,11 +764,7 @@ async fn immutable_field_changes_fail_with_the_field_unless_recreate_is_allowed(
 
     // Allowed by the topology (`spec.recreateOnImmutableChange`): delete, wait until gone, apply anew.
     let (kube, state) = immutable_server::start().await;
-    let opts = RolloutOptions {
-        recreate_on_immutable: BTreeSet::from(["keystone".to_string()]),
-        ..fast_opts()
-    };
-    let outcome = execute(&kube, &selector_change_plan(), &opts).await;
+    let outcome = execute(&kube, &selector_change_plan(true), &fast_opts()).await;
     assert!(outcome.converged(), "{outcome:#?}");
     let object = "/apis/apps/v1/namespaces/openstack/deployments/keystone-api";
     let requests: Vec<String> = state
@@ -835,7 +820,7 @@ mod pipeline {
         }
     }
 
-    const KINDS: [(&str, &str); 8] = [
+    const KINDS: [(&str, &str); 9] = [
         ("v1", "ConfigMap"),
         ("v1", "Secret"),
         ("v1", "Service"),
@@ -844,6 +829,7 @@ mod pipeline {
         ("apps/v1", "Deployment"),
         ("apps/v1", "StatefulSet"),
         ("batch/v1", "Job"),
+        ("policy/v1", "PodDisruptionBudget"),
     ];
 
     pub async fn pass(
@@ -890,7 +876,7 @@ mod pipeline {
         let opts = RolloutOptions {
             poll_interval: opts.poll_interval,
             cancel: opts.cancel.clone(),
-            ..RolloutOptions::for_topology(&topology)
+            ..RolloutOptions::default()
         };
         let outcome = execute(kube, &plan, &opts).await;
         if outcome.converged() {

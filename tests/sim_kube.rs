@@ -621,7 +621,7 @@ async fn workloads_become_ready_or_fail_by_rule() {
 }
 
 fn client_without_retries(c: &Cluster) -> kube::Client {
-    let mut config = kube::Config::new(c.url().parse().unwrap());
+    let mut config = c.config();
     config.default_retry = false;
     kube::Client::try_from(config).unwrap()
 }

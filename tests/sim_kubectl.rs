@@ -11,17 +11,24 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 fn kubectl_path() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
+    tool_path("kubectl")
+}
+
+/// `kubectl` (v1.37) or `kubectl-1.35`: both send protobuf bodies on `create`.
+fn tool_path(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/bin")
+        .join(name);
     if p.is_file() {
         return Some(p);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!(
-            "kubectl not found at {} (run scripts/install-test-tools.sh)",
+            "{name} not found at {} (run scripts/install-test-tools.sh)",
             p.display()
         );
     }
-    eprintln!("skipping: kubectl not found at {}", p.display());
+    eprintln!("skipping: {name} not found at {}", p.display());
     None
 }
 
@@ -34,7 +41,11 @@ struct Kubectl {
 
 impl Kubectl {
     async fn start() -> Option<Kubectl> {
-        let bin = kubectl_path()?;
+        Kubectl::start_with("kubectl").await
+    }
+
+    async fn start_with(tool: &str) -> Option<Kubectl> {
+        let bin = tool_path(tool)?;
         let cluster = Cluster::start(SimOptions {
             ready_after: Duration::from_millis(500),
             unpullable_images: vec!["*:broken".into()],
@@ -460,4 +471,218 @@ async fn keelson_sim_serve_with_kubectl() {
     }
     assert!(ready, "the deployment never showed 2/2 ready");
     serve.kill().await.unwrap();
+}
+
+/// The commands a person types against a fresh cluster, each checked in the stored object: imperative
+/// `create` (protobuf bodies), a ServiceAccount token that authenticates with exactly its RBAC, `scale`,
+/// `label`, `annotate`, `edit`, `rollout restart` and `delete`.
+/// `kubectl auth can-i`: its answer, whatever its exit code (1 for "no").
+async fn can_i(k: &Kubectl, token: &str, args: &[&str]) -> String {
+    let mut all = vec!["--token", token, "auth", "can-i"];
+    all.extend_from_slice(args);
+    let out = k.run(&all, None).await;
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn imperative_verbs(tool: &str) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+    use kube::Api;
+    let Some(k) = Kubectl::start_with(tool).await else {
+        return;
+    };
+    let client = k.cluster.client();
+    let out = k.ok(&["create", "namespace", "shop"], None).await;
+    assert!(out.contains("namespace/shop created"), "{out}");
+    k.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "shop",
+            "--from-literal=password=s3cret",
+        ],
+        None,
+    )
+    .await;
+    let secret = Api::<Secret>::namespaced(client.clone(), "shop")
+        .get("creds")
+        .await
+        .unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    assert_eq!(secret.data.unwrap()["password"].0, b"s3cret");
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "shop",
+            "--from-literal=mode=fast",
+        ],
+        None,
+    )
+    .await;
+
+    // A ServiceAccount token: it is who it says, and may do only what RBAC grants.
+    k.ok(&["create", "serviceaccount", "robot", "-n", "shop"], None)
+        .await;
+    let token = k.ok(&["create", "token", "robot", "-n", "shop"], None).await;
+    let token = token.trim();
+    let whoami = k
+        .ok(&["--token", token, "auth", "whoami", "-o", "json"], None)
+        .await;
+    let whoami: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    assert_eq!(
+        whoami["status"]["userInfo"]["username"],
+        "system:serviceaccount:shop:robot"
+    );
+    let denied = k
+        .run(&["--token", token, "get", "configmaps", "-n", "shop"], None)
+        .await;
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains(
+            "configmaps is forbidden: User \"system:serviceaccount:shop:robot\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"shop\""
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        can_i(&k, token, &["list", "configmaps", "-n", "shop"]).await,
+        "no"
+    );
+    k.ok(
+        &[
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "shop",
+            "--verb=get,list",
+            "--resource=configmaps",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "create",
+            "rolebinding",
+            "robot-reads",
+            "-n",
+            "shop",
+            "--role=reader",
+            "--serviceaccount=shop:robot",
+        ],
+        None,
+    )
+    .await;
+    let listed = k
+        .ok(
+            &["--token", token, "get", "configmaps", "-n", "shop", "-o", "name"],
+            None,
+        )
+        .await;
+    assert!(listed.contains("configmap/settings"), "{listed}");
+    assert_eq!(
+        can_i(&k, token, &["list", "configmaps", "-n", "shop"]).await,
+        "yes"
+    );
+    assert_eq!(
+        can_i(&k, token, &["delete", "configmaps", "-n", "shop"]).await,
+        "no"
+    );
+    let bogus = k
+        .run(&["--token", "not-a-token", "get", "namespaces"], None)
+        .await;
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("Unauthorized"));
+
+    // scale, label, annotate, edit, rollout restart.
+    let deployment = r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "shop:1"}]}}}}"#;
+    k.ok(&["apply", "-f", "-"], Some(deployment)).await;
+    k.ok(
+        &["scale", "deployment", "web", "-n", "shop", "--replicas=3"],
+        None,
+    )
+    .await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "shop");
+    assert_eq!(deployments.get("web").await.unwrap().spec.replicas, Some(3));
+    k.ok(
+        &["label", "configmap", "settings", "-n", "shop", "tier=web"],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "annotate",
+            "configmap",
+            "settings",
+            "-n",
+            "shop",
+            "note=hand-made",
+        ],
+        None,
+    )
+    .await;
+    let editor = k._dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/mode: fast/mode: slow/' \"$1\"\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut edit = k.command(&["edit", "configmap", "settings", "-n", "shop"]);
+    let out = edit.env("KUBE_EDITOR", &editor).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "shop")
+        .get("settings")
+        .await
+        .unwrap();
+    assert_eq!(cm.data.unwrap()["mode"], "slow");
+    assert_eq!(cm.metadata.labels.unwrap()["tier"], "web");
+    assert_eq!(cm.metadata.annotations.unwrap()["note"], "hand-made");
+    k.ok(&["rollout", "restart", "deployment", "web", "-n", "shop"], None)
+        .await;
+    let template = deployments.get("web").await.unwrap().spec.template;
+    assert!(
+        template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
+            .contains_key("kubectl.kubernetes.io/restartedAt"),
+        "rollout restart stamps the pod template"
+    );
+
+    // delete: one object, then the namespace and everything in it.
+    k.ok(&["delete", "configmap", "settings", "-n", "shop"], None)
+        .await;
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), "shop")
+            .get_opt("settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    k.ok(&["delete", "namespace", "shop"], None).await;
+    let ns = Api::<Namespace>::all(client.clone())
+        .get_opt("shop")
+        .await
+        .unwrap();
+    assert!(ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
+    k.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_verbs_with_kubectl_1_37() {
+    imperative_verbs("kubectl").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_verbs_with_kubectl_1_35() {
+    imperative_verbs("kubectl-1.35").await;
 }

@@ -1,6 +1,8 @@
 //! `keelson validate` against a small valid topology with one breakage at a time: every problem must
 //! come out as `file:line:column: field: message` with exit code 1.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -729,18 +731,35 @@ fn several_shape_errors_in_one_file_are_all_listed() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
+fn a_missing_directory_cannot_be_read_and_no_directory_means_the_current_one() {
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")
         .arg("/nonexistent/keelson-topology")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("/nonexistent/keelson-topology: cannot read"),
+        "{stderr}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
         .arg("validate")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(".: topology openstack is valid"));
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["validate", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
 }
 
 #[test]
@@ -825,4 +844,277 @@ fn every_truncation_and_line_deletion_of_a_service_file_is_handled() {
             .collect();
         check(text.join("\n").as_bytes());
     }
+}
+
+/// One mistake, one line: on the example topology, a broken keelson.yaml key does not make every service's
+/// policy check fail, a renamed component is reported at the rename (not at each component that depends on
+/// it), and a near-miss dependency name gets a suggestion.
+#[test]
+fn one_mistake_is_reported_once() {
+    let cases: [(&str, &str, &str, &str, &str); 4] = [
+        (
+            "a misspelled policy key",
+            "keelson.yaml",
+            "    allowHostNetwork: true",
+            "    allowHostNetworks: true",
+            "keelson.yaml:17:5: spec.policy.allowHostNetworks: unknown field `allowHostNetworks`",
+        ),
+        (
+            "a misspelled namespace key",
+            "keelson.yaml",
+            "\n  namespace: openstack",
+            "\n  namespaces: openstack",
+            "keelson.yaml:7:3: spec: missing field `namespace`",
+        ),
+        (
+            "a renamed component",
+            "services/keystone.yaml",
+            "  name: keystone\n",
+            "  name: keystone-api\n",
+            "services/keystone.yaml:4:9: metadata.name: `keystone-api` must match the file name `keystone`",
+        ),
+        (
+            "a near-miss dependency",
+            "services/keystone.yaml",
+            "- memcached",
+            "- memcache",
+            "services/keystone.yaml:8:5: spec.dependsOn[1]: unknown component `memcache` (no \
+             services/memcache.yaml); did you mean `memcached`?",
+        ),
+    ];
+    for (what, file, from, to, first) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        support::copy_tree(&support::example_repo(), dir.path());
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{what}: {file} lacks {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let (code, stdout, stderr) = validate(dir.path());
+        assert_eq!(code, Some(1), "{what}: {stdout}{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[0].starts_with(first), "{what}: {stdout}");
+        // The misspelled key also reports the field it should have been, in the same document.
+        let in_the_edited_file = lines.iter().all(|l| l.starts_with(file));
+        assert!(
+            in_the_edited_file && lines.len() <= 2,
+            "{what}: only the mistake itself:\n{stdout}"
+        );
+    }
+}
+
+/// `secrets:` declared in keystone right after its replicas (line 8): the block starts at line 9.
+fn keystone_secrets(block: &'static str) -> Edit {
+    Replace("services/keystone.yaml", "  replicas: 2\n", block)
+}
+
+#[test]
+fn secrets_bootstrap_fields_and_pod_details_are_reported_at_their_line() {
+    let cases: Vec<(&str, Vec<Edit>, &str, &str)> = vec![
+        (
+            "template over an undeclared Secret",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n        url: {template: \"mysql+pymysql://k:{{ nope.password }}@db/k\"}\n",
+            )],
+            "services/keystone.yaml:13",
+            "`nope` is not a Secret declared in spec.secrets",
+        ),
+        (
+            "template over a key that is not generated",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n        url: {template: \"x{{ keystone-db.url2 }}\"}\n        url2: {template: \"y{{ keystone-db.password }}\"}\n",
+            )],
+            "services/keystone.yaml:13",
+            "`keystone-db.url2` is not a generated key",
+        ),
+        (
+            "a pod reads a key the Secret does not declare",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        pw: {generate: random}\n",
+            )],
+            "services/keystone.yaml:16",
+            "Secret `keystone-db` has no key `password` (it declares pw)",
+        ),
+        (
+            "a Secret of a component one does not depend on",
+            vec![
+                keystone_secrets(
+                    "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n",
+                ),
+                Replace(
+                    "services/mariadb.yaml",
+                    "  image: mariadb-server\n",
+                    "  image: mariadb-server\n  env:\n    - name: X\n      secretKeyRef: {name: keystone-db, key: password}\n",
+                ),
+            ],
+            "services/mariadb.yaml:10",
+            "declared by component `keystone`, which this component does not depend on",
+        ),
+        (
+            "two ways to make one key",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random, template: \"{{ a.b }}\"}\n",
+            )],
+            "services/keystone.yaml:12",
+            "exactly one of generate, template, encrypted",
+        ),
+        (
+            "a random value too short to be a secret",
+            vec![keystone_secrets(
+                "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random, length: 4}\n",
+            )],
+            "services/keystone.yaml:12",
+            "must be between 8 and 4096",
+        ),
+        (
+            "an encrypted value that is not an age file",
+            vec![
+                keystone_secrets(
+                    "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {encrypted: secrets/password.age}\n",
+                ),
+                Write("secrets/password.age", "hunter2\n".into()),
+            ],
+            "services/keystone.yaml:12",
+            "is not an age-encrypted file",
+        ),
+        (
+            "a database field without the MariaDB server",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  database: {name: keystone, user: keystone, passwordFrom: {secret: keystone-db, key: password}}\n",
+            ),
+            "services/keystone.yaml:9",
+            "needs the MariaDB server in keelson.yaml spec.bootstrap.database",
+        ),
+        (
+            "a database name MariaDB would need quoting for",
+            vec![
+                Replace(
+                    "keelson.yaml",
+                    "  healthTimeout: 5m\n",
+                    "  healthTimeout: 5m\n  bootstrap:\n    database: {host: mariadb.openstack.svc, adminPasswordFrom: {secret: root, key: password}}\n",
+                ),
+                Replace(
+                    "services/keystone.yaml",
+                    "  replicas: 2\n",
+                    "  replicas: 2\n  database:\n    name: key-stone\n    user: keystone\n    passwordFrom: {secret: keystone-db, key: password}\n",
+                ),
+            ],
+            "services/keystone.yaml:10",
+            "must be 1-64 letters, digits or `_`",
+        ),
+        (
+            "Bidirectional propagation without privilege",
+            vec![Replace(
+                "services/mariadb.yaml",
+                "      mountPath: /var/lib/mysql\n",
+                "      mountPath: /var/lib/mysql\n      mountPropagation: Bidirectional\n",
+            )],
+            "services/mariadb.yaml:14",
+            "needs a privileged container",
+        ),
+        (
+            "hostPID without the policy",
+            keystone_with("  replicas: 2\n", "  replicas: 2\n  hostPID: true\n"),
+            "services/keystone.yaml:9",
+            "spec.policy.allowHostPID",
+        ),
+        (
+            "a job with both command and script",
+            keystone_with(
+                "      command: keystone-manage db_sync\n",
+                "      command: keystone-manage db_sync\n      script: echo\n",
+            ),
+            "services/keystone.yaml:24",
+            "exactly one of command, script",
+        ),
+        (
+            "a job taking a bootstrap Job's name",
+            keystone_with("    - name: db-sync\n", "    - name: db-init\n"),
+            "services/keystone.yaml:24",
+            "name of a bootstrap Job",
+        ),
+        (
+            "anti-affinity on a DaemonSet",
+            vec![Replace(
+                "services/mariadb.yaml",
+                "  workload: StatefulSet\n",
+                "  workload: DaemonSet\n  antiAffinity: required\n",
+            )],
+            "services/mariadb.yaml:7",
+            "only a Deployment's or StatefulSet's replicas can be kept apart",
+        ),
+        (
+            "a disruption budget with both bounds",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  disruptionBudget: {maxUnavailable: 1, minAvailable: 1}\n",
+            ),
+            "services/keystone.yaml:9",
+            "at most one of maxUnavailable and minAvailable",
+        ),
+        (
+            "a sidecar mounting an undeclared volume",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  sidecars:\n    - name: logs\n      command: [tail, -F, /var/log/x]\n      volumeMounts: [logs]\n",
+            ),
+            "services/keystone.yaml:12",
+            "`logs` is not one of the component's spec.volumes",
+        ),
+        (
+            "a readiness probe on an init container",
+            keystone_with(
+                "  replicas: 2\n",
+                "  replicas: 2\n  initContainers:\n    - name: wait\n      command: [sleep, '1']\n      readinessProbe: {tcpSocket: {port: 1}}\n",
+            ),
+            "services/keystone.yaml:12",
+            "only sidecars have readiness",
+        ),
+        (
+            "a tombstone for a Secret still declared",
+            vec![
+                Replace(
+                    "keelson.yaml",
+                    "  healthTimeout: 5m\n",
+                    "  healthTimeout: 5m\n  tombstones:\n    secrets: [keystone-db]\n",
+                ),
+                keystone_secrets(
+                    "  replicas: 2\n  secrets:\n    - name: keystone-db\n      data:\n        password: {generate: random}\n",
+                ),
+            ],
+            "keelson.yaml:9",
+            "Secret `keystone-db` is still declared by component `keystone`",
+        ),
+        (
+            "a workload field on a component without workload",
+            keystone_with("  replicas: 2\n", "  replicas: 2\n  workload: None\n"),
+            "services/keystone.yaml:8",
+            "`workload: None` has no pods of its own",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, edits, location, fragment) in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        write_base(dir.path());
+        for edit in edits {
+            apply(dir.path(), edit);
+        }
+        let (code, stdout, stderr) = validate(dir.path());
+        let prefix = format!("{location}:");
+        let matched = stdout
+            .lines()
+            .any(|line| line.starts_with(&prefix) && line.contains(fragment));
+        if code != Some(1) || !matched {
+            failures.push(format!(
+                "{what}: exit {code:?}, wanted `{location}` with `{fragment}`; got:\n{stdout}{stderr}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

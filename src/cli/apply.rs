@@ -1,17 +1,29 @@
-//! `keelson apply`: one pass — plan, then roll out wave by wave with live progress and a summary.
+//! `keelson apply`: one pass — plan, then roll out wave by wave with live progress and a summary (or, with
+//! `-o json`, one JSON document of what happened to every component and object).
 
 use std::process::ExitCode;
 
 use clap::Args;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::input::TopologyInput;
-use super::pass_args::PassArgs;
+use super::pass_args::{DecryptArgs, PassArgs};
 use super::target::TargetArgs;
-use super::{EXIT_FAILURE, report, runtime};
-use crate::cluster::Kube;
-use crate::reconciler::{self, PassOutcome, PassSettings};
+use super::verify_args::VerifyArgs;
+use super::{EXIT_FAILURE, print_stdout, report, runtime};
+use crate::cluster::{ChangeKind, Kube};
+use crate::reconciler::{self, PassOutcome, PassSettings, Prepared};
+use crate::rollout::RolloutOutcome;
 use crate::source::Snapshot;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyFormat {
+    /// Live progress and a summary table.
+    Text,
+    /// One JSON document after the pass: every component and object with what happened to it.
+    Json,
+}
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -21,6 +33,13 @@ pub struct ApplyArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ApplyFormat::Text)]
+    pub output: ApplyFormat,
 }
 
 pub fn run(args: ApplyArgs) -> ExitCode {
@@ -29,31 +48,39 @@ pub fn run(args: ApplyArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let (snapshot, connection) = match super::read_and_connect(&args.input, &args.target).await {
-            Ok(both) => both,
-            Err(code) => return code,
+        let (snapshot, connection) =
+            match super::read_verified_and_connect(&args.input, &args.target, &args.verify).await {
+                Ok(both) => both,
+                Err(code) => return code,
+            };
+        if let Some(signer) = &snapshot.signer {
+            // On stderr with -o json, so that stdout stays one JSON document.
+            match args.output {
+                ApplyFormat::Text => println!("{} signed by {signer}", signer.object),
+                ApplyFormat::Json => eprintln!("{} signed by {signer}", signer.object),
+            }
+        }
+        let mut settings = args.verify.settings(&args.pass);
+        args.decrypt.apply_to(&mut settings);
+        let outcome = match args.output {
+            ApplyFormat::Text => apply_with_progress(&connection.kube, &snapshot, &settings).await,
+            ApplyFormat::Json => apply_as_json(&connection.kube, &snapshot, &settings).await,
         };
-        match apply_with_progress(&connection.kube, &snapshot, &args.pass.settings()).await {
+        match outcome {
             Some(outcome) if outcome.rollout.converged() => ExitCode::SUCCESS,
             _ => ExitCode::from(EXIT_FAILURE),
         }
     })
 }
 
-/// Plans and applies one snapshot, printing progress and the summary. `None` when the pass failed before
-/// the rollout (the reason is printed).
+/// Plans and applies one snapshot, printing progress and the summary; a pass with nothing to change gets
+/// a one-line summary. `None` when the pass failed before the rollout (the reason is printed).
 pub async fn apply_with_progress(
     kube: &Kube,
     snapshot: &Snapshot,
     settings: &PassSettings,
 ) -> Option<PassOutcome> {
-    let prepared = match reconciler::prepare(kube, snapshot, settings).await {
-        Ok(prepared) => prepared,
-        Err(e) => {
-            eprintln!("{e}");
-            return None;
-        }
-    };
+    let prepared = prepare(kube, snapshot, settings).await?;
     let s = &prepared.plan.summary;
     println!(
         "revision {} of topology {}: {} to create, {} to update, {} unchanged, {} to delete",
@@ -64,20 +91,23 @@ pub async fn apply_with_progress(
         s.unchanged,
         s.delete
     );
+    let unchanged = !prepared.plan.has_changes();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let cancel = CancellationToken::new();
-    let interrupted = cancel.clone();
-    let on_ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping after the writes in flight");
-            interrupted.cancel();
-        }
-    });
-    let printer = report::print_progress(&prepared.plan, rx);
-    let execution = reconciler::execute(kube, &prepared, settings, cancel, Some(tx));
-    let (result, ()) = tokio::join!(execution, printer);
-    on_ctrl_c.abort();
+    let cancel = interruptible();
+    let execution = reconciler::execute(kube, &prepared, settings, cancel.token.clone(), Some(tx));
+    let result = if unchanged {
+        // Nothing to apply: the health checks run, component by component, without a line each.
+        drop(rx);
+        execution.await
+    } else {
+        let printer = report::print_progress(&prepared.plan, rx);
+        tokio::join!(execution, printer).0
+    };
     match result {
+        Ok(outcome) if unchanged && outcome.rollout.converged() => {
+            println!("{}", report::unchanged_summary(&outcome.rollout));
+            Some(outcome)
+        }
         Ok(outcome) => {
             println!("\n{}", report::summary_table(&prepared.plan, &outcome.rollout));
             Some(outcome)
@@ -87,4 +117,97 @@ pub async fn apply_with_progress(
             None
         }
     }
+}
+
+/// The same pass, printing only one JSON document at the end.
+async fn apply_as_json(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> Option<PassOutcome> {
+    let prepared = prepare(kube, snapshot, settings).await?;
+    let cancel = interruptible();
+    match reconciler::execute(kube, &prepared, settings, cancel.token.clone(), None).await {
+        Ok(outcome) => {
+            let document = outcome_json(&prepared, &outcome.rollout);
+            print_stdout(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
+            Some(outcome)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+async fn prepare(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> Option<Prepared> {
+    match reconciler::prepare(kube, snapshot, settings).await {
+        Ok(prepared) => Some(prepared),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+/// Ctrl-C cancels the rollout (writes in flight finish); dropping this stops listening.
+struct Interruptible {
+    token: CancellationToken,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+fn interruptible() -> Interruptible {
+    let token = CancellationToken::new();
+    let interrupted = token.clone();
+    let listener = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping after the writes in flight");
+            interrupted.cancel();
+        }
+    });
+    Interruptible { token, listener }
+}
+
+fn outcome_json(prepared: &Prepared, rollout: &RolloutOutcome) -> Value {
+    let wave_of = |name: &str| {
+        prepared
+            .plan
+            .waves
+            .iter()
+            .find(|w| w.components.iter().any(|c| c.name == name))
+            .map(|w| w.index + 1)
+    };
+    let count = |kind: ChangeKind| rollout.changes.count(kind);
+    json!({
+        "revision": prepared.revision.id,
+        "topology": prepared.topology.name,
+        "converged": rollout.converged(),
+        "cancelled": rollout.cancelled,
+        "elapsedSeconds": rollout.elapsed.as_secs_f64(),
+        "counts": {
+            "created": count(ChangeKind::Created),
+            "configured": count(ChangeKind::Configured),
+            "unchanged": count(ChangeKind::Unchanged),
+            "deleted": count(ChangeKind::Deleted),
+            "failed": count(ChangeKind::Failed),
+            "skipped": count(ChangeKind::Skipped),
+        },
+        "components": rollout.components.iter().map(|c| json!({
+            "name": c.name,
+            "wave": wave_of(&c.name),
+            "state": c.state.to_string(),
+            "reason": c.reason,
+            "elapsedSeconds": c.elapsed.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+        "objects": rollout.changes.entries.iter().map(|e| json!({
+            "apiVersion": e.object.api_version,
+            "kind": e.object.kind,
+            "namespace": e.object.namespace,
+            "name": e.object.name,
+            "change": e.change.to_string(),
+            "message": e.message,
+        })).collect::<Vec<_>>(),
+    })
 }

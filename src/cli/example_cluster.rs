@@ -1,6 +1,6 @@
 //! What a topology expects of a cluster beyond the objects Keelson applies, made for the demo and the test
-//! suites on the simulated cluster: Nodes labelled as example-repo's services select them, and (until
-//! Keelson generates them) the Secrets its services reference.
+//! suites on the simulated cluster: Nodes labelled as example-repo's services select them, and any Secret
+//! its services reference that the topology does not declare in `spec.secrets`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,12 +91,27 @@ pub async fn create_referenced_secrets(kube: &Kube, snapshot: &Snapshot) -> Resu
     let topology = crate::topology::load(snapshot).map_err(|d| format!("invalid topology: {d}"))?;
     let rendered = crate::render::render(&topology, &Default::default()).map_err(|e| e.to_string())?;
     let bodies: Vec<Value> = rendered.objects.iter().map(|o| o.body.clone()).collect();
+    // Secrets the topology declares (`spec.secrets`) are Keelson's to make; only the others are the operator's.
+    let made_by_keelson: BTreeSet<(String, String)> = rendered
+        .objects
+        .iter()
+        .filter(|o| o.reference.kind == "Secret")
+        .map(|o| {
+            (
+                o.reference.namespace.clone().unwrap_or_default(),
+                o.reference.name.clone(),
+            )
+        })
+        .collect();
     let opts = ApplyOptions {
         field_manager: "operator".into(),
         ..ApplyOptions::default()
     };
     let mut created = 0;
     for ((namespace, name), keys) in referenced_secrets(&bodies) {
+        if made_by_keelson.contains(&(namespace.clone(), name.clone())) {
+            continue;
+        }
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
         let ns_ref = crate::object::ObjectRef {
             api_version: "v1".into(),

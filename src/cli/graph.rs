@@ -1,4 +1,4 @@
-//! `keelson graph DIR [--format text|dot|mermaid]`: the dependency graph of a valid topology.
+//! `keelson graph DIR [-o text|dot|mermaid]`: the dependency graph of a valid topology.
 
 use std::process::ExitCode;
 
@@ -9,9 +9,9 @@ use crate::topology::{self, graph};
 pub struct GraphArgs {
     #[command(flatten)]
     pub input: TopologyInput,
-    /// Output format: waves as text, Graphviz DOT, or a Mermaid flowchart.
-    #[arg(long, value_enum, default_value_t = graph::Format::Text)]
-    pub format: graph::Format,
+    /// Output format: waves as text, Graphviz DOT, or a Mermaid flowchart (`--format` is the old spelling).
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = graph::Format::Text)]
+    pub output: graph::Format,
 }
 
 pub fn run(args: &GraphArgs) -> ExitCode {
@@ -21,7 +21,7 @@ pub fn run(args: &GraphArgs) -> ExitCode {
     };
     match topology::load(&snapshot) {
         Ok(topology) => {
-            print!("{}", graph::format(&topology, args.format));
+            super::print_stdout(&graph::format(&topology, args.output));
             ExitCode::SUCCESS
         }
         Err(diagnostics) => super::validate::invalid_topology(&snapshot.revision.origin, &diagnostics),

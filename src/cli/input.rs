@@ -1,18 +1,20 @@
 //! The topology input every reading command accepts: a directory, or a Git remote at a ref.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::credentials::CredentialArgs;
+use crate::source::verify::{AllowedSigners, VerifyError, VerifyMode, verify_revision};
 use crate::source::{
-    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, PollOutcome, Snapshot, SourceError,
+    DEFAULT_MAX_FILE_SIZE, GitCredentials, GitSource, GitSourceConfig, History, PollOutcome,
+    ResolvedRevision, Snapshot, SourceError,
 };
 
 /// Where to read the topology from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TopologyInput {
-    /// Directory holding `keelson.yaml` (or use --repo).
+    /// Directory holding `keelson.yaml` [default: the current directory] (or use --repo).
     // `requires = "repo"` on --ref/--path does not fire next to a present positional, hence the explicit list.
-    #[arg(required_unless_present = "repo", conflicts_with_all = ["repo", "reference", "path"])]
+    #[arg(conflicts_with_all = ["repo", "reference", "path"])]
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub git: GitArgs,
@@ -24,7 +26,8 @@ pub struct GitArgs {
     /// Git remote holding the topology: a path, file://, git://, http(s)://, ssh:// or user@host:path.
     #[arg(long, value_name = "URL")]
     pub repo: Option<String>,
-    /// Branch, tag, full ref name or commit sha to read [default: HEAD].
+    /// Revision to read, in any form git accepts: branch, tag, `refs/...`, sha (short too), `HEAD~1`,
+    /// `origin/main` [default: HEAD].
     #[arg(long = "ref", value_name = "REF", requires = "repo")]
     pub reference: Option<String>,
     /// Directory inside the repository that holds `keelson.yaml` [default: the repository root].
@@ -90,17 +93,80 @@ impl TopologyInput {
         if let Some(dir) = &self.dir {
             return Snapshot::from_dir(dir, DEFAULT_MAX_FILE_SIZE);
         }
-        let Some(mut source) = self.git.source()? else {
-            return Err(SourceError::NoInput);
+        let Some(config) = self.git.config()? else {
+            return Snapshot::from_dir(Path::new("."), DEFAULT_MAX_FILE_SIZE);
         };
-        match source.poll_blocking()? {
-            PollOutcome::Changed { snapshot, .. } => Ok(snapshot),
+        // A branch, tag or full sha is polled the cheap way; anything else git accepts (`HEAD~1`, a short sha,
+        // `origin/main`) is resolved in the remote's history.
+        let polled = GitSource::new(config.clone()).and_then(|mut source| source.poll_blocking());
+        match polled {
+            Ok(PollOutcome::Changed { snapshot, .. }) => Ok(snapshot),
             // A fresh source has seen nothing, so its first poll always reads a snapshot.
-            PollOutcome::Unchanged { revision } => Err(SourceError::Task {
+            Ok(PollOutcome::Unchanged { revision }) => Err(SourceError::Task {
                 message: format!("first poll of {} read no snapshot", revision.origin),
             }),
+            Err(SourceError::InvalidRef { .. } | SourceError::RefNotFound { .. }) => {
+                let history = History::fetch(&config)?;
+                let revision = history.resolve(&config.reference)?;
+                history.snapshot(&revision)
+            }
+            Err(e) => Err(e),
         }
     }
+
+    /// The snapshot of the commit the ref names, taken only if the commit passes signature verification
+    /// (`mode`); the snapshot records the signer. Blocks (Git fetch).
+    pub fn verified_snapshot(
+        &self,
+        mode: VerifyMode,
+        allowed: &AllowedSigners,
+    ) -> Result<Snapshot, InputError> {
+        if self.dir.is_some() {
+            return Err(InputError::NotACommit);
+        }
+        let history = self.history()?;
+        let revision = history.resolve(&self.git.reference())?;
+        verified(&history, &revision, mode, allowed)
+    }
+
+    /// The repository and topology path to resolve revisions in: the Git repository holding the directory,
+    /// or the --repo remote with its whole history. Blocks (Git fetch).
+    pub fn history(&self) -> Result<History, SourceError> {
+        if let Some(dir) = &self.dir {
+            return History::discover(dir);
+        }
+        match self.git.config()? {
+            Some(config) => History::fetch(&config),
+            None => History::discover(Path::new(".")),
+        }
+    }
+}
+
+/// Why a verified snapshot could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Unverified(#[from] VerifyError),
+    #[error(
+        "--verify-signatures verifies commits, and a directory's files are not one: use --repo (a path works)"
+    )]
+    NotACommit,
+}
+
+/// The snapshot of `revision` if it passes verification, with its signer.
+pub fn verified(
+    history: &History,
+    revision: &ResolvedRevision,
+    mode: VerifyMode,
+    allowed: &AllowedSigners,
+) -> Result<Snapshot, InputError> {
+    let signer = verify_revision(history.repository(), revision.commit, revision.tag, mode, allowed)?;
+    tracing::info!(commit = %revision.commit, signer = %signer, "signature verified");
+    let mut snapshot = history.snapshot(revision)?;
+    snapshot.signer = Some(signer);
+    Ok(snapshot)
 }
 
 #[cfg(test)]
@@ -129,7 +195,8 @@ mod tests {
             "deploy"
         ]));
         assert!(ok(&["--repo", "./r"]));
-        assert!(!ok(&[]));
+        // Without either: the current directory.
+        assert!(ok(&[]));
         assert!(!ok(&["./topology", "--repo", "./r"]));
         assert!(!ok(&["./topology", "--ref", "main"]));
         let cmd = Cmd::try_parse_from(["k", "--repo", "git@host:o/r.git"]).unwrap();

@@ -20,6 +20,7 @@ pub mod source;
 pub mod status;
 pub mod target;
 pub mod validate;
+pub mod verify_args;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,9 +29,10 @@ pub mod validate;
     about = "GitOps reconciler for OpenStack on Kubernetes"
 )]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug`.
-    #[arg(long, global = true, env = "KEELSON_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `keelson=debug` [default: `info` for
+    /// `keelson run`, whose log says what each pass did; `warn` for the other commands, whose output does].
+    #[arg(long, global = true, env = "KEELSON_LOG")]
+    pub log: Option<String>,
     /// Log format: `text` for terminals, `json` for log collectors.
     #[arg(long, global = true, env = "KEELSON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -66,8 +68,8 @@ pub enum Command {
     Suspend(status::ControlArgs),
     /// Apply again after `suspend`.
     Resume(status::ControlArgs),
-    /// Ask for a pass now, also on a revision whose rollout failed.
-    Reconcile(status::ControlArgs),
+    /// Ask for a pass now, also on a revision whose rollout failed; --wait prints how it ended.
+    Reconcile(status::ReconcileArgs),
 }
 
 /// Exit code for "the thing failed" (invalid repository, failed rollout).
@@ -83,7 +85,11 @@ pub enum LogFormat {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_format);
+    let filter = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| default_log(&cli.command).to_string());
+    init_tracing(&filter, cli.log_format);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
@@ -99,6 +105,17 @@ pub fn main() -> ExitCode {
         Command::Suspend(args) => status::suspend(args, true),
         Command::Resume(args) => status::suspend(args, false),
         Command::Reconcile(args) => status::reconcile(args),
+    }
+}
+
+/// The log filter without `--log`: the daemon logs each pass at info, as Flux's controllers do (other
+/// crates only from warn on); one-shot commands print what they did and log only warnings.
+fn default_log(command: &Command) -> &'static str {
+    // kube's client logs every failed request as an error, retried or not; Keelson reports the error
+    // that stays, naming the object.
+    match command {
+        Command::Run(_) => "warn,keelson=info,kube_client::client::builder=off",
+        _ => "warn,kube_client::client::builder=off",
     }
 }
 
@@ -141,6 +158,38 @@ async fn read_and_connect(
     }
 }
 
+/// The snapshot to apply and the cluster to apply it to, with `--verify-signatures`: the commit is read only if
+/// it is signed by an allowed key, or the command ends with the reason (exit 1) before anything is planned.
+async fn read_verified_and_connect(
+    input: &input::TopologyInput,
+    target: &target::TargetArgs,
+    verify: &verify_args::VerifyArgs,
+) -> Result<(crate::source::Snapshot, target::Connection), ExitCode> {
+    if verify.verify_signatures.is_none() {
+        return read_and_connect(input, target).await;
+    }
+    let fail = |message: String| {
+        eprintln!("{message}");
+        ExitCode::from(EXIT_FAILURE)
+    };
+    let connection = target.connect().await.map_err(|e| fail(e.to_string()))?;
+    let Some((mode, allowed)) = verify
+        .load(Some(&connection.kube), None)
+        .await
+        .map_err(|e| fail(format!("error: {e}")))?
+    else {
+        return read_and_connect(input, target).await;
+    };
+    let input = input.clone();
+    let read = tokio::task::spawn_blocking(move || input.verified_snapshot(mode, &allowed)).await;
+    match read {
+        Ok(Ok(snapshot)) => Ok((snapshot, connection)),
+        Ok(Err(input::InputError::Source(e))) => Err(validate::source_failure(&e)),
+        Ok(Err(e)) => Err(fail(format!("refused: {e}"))),
+        Err(e) => Err(fail(format!("reading the topology failed: {e}"))),
+    }
+}
+
 /// Writes to stdout; a closed pipe (`keelson plan | head`) is not worth a panic.
 fn print_stdout(text: &str) {
     use std::io::Write;
@@ -151,8 +200,10 @@ fn print_stdout(text: &str) {
 fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only on a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -2,6 +2,7 @@
 
 use crate::plan::PlanOptions;
 use crate::reconciler::PassSettings;
+use crate::rollout::AgeKeySecret;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PassArgs {
@@ -33,5 +34,39 @@ impl PassArgs {
             concurrency: usize::from(self.concurrency),
             ..PassSettings::default()
         }
+    }
+}
+
+/// Settings of the commands that write to the cluster (`apply`, `run`) and therefore may decrypt.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecryptArgs {
+    /// The Secret (`<namespace>/<name>`) whose keys hold the age identities that decrypt the repository's
+    /// `*.age` files. Read from the cluster, and only when an encrypted value must be written.
+    #[arg(long, value_name = "NS/NAME", env = "KEELSON_AGE_KEY_SECRET")]
+    pub age_key_secret: Option<AgeKeySecret>,
+}
+
+impl DecryptArgs {
+    pub fn apply_to(&self, settings: &mut PassSettings) {
+        settings.age_key_secret = self.age_key_secret.clone();
+    }
+}
+
+// The flag's syntax is the command line's business: the rollout only takes the parsed value.
+impl std::str::FromStr for AgeKeySecret {
+    type Err = String;
+
+    /// `namespace/name`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (namespace, name) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` must be <namespace>/<name> of a Secret"))?;
+        for part in [namespace, name] {
+            crate::topology::names::dns1123_subdomain(part)?;
+        }
+        Ok(AgeKeySecret {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
     }
 }

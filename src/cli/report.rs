@@ -12,15 +12,10 @@ use crate::object::ObjectRef;
 use crate::plan::Plan;
 use crate::rollout::{ProgressEvent, RolloutOutcome};
 
-/// Prints progress events as they arrive: one line per component start and finish, with the wave it
-/// belongs to and the time since the rollout started. On a terminal a status line below them names the
+/// Prints progress events as they arrive: a line when a wave starts, one line per component start and
+/// finish, each with the wave it belongs to and the time since the rollout started. On a terminal a status line below them names the
 /// components still being waited on, refreshed every quarter second.
 pub async fn print_progress(plan: &Plan, mut events: UnboundedReceiver<ProgressEvent>) {
-    let waves: HashMap<String, usize> = plan
-        .waves
-        .iter()
-        .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index + 1)))
-        .collect();
     let wave_count = plan.waves.len();
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
@@ -41,8 +36,12 @@ pub async fn print_progress(plan: &Plan, mut events: UnboundedReceiver<ProgressE
         };
         let at = started.elapsed().as_secs_f64();
         let line = match event {
-            ProgressEvent::ComponentStarted { component, at: began } => {
-                let wave = waves.get(&component).copied().unwrap_or(0);
+            ProgressEvent::ComponentStarted {
+                component,
+                wave,
+                at: began,
+            } => {
+                let wave = wave + 1;
                 let mut line = String::new();
                 if announced_waves.insert(wave) {
                     let members: Vec<&str> = plan
@@ -53,16 +52,18 @@ pub async fn print_progress(plan: &Plan, mut events: UnboundedReceiver<ProgressE
                         .collect();
                     let _ = writeln!(
                         line,
-                        "[{at:6.1}s] wave {wave}/{wave_count}: {}",
+                        "[{at:6.1}s] wave {wave}/{wave_count} starts: {}",
                         members.join(", ")
                     );
                 }
-                let _ = write!(line, "[{at:6.1}s]   {component:<28} applying");
+                // Each line names its wave: a component of an earlier wave may start after a later one did.
+                let _ = write!(line, "[{at:6.1}s]   wave {wave}  {component:<28} applying");
                 running.insert(component, began);
                 line
             }
             ProgressEvent::ComponentFinished {
                 component,
+                wave,
                 state,
                 reason,
             } => {
@@ -75,7 +76,8 @@ pub async fn print_progress(plan: &Plan, mut events: UnboundedReceiver<ProgressE
                 } else {
                     format!("  {reason}")
                 };
-                format!("[{at:6.1}s]   {component:<28} {state} after {took:.1}s{reason}")
+                let wave = wave + 1;
+                format!("[{at:6.1}s]   wave {wave}  {component:<28} {state} after {took:.1}s{reason}")
             }
             ProgressEvent::ObjectDeleted { object, change } => {
                 format!("[{at:6.1}s]   prune {object}: {change}")
@@ -109,6 +111,16 @@ fn status_line(running: &BTreeMap<String, Instant>) {
     line.truncate(200);
     print!("\r\x1b[2K{line}");
     let _ = std::io::stdout().flush();
+}
+
+/// One line for a pass that had nothing to change and found every component healthy.
+pub fn unchanged_summary(outcome: &RolloutOutcome) -> String {
+    format!(
+        "nothing to change: {} components healthy, {} objects unchanged, checked in {:.1}s",
+        outcome.components.len(),
+        outcome.changes.count(ChangeKind::Unchanged),
+        outcome.elapsed.as_secs_f64()
+    )
 }
 
 /// The per-component table printed after a rollout.

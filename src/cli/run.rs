@@ -9,12 +9,13 @@ use std::time::Duration;
 use clap::Args;
 
 use super::credentials::CredentialArgs;
-use super::pass_args::PassArgs;
+use super::pass_args::{DecryptArgs, PassArgs};
+use super::target::TargetArgs;
+use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, EXIT_USAGE, runtime};
-use crate::cluster::{self, Target};
+use crate::cluster;
 use crate::reconciler::leader::LeaderConfig;
 use crate::reconciler::{Daemon, DaemonConfig};
-use crate::sim::{self, SimOptions};
 use crate::source::webhook::WebhookConfig;
 use crate::source::{GitSourceConfig, SourceError};
 
@@ -33,25 +34,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", env = "KEELSON_INTERVAL", default_value = "1m",
           value_parser = parse_interval)]
     pub interval: Duration,
-    /// kubeconfig file (default: in-cluster when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or
-    /// ~/.kube/config).
-    #[arg(long, value_name = "FILE", env = "KEELSON_KUBECONFIG", conflicts_with = "sim")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig.
-    #[arg(long, value_name = "NAME", env = "KEELSON_CONTEXT", conflicts_with = "sim")]
-    pub context: Option<String>,
-    /// Use the pod's service account (the default inside a pod).
-    #[arg(long, conflicts_with_all = ["sim", "kubeconfig", "context"])]
-    pub in_cluster: bool,
-    /// Run against a fresh embedded simulated cluster.
-    #[arg(long)]
-    pub sim: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// With --sim: write a kubeconfig for the simulated cluster here (for kubectl and `keelson status`).
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_kubeconfig_out: Option<PathBuf>,
     /// Keelson's own namespace: lease, status, control object, events. Created when missing.
     #[arg(
         long,
+        short = 'n',
         value_name = "NS",
         env = "KEELSON_NAMESPACE",
         default_value = "keelson-system"
@@ -105,6 +96,10 @@ pub struct RunArgs {
     pub retry_period: Duration,
     #[command(flatten)]
     pub pass: PassArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 }
 
 impl std::fmt::Debug for RunArgs {
@@ -185,7 +180,8 @@ impl RunArgs {
     pub fn daemon_config(&self) -> Result<DaemonConfig, SourceError> {
         let mut config = DaemonConfig::new(self.namespace.clone());
         config.interval = self.interval;
-        config.pass = self.pass.settings();
+        config.pass = self.verify.settings(&self.pass);
+        self.decrypt.apply_to(&mut config.pass);
         config.listen = Some(self.listen);
         config.webhook = self
             .webhook_secret_file
@@ -193,18 +189,6 @@ impl RunArgs {
             .map(|file| WebhookConfig::from_secret_file(file, self.reference.clone()))
             .transpose()?;
         Ok(config)
-    }
-
-    fn target(&self) -> Target {
-        let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
-        if self.in_cluster || (in_pod && self.kubeconfig.is_none() && self.context.is_none()) {
-            Target::InCluster
-        } else {
-            Target::Kubeconfig {
-                path: self.kubeconfig.clone(),
-                context: self.context.clone(),
-            }
-        }
     }
 }
 
@@ -240,29 +224,23 @@ async fn serve(args: RunArgs, leader: Option<LeaderConfig>) -> Result<(), String
         Some(leader) => format!("{} ({})", cluster::default_user_agent(), leader.identity),
         None => cluster::default_user_agent(),
     };
-    let mut _sim = None;
-    let target = if args.sim {
-        let cluster = sim::Cluster::start(SimOptions::default())
-            .await
-            .map_err(|e| format!("embedded simulated cluster: {e}"))?;
-        if let Some(path) = &args.sim_kubeconfig_out {
-            cluster
-                .write_kubeconfig(path)
-                .map_err(|e| format!("embedded simulated cluster: {e}"))?;
-        }
-        let target = Target::InlineKubeconfig {
-            kubeconfig: cluster.kubeconfig(),
-            context: None,
-        };
-        _sim = Some(cluster);
-        target
-    } else {
-        args.target()
-    };
-    let kube = cluster::connect_as(target, &user_agent)
+    let connection = args
+        .target
+        .connect_as(user_agent)
         .await
         .map_err(|e| e.to_string())?;
-    let mut daemon = Daemon::new(kube, source, config).map_err(|e| e.to_string())?;
+    if let (Some(sim), Some(path)) = (&connection.sim, &args.sim_kubeconfig_out) {
+        sim.write_kubeconfig(path)
+            .map_err(|e| format!("embedded simulated cluster: {e}"))?;
+    }
+    let mut config = config;
+    config.verify = args
+        .verify
+        .load(Some(&connection.kube), Some(&args.namespace))
+        .await
+        .map_err(|e| format!("keelson run: {e}"))?
+        .map(|(mode, allowed)| (mode, std::sync::Arc::new(allowed)));
+    let mut daemon = Daemon::new(connection.kube.clone(), source, config).map_err(|e| e.to_string())?;
     if let Some(leader) = leader {
         daemon = daemon.with_leader_election(leader);
     }

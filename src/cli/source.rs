@@ -19,10 +19,19 @@ pub enum SourceCommand {
     Show(ShowArgs),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     #[command(flatten)]
     pub git: GitArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ShowFormat::Text)]
+    pub output: ShowFormat,
 }
 
 pub fn run(args: SourceArgs) -> ExitCode {
@@ -57,8 +66,67 @@ fn run_show(args: &ShowArgs) -> ExitCode {
         ),
         Err(e) => return fail(&e),
     };
-    print!("{}", describe(&source, &args.git, &snapshot, first, repeat));
+    let text = match args.output {
+        ShowFormat::Text => describe(&source, &args.git, &snapshot, first, repeat),
+        ShowFormat::Json => {
+            let document = describe_json(&source, &args.git, &snapshot, first, repeat);
+            serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
+        }
+    };
+    super::print_stdout(&text);
     ExitCode::SUCCESS
+}
+
+/// The same as [`describe`], as one JSON document.
+fn describe_json(
+    source: &GitSource,
+    git: &GitArgs,
+    snapshot: &Snapshot,
+    first: PollCost,
+    (repeat, unchanged): (PollCost, bool),
+) -> serde_json::Value {
+    let (mut files, mut symlinks, mut too_large, mut submodules) = (0, 0, 0, 0);
+    for (_, entry) in snapshot.entries() {
+        match entry {
+            SnapshotEntry::File(_) => files += 1,
+            SnapshotEntry::Symlink { .. } => symlinks += 1,
+            SnapshotEntry::TooLarge { .. } => too_large += 1,
+            SnapshotEntry::Submodule => submodules += 1,
+        }
+    }
+    let cost = |c: PollCost| {
+        serde_json::json!({
+            "refLookups": c.ref_lookups,
+            "fetches": c.fetches,
+            "bytesReceived": c.bytes_received,
+            "objectsReceived": c.objects_received,
+            "snapshotRead": c.snapshot_read,
+            "seconds": c.duration.as_secs_f64(),
+        })
+    };
+    let commit = snapshot.commit.as_ref().map(|c| {
+        serde_json::json!({
+            "sha": c.sha,
+            "subject": c.subject,
+            "author": format!("{} <{}>", c.author_name, c.author_email),
+            "time": c.time,
+            "parents": c.parents,
+            "reverts": c.reverts,
+        })
+    });
+    let mut repeat_poll = cost(repeat);
+    repeat_poll["unchanged"] = serde_json::Value::Bool(unchanged);
+    serde_json::json!({
+        "remote": source.remote(),
+        "ref": git.reference(),
+        "path": git.path.as_deref().unwrap_or_default(),
+        "revision": snapshot.revision.id,
+        "commit": commit,
+        "files": {"files": files, "symlinks": symlinks, "tooLarge": too_large, "submodules": submodules},
+        "cache": source.cache_path().display().to_string(),
+        "firstPoll": cost(first),
+        "repeatPoll": repeat_poll,
+    })
 }
 
 fn describe(

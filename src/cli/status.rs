@@ -1,19 +1,24 @@
 //! `keelson status`, `history`, `suspend`, `resume` and `reconcile`: read what the daemon reports, and leave
 //! requests for it in the control object.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::target::ClusterArgs;
 use super::{EXIT_FAILURE, print_stdout, runtime};
-use crate::cluster::{self, Kube, Target};
-use crate::status::{self, Status, now_rfc3339};
+use crate::cluster::{self, Health, Kube};
+use crate::object::ObjectRef;
+use crate::plan::Inventory;
+use crate::status::{self, HandledReconcile, STATUS_CONFIGMAP, Status, now_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
     #[default]
     Table,
+    /// The table with each component's objects and their live health (`keelson status` only).
+    Wide,
     Json,
     Yaml,
 }
@@ -30,28 +35,13 @@ pub struct StatusTarget {
         default_value = "keelson-system"
     )]
     pub namespace: String,
-    /// kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, value_name = "FILE", env = "KEELSON_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig.
-    #[arg(long, value_name = "NAME", env = "KEELSON_CONTEXT")]
-    pub context: Option<String>,
-    /// Use the pod's service account.
-    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
-    pub in_cluster: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 impl StatusTarget {
     async fn connect(&self) -> Result<Kube, String> {
-        let target = if self.in_cluster {
-            Target::InCluster
-        } else {
-            Target::Kubeconfig {
-                path: self.kubeconfig.clone(),
-                context: self.context.clone(),
-            }
-        };
-        cluster::connect(target).await.map_err(|e| e.to_string())
+        self.cluster.connect().await.map_err(|e| e.to_string())
     }
 }
 
@@ -68,6 +58,19 @@ pub struct ShowArgs {
 pub struct ControlArgs {
     #[command(flatten)]
     pub target: StatusTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// Wait for the pass the request starts and print how it ended (exit 1 unless it succeeded).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration,
+          requires = "wait")]
+    pub timeout: Duration,
 }
 
 fn block_on(work: impl Future<Output = Result<(), String>>) -> ExitCode {
@@ -103,7 +106,7 @@ fn encode<T: serde::Serialize>(value: &T, output: Output) -> Result<String, Stri
             .map(|s| s + "\n")
             .map_err(|e| e.to_string()),
         Output::Yaml => serde_yaml::to_string(value).map_err(|e| e.to_string()),
-        Output::Table => Err("table output is not encoded".into()),
+        Output::Table | Output::Wide => Err("table output is not encoded".into()),
     }
 }
 
@@ -113,6 +116,11 @@ pub fn status(args: ShowArgs) -> ExitCode {
         let status = fetch(&args.target).await?;
         let text = match args.output {
             Output::Table => status_table(&status),
+            Output::Wide => {
+                let kube = args.target.connect().await?;
+                let objects = live_objects(&kube, &status).await?;
+                wide_table(&status, &objects)
+            }
             other => encode(&status, other)?,
         };
         print_stdout(&text);
@@ -125,7 +133,7 @@ pub fn history(args: ShowArgs) -> ExitCode {
     block_on(async {
         let status = fetch(&args.target).await?;
         let text = match args.output {
-            Output::Table => history_table(&status),
+            Output::Table | Output::Wide => history_table(&status),
             other => encode(&status.history, other)?,
         };
         print_stdout(&text);
@@ -137,6 +145,7 @@ pub fn history(args: ShowArgs) -> ExitCode {
 pub fn suspend(args: ControlArgs, suspend: bool) -> ExitCode {
     block_on(async {
         let kube = args.target.connect().await?;
+        installation(&kube, &args.target.namespace).await?;
         status::set_suspend(&kube, &args.target.namespace, suspend)
             .await
             .map_err(|e| e.to_string())?;
@@ -149,21 +158,100 @@ pub fn suspend(args: ControlArgs, suspend: bool) -> ExitCode {
     })
 }
 
-/// `keelson reconcile`.
-pub fn reconcile(args: ControlArgs) -> ExitCode {
+/// `keelson reconcile [--wait]`.
+pub fn reconcile(args: ReconcileArgs) -> ExitCode {
     block_on(async {
-        let kube = args.target.connect().await?;
+        let target = &args.control.target;
+        let kube = target.connect().await?;
+        installation(&kube, &target.namespace).await?;
         // Nanoseconds make two requests within one second distinct.
         let token = format!("{}#{:x}", now_rfc3339(), rand::random::<u32>());
-        status::request_reconcile(&kube, &args.target.namespace, &token)
+        status::request_reconcile(&kube, &target.namespace, &token)
             .await
             .map_err(|e| e.to_string())?;
+        if !args.wait {
+            print_stdout(&format!(
+                "reconcile requested in namespace {}; the daemon watches it and starts a pass at once\n",
+                target.namespace
+            ));
+            return Ok(());
+        }
         print_stdout(&format!(
-            "reconcile requested in namespace {}; the daemon watches it and starts a pass at once\n",
-            args.target.namespace
+            "reconcile requested in namespace {}; waiting for its pass\n",
+            target.namespace
         ));
-        Ok(())
+        let handled = wait_for_answer(&kube, &target.namespace, &token, args.timeout).await?;
+        let revision: String = handled.revision.chars().take(12).collect();
+        print_stdout(&format!(
+            "revision {revision}: {}: {}\n",
+            handled.result, handled.message
+        ));
+        if handled.result == "Succeeded" {
+            Ok(())
+        } else {
+            Err(format!(
+                "reconcile of revision {revision} ended {}",
+                handled.result
+            ))
+        }
     })
+}
+
+/// Polls the status until the daemon answered the request `token` (Flux's `lastHandledReconcileAt`).
+async fn wait_for_answer(
+    kube: &Kube,
+    namespace: &str,
+    token: &str,
+    timeout: Duration,
+) -> Result<HandledReconcile, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match status::read_status(kube, namespace).await {
+            Ok(Some(Status {
+                last_handled_reconcile: Some(handled),
+                ..
+            })) if handled.requested_at == token => return Ok(handled),
+            Ok(_) => {}
+            Err(e) => eprintln!("{e}; trying again"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "timed out after {} waiting for the daemon in namespace {namespace} to run the pass (is `keelson \
+                 run` running, and the leader?)",
+                humantime::format_duration(timeout)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Requests go to a daemon that is there: Keelson's namespace exists and the daemon wrote its status.
+async fn installation(kube: &Kube, namespace: &str) -> Result<(), String> {
+    let no_installation = || format!("no Keelson installation in namespace {namespace}");
+    let object = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: namespace.to_string(),
+    };
+    match kube.get(&object).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(format!(
+                "{}: the namespace does not exist (see docs/install.md)",
+                no_installation()
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    match status::read_status(kube, namespace).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "{}: no {STATUS_CONFIGMAP} ConfigMap (`keelson run` writes it when it starts)",
+            no_installation()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Left-aligned columns separated by three spaces, like kubectl.
@@ -202,6 +290,68 @@ fn short(revision: Option<&str>) -> String {
         Some(r) => r.chars().take(12).collect(),
         None => "<none>".into(),
     }
+}
+
+/// One object of a component, as the inventory lists it, with its live health (`None`: not there).
+pub struct LiveObject {
+    pub component: String,
+    pub reference: ObjectRef,
+    pub health: Option<Health>,
+}
+
+/// The objects of the applied revision (its inventory), each read live: one GET per object.
+async fn live_objects(kube: &Kube, status: &Status) -> Result<Vec<LiveObject>, String> {
+    let (Some(topology), Some(namespace)) = (&status.topology, &status.inventory_namespace) else {
+        return Ok(Vec::new());
+    };
+    let Some(text) = kube
+        .read_inventory(namespace, topology)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(Vec::new());
+    };
+    let inventory = Inventory::from_json(&text).map_err(|e| e.to_string())?;
+    let mut objects = Vec::with_capacity(inventory.objects.len());
+    for entry in inventory.objects {
+        let health = match kube.get(&entry.reference).await {
+            Ok(live) => live.as_ref().map(cluster::health),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.to_string()),
+        };
+        objects.push(LiveObject {
+            component: entry.component,
+            reference: entry.reference,
+            health,
+        });
+    }
+    Ok(objects)
+}
+
+/// The status table, with each component followed by its objects and their health (Argo's `app get`).
+pub fn wide_table(status: &Status, objects: &[LiveObject]) -> String {
+    let mut without_components = status.clone();
+    without_components.components.clear();
+    let mut text = status_table(&without_components);
+    let mut rows = Vec::new();
+    for c in &status.components {
+        rows.push(vec![c.name.clone(), c.state.to_string(), first_line(&c.reason)]);
+        for o in objects.iter().filter(|o| o.component == c.name) {
+            let (health, reason) = match &o.health {
+                Some(h) => (format!("{:?}", h.status), first_line(&h.reason)),
+                None => ("Missing".to_string(), "not in the cluster".to_string()),
+            };
+            rows.push(vec![format!("  {}", o.reference), health, reason]);
+        }
+    }
+    if !rows.is_empty() {
+        text.push('\n');
+        text.push_str(&table(&["COMPONENT / OBJECT", "STATE / HEALTH", "REASON"], &rows));
+    }
+    if objects.is_empty() {
+        text.push_str("\n(no inventory recorded yet: objects are listed once a revision was applied)\n");
+    }
+    text
 }
 
 pub fn status_table(status: &Status) -> String {

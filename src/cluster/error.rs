@@ -9,6 +9,8 @@ pub enum Verb {
     Discover,
     Get,
     List,
+    Create,
+    Update,
     Apply,
     Delete,
 }
@@ -19,6 +21,8 @@ impl std::fmt::Display for Verb {
             Verb::Discover => "discovery",
             Verb::Get => "get",
             Verb::List => "list",
+            Verb::Create => "create",
+            Verb::Update => "update",
             Verb::Apply => "apply",
             Verb::Delete => "delete",
         })
@@ -31,6 +35,15 @@ pub enum ClusterError {
     #[error("{target}: cannot connect: {source}")]
     Connect {
         target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The kubeconfig cannot be read: not there, unreadable, or not a kubeconfig. `named_by` says where its
+    /// name came from (`--kubeconfig`, `$KUBECONFIG`, the default location).
+    #[error("{}", kubeconfig_message(path, named_by, source.as_ref()))]
+    Kubeconfig {
+        path: std::path::PathBuf,
+        named_by: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -74,7 +87,39 @@ pub enum ClusterError {
     Inventory { object: String, reason: String },
 }
 
+fn kubeconfig_message(
+    path: &std::path::Path,
+    named_by: &str,
+    source: &(dyn std::error::Error + Send + Sync + 'static),
+) -> String {
+    let missing = source
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if missing {
+        format!(
+            "no kubeconfig at {} ({named_by}): pass --kubeconfig FILE, set KUBECONFIG, or use --in-cluster",
+            path.display()
+        )
+    } else {
+        format!("kubeconfig {} ({named_by}): {source}", path.display())
+    }
+}
+
 impl ClusterError {
+    /// The kind of error as a metric label value: stable, lowercase, one per variant.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ClusterError::Connect { .. } | ClusterError::Kubeconfig { .. } => "connect",
+            ClusterError::InvalidObject { .. } => "invalid_object",
+            ClusterError::UnknownKind { .. } => "unknown_kind",
+            ClusterError::Api { .. } => "api",
+            ClusterError::Immutable { .. } => "immutable",
+            ClusterError::Recreate { .. } => "recreate",
+            ClusterError::Foreign { .. } => "foreign",
+            ClusterError::Inventory { .. } => "inventory",
+        }
+    }
+
     /// Whether the same request may succeed later (5xx, 429, timeouts, connection failures).
     pub fn is_transient(&self) -> bool {
         matches!(self, ClusterError::Api { transient: true, .. })
@@ -138,11 +183,16 @@ impl ClusterError {
             }
             // No answer from the server: connection refused/reset, timeouts, TLS hiccups.
             kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+                let message = if timed_out(&source) {
+                    "timed out: the API server did not answer within the request timeout".to_string()
+                } else {
+                    source.to_string()
+                };
                 ClusterError::Api {
                     object: object.to_string(),
                     verb,
                     code: None,
-                    message: source.to_string(),
+                    message,
                     transient: true,
                     retry_after: None,
                     source: Box::new(source),
@@ -159,6 +209,21 @@ impl ClusterError {
             },
         }
     }
+}
+
+/// Whether a connect, read or write timeout of the client config ended the request (somewhere down the
+/// chain of causes: kube wraps hyper, which wraps the timeout's I/O error).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// 408 (timeout), 429 (throttled) and every 5xx may succeed on retry; other 4xx will not.

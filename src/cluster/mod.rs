@@ -4,14 +4,19 @@
 //! Every request goes through [`Kube`], which retries transient failures in one place
 //! ([`RetryPolicy`]) and names the object first in every error.
 
+mod create;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod inventory;
+pub mod lease;
 pub mod retry;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersion;
@@ -20,10 +25,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::object::ObjectRef;
+pub use create::Created;
 pub use error::{ClusterError, Verb};
+pub use events::EventRecord;
 pub use health::{Health, HealthStatus, has_status_rules, health};
 pub use kube::api::PropagationPolicy;
+pub use lease::{LeaseRecord, LeaseWrite};
 pub use retry::RetryPolicy;
+pub use watch::WatchFilter;
 
 use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
 
@@ -55,11 +64,10 @@ impl std::fmt::Debug for Target {
         match self {
             Target::InCluster => f.write_str("in-cluster"),
             Target::Kubeconfig { path, context } => {
-                write!(
-                    f,
-                    "kubeconfig {}",
-                    path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-                )?;
+                match path {
+                    Some(path) => write!(f, "kubeconfig {}", path.display())?,
+                    None => f.write_str("kubeconfig")?,
+                }
                 if let Some(c) = context {
                     write!(f, " context {c}")?;
                 }
@@ -87,14 +95,45 @@ pub fn default_user_agent() -> String {
     format!("keelson/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Build a handle for `target`. Retries of the underlying client are turned off: [`Kube`] retries.
-pub async fn connect(target: Target) -> Result<Kube, ClusterError> {
-    connect_as(target, &default_user_agent()).await
+/// How [`connect_with`] builds the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Sent with every request, so that API server audit logs (and the simulator's request log) tell
+    /// replicas apart.
+    pub user_agent: String,
+    /// Bounds each request (connecting, sending, and every wait for the answer), as kubectl's
+    /// `--request-timeout` does; a request that times out is transient and retried by [`RetryPolicy`].
+    /// Watches, which stay open for minutes, are bounded only while connecting and sending. `None`: no
+    /// bound beyond kube's connect timeout.
+    pub request_timeout: Option<Duration>,
 }
 
-/// Like [`connect`], sending `user_agent` with every request, so that API server audit logs (and the
-/// simulator's request log) tell replicas apart. A ready [`Target::Client`] keeps its own headers.
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            user_agent: default_user_agent(),
+            request_timeout: None,
+        }
+    }
+}
+
+/// Build a handle for `target`. Retries of the underlying client are turned off: [`Kube`] retries.
+pub async fn connect(target: Target) -> Result<Kube, ClusterError> {
+    connect_with(target, &ConnectOptions::default()).await
+}
+
+/// Like [`connect`], sending `user_agent` with every request.
 pub async fn connect_as(target: Target, user_agent: &str) -> Result<Kube, ClusterError> {
+    let options = ConnectOptions {
+        user_agent: user_agent.to_string(),
+        ..ConnectOptions::default()
+    };
+    connect_with(target, &options).await
+}
+
+/// Build a handle for `target` as `options` say. A ready [`Target::Client`] keeps its own headers and
+/// timeouts.
+pub async fn connect_with(target: Target, options: &ConnectOptions) -> Result<Kube, ClusterError> {
     let what = format!("{target:?}");
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| ClusterError::Connect {
         target: what.clone(),
@@ -108,24 +147,88 @@ pub async fn connect_as(target: Target, user_agent: &str) -> Result<Kube, Cluste
                 .await
                 .map_err(|e| fail(Box::new(e)))?
         }
-        Target::Kubeconfig { path, context } => match path {
-            Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(&path).map_err(|e| fail(Box::new(e)))?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
-                    .await
-                    .map_err(|e| fail(Box::new(e)))?
-            }
-            None => kube::Config::from_kubeconfig(&kubeconfig_options(context))
+        Target::Kubeconfig { path, context } => {
+            let kubeconfig = read_kubeconfig(path)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
                 .await
-                .map_err(|e| fail(Box::new(e)))?,
-        },
+                .map_err(|e| fail(Box::new(e)))?
+        }
     };
     config.default_retry = false;
     config
         .headers
-        .push((::http::header::USER_AGENT, user_agent_header(user_agent)));
+        .push((::http::header::USER_AGENT, user_agent_header(&options.user_agent)));
+    if let Some(timeout) = options.request_timeout {
+        config.connect_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+        config.read_timeout = Some(timeout);
+        // Counted from each request, not from when its pooled connection went idle.
+        config.reset_reader_on_write = true;
+    }
+    let mut watch_config = config.clone();
+    watch_config.read_timeout = None;
     let client = kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?;
-    Ok(Kube::new(client))
+    let watch_client = kube::Client::try_from(watch_config).map_err(|e| fail(Box::new(e)))?;
+    Ok(Kube::with_watch_client(client, watch_client))
+}
+
+/// Writes `kubeconfig` to `path` with `namespace` as the namespace of every context, so that `kubectl
+/// --kubeconfig path get pods` looks where the topology lives.
+pub fn write_kubeconfig_for_namespace(
+    kubeconfig: &kube::config::Kubeconfig,
+    namespace: &str,
+    path: &std::path::Path,
+) -> Result<(), ClusterError> {
+    let mut kubeconfig = kubeconfig.clone();
+    for context in kubeconfig.contexts.iter_mut().filter_map(|c| c.context.as_mut()) {
+        context.namespace = Some(namespace.to_string());
+    }
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| ClusterError::Kubeconfig {
+        path: path.to_path_buf(),
+        named_by: "the file to write",
+        source,
+    };
+    let text = serde_yaml::to_string(&kubeconfig).map_err(|e| failed(Box::new(e)))?;
+    std::fs::write(path, text).map_err(|e| failed(Box::new(e)))
+}
+
+/// The kubeconfig to use: the file given, else the files `$KUBECONFIG` lists (merged as kubectl merges
+/// them), else `~/.kube/config`. A file that is not there is named, with where its name came from.
+fn read_kubeconfig(path: Option<PathBuf>) -> Result<kube::config::Kubeconfig, ClusterError> {
+    let (paths, named_by) = match path {
+        Some(path) => (vec![path], "--kubeconfig"),
+        None => {
+            let listed: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+                .map(|v| {
+                    std::env::split_paths(&v)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if listed.is_empty() {
+                let home = std::env::home_dir().unwrap_or_default();
+                (vec![home.join(".kube").join("config")], "the default location")
+            } else {
+                (listed, "$KUBECONFIG")
+            }
+        }
+    };
+    let mut merged = kube::config::Kubeconfig::default();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| ClusterError::Kubeconfig {
+            path: path.clone(),
+            named_by,
+            source: Box::new(source),
+        })?;
+        let invalid = |source: kube::config::KubeconfigError| ClusterError::Kubeconfig {
+            path: path.clone(),
+            named_by,
+            source: Box::new(source),
+        };
+        let file = kube::config::Kubeconfig::from_yaml(&text).map_err(invalid)?;
+        merged = merged.merge(file).map_err(invalid)?;
+    }
+    Ok(merged)
 }
 
 fn kubeconfig_options(context: Option<String>) -> kube::config::KubeConfigOptions {
@@ -291,6 +394,8 @@ type DiscoveryCache = HashMap<KindRef, (ApiResource, ApiCapabilities)>;
 #[derive(Clone)]
 pub struct Kube {
     client: kube::Client,
+    /// For watches, which stay open for minutes: no per-request timeout.
+    watch_client: kube::Client,
     discovery: Arc<Mutex<DiscoveryCache>>,
     retry: RetryPolicy,
 }
@@ -338,10 +443,26 @@ pub fn object_ref(obj: &Value) -> Result<ObjectRef, ClusterError> {
 
 impl Kube {
     pub fn new(client: kube::Client) -> Self {
+        Self::with_watch_client(client.clone(), client)
+    }
+
+    fn with_watch_client(client: kube::Client, watch_client: kube::Client) -> Self {
         Self {
             client,
+            watch_client,
             discovery: Arc::default(),
             retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A handle to an address where no API server listens, for tests of code paths that send no request.
+    /// Must be called inside a Tokio runtime.
+    #[cfg(test)]
+    pub(crate) fn unreachable() -> Self {
+        let config = kube::Config::new(::http::Uri::from_static("http://127.0.0.1:9"));
+        match kube::Client::try_from(config) {
+            Ok(client) => Self::new(client),
+            Err(e) => panic!("a client for an unreachable address: {e}"),
         }
     }
 
@@ -353,6 +474,10 @@ impl Kube {
 
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    fn watch_client(&self) -> &kube::Client {
+        &self.watch_client
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {

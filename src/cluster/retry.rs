@@ -35,9 +35,14 @@ impl RetryPolicy {
     /// (bounded), else full-range jitter over the upper half of the exponential delay, so concurrent
     /// clients spread out instead of retrying in lockstep.
     pub fn delay(&self, retry: u32, error: &ClusterError) -> Duration {
-        if let Some(after) = error.retry_after() {
-            return after.min(self.max_retry_after);
+        match error.retry_after() {
+            Some(after) => after.min(self.max_retry_after),
+            None => self.backoff(retry),
         }
+    }
+
+    /// The exponential part of [`RetryPolicy::delay`], also used when a watch reconnects.
+    pub fn backoff(&self, retry: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(2u32.saturating_pow(retry.min(20)));
         let cap = exp.min(self.max_delay);
         let half = cap / 2;

@@ -34,6 +34,31 @@ pub fn subset_diff(desired: &Value, live: &Value, is_secret: bool) -> Vec<FieldD
     out
 }
 
+/// Fields `live` has and `desired` lacks, as diffs with no `after`. Only meaningful when `live` is itself an
+/// exact rendering (planning against another commit): a real live object carries server-set fields that
+/// would all show up here.
+pub fn removed_fields(desired: &Value, live: &Value, is_secret: bool) -> Vec<FieldDiff> {
+    let mut reversed = Vec::new();
+    compare(&mut Vec::new(), live, Some(desired), &mut reversed);
+    let mut out: Vec<FieldDiff> = reversed
+        .into_iter()
+        .filter(|d| d.before.is_none())
+        .map(|d| FieldDiff {
+            path: d.path,
+            before: d.after,
+            after: None,
+        })
+        .collect();
+    if is_secret {
+        for d in &mut out {
+            if is_secret_value_path(&d.path) {
+                d.before = d.before.as_ref().map(redact);
+            }
+        }
+    }
+    out
+}
+
 /// Whether a Secret path holds secret material (`data`, `stringData` and everything below them).
 fn is_secret_value_path(path: &str) -> bool {
     ["data", "stringData"].iter().any(|root| {

@@ -44,6 +44,9 @@ pub fn mk_topology(components: &[(&str, &[&str])]) -> Topology {
                 health_timeout: Duration::from_secs(600),
                 config_contents: Vec::new(),
                 manifests: Vec::new(),
+                container_images: BTreeMap::new(),
+                toolbox_image: None,
+                encrypted_files: BTreeMap::new(),
             };
             (name.to_string(), c)
         })
@@ -104,9 +107,12 @@ pub fn mk_object(component: &str, stage: Stage, kind: &str, name: &str, fields: 
     RenderedObject {
         component: component.into(),
         stage,
+        step: 0,
+        timeout: None,
         reference: mk_ref(api_version_of(kind), kind, Some(NS), name),
         hash: hash_of(&body),
         body,
+        secret: None,
     }
 }
 

@@ -11,7 +11,7 @@ use super::model::{Action, Change, ComponentPlan, Plan};
 
 /// Room for folded diffs: GitHub refuses comments over 65,536 characters, and the tables, refusals and
 /// headings need the rest.
-const DIFF_BUDGET: usize = 48_000;
+pub(super) const DIFF_BUDGET: usize = 48_000;
 
 /// How much diff text may still be written, and how many diffs were left out.
 struct Budget {
@@ -24,10 +24,6 @@ pub fn to_markdown(plan: &Plan) -> String {
 }
 
 fn to_markdown_with_budget(plan: &Plan, diff_budget: usize) -> String {
-    let mut budget = Budget {
-        remaining: diff_budget,
-        omitted: 0,
-    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -43,7 +39,14 @@ fn to_markdown_with_budget(plan: &Plan, diff_budget: usize) -> String {
         .unwrap_or_default();
     let _ = writeln!(out, "**{}**{previous}", summary_line(&plan.summary));
     let _ = writeln!(out);
+    out.push_str(&verdict(plan));
+    out.push_str(&body(plan, diff_budget));
+    out
+}
 
+/// The blocked warning, or the no-changes line, or nothing.
+pub(super) fn verdict(plan: &Plan) -> String {
+    let mut out = String::new();
     if let Some(message) = plan.blocked_message() {
         let _ = writeln!(out, "> [!CAUTION]");
         let _ = writeln!(
@@ -58,7 +61,16 @@ fn to_markdown_with_budget(plan: &Plan, diff_budget: usize) -> String {
         let _ = writeln!(out, "No changes: the cluster matches this revision.");
         let _ = writeln!(out);
     }
+    out
+}
 
+/// Waves, deletions, refusals and warnings, with at most `diff_budget` characters of folded diffs.
+pub(super) fn body(plan: &Plan, diff_budget: usize) -> String {
+    let mut budget = Budget {
+        remaining: diff_budget,
+        omitted: 0,
+    };
+    let mut out = String::new();
     let total = plan.waves.len();
     for wave in &plan.waves {
         let names: Vec<String> = wave.components.iter().map(|c| escape_text(&c.name)).collect();
@@ -198,7 +210,7 @@ fn longest_backtick_run(s: &str) -> usize {
 }
 
 /// An inline code span that survives backticks inside the text.
-fn code(s: &str) -> String {
+pub(super) fn code(s: &str) -> String {
     let fence = "`".repeat(longest_backtick_run(s) + 1);
     let pad = if s.starts_with('`') || s.ends_with('`') {
         " "
@@ -209,15 +221,15 @@ fn code(s: &str) -> String {
 }
 
 /// Plain text inside a table cell: no line breaks, no column separators, no HTML.
-fn cell(s: &str) -> String {
+pub(super) fn cell(s: &str) -> String {
     escape_text(s).replace('|', "\\|")
 }
 
-fn escape_text(s: &str) -> String {
+pub(super) fn escape_text(s: &str) -> String {
     escape_html(&s.replace(['\n', '\r'], " "))
 }
 
-fn escape_html(s: &str) -> String {
+pub(super) fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
@@ -247,6 +259,9 @@ mod tests {
             }],
             drift: false,
             desired: None,
+            step: 0,
+            timeout: None,
+            secret: None,
         };
         let plan = Plan {
             topology: "t".into(),
@@ -259,6 +274,7 @@ mod tests {
                     project: "c".into(),
                     depends_on: vec![],
                     changes: vec![change("one"), change("two"), change("three")],
+                    ..ComponentPlan::default()
                 }],
             }],
             deletions: vec![],

@@ -40,6 +40,12 @@ impl Paint {
 pub fn to_text(plan: &Plan, color: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
+    write_header(&mut out, &p, plan);
+    out.push_str(&body(plan, color));
+    out
+}
+
+fn write_header(out: &mut String, p: &Paint, plan: &Plan) {
     let previous = plan
         .previous_revision
         .as_deref()
@@ -57,7 +63,12 @@ pub fn to_text(plan: &Plan, color: bool) -> String {
         )
     );
     let _ = writeln!(out, "{}", summary_line(&plan.summary));
+}
 
+/// Everything after the heading: waves, deletions, refusals, warnings, and the closing verdict.
+pub(super) fn body(plan: &Plan, color: bool) -> String {
+    let p = Paint { on: color };
+    let mut out = String::new();
     let total = plan.waves.len();
     for wave in &plan.waves {
         let names: Vec<&str> = wave.components.iter().map(|c| c.name.as_str()).collect();

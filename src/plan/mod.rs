@@ -5,14 +5,21 @@
 mod diff;
 mod display;
 mod downgrade;
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "testing"))]
+pub mod fixtures;
 mod format_json;
 mod format_markdown;
 mod format_text;
+mod impact;
+mod impact_display;
 mod inventory;
+mod migration;
 mod model;
 mod order;
+mod review;
+mod review_json;
+mod review_markdown;
+mod review_text;
 mod safety;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,11 +37,23 @@ pub use downgrade::{
 pub use format_json::to_json;
 pub use format_markdown::to_markdown;
 pub use format_text::to_text;
+pub use impact::{
+    ComponentCounts, FileChange, Impact, ImpactInput, ImpactWarning, ImpactWarningKind, JobRun, PodCount,
+    RestartReason, WorkloadEffect, WorkloadImpact, impact,
+};
 pub use inventory::{INVENTORY_FORMAT_VERSION, Inventory, InventoryEntry};
+pub use migration::MigrationKind;
 pub use model::{
     Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, PlanWarning,
     Refusal, RefusalReason, Summary, WarningKind, Wave,
 };
+pub use review::{
+    ChangeOnly, Edge, GraphChange, OutsideChange, REVIEW_SCHEMA_VERSION, Review, RevisionInfo, Side,
+    WaveMove, graph_change, outside_change, plan_change,
+};
+pub use review_json::review_to_json;
+pub use review_markdown::{COMMENT_LIMIT, review_to_markdown};
+pub use review_text::review_to_text;
 
 use order::ObjectKey;
 
@@ -113,7 +132,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             });
         }
         let found = live.get(&key);
-        let change = classify(obj, found.filter(|l| l.owned).map(|l| l.object));
+        let change = classify(
+            obj,
+            found.filter(|l| l.owned).map(|l| l.object),
+            input.options.live_is_rendered,
+        );
         let mut downgrade_refusal = None;
         for finding in downgrades.remove(&key).unwrap_or_default() {
             match finding {
@@ -156,6 +179,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         }
     }
 
+    mark_derived_secrets(&mut per_component);
+
     let mut plan_waves = Vec::with_capacity(waves.len());
     let mut wave_of = BTreeMap::new();
     for (index, names) in waves.into_iter().enumerate() {
@@ -173,6 +198,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
                 project: component.project.clone(),
                 depends_on: component.spec.depends_on.clone(),
                 changes,
+                health_timeout: component.health_timeout,
+                recreate_on_immutable_change: component.spec.recreate_on_immutable_change,
             });
         }
         plan_waves.push(Wave { index, components });
@@ -233,18 +260,24 @@ fn is_secret(r: &ObjectRef) -> bool {
 }
 
 /// Create, update or unchanged for one desired object against its owned live counterpart.
-fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
+fn classify(obj: &RenderedObject, live: Option<&Value>, live_is_rendered: bool) -> Change {
     let mut change = Change {
         action: Action::Create,
         reference: obj.reference.clone(),
         component: obj.component.clone(),
         stage: obj.stage,
+        step: obj.step,
+        timeout: obj.timeout,
         diff: Vec::new(),
         drift: false,
         desired: Some(obj.body.clone()),
+        secret: obj.secret.clone(),
     };
     let Some(live) = live else { return change };
     let mut diff = diff::subset_diff(&obj.body, live, is_secret(&obj.reference));
+    if live_is_rendered {
+        diff.extend(diff::removed_fields(&obj.body, live, is_secret(&obj.reference)));
+    }
     let live_hash = diff::get_str(live, &["metadata", "annotations", ANNOTATION_HASH]);
     let hash_equal = live_hash == Some(obj.hash.as_str());
     // The body normally carries the hash annotation, so a hash change already shows in the diff; this covers
@@ -268,6 +301,37 @@ fn classify(obj: &RenderedObject, live: Option<&Value>) -> Change {
     change.drift = hash_equal && !diff.is_empty();
     change.diff = diff;
     change
+}
+
+/// A Secret whose templates read a Secret this plan creates or updates is recomputed by the rollout; the plan
+/// says so, naming the inputs (never a value), instead of calling it unchanged.
+fn mark_derived_secrets(per_component: &mut BTreeMap<&str, Vec<Change>>) {
+    let changed: BTreeSet<(Option<String>, String)> = per_component
+        .values()
+        .flatten()
+        .filter(|c| c.secret.is_some() && matches!(c.action, Action::Create | Action::Update))
+        .map(|c| (c.reference.namespace.clone(), c.reference.name.clone()))
+        .collect();
+    for change in per_component.values_mut().flatten() {
+        let Some(recipe) = &change.secret else { continue };
+        if change.action != Action::Unchanged {
+            continue;
+        }
+        let inputs: BTreeSet<&str> = recipe
+            .inputs(&change.reference.name)
+            .filter(|input| changed.contains(&(change.reference.namespace.clone(), input.to_string())))
+            .collect();
+        if inputs.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = inputs.into_iter().collect();
+        change.action = Action::Update;
+        change.diff.push(FieldDiff {
+            path: "data".to_string(),
+            before: Some(Value::String(REDACTED.to_string())),
+            after: Some(Value::String(format!("(recomputed from {})", names.join(", ")))),
+        });
+    }
 }
 
 /// Namespace first, then kind: the namespace message is the more specific fix.
@@ -322,6 +386,14 @@ fn plan_deletions(
         let refusal = policy_refusal(topology, &l.reference)
             .map(|(reason, message)| (reason, message, true))
             .or_else(|| {
+                (safety::is_generated_secret(&l.reference, l.object)
+                    && !topology.spec.tombstones.secrets.contains(&l.reference.name))
+                .then(|| {
+                    let message = safety::generated_secret_message(&l.reference.name);
+                    (RefusalReason::GeneratedSecret, message, false)
+                })
+            })
+            .or_else(|| {
                 (safety::is_persistent(&l.reference, Some(l.object)) && !policy.prune_persistent_data)
                     .then(|| (RefusalReason::PersistentData, safety::persistent_message(), false))
             });
@@ -339,9 +411,12 @@ fn plan_deletions(
                 reference: l.reference.clone(),
                 component,
                 stage,
+                step: 0,
+                timeout: None,
                 diff: Vec::new(),
                 drift: false,
                 desired: None,
+                secret: None,
             }),
         }
     }
@@ -394,6 +469,9 @@ fn plan_deletions(
                         depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
                         name,
                         changes,
+                        // A component removed from the topology waits as long as the topology says.
+                        health_timeout: component.map_or(input.topology.health_timeout, |c| c.health_timeout),
+                        recreate_on_immutable_change: false,
                     }
                 })
                 .collect(),
@@ -459,5 +537,7 @@ fn summarize(plan: &Plan) -> Summary {
     s
 }
 
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod tests;

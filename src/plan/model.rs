@@ -2,11 +2,12 @@
 //! ([`Plan`] with its waves, changes, deletions and refusals).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::object::ObjectRef;
-use crate::render::{RenderedObject, Stage};
+use crate::render::{RenderedObject, SecretRecipe, Stage};
 use crate::topology::Topology;
 
 use super::inventory::Inventory;
@@ -38,6 +39,34 @@ pub struct PlanOptions {
     /// Components whose move to an older OpenStack release is allowed despite their database migrations:
     /// component names, project names, or `all`. Filled from the commit's `Keelson-Allow-Downgrade` trailer.
     pub allow_downgrade: BTreeSet<String>,
+    /// The live objects are exact renderings of another commit (`keelson plan --base`), not objects read
+    /// from a cluster: fields they have and the desired objects lack are reported as removed.
+    pub live_is_rendered: bool,
+    /// Signature verification is on: commit trailers that relax a guard (`Keelson-Allow-Downgrade`) count
+    /// only on a commit whose signature was verified.
+    pub trailers_need_signature: bool,
+}
+
+impl PlanOptions {
+    /// These options plus what the commit being planned allows through its trailers (a
+    /// `Keelson-Allow-Downgrade` names the components whose schema downgrade it means to make). With
+    /// signature verification on, the trailers of a commit whose signature was not verified count for nothing.
+    /// `trailers` are the commit message's, as `source::parse_trailers` reads them.
+    pub fn with_commit_trailers(&self, trailers: &[(String, String)], verified: bool) -> PlanOptions {
+        let mut options = self.clone();
+        if self.trailers_need_signature && !verified {
+            if !super::allowed_downgrades(trailers).is_empty() {
+                tracing::warn!("commit trailers ignored: the commit's signature was not verified");
+            }
+            return options;
+        }
+        let allowed = super::allowed_downgrades(trailers);
+        if !allowed.is_empty() {
+            tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
+        }
+        options.allow_downgrade.extend(allowed);
+        options
+    }
 }
 
 /// What happens to one object.
@@ -80,6 +109,17 @@ pub struct Change {
     pub reference: ObjectRef,
     pub component: String,
     pub stage: Stage,
+    /// Order inside the stage: the rollout applies one step's objects, waits until they are healthy, then
+    /// goes on to the next (jobs in the order written).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub step: u32,
+    /// How long this object may take to become healthy, when it says so itself (a job's `timeout`).
+    #[serde(
+        rename = "timeoutSeconds",
+        serialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<std::time::Duration>,
     /// For updates: the fields that differ (desired ⊆ live comparison). Empty for the other actions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<FieldDiff>,
@@ -89,6 +129,20 @@ pub struct Change {
     /// The object to apply (creates, updates, unchanged). Never serialized: it may hold Secret values.
     #[serde(skip)]
     pub desired: Option<serde_json::Value>,
+    /// For a Secret Keelson makes: how the rollout makes its values (never serialized).
+    #[serde(skip)]
+    pub secret: Option<SecretRecipe>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn seconds<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_secs()),
+        None => s.serialize_none(),
+    }
 }
 
 // Written by hand so that `{:?}` in a log line cannot print a Secret's body.
@@ -99,6 +153,8 @@ impl std::fmt::Debug for Change {
             .field("reference", &self.reference)
             .field("component", &self.component)
             .field("stage", &self.stage)
+            .field("step", &self.step)
+            .field("timeout", &self.timeout)
             .field("diff", &self.diff)
             .field("drift", &self.drift)
             .field("desired", &self.desired.as_ref().map(|_| "(body omitted)"))
@@ -106,7 +162,7 @@ impl std::fmt::Debug for Change {
     }
 }
 
-/// One component's share of a wave.
+/// One component's share of a wave, with what the rollout needs to know about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentPlan {
@@ -115,6 +171,29 @@ pub struct ComponentPlan {
     pub depends_on: Vec<String>,
     /// In stage order (config, services, pre-jobs, workload, post-jobs); for deletions the reverse.
     pub changes: Vec<Change>,
+    /// How long the component may take to become healthy (for deletions: to be gone); its own
+    /// `healthTimeout`, else the topology's.
+    #[serde(skip)]
+    pub health_timeout: Duration,
+    /// Its objects may be deleted and recreated when the API refuses an immutable change.
+    #[serde(skip)]
+    pub recreate_on_immutable_change: bool,
+}
+
+/// The topology's default health timeout.
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for ComponentPlan {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            project: String::new(),
+            depends_on: Vec::new(),
+            changes: Vec::new(),
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+            recreate_on_immutable_change: false,
+        }
+    }
 }
 
 impl ComponentPlan {
@@ -157,6 +236,8 @@ pub enum RefusalReason {
     KindNotAllowed { kind: String, cluster_scoped: bool },
     /// A PersistentVolumeClaim or an object annotated `keelson.dev/persistent: "true"` would be deleted.
     PersistentData,
+    /// A Secret with generated values would be deleted, but `spec.tombstones.secrets` does not list it.
+    GeneratedSecret,
     /// The pass would delete more than the prune budget allows.
     #[serde(rename_all = "camelCase")]
     PruneOverBudget {

@@ -146,6 +146,23 @@ pub fn kind_refusal(topology: &Topology, reference: &ObjectRef) -> Option<(Strin
     ))
 }
 
+/// A Secret holding values Keelson generated: deleting it loses them for good, so only a tombstone in Git
+/// lets a prune take it.
+pub fn is_generated_secret(r: &ObjectRef, live: &Value) -> bool {
+    super::order::api_group(&r.api_version).is_empty()
+        && r.kind == "Secret"
+        && live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(crate::object::ANNOTATION_GENERATED))
+            .is_some()
+}
+
+pub fn generated_secret_message(name: &str) -> String {
+    format!(
+        "holds generated values and is kept; list `{name}` in keelson.yaml spec.tombstones.secrets to let Keelson delete it"
+    )
+}
+
 pub fn persistent_message() -> String {
     "holds persistent data and is kept; set spec.policy.prunePersistentData: true in keelson.yaml to let \
      Keelson delete it, or delete it by hand"

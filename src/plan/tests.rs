@@ -522,6 +522,48 @@ fn persistent_data_is_kept_unless_policy_allows() {
 }
 
 #[test]
+fn generated_secrets_are_kept_until_a_tombstone_names_them() {
+    let kept = vec![keystone_config("x")];
+    let mut live: Vec<Value> = kept.iter().map(live_of).collect();
+    let mut generated = mk_live("horizon", "Secret", "horizon");
+    generated["metadata"]["annotations"][crate::object::ANNOTATION_GENERATED] = json!("secret-key");
+    live.push(generated);
+    // A Secret Keelson made only from templates or ciphertexts can be made again: it prunes normally.
+    let mut derived = mk_live("horizon", "Secret", "horizon-urls");
+    derived["metadata"]["annotations"][crate::object::ANNOTATION_RECIPE] = json!("{}");
+    live.push(derived);
+    let mut s = Scenario::new(kept).live(live);
+    s.topology.spec.policy.prune_budget_percent = 100;
+    // Even a policy that lets persistent data go keeps generated values.
+    s.topology.spec.policy.prune_persistent_data = true;
+
+    let plan = s.run();
+    let refused: Vec<(&str, &RefusalReason, bool)> = plan
+        .refusals
+        .iter()
+        .map(|r| (r.reference.name.as_str(), &r.reason, r.blocking))
+        .collect();
+    assert_eq!(refused, vec![("horizon", &RefusalReason::GeneratedSecret, false)]);
+    assert!(plan.refusals[0].message.contains("spec.tombstones.secrets"));
+    let deleted: Vec<&str> = plan
+        .deletion_changes()
+        .map(|c| c.reference.name.as_str())
+        .collect();
+    assert_eq!(deleted, vec!["horizon-urls"]);
+    assert!(
+        Inventory::from_plan(&plan)
+            .objects
+            .iter()
+            .any(|e| e.reference.name == "horizon")
+    );
+
+    s.topology.spec.tombstones.secrets = vec!["horizon".into()];
+    let plan = s.run();
+    assert!(plan.refusals.is_empty());
+    assert_eq!(plan.summary.delete, 2);
+}
+
+#[test]
 fn objects_created_by_controllers_from_our_templates_are_never_pruned() {
     let sts = mk_object(
         "mariadb",

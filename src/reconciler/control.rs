@@ -3,13 +3,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
-use kube::runtime::watcher;
 use tokio::sync::Notify;
 
-use super::drift::on_changes;
-use crate::cluster::Kube;
+use crate::cluster::{KindRef, Kube, WatchFilter};
 use crate::status::store::CONTROL_CONFIGMAP;
 
 /// The running watch; dropping it stops it.
@@ -24,15 +20,20 @@ impl Drop for ControlWatch {
 }
 
 impl ControlWatch {
-    /// Watches the control ConfigMap in `namespace`; each change after the initial list notifies `wake`.
-    /// Must be called inside a Tokio runtime.
+    /// Watches the control ConfigMap in `namespace`; each change after the initial list notifies `wake`
+    /// (what the first list finds was read by the loop already; only later writes are requests). Must be
+    /// called inside a Tokio runtime.
     pub fn start(kube: &Kube, namespace: &str, wake: Arc<Notify>) -> Self {
-        let api: Api<ConfigMap> = Api::namespaced(kube.client().clone(), namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={CONTROL_CONFIGMAP}"));
-        // What the first list finds was read by the loop already; only later writes are requests.
-        let stream = watcher::watcher(api, config);
+        let (kube, namespace) = (kube.clone(), namespace.to_string());
         let task = tokio::spawn(async move {
-            on_changes(stream, "control watch", || wake.notify_one()).await;
+            let kind = KindRef::new("v1", "ConfigMap");
+            let filter = WatchFilter::Name(CONTROL_CONFIGMAP);
+            let watched = kube
+                .watch_changes(&kind, Some(&namespace), filter, || wake.notify_one())
+                .await;
+            if let Err(e) = watched {
+                tracing::warn!(error = %e, "control watch: cannot start; requests act at the next poll");
+            }
         });
         Self { task }
     }

@@ -1,4 +1,4 @@
-//! Notices changes made outside Git: a kube-runtime watcher per owned kind and namespace, filtered by the
+//! Notices changes made outside Git: a watch per owned kind and namespace, filtered by the
 //! topology's ownership labels. A change or deletion wakes the daemon with a drift reason; the next pass
 //! re-plans from live state, re-applies what differs from Git (Git wins) and counts it.
 
@@ -6,13 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt as _;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::WatchStreamExt as _;
-use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
 
-use crate::cluster::{KindRef, Kube, owned_selector};
+use crate::cluster::{KindRef, Kube, WatchFilter, owned_selector};
 
 /// Raised by a watcher, taken by the daemon loop.
 #[derive(Debug, Default)]
@@ -99,48 +95,15 @@ async fn watch_one(
     selector: String,
     signal: Arc<DriftSignal>,
 ) {
-    let resource = match kube.resolve(&kind).await {
-        Ok((resource, _)) => resource,
-        Err(e) => {
-            tracing::warn!(%kind, error = %e, "drift watch: cannot resolve the kind; relying on the poll interval");
-            return;
-        }
-    };
-    let api: Api<DynamicObject> = match &namespace {
-        Some(ns) => Api::namespaced_with(kube.client().clone(), ns, &resource),
-        None => Api::all_with(kube.client().clone(), &resource),
-    };
-    let stream = watcher::watcher(api, watcher::Config::default().labels(&selector));
-    let what = format!("drift watch of {kind}");
-    on_changes(stream, &what, || signal.raise()).await;
-}
-
-/// Calls `changed` for every change a watcher reports after its first list: objects listed at start are no
-/// changes. A re-list after a watch error may hide a change made in the gap, so it counts as one (the
-/// callers then re-read, which costs reads only). Returns when the stream ends.
-pub async fn on_changes<K: kube::Resource + std::fmt::Debug + Send + 'static>(
-    stream: impl futures::Stream<Item = watcher::Result<Event<K>>> + Send,
-    what: &str,
-    mut changed: impl FnMut(),
-) {
-    let mut stream = stream.default_backoff().boxed();
-    let mut listed = false;
-    let mut relisting = false;
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Init) => listed = false,
-            Ok(Event::InitDone) => {
-                if std::mem::replace(&mut relisting, true) {
-                    changed();
-                }
-                listed = true;
-            }
-            Ok(Event::Apply(object) | Event::Delete(object)) if listed => {
-                tracing::debug!(what, name = ?object.meta().name, "changed");
-                changed();
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(what, error = %e, "watch restarting"),
-        }
+    let watched = kube
+        .watch_changes(
+            &kind,
+            namespace.as_deref(),
+            WatchFilter::Labels(&selector),
+            || signal.raise(),
+        )
+        .await;
+    if let Err(e) = watched {
+        tracing::warn!(%kind, error = %e, "drift watch: cannot resolve the kind; relying on the poll interval");
     }
 }

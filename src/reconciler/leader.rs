@@ -8,14 +8,11 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Kube;
+use crate::cluster::{ClusterError, Kube, LeaseWrite};
 
 pub const DEFAULT_LEASE_NAME: &str = "keelson-leader";
 
@@ -65,7 +62,6 @@ pub async fn run(
     leader: watch::Sender<bool>,
     stop: CancellationToken,
 ) {
-    let api: Api<Lease> = Api::namespaced(kube.client().clone(), &namespace);
     let mut observed: Option<Observed> = None;
     let mut last_renewed: Option<Instant> = None;
     loop {
@@ -76,7 +72,7 @@ pub async fn run(
             Some(t) if *leader.borrow() => t + config.renew_deadline,
             _ => attempt_started + config.lease_duration,
         };
-        let attempt = try_acquire_or_renew(&api, &config, &mut observed);
+        let attempt = try_acquire_or_renew(&kube, &namespace, &config, &mut observed);
         let held = match tokio::time::timeout_at(limit, attempt).await {
             Ok(Ok(held)) => held,
             Ok(Err(e)) => {
@@ -120,15 +116,13 @@ pub async fn run(
     }
     if *leader.borrow() {
         leader.send_replace(false);
-        match release(&api, &config).await {
-            Ok(()) => tracing::info!(identity = %config.identity, "leader election: lease released"),
-            Err(e) => tracing::warn!(error = %e, "leader election: releasing the lease failed"),
+        // Bounded: a shutdown must not wait on an API that is down (the Lease then expires on its own).
+        match tokio::time::timeout(config.renew_deadline, release(&kube, &namespace, &config)).await {
+            Ok(Ok(())) => tracing::info!(identity = %config.identity, "leader election: lease released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "leader election: releasing the lease failed"),
+            Err(_) => tracing::warn!("leader election: releasing the lease timed out"),
         }
     }
-}
-
-fn micro_now() -> MicroTime {
-    MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
 /// Whole seconds for the Lease, rounded up: a standby must never see a shorter lease than the holder keeps.
@@ -138,93 +132,54 @@ fn seconds(d: Duration) -> i32 {
 }
 
 async fn try_acquire_or_renew(
-    api: &Api<Lease>,
+    kube: &Kube,
+    namespace: &str,
     config: &LeaderConfig,
     observed: &mut Option<Observed>,
-) -> Result<bool, kube::Error> {
-    let Some(mut lease) = api.get_opt(&config.lease_name).await? else {
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(config.lease_name.clone()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(config.identity.clone()),
-                lease_duration_seconds: Some(seconds(config.lease_duration)),
-                acquire_time: Some(micro_now()),
-                renew_time: Some(micro_now()),
-                lease_transitions: Some(0),
-                ..LeaseSpec::default()
-            }),
-        };
-        return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            // Another replica created it first.
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-            Err(e) => Err(e),
-        };
+) -> Result<bool, ClusterError> {
+    let duration = seconds(config.lease_duration);
+    let Some(lease) = kube.read_lease(namespace, &config.lease_name).await? else {
+        // A conflict: another replica created it first.
+        let created = kube
+            .create_lease(namespace, &config.lease_name, &config.identity, duration)
+            .await?;
+        return Ok(created == LeaseWrite::Written);
     };
-    let spec = lease.spec.clone().unwrap_or_default();
-    let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
-    let record = (holder.clone(), spec.renew_time.as_ref().map(|t| t.0.to_string()));
+    let record = (lease.holder.clone(), lease.renew_time.clone());
     let now = Instant::now();
     let fresh_observation = observed.as_ref().is_none_or(|o| o.record != record);
     if fresh_observation {
         *observed = Some(Observed { record, at: now });
     }
-    let mine = holder.as_deref() == Some(config.identity.as_str());
-    let duration = spec
-        .lease_duration_seconds
+    let mine = lease.holder.as_deref() == Some(config.identity.as_str());
+    let held_for = lease
+        .duration_seconds
         .and_then(|s| u64::try_from(s).ok())
         .map_or(config.lease_duration, Duration::from_secs);
-    let expired = holder.is_none() || observed.as_ref().is_some_and(|o| now - o.at >= duration);
+    let expired = lease.holder.is_none() || observed.as_ref().is_some_and(|o| now - o.at >= held_for);
     if !mine && !expired {
         return Ok(false);
     }
-    let mut next = spec.clone();
-    if !mine {
-        next.holder_identity = Some(config.identity.clone());
-        next.acquire_time = Some(micro_now());
-        next.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
-    }
-    next.renew_time = Some(micro_now());
-    next.lease_duration_seconds = Some(seconds(config.lease_duration));
-    lease.spec = Some(next);
-    // `replace` sends the resourceVersion read above: a concurrent change makes this fail with 409.
-    match api
-        .replace(&config.lease_name, &PostParams::default(), &lease)
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(e),
-    }
+    let written = kube
+        .update_lease(&lease, Some(&config.identity), duration)
+        .await?;
+    Ok(written == LeaseWrite::Written)
 }
 
-async fn release(api: &Api<Lease>, config: &LeaderConfig) -> Result<(), kube::Error> {
-    let Some(mut lease) = api.get_opt(&config.lease_name).await? else {
+async fn release(kube: &Kube, namespace: &str, config: &LeaderConfig) -> Result<(), ClusterError> {
+    let Some(lease) = kube.read_lease(namespace, &config.lease_name).await? else {
         return Ok(());
     };
-    let mut spec = lease.spec.clone().unwrap_or_default();
-    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+    if lease.holder.as_deref() != Some(config.identity.as_str()) {
         return Ok(());
     }
-    spec.holder_identity = None;
-    spec.lease_duration_seconds = Some(1);
-    spec.renew_time = Some(micro_now());
-    lease.spec = Some(spec);
-    api.replace(&config.lease_name, &PostParams::default(), &lease)
-        .await
-        .map(|_| ())
+    kube.update_lease(&lease, None, 1).await.map(|_| ())
 }
 
 /// The holder recorded in the Lease, if any.
-pub async fn holder(kube: &Kube, namespace: &str, lease_name: &str) -> Result<Option<String>, kube::Error> {
-    let api: Api<Lease> = Api::namespaced(kube.client().clone(), namespace);
-    Ok(api
-        .get_opt(lease_name)
+pub async fn holder(kube: &Kube, namespace: &str, lease_name: &str) -> Result<Option<String>, ClusterError> {
+    Ok(kube
+        .read_lease(namespace, lease_name)
         .await?
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty()))
+        .and_then(|lease| lease.holder))
 }

@@ -17,14 +17,16 @@ use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector}
 use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
-use crate::rollout::{self, ProgressEvent, RolloutOptions, RolloutOutcome};
-use crate::source::{CommitInfo, Revision, Snapshot};
+use crate::rollout::{self, AgeKeySecret, AgeKeys, ProgressEvent, RolloutOptions, RolloutOutcome};
+use crate::source::{self, CommitInfo, Revision, Snapshot, SourceError};
 use crate::topology::{self, Diagnostics, Topology};
 
 /// Kinds the renderer produces for components; always listed so that owned objects of these kinds are
 /// found for pruning even when the inventory is missing.
 const RENDERED_KINDS: &[(&str, &str)] = &[
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("policy/v1", "PodDisruptionBudget"),
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
@@ -47,6 +49,8 @@ pub struct PassSettings {
     pub create_namespace: bool,
     /// Send every write as a server-side dry run.
     pub dry_run: bool,
+    /// The Secret holding the age identities that decrypt encrypted values (`--age-key-secret`).
+    pub age_key_secret: Option<AgeKeySecret>,
 }
 
 impl Default for PassSettings {
@@ -58,6 +62,7 @@ impl Default for PassSettings {
             poll_interval: Duration::from_millis(500),
             create_namespace: true,
             dry_run: false,
+            age_key_secret: None,
         }
     }
 }
@@ -109,15 +114,54 @@ pub enum PassError {
         #[source]
         source: ClusterError,
     },
+    /// `--verify-signatures`: the commit is not signed by an allowed key. `message` names the commit and the key.
+    #[error("{message}")]
+    Unverified { revision: String, message: String },
+    /// `--verify-signatures`: the signature could not be checked (the tags could not be fetched).
+    #[error("verifying the commit's signature failed: {source}")]
+    Verify {
+        #[source]
+        source: SourceError,
+    },
 }
 
 impl PassError {
+    /// The kind of error as a metric label value (`keelson_passes_total{reason}`): the step that failed,
+    /// or for API errors what the cluster door says.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            PassError::Invalid { .. } => "invalid_topology",
+            PassError::Render { .. } => "render",
+            PassError::Inventory { .. } => "inventory",
+            PassError::Plan { .. } => "plan",
+            PassError::Blocked { .. } => "refused",
+            PassError::Unverified { .. } => "unverified",
+            PassError::Verify { .. } => "source",
+            PassError::ReadInventory { source }
+            | PassError::ReadLive { source }
+            | PassError::Namespace { source, .. }
+            | PassError::WriteInventory { source } => source.metric_label(),
+        }
+    }
+
     /// Errors that a retry of the same revision cannot fix: they wait for a new commit (or settings).
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            PassError::Invalid { .. } | PassError::Render { .. } | PassError::Blocked { .. }
+            PassError::Invalid { .. }
+                | PassError::Render { .. }
+                | PassError::Blocked { .. }
+                | PassError::Unverified { .. }
         )
+    }
+
+    /// The reason of the status condition and the Event a failed pass leaves.
+    pub fn status_reason(&self) -> &'static str {
+        match self {
+            PassError::Unverified { .. } => "UnverifiedCommit",
+            e if e.is_configuration() => "InvalidConfiguration",
+            _ => "TransientError",
+        }
     }
 }
 
@@ -168,7 +212,7 @@ pub async fn prepare(
     let live = read_live(kube, &topology, &rendered, inventory.as_ref()).await?;
     let foreign = find_foreign(kube, &rendered, &live).await?;
     let options = plan_options(snapshot, settings);
-    let plan = plan::plan(&PlanInput {
+    let plan = make_plan(&PlanInput {
         topology: &topology,
         revision: &snapshot.revision.id,
         desired: &rendered.objects,
@@ -176,8 +220,7 @@ pub async fn prepare(
         foreign: &foreign,
         inventory: inventory.as_ref(),
         options: &options,
-    })
-    .map_err(|source| PassError::Plan { source })?;
+    })?;
     Ok(Prepared {
         revision: snapshot.revision.clone(),
         commit: snapshot.commit.clone(),
@@ -218,6 +261,7 @@ pub async fn execute(
 
 /// The error a blocked plan (prune budget, policy, ownership, schema downgrade) ends its pass with, before
 /// anything is written.
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
 pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
     match prepared.plan.blocked_message() {
         Some(message) => Err(PassError::Blocked {
@@ -231,17 +275,16 @@ pub fn refuse_if_blocked(prepared: &Prepared) -> Result<(), PassError> {
 /// The operator's options plus what the commit itself allows: a `Keelson-Allow-Downgrade` trailer names the
 /// components whose schema downgrade this commit means to make.
 fn plan_options(snapshot: &Snapshot, settings: &PassSettings) -> PlanOptions {
-    let mut options = settings.plan.clone();
-    if let Some(commit) = &snapshot.commit {
-        let allowed = plan::allowed_downgrades(&commit.message);
-        if !allowed.is_empty() {
-            tracing::info!(allowed = ?allowed, "commit allows schema downgrades");
-        }
-        options.allow_downgrade.extend(allowed);
+    match &snapshot.commit {
+        Some(commit) => settings.plan.with_commit_trailers(
+            &source::parse_trailers(&commit.message),
+            snapshot.signer.is_some(),
+        ),
+        None => settings.plan.clone(),
     }
-    options
 }
 
+#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
 fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
     topology::load(snapshot).map_err(|diagnostics| PassError::Invalid {
         origin: snapshot.revision.origin.clone(),
@@ -249,6 +292,7 @@ fn load(snapshot: &Snapshot) -> Result<Topology, PassError> {
     })
 }
 
+#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
 fn render_objects(topology: &Topology, snapshot: &Snapshot) -> Result<Rendered, PassError> {
     let options = RenderOptions {
         revision: Some(snapshot.revision.id.clone()),
@@ -266,6 +310,7 @@ fn inventory_namespace(topology: &Topology, settings: &PassSettings) -> String {
         .unwrap_or_else(|| topology.spec.namespace.clone())
 }
 
+#[instrument(skip(kube))]
 async fn read_inventory(
     kube: &Kube,
     namespace: &str,
@@ -285,6 +330,7 @@ async fn read_inventory(
 
 /// One list per kind per namespace, by ownership label: every kind and namespace the desired objects,
 /// the inventory or the renderer can use.
+#[instrument(skip_all, fields(topology = %topology.name))]
 async fn read_live(
     kube: &Kube,
     topology: &Topology,
@@ -319,6 +365,7 @@ async fn read_live(
 
 /// Desired objects that are not in the owned list but exist: someone else's, never to be taken over.
 /// Costs one GET per object Keelson is about to create, and nothing for objects it already owns.
+#[instrument(skip_all)]
 async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Result<Vec<ObjectRef>, PassError> {
     let owned: BTreeSet<(String, String, Option<String>, String)> =
         live.iter().filter_map(identity).collect();
@@ -345,6 +392,12 @@ async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Resul
     Ok(foreign)
 }
 
+/// Desired vs live: the plan (pure).
+#[instrument(skip_all, fields(revision = %input.revision))]
+fn make_plan(input: &PlanInput<'_>) -> Result<Plan, PassError> {
+    plan::plan(input).map_err(|source| PassError::Plan { source })
+}
+
 fn identity(object: &Value) -> Option<(String, String, Option<String>, String)> {
     let text = |pointer: &str| {
         object
@@ -362,6 +415,7 @@ fn identity(object: &Value) -> Option<(String, String, Option<String>, String)> 
 
 /// Namespaces that objects about to be created live in; created (labelled as Keelson's, never pruned)
 /// when missing.
+#[instrument(skip_all)]
 async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
     let namespaces: BTreeSet<&str> = plan
         .waves
@@ -382,6 +436,7 @@ async fn ensure_namespaces(kube: &Kube, plan: &Plan) -> Result<(), PassError> {
     Ok(())
 }
 
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
 async fn roll_out(
     kube: &Kube,
     prepared: &Prepared,
@@ -395,11 +450,13 @@ async fn roll_out(
         progress,
         poll_interval: settings.poll_interval,
         dry_run: settings.dry_run,
-        ..RolloutOptions::for_topology(&prepared.topology)
+        age_keys: AgeKeys::from_secret(settings.age_key_secret.clone()),
+        ..RolloutOptions::default()
     };
     rollout::execute(kube, &prepared.plan, &options).await
 }
 
+#[instrument(skip_all, fields(revision = %prepared.revision.short()))]
 async fn record_inventory(
     kube: &Kube,
     prepared: &Prepared,
@@ -419,4 +476,60 @@ async fn record_inventory(
     kube.write_inventory(&namespace, &prepared.topology.name, &inventory.to_json(), false)
         .await
         .map_err(|source| PassError::WriteInventory { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    fn commit(message: &str) -> Snapshot {
+        let revision = Revision {
+            id: "abc".into(),
+            origin: "repo".into(),
+        };
+        let commit = CommitInfo {
+            sha: "abc".into(),
+            subject: message.lines().next().unwrap_or_default().into(),
+            message: message.into(),
+            author_name: "A".into(),
+            author_email: "a@example.com".into(),
+            time: 0,
+            parents: Vec::new(),
+            reverts: None,
+        };
+        Snapshot::new(revision, Some(commit), BTreeMap::new())
+    }
+
+    #[test]
+    fn a_commit_trailer_adds_to_the_downgrades_the_operator_allows() {
+        let rows: &[(&str, &[&str])] = &[
+            (
+                "Revert\n\nThis reverts commit abc1234.\n\nKeelson-Allow-Downgrade: nova",
+                &["glance", "nova"],
+            ),
+            (
+                "Revert\n\nKEELSON-ALLOW-DOWNGRADE: Nova-API, glance\nkeelson-allow-downgrade: all",
+                &["all", "glance", "nova-api"],
+            ),
+            ("Revert\n\nSigned-off-by: A <a@b>", &["glance"]),
+            // Only the last paragraph holds trailers.
+            (
+                "Revert\n\nKeelson-Allow-Downgrade: nova\n\nreverted because of a bug",
+                &["glance"],
+            ),
+            ("Keelson-Allow-Downgrade: nova", &["glance"]),
+        ];
+        let mut settings = PassSettings::default();
+        settings.plan.allow_downgrade.insert("glance".into());
+        for (message, want) in rows {
+            let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                plan_options(&commit(message), &settings).allow_downgrade,
+                want,
+                "{message:?}"
+            );
+        }
+    }
 }

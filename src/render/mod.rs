@@ -5,10 +5,12 @@
 //! exposed ports (headless for StatefulSets), PersistentVolumeClaims, the workload, its jobs and its raw
 //! manifests. `docs/rendering.md` describes the objects, names, labels and hashes.
 
+pub mod bootstrap;
 mod canonical;
 mod component;
 pub mod kolla;
 mod manifests;
+pub mod secrets;
 
 use std::collections::BTreeSet;
 
@@ -16,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use canonical::{hash_value, sha256_hex, to_canonical_string};
+pub use secrets::{KeySource, SecretRecipe, TemplatePiece};
 
 use crate::object::{
     ANNOTATION_HASH, ANNOTATION_REVISION, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF,
@@ -46,10 +49,46 @@ pub struct RenderedObject {
     pub component: String,
     pub stage: Stage,
     pub reference: ObjectRef,
+    /// Order inside the stage: objects of one step are applied together and waited on before the next
+    /// step starts (jobs run in the order written, or together when they share a group).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub step: u32,
+    /// How long the object may take to become healthy, when it says so itself (a job's `timeout`);
+    /// otherwise the component's health timeout applies.
+    #[serde(skip)]
+    pub timeout: Option<std::time::Duration>,
     /// Value of the `keelson.dev/hash` annotation.
     pub hash: String,
-    /// The complete object as it will be applied.
+    /// The complete object as it will be applied. For a Secret Keelson makes: without data.
     pub body: serde_json::Value,
+    /// For a Secret Keelson makes: how the rollout makes its values. Never serialized.
+    #[serde(skip)]
+    pub secret: Option<SecretRecipe>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One object a builder produced, before its identity and hash are stamped.
+pub(crate) struct Piece {
+    pub stage: Stage,
+    pub step: u32,
+    pub body: Value,
+    pub timeout: Option<std::time::Duration>,
+    pub secret: Option<SecretRecipe>,
+}
+
+impl Piece {
+    pub fn new(stage: Stage, body: Value) -> Self {
+        Piece {
+            stage,
+            step: 0,
+            body,
+            timeout: None,
+            secret: None,
+        }
+    }
 }
 
 /// Settings of one render.
@@ -60,7 +99,7 @@ pub struct RenderOptions {
 }
 
 /// Every desired object of a topology, in apply order: components by dependency wave (by name inside
-/// a wave), inside a component by [`Stage`], then kind, then name.
+/// a wave), inside a component by [`Stage`], then step, then kind, then name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Rendered {
     pub objects: Vec<RenderedObject>,
@@ -127,8 +166,9 @@ pub fn render(topology: &Topology, options: &RenderOptions) -> Result<Rendered, 
             };
             let mut rendered = render_component(topology, component, options)?;
             rendered.sort_by(|a, b| {
-                (a.stage, &a.reference.kind, &a.reference.name).cmp(&(
+                (a.stage, a.step, &a.reference.kind, &a.reference.name).cmp(&(
                     b.stage,
+                    b.step,
                     &b.reference.kind,
                     &b.reference.name,
                 ))
@@ -154,11 +194,15 @@ fn render_component(
     options: &RenderOptions,
 ) -> Result<Vec<RenderedObject>, RenderError> {
     let ctx = Ctx { topology, component };
-    let mut bodies = component::render(&ctx)?;
-    bodies.extend(manifests::render(&ctx)?);
-    bodies
+    let mut pieces = component::render(&ctx)?;
+    pieces.extend(
+        manifests::render(&ctx)?
+            .into_iter()
+            .map(|(stage, body)| Piece::new(stage, body)),
+    );
+    pieces
         .into_iter()
-        .map(|(stage, body)| finish(&ctx, stage, body, options))
+        .map(|piece| finish(&ctx, piece, options))
         .collect()
 }
 
@@ -228,12 +272,14 @@ impl Ctx<'_> {
 }
 
 /// Stamps the content hash (and the revision, outside the hash) and derives the object's identity.
-fn finish(
-    ctx: &Ctx<'_>,
-    stage: Stage,
-    mut body: Value,
-    options: &RenderOptions,
-) -> Result<RenderedObject, RenderError> {
+fn finish(ctx: &Ctx<'_>, piece: Piece, options: &RenderOptions) -> Result<RenderedObject, RenderError> {
+    let Piece {
+        stage,
+        step,
+        mut body,
+        timeout,
+        secret,
+    } = piece;
     let component = ctx.component.name.clone();
     let bad = |reason: &str| RenderError::Inconsistent {
         component: component.clone(),
@@ -265,9 +311,12 @@ fn finish(
     Ok(RenderedObject {
         component,
         stage,
+        step,
+        timeout,
         reference,
         hash,
         body,
+        secret,
     })
 }
 

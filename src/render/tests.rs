@@ -26,6 +26,9 @@ pub fn component(name: &str) -> Component {
         health_timeout: Duration::from_secs(600),
         config_contents: vec![],
         manifests: vec![],
+        container_images: Default::default(),
+        toolbox_image: None,
+        encrypted_files: Default::default(),
     }
 }
 
@@ -33,7 +36,9 @@ pub fn job(name: &str, phase: JobPhase) -> JobSpec {
     JobSpec {
         name: name.into(),
         phase,
-        command: format!("{name}-command"),
+        command: Some(format!("{name}-command")),
+        script: None,
+        group: None,
         image: None,
         env: vec![],
         backoff_limit: None,
@@ -49,6 +54,10 @@ pub fn topology(components: Vec<Component>) -> Topology {
             images: Default::default(),
             health_timeout: "10m".into(),
             policy: Policy::default(),
+            config_schemas: Vec::new(),
+            secrets: vec![],
+            bootstrap: None,
+            tombstones: Default::default(),
         },
         health_timeout: Duration::from_secs(600),
         components: components.into_iter().map(|c| (c.name.clone(), c)).collect(),
@@ -98,6 +107,7 @@ pub fn keystone() -> Component {
             storage_class: None,
             access_mode: AccessMode::default(),
         }),
+        mount_propagation: None,
     }];
     c.spec.jobs = vec![job("db-sync", JobPhase::Pre), job("bootstrap", JobPhase::Post)];
     c.job_images = vec![c.image.clone(), c.image.clone()];
@@ -141,6 +151,7 @@ pub fn mariadb() -> Component {
             storage_class: Some("fast".into()),
             access_mode: AccessMode::ReadWriteOnce,
         }),
+        mount_propagation: None,
     }];
     c
 }
@@ -182,6 +193,8 @@ fn objects_come_in_wave_then_stage_order() {
         ("mariadb", "StatefulSet/mariadb"),
         ("keystone", "ConfigMap/keystone-config"),
         ("keystone", "PersistentVolumeClaim/keystone-fernet-k"),
+        // Three replicas: a PodDisruptionBudget keeps a drain from taking more than one at a time.
+        ("keystone", "PodDisruptionBudget/keystone"),
         ("keystone", "Service/keystone"),
         ("keystone", "Job/keystone-db-sync-"),
         ("keystone", "Deployment/keystone"),
@@ -649,4 +662,333 @@ fn job_env_overrides_component_env() {
         .collect();
     assert_eq!(names, ["KOLLA_CONFIG_STRATEGY", "OS_DATABASE__CONNECTION"]);
     assert_eq!(env[1]["value"], json!("x"));
+}
+
+fn secret_spec(name: &str, data: Value) -> crate::topology::SecretSpec {
+    serde_json::from_value(json!({"name": name, "data": data})).unwrap()
+}
+
+/// keystone reading a generated Secret `keystone-db` (password + a derived connection URL).
+fn keystone_with_secret(rotation: u32) -> Component {
+    let mut c = keystone_alone();
+    let mut s = secret_spec(
+        "keystone-db",
+        json!({
+            "password": {"generate": "random"},
+            "connection": {"template": "mysql+pymysql://keystone:{{ keystone-db.password }}@db/keystone"},
+        }),
+    );
+    s.rotation = rotation;
+    c.spec.secrets = vec![s];
+    c
+}
+
+#[test]
+fn secrets_are_rendered_as_recipes_without_values_and_derived_ones_one_step_later() {
+    let r = render_default(&topology(vec![keystone_with_secret(0)]));
+    let secret = find(&r, "Secret", "keystone-db");
+    assert_eq!(secret.stage, Stage::Config);
+    assert_eq!(secret.step, 1, "a Secret with templates comes after its inputs");
+    assert!(secret.body.get("data").is_none() && secret.body.get("stringData").is_none());
+    let annotations = &secret.body["metadata"]["annotations"];
+    assert_eq!(annotations["keelson.dev/generated-keys"], "password");
+    assert_eq!(annotations["keelson.dev/rotation"], "0");
+    let recipe: Value =
+        serde_json::from_str(annotations["keelson.dev/secret-recipe"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        recipe["password"],
+        json!({"generate": "random", "length": 32, "alphabet": "alphanumeric"})
+    );
+    let made = secret.secret.as_ref().expect("recipe");
+    assert!(made.has_templates());
+    assert!(matches!(
+        made.keys["password"],
+        KeySource::Random { length: 32, .. }
+    ));
+}
+
+#[test]
+fn a_rotation_rolls_exactly_the_pods_and_jobs_that_read_the_secret() {
+    let base = render_default(&topology(vec![keystone_with_secret(0), mariadb()]));
+    let rotated = render_default(&topology(vec![keystone_with_secret(1), mariadb()]));
+    let hash = |r: &Rendered, kind: &str, name: &str| {
+        find(r, kind, name)
+            .body
+            .pointer("/spec/template/metadata/annotations/keelson.dev~1secrets-hash")
+            .cloned()
+    };
+    assert!(hash(&base, "Deployment", "keystone").is_some());
+    assert_ne!(
+        hash(&base, "Deployment", "keystone"),
+        hash(&rotated, "Deployment", "keystone")
+    );
+    // The jobs read the component's environment: they are new Jobs, so they run again.
+    assert_ne!(
+        find(&base, "Job", "keystone-db-sync-").reference.name,
+        find(&rotated, "Job", "keystone-db-sync-").reference.name
+    );
+    // mariadb reads no Keelson Secret: no annotation, no roll.
+    assert_eq!(hash(&base, "StatefulSet", "mariadb"), None);
+    assert_eq!(
+        find(&base, "StatefulSet", "mariadb").hash,
+        find(&rotated, "StatefulSet", "mariadb").hash
+    );
+    // The config hash is untouched: values are not config.
+    let config = |r: &Rendered| find(r, "ConfigMap", "keystone-config").hash.clone();
+    assert_eq!(config(&base), config(&rotated));
+}
+
+#[test]
+fn jobs_get_steps_in_the_order_written_and_groups_share_one() {
+    let mut c = keystone_alone();
+    let mut a = job("api-db-sync", JobPhase::Pre);
+    a.timeout = Some("20m".into());
+    let mut b = job("map-cell0", JobPhase::Pre);
+    b.group = Some("cells".into());
+    let mut d = job("create-cell", JobPhase::Pre);
+    d.group = Some("cells".into());
+    d.command = None;
+    d.script = Some(
+        "nova-manage cell_v2 list_cells | grep -qw cell1 || nova-manage cell_v2 create_cell --name cell1\n"
+            .into(),
+    );
+    let e = job("db-sync", JobPhase::Pre);
+    let f = job("discover-hosts", JobPhase::Post);
+    c.spec.jobs = vec![a, b, d, e, f];
+    c.job_images = vec![c.image.clone(); 5];
+    let r = render_default(&topology(vec![c]));
+    let step = |name: &str| {
+        let o = find(&r, "Job", &format!("keystone-{name}-"));
+        (o.stage, o.step, o.timeout)
+    };
+    let ten = Some(Duration::from_secs(600));
+    assert_eq!(
+        step("api-db-sync"),
+        (Stage::PreJob, 0, Some(Duration::from_secs(1200)))
+    );
+    assert_eq!(step("map-cell0"), (Stage::PreJob, 1, ten));
+    assert_eq!(step("create-cell"), (Stage::PreJob, 1, ten));
+    assert_eq!(step("db-sync"), (Stage::PreJob, 2, ten));
+    assert_eq!(step("discover-hosts"), (Stage::PostJob, 0, ten));
+    // A script job runs bash over its script, shipped in the ConfigMap and mounted beside config.json.
+    let config = find(&r, "ConfigMap", "keystone-config");
+    assert!(
+        config.body["data"]["create-cell.sh"]
+            .as_str()
+            .unwrap()
+            .contains("create_cell")
+    );
+    let json: Value =
+        serde_json::from_str(config.body["data"]["create-cell.config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["command"], "bash /var/lib/kolla/config_files/create-cell.sh");
+    let create = find(&r, "Job", "keystone-create-cell-");
+    let items = create
+        .body
+        .pointer("/spec/template/spec/volumes/0/configMap/items")
+        .unwrap();
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["key"] == "create-cell.sh")
+    );
+    assert!(
+        create
+            .body
+            .pointer("/spec/template/metadata/annotations/keelson.dev~1script-hash")
+            .is_some()
+    );
+}
+
+fn with_bootstrap(mut t: Topology) -> Topology {
+    t.spec.bootstrap = Some(
+        serde_json::from_value(json!({
+            "database": {"host": "mariadb.openstack.svc", "adminPasswordFrom": {"secret": "mariadb", "key": "root-password"}},
+            "messaging": {"host": "rabbitmq.openstack.svc", "adminUser": "openstack", "adminPasswordFrom": {"secret": "rabbitmq", "key": "password"}},
+            "identity": {"authUrl": "http://keystone.openstack.svc:5000/v3", "adminPasswordFrom": {"secret": "keystone-admin", "key": "password"}},
+        }))
+        .unwrap(),
+    );
+    t
+}
+
+#[test]
+fn bootstrap_fields_become_toolbox_jobs_that_read_every_password_from_a_secret() {
+    let mut c = component("glance-api");
+    c.spec.command = Some("glance-api".into());
+    c.spec.database = Some(
+        serde_json::from_value(
+            json!({"name": "glance", "user": "glance", "passwordFrom": {"secret": "glance", "key": "database-password"}}),
+        )
+        .unwrap(),
+    );
+    c.spec.messaging = Some(
+        serde_json::from_value(
+            json!({"user": "glance", "passwordFrom": {"secret": "glance", "key": "rabbitmq-password"}}),
+        )
+        .unwrap(),
+    );
+    c.spec.identity = Some(
+        serde_json::from_value(json!({
+            "serviceType": "image", "serviceName": "glance",
+            "endpoints": {"public": "http://glance-api.openstack.svc:9292", "internal": "http://glance-api.openstack.svc:9292", "admin": "http://glance-api.openstack.svc:9292"},
+            "user": "glance", "passwordFrom": {"secret": "glance", "key": "keystone-password"},
+        }))
+        .unwrap(),
+    );
+    c.toolbox_image = Some("quay.io/openstack.kolla/kolla-toolbox:2025.1-ubuntu-noble".into());
+    c.spec.jobs = vec![job("db-sync", JobPhase::Pre)];
+    c.job_images = vec![c.image.clone()];
+    let r = render_default(&with_bootstrap(topology(vec![c])));
+    let scripts = find(&r, "ConfigMap", "glance-api-bootstrap");
+    for key in ["db-init.py", "rabbit-init.py", "ks-register.sh"] {
+        assert!(scripts.body["data"][key].is_string(), "{key}");
+    }
+    for (job, script) in [
+        ("db-init", "db-init.py"),
+        ("rabbit-init", "rabbit-init.py"),
+        ("ks-register", "ks-register.sh"),
+    ] {
+        let o = find(&r, "Job", &format!("glance-api-{job}-"));
+        assert_eq!((o.stage, o.step), (Stage::PreJob, 0));
+        let container = o.body.pointer("/spec/template/spec/containers/0").unwrap();
+        assert!(container["image"].as_str().unwrap().contains("/kolla-toolbox:"));
+        assert_eq!(
+            container["command"][1],
+            format!("/var/lib/keelson/bootstrap/{script}")
+        );
+        for env in container["env"].as_array().unwrap() {
+            let name = env["name"].as_str().unwrap();
+            if name.contains("PASSWORD") {
+                assert!(env.get("value").is_none(), "{job}: {name} is a literal");
+                assert!(env.pointer("/valueFrom/secretKeyRef").is_some(), "{job}: {name}");
+            }
+        }
+    }
+    // The component's own pre-job waits for the bootstrap step.
+    assert_eq!(find(&r, "Job", "glance-api-db-sync-").step, 1);
+}
+
+#[test]
+fn keystone_registers_itself_with_keystone_manage_bootstrap_before_its_workload() {
+    let mut c = keystone_alone();
+    c.spec.identity = Some(
+        serde_json::from_value(json!({
+            "serviceType": "identity", "serviceName": "keystone",
+            "endpoints": {"public": "http://keystone.openstack.svc:5000/v3", "internal": "http://keystone.openstack.svc:5000/v3", "admin": "http://keystone.openstack.svc:5000/v3"},
+        }))
+        .unwrap(),
+    );
+    let r = render_default(&with_bootstrap(topology(vec![c])));
+    let bootstrap = find(&r, "Job", "keystone-ks-bootstrap-");
+    assert_eq!(bootstrap.stage, Stage::PreJob);
+    assert!(bootstrap.step > find(&r, "Job", "keystone-db-sync-").step);
+    let config = find(&r, "ConfigMap", "keystone-config");
+    let json: Value =
+        serde_json::from_str(config.body["data"]["ks-bootstrap.config.json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["command"], "keystone-manage bootstrap");
+    let env = bootstrap
+        .body
+        .pointer("/spec/template/spec/containers/0/env")
+        .unwrap();
+    let password = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "OS_BOOTSTRAP_PASSWORD")
+        .unwrap();
+    assert_eq!(password["valueFrom"]["secretKeyRef"]["name"], "keystone-admin");
+}
+
+#[test]
+fn pod_details_reach_the_workload_but_not_its_jobs() {
+    let mut c = keystone_alone();
+    let mut t = topology(vec![]);
+    t.spec.policy.allow_privileged = true;
+    c.spec.privileged = true;
+    c.spec.host_pid = true;
+    c.spec.termination_grace_period_seconds = Some(120);
+    c.spec.anti_affinity = Some(crate::topology::AntiAffinity::Preferred);
+    c.spec.volumes.push(
+        serde_json::from_value(json!({"name": "netns", "mountPath": "/run/netns", "hostPath": {"path": "/run/netns"}, "mountPropagation": "Bidirectional"}))
+            .unwrap(),
+    );
+    c.spec.init_containers = vec![
+        serde_json::from_value(json!({"name": "init", "command": ["true"], "volumeMounts": ["netns"]}))
+            .unwrap(),
+    ];
+    c.spec.sidecars =
+        vec![serde_json::from_value(json!({"name": "logs", "command": ["tail", "-F", "/x"]})).unwrap()];
+    c.spec.topology_spread =
+        vec![serde_json::from_value(json!({"topologyKey": "topology.kubernetes.io/zone"})).unwrap()];
+    t.components.insert(c.name.clone(), c);
+    let r = render_default(&t);
+    let pod = find(&r, "Deployment", "keystone")
+        .body
+        .pointer("/spec/template/spec")
+        .unwrap()
+        .clone();
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["terminationGracePeriodSeconds"], 120);
+    assert_eq!(
+        pod.pointer("/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/0/podAffinityTerm/topologyKey"),
+        Some(&json!("kubernetes.io/hostname"))
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["whenUnsatisfiable"],
+        "ScheduleAnyway"
+    );
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    let netns = mounts.iter().find(|m| m["name"] == "netns").unwrap();
+    assert_eq!(netns["mountPropagation"], "Bidirectional");
+    let init = pod["initContainers"].as_array().unwrap();
+    assert_eq!(init[0]["name"], "init");
+    assert!(
+        init[0]["volumeMounts"][0].get("mountPropagation").is_none(),
+        "unprivileged: no propagation"
+    );
+    assert_eq!(init[1]["name"], "logs");
+    assert_eq!(init[1]["restartPolicy"], "Always");
+    // Three replicas: a PodDisruptionBudget over the workload's pods.
+    let pdb = find(&r, "PodDisruptionBudget", "keystone");
+    assert_eq!(pdb.body["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb.body["spec"]["selector"]["matchLabels"]["keelson.dev/role"],
+        "workload"
+    );
+    // Jobs get none of it.
+    let job = find(&r, "Job", "keystone-db-sync-")
+        .body
+        .pointer("/spec/template/spec")
+        .unwrap()
+        .clone();
+    for field in [
+        "hostPID",
+        "affinity",
+        "initContainers",
+        "terminationGracePeriodSeconds",
+    ] {
+        assert!(job.get(field).is_none(), "{field}");
+    }
+    let job_mounts = job["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(job_mounts.iter().all(|m| m.get("mountPropagation").is_none()));
+}
+
+#[test]
+fn a_component_without_workload_renders_its_jobs_and_secrets_only() {
+    let mut c = component("nova-cell-setup");
+    c.spec.workload = WorkloadKind::None;
+    c.spec.jobs = vec![job("discover-hosts", JobPhase::Post)];
+    c.job_images = vec![c.image.clone()];
+    c.spec.secrets = vec![secret_spec("cells", json!({"token": {"generate": "fernet"}}))];
+    let r = render_default(&topology(vec![c]));
+    let kinds: Vec<&str> = r.objects.iter().map(|o| o.reference.kind.as_str()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Secret", "Job"]);
+    let config = find(&r, "ConfigMap", "nova-cell-setup-config");
+    assert!(
+        config.body["data"].get("config.json").is_none(),
+        "no workload, no workload config"
+    );
+    assert!(config.body["data"]["discover-hosts.config.json"].is_string());
 }

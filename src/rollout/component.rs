@@ -9,7 +9,7 @@ use crate::cluster::{
 };
 use crate::plan::{Action, Change, ComponentPlan};
 
-use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome};
+use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome, secrets};
 
 /// Why a component stopped before becoming healthy.
 enum Stop {
@@ -25,13 +25,14 @@ pub(super) async fn run(
     opts: &RolloutOptions,
 ) -> (ComponentOutcome, ChangeSet) {
     let started = Instant::now();
-    let timeout = opts.timeout_of(&c.name);
+    let timeout = c.health_timeout;
     let mut step = Step {
         kube,
         component: c,
         opts,
         deadline: started + timeout,
         timeout,
+        component_timeout: timeout,
         changes: ChangeSet::default(),
     };
     let result = step.all_stages().await;
@@ -54,7 +55,8 @@ pub(super) async fn run(
             );
         }
     }
-    tracing::info!(component = %c.name, %state, %reason, "component finished");
+    // Debug: the daemon logs one line per pass, not one per component.
+    tracing::debug!(component = %c.name, %state, %reason, "component finished");
     (outcome(&c.name, state, &reason, started.elapsed()), changes)
 }
 
@@ -62,23 +64,33 @@ struct Step<'a> {
     kube: &'a Kube,
     component: &'a ComponentPlan,
     opts: &'a RolloutOptions,
+    /// The current step's deadline and length.
     deadline: Instant,
     timeout: Duration,
+    component_timeout: Duration,
     changes: ChangeSet,
 }
 
 impl Step<'_> {
-    /// Stage by stage: a stage's objects are all applied, then all waited on, before the next stage starts.
+    /// Step by step: a step's objects (one stage, one `step` of it) are all applied, then all waited on,
+    /// before the next starts. Each step has its own deadline: the longest `timeout` its objects carry (a
+    /// 20-minute db-sync keeps its 20 minutes), or the component's health timeout.
     async fn all_stages(&mut self) -> Result<(), Stop> {
         let changes = &self.component.changes;
         let mut start = 0;
         while start < changes.len() {
-            let stage = changes[start].stage;
+            let key = (changes[start].stage, changes[start].step);
             let end = changes[start..]
                 .iter()
-                .position(|c| c.stage != stage)
+                .position(|c| (c.stage, c.step) != key)
                 .map_or(changes.len(), |n| start + n);
             let group = &changes[start..end];
+            self.timeout = group
+                .iter()
+                .map(|c| c.timeout.unwrap_or(self.component_timeout))
+                .max()
+                .unwrap_or(self.component_timeout);
+            self.deadline = Instant::now() + self.timeout;
             for change in group {
                 self.apply(change).await?;
             }
@@ -98,6 +110,34 @@ impl Step<'_> {
             return Err(Stop::Cancelled);
         }
         let object = &change.reference;
+        if let (Some(recipe), Some(body), false) =
+            (&change.secret, &change.desired, change.action == Action::Delete)
+        {
+            // Values are made here, at apply time; an unchanged recipe still has its values checked (reads only).
+            return match secrets::materialize(
+                self.kube,
+                object,
+                body,
+                recipe,
+                &self.opts.age_keys,
+                self.opts.dry_run,
+            )
+            .await
+            {
+                Ok(kind) => {
+                    self.changes.push(object.clone(), kind, None);
+                    if kind != ChangeKind::Unchanged {
+                        self.opts.emit(ProgressEvent::ObjectApplied {
+                            component: self.component.name.clone(),
+                            object: object.clone(),
+                            change: kind,
+                        });
+                    }
+                    Ok(())
+                }
+                Err(reason) => self.fail(object, reason),
+            };
+        }
         match change.action {
             Action::Unchanged => {
                 self.changes.push(object.clone(), ChangeKind::Unchanged, None);
@@ -124,7 +164,7 @@ impl Step<'_> {
         };
         let result = match self.kube.apply(body, &apply_opts).await {
             Err(ClusterError::Immutable { field, .. })
-                if self.opts.recreate_on_immutable.contains(&self.component.name) && !self.opts.dry_run =>
+                if self.component.recreate_on_immutable_change && !self.opts.dry_run =>
             {
                 let note = format!("recreated: field {field} is immutable");
                 self.recreate(object, &field, body, &apply_opts)

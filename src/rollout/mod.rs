@@ -5,8 +5,11 @@
 
 mod component;
 mod prune;
+mod secrets;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub use secrets::{AgeKeySecret, AgeKeys};
+
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ChangeKind, ChangeSet, Kube, ObjectRef};
 use crate::plan::{ComponentPlan, Plan};
-use crate::topology::Topology;
 
 /// How a rollout runs.
 #[derive(Debug, Clone)]
@@ -27,17 +29,16 @@ pub struct RolloutOptions {
     pub cancel: CancellationToken,
     /// Receives progress as it happens (for logs, status and tests).
     pub progress: Option<UnboundedSender<ProgressEvent>>,
-    /// How often a health wait reads the objects it waits on.
+    /// How often a health wait reads the objects it waits on (each component's timeout and recreate
+    /// permission travel on its [`ComponentPlan`]).
     pub poll_interval: Duration,
-    /// How long a component may take to become healthy, unless `component_timeouts` says otherwise.
-    pub health_timeout: Duration,
-    pub component_timeouts: BTreeMap<String, Duration>,
-    /// Components whose objects may be deleted and recreated when the API rejects an immutable change.
-    pub recreate_on_immutable: BTreeSet<String>,
     /// Send every write as a server-side dry run and skip health waits.
     pub dry_run: bool,
     /// Run the plan's deletions (after everything else succeeded).
     pub prune: bool,
+    /// The age identities that decrypt the repository's encrypted Secret values, read from the cluster
+    /// on first need.
+    pub age_keys: AgeKeys,
 }
 
 impl Default for RolloutOptions {
@@ -47,42 +48,14 @@ impl Default for RolloutOptions {
             cancel: CancellationToken::new(),
             progress: None,
             poll_interval: Duration::from_secs(2),
-            health_timeout: Duration::from_secs(600),
-            component_timeouts: BTreeMap::new(),
-            recreate_on_immutable: BTreeSet::new(),
             dry_run: false,
             prune: true,
+            age_keys: AgeKeys::default(),
         }
     }
 }
 
 impl RolloutOptions {
-    /// Defaults with the topology's per-component health timeouts and recreate permissions.
-    pub fn for_topology(topology: &Topology) -> Self {
-        Self {
-            health_timeout: topology.health_timeout,
-            component_timeouts: topology
-                .components
-                .values()
-                .map(|c| (c.name.clone(), c.health_timeout))
-                .collect(),
-            recreate_on_immutable: topology
-                .components
-                .values()
-                .filter(|c| c.spec.recreate_on_immutable_change)
-                .map(|c| c.name.clone())
-                .collect(),
-            ..Self::default()
-        }
-    }
-
-    fn timeout_of(&self, component: &str) -> Duration {
-        self.component_timeouts
-            .get(component)
-            .copied()
-            .unwrap_or(self.health_timeout)
-    }
-
     fn emit(&self, event: ProgressEvent) {
         if let Some(tx) = &self.progress {
             // A dropped receiver only means nobody is listening any more.
@@ -152,11 +125,12 @@ impl RolloutOutcome {
     }
 }
 
-/// What is happening, as it happens.
+/// What is happening, as it happens. `wave` is the 0-based index of the component's wave in the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressEvent {
     ComponentStarted {
         component: String,
+        wave: usize,
         at: Instant,
     },
     ObjectApplied {
@@ -171,6 +145,7 @@ pub enum ProgressEvent {
     },
     ComponentFinished {
         component: String,
+        wave: usize,
         state: ComponentState,
         reason: String,
     },
@@ -197,6 +172,7 @@ pub async fn execute(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> Rollout
 struct Rollout {
     /// Components in plan order (wave by wave).
     order: Vec<ComponentPlan>,
+    wave_of: HashMap<String, usize>,
     results: HashMap<String, ComponentOutcome>,
     changes: ChangeSet,
     cancelled: bool,
@@ -209,12 +185,22 @@ impl Rollout {
             .iter()
             .flat_map(|w| w.components.iter().cloned())
             .collect();
+        let wave_of = plan
+            .waves
+            .iter()
+            .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index)))
+            .collect();
         Self {
             order,
+            wave_of,
             results: HashMap::new(),
             changes: ChangeSet::default(),
             cancelled: false,
         }
+    }
+
+    fn wave(&self, component: &str) -> usize {
+        self.wave_of.get(component).copied().unwrap_or_default()
     }
 
     fn skip_all(&mut self, reason: &str) {
@@ -259,6 +245,7 @@ impl Rollout {
                             let at = Instant::now();
                             opts.emit(ProgressEvent::ComponentStarted {
                                 component: c.name.clone(),
+                                wave: self.wave(&c.name),
                                 at,
                             });
                             let (kube, opts, c) = (kube.clone(), opts.clone(), c.clone());
@@ -276,6 +263,7 @@ impl Rollout {
                 Ok((result, changes)) => {
                     opts.emit(ProgressEvent::ComponentFinished {
                         component: result.name.clone(),
+                        wave: self.wave(&result.name),
                         state: result.state,
                         reason: result.reason.clone(),
                     });
@@ -337,6 +325,7 @@ impl Rollout {
     fn block(&mut self, c: &ComponentPlan, reason: String, opts: &RolloutOptions) {
         opts.emit(ProgressEvent::ComponentFinished {
             component: c.name.clone(),
+            wave: self.wave(&c.name),
             state: ComponentState::Blocked,
             reason: reason.clone(),
         });
@@ -435,8 +424,7 @@ mod tests {
 
     /// A handle whose server is never contacted: these plans make no request.
     fn offline() -> Kube {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("uri"));
-        Kube::new(kube::Client::try_from(config).expect("client"))
+        Kube::unreachable()
     }
 
     /// A component with no changes (healthy at once) or one create lacking its body (fails at once).
@@ -452,9 +440,12 @@ mod tests {
                 },
                 component: name.into(),
                 stage: Stage::Config,
+                step: 0,
+                timeout: None,
                 diff: Vec::new(),
                 drift: false,
                 desired: None,
+                secret: None,
             }]
         } else {
             Vec::new()
@@ -464,6 +455,7 @@ mod tests {
             project: name.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             changes,
+            ..ComponentPlan::default()
         }
     }
 

@@ -2,7 +2,7 @@
 //! their dependencies), each wave's objects gone before the next starts. A failed delete is recorded
 //! and the rest continue; the next pass plans it again.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cluster::{ChangeKind, ChangeSet, DeleteOptions, Deleted, Kube, ObjectRef};
 use crate::plan::Plan;
@@ -50,17 +50,28 @@ pub(super) async fn run(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> (Cha
                 }
             }
         }
-        if !opts.dry_run && !cancelled && !wait_gone(kube, deleted, opts).await {
+        let timeout = wave
+            .components
+            .iter()
+            .map(|c| c.health_timeout)
+            .max()
+            .unwrap_or_default();
+        if !opts.dry_run && !cancelled && !wait_gone(kube, deleted, timeout, opts).await {
             cancelled = opts.cancel.is_cancelled();
         }
     }
     (changes, cancelled)
 }
 
-/// Wait (bounded by the health timeout) until the deleted objects are gone, so a dependency is not
-/// removed while its dependents still run. Returns false when the wait ended early.
-async fn wait_gone(kube: &Kube, mut remaining: Vec<ObjectRef>, opts: &RolloutOptions) -> bool {
-    let deadline = Instant::now() + opts.health_timeout;
+/// Wait (bounded by the wave's longest health timeout) until the deleted objects are gone, so a dependency
+/// is not removed while its dependents still run. Returns false when the wait ended early.
+async fn wait_gone(
+    kube: &Kube,
+    mut remaining: Vec<ObjectRef>,
+    timeout: Duration,
+    opts: &RolloutOptions,
+) -> bool {
+    let deadline = Instant::now() + timeout;
     while !remaining.is_empty() {
         let mut still = Vec::new();
         for object in remaining {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -10,24 +11,61 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tokio_rustls::TlsAcceptor;
 
-use super::codec::{content_type, decode_body, error_response, json_response};
+use super::auth::{self, Attributes, User};
+use super::codec::{Format, content_type, decode_body, error_response, json_response};
 use super::faults::Fault;
-use super::request::{DeleteOpts, ListQuery, MAX_BODY, PatchKind, Target, WriteOpts};
+use super::request::{
+    DeleteOpts, FieldValidation, ListQuery, MAX_BODY, PatchKind, RequestContext, Target, WriteOpts,
+};
 use super::selectors::{FieldSelector, LabelSelector, supported_fields};
 use super::stats::RequestRecord;
 use super::status::ApiError;
 use super::{Shared, discovery, openapi, table, watch};
 
-pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+/// Accepts TLS connections until the cluster is cancelled, then lets open requests finish.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, tls: TlsAcceptor) {
     let cancel = shared.cancel.clone();
     let app = Router::new().fallback(handle).with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "simulated cluster: server stopped");
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulated cluster: accept failed");
+                    continue;
+                }
+            },
+        };
+        let (tls, app, cancel) = (tls.clone(), app.clone(), cancel.clone());
+        connections.spawn(async move {
+            // A client that never finishes its handshake does not hold a task for ever.
+            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "simulated cluster: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
     }
+    connections.close();
+    connections.wait().await;
 }
 
 /// The parsed request: what the request log and the API need.
@@ -93,6 +131,7 @@ fn route(
     if let Some(s) = sub {
         let ok = (s == "status" && info.has_status)
             || (s == "scale" && info.has_scale)
+            || (s == "token" && info.has_token)
             || (s == "log" && info.builtin && info.group.is_empty() && info.plural == "pods");
         if !ok {
             return Err(ApiError::path_not_found());
@@ -107,13 +146,22 @@ fn route(
         ("GET", false) if watch => "watch",
         ("GET", false) => "list",
         ("POST", false) if sub.is_none() => "create",
+        ("POST", true) if sub == Some("token") => "create",
         ("PUT", true) => "update",
         ("PATCH", true) => "patch",
         ("DELETE", true) if sub.is_none() => "delete",
         ("DELETE", false) => "deletecollection",
         _ => return Err(ApiError::method_not_allowed()),
     };
-    if sub.is_some() && !matches!(verb, "get" | "update" | "patch") || sub == Some("log") && verb != "get" {
+    let sub_verbs: &[&str] = match sub {
+        Some("token") => &["create"],
+        Some("log") => &["get"],
+        _ => &["get", "update", "patch"],
+    };
+    if sub.is_some() && !sub_verbs.contains(&verb) {
+        return Err(ApiError::method_not_allowed());
+    }
+    if info.create_only && verb != "create" {
         return Err(ApiError::method_not_allowed());
     }
     if info.namespaced && ns.is_none() && !matches!(verb, "list" | "watch") {
@@ -197,10 +245,21 @@ fn write_opts(
         }
     }
     let _ = verb;
+    let field_validation = match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some("Strict") => FieldValidation::Strict,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation: Invalid value: {other:?}: fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\""
+            )));
+        }
+    };
     Ok(WriteOpts {
         dry_run,
         manager,
         force,
+        field_validation,
     })
 }
 
@@ -304,6 +363,25 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     if let Some(rest) = path.strip_prefix("/_sim/") {
         return control(&shared, &parts.method, rest, body).await;
     }
+    // Authentication, then authorization, before anything else looks at the request.
+    let attrs = Attributes::of_request(&parts.method, &path, &query);
+    let user = {
+        let g = shared.lock();
+        match shared.auth.authenticate(&parts.headers, &g.store) {
+            Err(e) => Err((e, String::new())),
+            Ok(user) => match auth::authorize(&g.store, &user, &attrs) {
+                (true, _) => Ok(user),
+                (false, reason) => Err((auth::forbidden(&user, &attrs, &reason), user.name)),
+            },
+        }
+    };
+    let user = match user {
+        Ok(u) => u,
+        Err((e, name)) => {
+            refused(&shared, &parts, &attrs, &query, e.code, name);
+            return error_response(&e);
+        }
+    };
     if let Some(resp) = non_resource(&shared, &parts.method, &path, &parts.headers) {
         shared.recorder.count_plain(resp.status().as_u16());
         return resp;
@@ -320,6 +398,8 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
     };
     let mut record = RequestRecord {
+        user: user.name.clone(),
+        warnings: Vec::new(),
         seq: 0,
         at: shared.started.elapsed(),
         method: parts.method.to_string(),
@@ -436,8 +516,18 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         shared.recorder.record(record);
         return resp;
     }
-    let result = dispatch(&shared, &parsed, &query, &parts.headers, body).await;
-    let resp = match result {
+    let mut warnings = Vec::new();
+    let result = dispatch(
+        &shared,
+        &parsed,
+        &user,
+        &query,
+        &parts.headers,
+        body,
+        &mut warnings,
+    )
+    .await;
+    let mut resp = match result {
         Ok((code, value)) => {
             if parsed.verb == "create" {
                 // The name of a created object is in the body, not the URL.
@@ -460,17 +550,71 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             error_response(&e)
         }
     };
+    for w in &warnings {
+        // RFC 7234 warnings, as kube-apiserver sends them: `299 - "<text>"`.
+        let text = format!("299 - {}", serde_json::Value::String(w.clone()));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
     record.status = resp.status().as_u16();
+    record.warnings = warnings;
     shared.recorder.record(record);
     resp
+}
+
+/// A request refused before routing (401, 403) still counts, and resource requests are logged.
+fn refused(
+    shared: &Shared,
+    parts: &axum::http::request::Parts,
+    attrs: &Attributes,
+    query: &HashMap<String, String>,
+    status: u16,
+    user: String,
+) {
+    let Some(r) = &attrs.resource else {
+        shared.recorder.count_plain(status);
+        return;
+    };
+    let segs: Vec<&str> = parts.uri.path().trim_matches('/').split('/').collect();
+    let version = match segs.as_slice() {
+        ["api", v, ..] => *v,
+        ["apis", _, v, ..] => *v,
+        _ => "",
+    };
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    shared.recorder.record(RequestRecord {
+        user,
+        warnings: Vec::new(),
+        seq: 0,
+        at: shared.started.elapsed(),
+        method: parts.method.to_string(),
+        verb: attrs.verb.clone(),
+        group: r.group.clone(),
+        version: version.to_string(),
+        resource: r.resource.clone(),
+        subresource: opt(&r.subresource),
+        namespace: opt(&r.namespace).filter(|_| r.resource != "namespaces"),
+        name: opt(&r.name),
+        field_manager: query.get("fieldManager").cloned(),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
+        status,
+    });
 }
 
 async fn dispatch(
     shared: &Arc<Shared>,
     p: &Parsed,
+    user: &User,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
+    warnings: &mut Vec<String>,
 ) -> Result<(u16, Value), ApiError> {
     let t = &p.target;
     match p.verb {
@@ -480,21 +624,28 @@ async fn dispatch(
             Ok((200, shared.lock().list(t, &lq)?))
         }
         "create" | "update" => {
-            let ct = content_type(headers);
-            let yaml = match ct.as_str() {
-                "" | "application/json" | "*/*" => false,
-                "application/yaml" | "application/x-yaml" | "text/yaml" => true,
-                other => return Err(ApiError::unsupported_media_type(other)),
-            };
+            let format = Format::of_object(&content_type(headers), t.info.builtin)?;
             let opts = write_opts(q, headers, p.verb, false)?;
             let bytes = read_body(body).await?;
-            let obj = decode_body(&bytes, yaml)?;
+            let obj = decode_body(&bytes, format)?;
             let mut g = shared.lock();
-            if p.verb == "create" {
-                Ok((201, g.create(t, obj, &opts)?))
+            g.request = RequestContext {
+                user: Some(user.clone()),
+                field_validation: opts.field_validation,
+                warnings: Vec::new(),
+            };
+            let result = if t.sub.as_deref() == Some("token") {
+                g.create_token(t, &obj, &shared.auth, opts.dry_run)
+                    .map(|v| (201, v))
+            } else if t.info.create_only {
+                g.review(t, &obj, user, &shared.auth).map(|v| (201, v))
+            } else if p.verb == "create" {
+                g.create(t, obj, &opts).map(|v| (201, v))
             } else {
-                Ok((200, g.update(t, obj, &opts)?))
-            }
+                g.update(t, obj, &opts).map(|v| (200, v))
+            };
+            warnings.extend(std::mem::take(&mut g.request).warnings);
+            result
         }
         "patch" => {
             let ct = content_type(headers);
@@ -503,11 +654,16 @@ async fn dispatch(
                 "application/strategic-merge-patch+json" => PatchKind::Strategic,
                 "application/json-patch+json" => PatchKind::Json,
                 "application/apply-patch+yaml" => PatchKind::Apply,
-                other => return Err(ApiError::unsupported_media_type(other)),
+                _ => return Err(ApiError::unsupported_patch_type(t.info.builtin)),
             };
             let opts = write_opts(q, headers, p.verb, kind == PatchKind::Apply)?;
             let bytes = read_body(body).await?;
-            let patch = decode_body(&bytes, kind == PatchKind::Apply)?;
+            let format = if kind == PatchKind::Apply {
+                Format::Yaml
+            } else {
+                Format::Json
+            };
+            let patch = decode_body(&bytes, format)?;
             let existed = kind == PatchKind::Apply
                 && shared
                     .lock()
@@ -516,7 +672,17 @@ async fn dispatch(
                         ..t.clone()
                     })
                     .is_ok();
-            let out = shared.lock().patch(t, kind, &patch, &opts)?;
+            let out = {
+                let mut g = shared.lock();
+                g.request = RequestContext {
+                    user: Some(user.clone()),
+                    field_validation: opts.field_validation,
+                    warnings: Vec::new(),
+                };
+                let out = g.patch(t, kind, &patch, &opts);
+                warnings.extend(std::mem::take(&mut g.request).warnings);
+                out?
+            };
             Ok((
                 if kind == PatchKind::Apply && !existed {
                     201

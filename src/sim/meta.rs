@@ -339,6 +339,9 @@ pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> 
         }
     }
     errs.extend(invalid_quantities(obj));
+    if info.group.is_empty() && matches!(info.plural.as_str(), "configmaps" | "secrets") {
+        errs.extend(data_too_large(&info.plural, obj));
+    }
     if matches!(info.plural.as_str(), "configmaps" | "secrets") {
         for field in ["data", "stringData", "binaryData"] {
             if let Some(d) = obj.get(field) {
@@ -349,6 +352,40 @@ pub fn validate_spec(info: &ResourceInfo, obj: &Value) -> Vec<(String, String)> 
         }
     }
     errs
+}
+
+/// ConfigMaps and Secrets hold at most 1 MiB of (decoded) data, as kube-apiserver counts it.
+fn data_too_large(plural: &str, obj: &Value) -> Vec<(String, String)> {
+    const MAX: usize = 1024 * 1024;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let strings = |field: &str| -> usize {
+        obj[field]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_str).map(str::len).sum())
+            .unwrap_or(0)
+    };
+    let decoded = |field: &str| -> usize {
+        obj[field]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(Value::as_str)
+                    .map(|v| b64.decode(v).map_or(v.len(), |d| d.len()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let (total, field) = if plural == "secrets" {
+        (decoded("data"), "data")
+    } else {
+        (strings("data") + decoded("binaryData"), "[]")
+    };
+    if total > MAX {
+        vec![(field.into(), format!("Too long: must have at most {MAX} bytes"))]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Everything under the object except metadata and status: a change here bumps `generation`.

@@ -13,6 +13,7 @@
 
 mod api;
 mod apply;
+mod auth;
 mod codec;
 mod controllers;
 mod defaults;
@@ -24,6 +25,7 @@ mod meta;
 mod openapi;
 mod patch;
 mod printers;
+mod prune;
 mod request;
 mod resources;
 mod schema;
@@ -32,6 +34,7 @@ mod stats;
 mod status;
 mod store;
 mod table;
+mod tls;
 mod watch;
 
 use std::net::SocketAddr;
@@ -132,12 +135,17 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    #[error("simulator: serviceaccount {namespace}/{name} does not exist")]
+    NoServiceAccount { namespace: String, name: String },
+    #[error("simulator: cannot set up TLS")]
+    Tls(#[source] tls::TlsError),
     #[error("simulator: cannot encode kubeconfig")]
     EncodeKubeconfig(#[source] serde_yaml::Error),
 }
 
 pub(crate) struct Shared {
     pub state: Mutex<api::State>,
+    pub auth: auth::Authenticator,
     pub recorder: stats::Recorder,
     pub faults: FaultControl,
     pub started: Instant,
@@ -168,6 +176,8 @@ fn globs(patterns: &[String]) -> Result<GlobSet, SimError> {
 /// A running simulated cluster.
 pub struct Cluster {
     addr: SocketAddr,
+    ca_pem: String,
+    ca_der: Vec<u8>,
     shared: Arc<Shared>,
     client: kube::Client,
     server: JoinHandle<()>,
@@ -215,19 +225,23 @@ impl Cluster {
         })?;
         let shared = Arc::new(Shared {
             state: Mutex::new(api::State::new(behaviour, opts.watch_history, nodes)),
+            auth: auth::Authenticator::new(),
             recorder: stats::Recorder::new(opts.request_log_capacity),
             faults: FaultControl::new(opts.faults.clone()),
             started: Instant::now(),
             cancel: CancellationToken::new(),
             bookmark_interval: opts.bookmark_interval,
         });
-        let url = format!("http://{addr}");
-        let client = make_client(&url)?;
-        let server = tokio::spawn(http::serve(listener, shared.clone()));
+        let tls = tls::Tls::generate().map_err(SimError::Tls)?;
+        let url = format!("https://{addr}");
+        let client = make_client(&url, shared.auth.admin_token(), &tls.ca_der)?;
+        let server = tokio::spawn(http::serve(listener, shared.clone(), tls.acceptor));
         let controllers = tokio::spawn(run_controllers(shared.clone()));
         tracing::info!(%url, "simulated cluster listening");
         Ok(Cluster {
             addr,
+            ca_pem: tls.ca_pem,
+            ca_der: tls.ca_der,
             shared,
             client,
             server,
@@ -235,29 +249,102 @@ impl Cluster {
         })
     }
 
+    /// `https://127.0.0.1:PORT`; the server's certificate is signed by `ca_certificate_pem()`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The PEM certificate of the authority that signed the server's certificate.
+    pub fn ca_certificate_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The same certificate, DER-encoded.
+    pub fn ca_certificate_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
+    /// The client configuration `client()` is built from (cluster-admin token, the cluster's CA), for
+    /// callers that change a setting (retries, timeouts) before building their own client.
+    pub fn config(&self) -> kube::Config {
+        make_config(&self.url(), self.shared.auth.admin_token(), &self.ca_der)
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// A kube client for this cluster (plain HTTP, no credentials).
+    /// A kube client for this cluster (plain HTTP) with the cluster-admin token.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
     }
 
+    /// The bearer token of the cluster's admin (`kubernetes-admin`, group `system:masters`).
+    pub fn admin_token(&self) -> String {
+        self.shared.auth.admin_token().to_string()
+    }
+
+    /// A kube client that authenticates with `token` (a ServiceAccount token, say).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client, SimError> {
+        make_client(&self.url(), token, &self.ca_der)
+    }
+
+    /// Mints a token for an existing ServiceAccount, as `kubectl create token NAME -n NAMESPACE
+    /// --duration` does through the TokenRequest API.
+    pub fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        lifetime: Duration,
+    ) -> Result<String, SimError> {
+        let uid = {
+            let g = self.shared.lock();
+            let key = resources::ResKey {
+                group: String::new(),
+                plural: "serviceaccounts".into(),
+            };
+            g.store
+                .get(&key, namespace, name)
+                .and_then(|sa| sa["metadata"]["uid"].as_str().map(String::from))
+        };
+        let uid = uid.ok_or_else(|| SimError::NoServiceAccount {
+            namespace: namespace.into(),
+            name: name.into(),
+        })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(self.shared.auth.mint(&auth::token::Claims {
+            namespace: namespace.into(),
+            service_account: name.into(),
+            service_account_uid: uid,
+            audiences: auth::API_AUDIENCES.iter().map(|a| a.to_string()).collect(),
+            issued_at: now,
+            expires_at: now + lifetime.as_secs().max(1),
+            bound: None,
+        }))
+    }
+
+    /// A kubeconfig for this cluster whose user holds the cluster-admin token.
     pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
-        kubeconfig_for(&self.url())
+        kubeconfig_for(&self.url(), self.shared.auth.admin_token(), &self.ca_pem)
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SimError> {
+        use std::io::Write;
         let text = serde_yaml::to_string(&self.kubeconfig()).map_err(SimError::EncodeKubeconfig)?;
-        std::fs::write(path, text).map_err(|source| SimError::WriteKubeconfig {
+        let error = |source| SimError::WriteKubeconfig {
             path: path.display().to_string(),
             source,
-        })
+        };
+        // The file holds the admin token: readable by its owner only, as kubeadm writes admin.conf.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(error)?;
+        file.write_all(text.as_bytes()).map_err(error)
     }
 
     pub fn stats(&self) -> Stats {
@@ -293,14 +380,21 @@ impl Cluster {
     }
 }
 
-fn make_client(url: &str) -> Result<kube::Client, SimError> {
-    let uri: http_uri::Uri = url.parse().map_err(|_| SimError::Client {
-        url: url.to_string(),
-        source: kube::Error::Service(format!("invalid url {url}").into()),
-    })?;
+fn make_config(url: &str, token: &str, ca_der: &[u8]) -> kube::Config {
+    // The URL is the cluster's own `https://127.0.0.1:PORT`.
+    let uri: http_uri::Uri = url
+        .parse()
+        .unwrap_or_else(|_| http_uri::Uri::from_static("https://127.0.0.1"));
     let mut config = kube::Config::new(uri);
     config.default_namespace = "default".into();
+    config.auth_info.token = Some(token.to_string().into());
+    config.root_cert = Some(vec![ca_der.to_vec()]);
     config.read_timeout = Some(Duration::from_secs(300));
+    config
+}
+
+fn make_client(url: &str, token: &str, ca_der: &[u8]) -> Result<kube::Client, SimError> {
+    let config = make_config(url, token, ca_der);
     kube::Client::try_from(config).map_err(|source| SimError::Client {
         url: url.to_string(),
         source,
@@ -311,8 +405,9 @@ mod http_uri {
     pub use axum::http::Uri;
 }
 
-/// A kubeconfig with one cluster, one user without credentials, and a current context.
-pub fn kubeconfig_for(url: &str) -> kube::config::Kubeconfig {
+/// A kubeconfig with one cluster (trusting `ca_pem`), one user with a bearer token, and a current context.
+pub fn kubeconfig_for(url: &str, token: &str, ca_pem: &str) -> kube::config::Kubeconfig {
+    use base64::Engine;
     use kube::config::{
         AuthInfo, Cluster as KCluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
     };
@@ -321,13 +416,19 @@ pub fn kubeconfig_for(url: &str) -> kube::config::Kubeconfig {
             name: CONTEXT.into(),
             cluster: Some(KCluster {
                 server: Some(url.to_string()),
+                certificate_authority_data: Some(
+                    base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes()),
+                ),
                 ..Default::default()
             }),
             ..Default::default()
         }],
         auth_infos: vec![NamedAuthInfo {
             name: CONTEXT.into(),
-            auth_info: Some(AuthInfo::default()),
+            auth_info: Some(AuthInfo {
+                token: Some(token.to_string().into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }],
         contexts: vec![NamedContext {

@@ -112,6 +112,18 @@ pub fn group_version(reg: &Registry, group: &str, version: &str) -> Option<Value
         } else {
             (format!("{base}/{}", info.plural), vec![])
         };
+        if info.create_only {
+            paths.insert(
+                collection.clone(),
+                json!({
+                    "post": op(info, "post", &write, Some(&["application/json", "application/yaml"])),
+                    "parameters": scope_params,
+                }),
+            );
+            schemas.insert(schema_name(info), json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-group-version-kind": [{"group": info.group, "version": info.version, "kind": info.kind}]}));
+            continue;
+        }
         paths.insert(collection.clone(), json!({
             "get": op(info, "list", &list_params, None),
             "post": op(info, "post", &write, Some(&["application/json", "application/yaml"])),

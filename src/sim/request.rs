@@ -1,6 +1,7 @@
 //! What a request asks for once HTTP is peeled off: the target object, its options, and the limits every
 //! request is held to. Shared by the HTTP layer, the API and watches, so none of them imports another.
 
+use super::auth::User;
 use super::resources::ResourceInfo;
 use super::selectors::{FieldSelector, LabelSelector};
 
@@ -30,6 +31,29 @@ pub(crate) struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
+    pub field_validation: FieldValidation,
+}
+
+/// `fieldValidation`: what becomes of fields the kind's schema does not declare.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) enum FieldValidation {
+    /// Dropped silently.
+    Ignore,
+    /// Dropped, each named in a `Warning` header (the server's default).
+    #[default]
+    Warn,
+    /// The request is refused.
+    Strict,
+}
+
+/// What one request brings and collects while the API handles it.
+#[derive(Debug, Default)]
+pub(crate) struct RequestContext {
+    /// Who asks; None for the simulator's own writes (controllers, garbage collection, bootstrap).
+    pub user: Option<User>,
+    pub field_validation: FieldValidation,
+    /// `Warning` headers for the response.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -24,6 +24,11 @@ pub struct ResourceInfo {
     pub list_keys: BTreeMap<String, Vec<String>>,
     /// For custom resources: paths whose `x-kubernetes-list-type` is `set`.
     pub list_sets: Vec<String>,
+    /// Reviews and requests that are answered, never stored (SelfSubjectAccessReview, TokenReview ...):
+    /// `create` is their only verb.
+    pub create_only: bool,
+    /// ServiceAccounts: the `token` subresource (TokenRequest).
+    pub has_token: bool,
 }
 
 impl ResourceInfo {
@@ -53,16 +58,20 @@ impl ResourceInfo {
     }
 
     fn list_entry(&self) -> Value {
-        let mut verbs = vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ];
+        let mut verbs = if self.create_only {
+            vec!["create"]
+        } else {
+            vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
+        };
         if self.plural == "namespaces" {
             verbs.retain(|v| *v != "deletecollection");
         }
@@ -72,8 +81,10 @@ impl ResourceInfo {
             "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": verbs,
-            "storageVersionHash": storage_hash(&self.group, &self.version, &self.kind),
         });
+        if !self.create_only {
+            v["storageVersionHash"] = json!(storage_hash(&self.group, &self.version, &self.kind));
+        }
         if !self.short_names.is_empty() {
             v["shortNames"] = json!(self.short_names);
         }
@@ -102,6 +113,12 @@ impl ResourceInfo {
                 "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
             }));
         }
+        if self.has_token {
+            out.push(json!({
+                "name": format!("{}/token", self.plural), "singularName": "", "namespaced": self.namespaced,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"],
+            }));
+        }
         out
     }
 }
@@ -126,7 +143,6 @@ pub struct Registry {
     resources: BTreeMap<(String, String, String), ResourceInfo>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn builtin(
     group: &str,
     version: &str,
@@ -134,8 +150,6 @@ fn builtin(
     plural: &str,
     namespaced: bool,
     short: &[&str],
-    status: bool,
-    scale: bool,
 ) -> ResourceInfo {
     ResourceInfo {
         group: group.into(),
@@ -153,11 +167,39 @@ fn builtin(
         } else {
             vec![]
         },
-        has_status: status,
-        has_scale: scale,
+        has_status: false,
+        has_scale: false,
         builtin: true,
         list_keys: BTreeMap::new(),
         list_sets: Vec::new(),
+        create_only: false,
+        has_token: plural == "serviceaccounts",
+    }
+}
+
+impl ResourceInfo {
+    /// Serves the `status` subresource.
+    fn with_status(self) -> Self {
+        ResourceInfo {
+            has_status: true,
+            ..self
+        }
+    }
+
+    /// Serves the `scale` subresource.
+    fn with_scale(self) -> Self {
+        ResourceInfo {
+            has_scale: true,
+            ..self
+        }
+    }
+}
+
+/// A review: created, answered, never stored.
+fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceInfo {
+    ResourceInfo {
+        create_only: true,
+        ..builtin(group, "v1", kind, plural, namespaced, &[])
     }
 }
 
@@ -165,20 +207,11 @@ impl Registry {
     pub fn with_builtins() -> Self {
         let mut r = Registry::default();
         let all = [
-            builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, false),
-            builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false),
-            builtin("", "v1", "Secret", "secrets", true, &[], false, false),
-            builtin("", "v1", "Service", "services", true, &["svc"], true, false),
-            builtin(
-                "",
-                "v1",
-                "ServiceAccount",
-                "serviceaccounts",
-                true,
-                &["sa"],
-                false,
-                false,
-            ),
+            builtin("", "v1", "Namespace", "namespaces", false, &["ns"]).with_status(),
+            builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
+            builtin("", "v1", "Secret", "secrets", true, &[]),
+            builtin("", "v1", "Service", "services", true, &["svc"]).with_status(),
+            builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
             builtin(
                 "",
                 "v1",
@@ -186,31 +219,14 @@ impl Registry {
                 "persistentvolumeclaims",
                 true,
                 &["pvc"],
-                true,
-                false,
-            ),
-            builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
-            builtin("", "v1", "Node", "nodes", false, &["no"], true, false),
-            builtin(
-                "",
-                "v1",
-                "PersistentVolume",
-                "persistentvolumes",
-                false,
-                &["pv"],
-                true,
-                false,
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "ReplicaSet",
-                "replicasets",
-                true,
-                &["rs"],
-                true,
-                true,
-            ),
+            )
+            .with_status(),
+            builtin("", "v1", "Pod", "pods", true, &["po"]).with_status(),
+            builtin("", "v1", "Node", "nodes", false, &["no"]).with_status(),
+            builtin("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"]).with_status(),
+            builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"])
+                .with_status()
+                .with_scale(),
             builtin(
                 "storage.k8s.io",
                 "v1",
@@ -218,61 +234,18 @@ impl Registry {
                 "storageclasses",
                 false,
                 &["sc"],
-                false,
-                false,
             ),
-            builtin("", "v1", "Event", "events", true, &["ev"], false, false),
-            builtin(
-                "apps",
-                "v1",
-                "Deployment",
-                "deployments",
-                true,
-                &["deploy"],
-                true,
-                true,
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "StatefulSet",
-                "statefulsets",
-                true,
-                &["sts"],
-                true,
-                true,
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "DaemonSet",
-                "daemonsets",
-                true,
-                &["ds"],
-                true,
-                false,
-            ),
-            builtin("batch", "v1", "Job", "jobs", true, &[], true, false),
-            builtin(
-                "coordination.k8s.io",
-                "v1",
-                "Lease",
-                "leases",
-                true,
-                &[],
-                false,
-                false,
-            ),
-            builtin(
-                "rbac.authorization.k8s.io",
-                "v1",
-                "Role",
-                "roles",
-                true,
-                &[],
-                false,
-                false,
-            ),
+            builtin("", "v1", "Event", "events", true, &["ev"]),
+            builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"])
+                .with_status()
+                .with_scale(),
+            builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"])
+                .with_status()
+                .with_scale(),
+            builtin("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]).with_status(),
+            builtin("batch", "v1", "Job", "jobs", true, &[]).with_status(),
+            builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+            builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
             builtin(
                 "rbac.authorization.k8s.io",
                 "v1",
@@ -280,8 +253,6 @@ impl Registry {
                 "rolebindings",
                 true,
                 &[],
-                false,
-                false,
             ),
             builtin(
                 "rbac.authorization.k8s.io",
@@ -290,8 +261,6 @@ impl Registry {
                 "clusterroles",
                 false,
                 &[],
-                false,
-                false,
             ),
             builtin(
                 "rbac.authorization.k8s.io",
@@ -300,8 +269,6 @@ impl Registry {
                 "clusterrolebindings",
                 false,
                 &[],
-                false,
-                false,
             ),
             builtin(
                 "policy",
@@ -310,9 +277,8 @@ impl Registry {
                 "poddisruptionbudgets",
                 true,
                 &["pdb"],
-                true,
-                false,
-            ),
+            )
+            .with_status(),
             builtin(
                 "networking.k8s.io",
                 "v1",
@@ -320,19 +286,8 @@ impl Registry {
                 "networkpolicies",
                 true,
                 &["netpol"],
-                false,
-                false,
             ),
-            builtin(
-                "networking.k8s.io",
-                "v1",
-                "Ingress",
-                "ingresses",
-                true,
-                &["ing"],
-                true,
-                false,
-            ),
+            builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).with_status(),
             builtin(
                 "apiextensions.k8s.io",
                 "v1",
@@ -340,8 +295,38 @@ impl Registry {
                 "customresourcedefinitions",
                 false,
                 &["crd", "crds"],
-                true,
+            )
+            .with_status(),
+            review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
+            review(
+                "authentication.k8s.io",
+                "SelfSubjectReview",
+                "selfsubjectreviews",
                 false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "SelfSubjectRulesReview",
+                "selfsubjectrulesreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "SubjectAccessReview",
+                "subjectaccessreviews",
+                false,
+            ),
+            review(
+                "authorization.k8s.io",
+                "LocalSubjectAccessReview",
+                "localsubjectaccessreviews",
+                true,
             ),
         ];
         for info in all {

@@ -27,6 +27,10 @@ pub struct RequestRecord {
     pub dry_run: bool,
     /// HTTP status answered; 0 when the connection was dropped on purpose.
     pub status: u16,
+    /// The authenticated user (`system:anonymous` without credentials; empty when authentication failed).
+    pub user: String,
+    /// The `Warning` headers of the answer (unknown fields dropped, for example).
+    pub warnings: Vec<String>,
 }
 
 impl RequestRecord {
@@ -146,6 +150,8 @@ mod tests {
 
     fn rec(verb: &str, dry_run: bool) -> RequestRecord {
         RequestRecord {
+            user: String::new(),
+            warnings: Vec::new(),
             seq: 0,
             at: Duration::ZERO,
             method: "PATCH".into(),

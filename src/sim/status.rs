@@ -28,6 +28,11 @@ impl ApiError {
         self.details = Some(Box::new(details));
     }
 
+    /// No valid credentials: kube-apiserver says no more than this.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -101,12 +106,34 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// A body in a media type the resource has no decoder for; built-in kinds also take protobuf.
+    pub fn unsupported_media_type(builtin: bool) -> Self {
+        let accepted = if builtin {
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        } else {
+            "application/json, application/yaml"
+        };
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (this simulated cluster does not decode protobuf); got {content_type:?}"
+                "the body of the request was in an unknown format - accepted media types include: {accepted}"
+            ),
+        )
+    }
+
+    /// A PATCH in a media type that is no patch format; strategic merge exists for built-in kinds only.
+    pub fn unsupported_patch_type(builtin: bool) -> Self {
+        let accepted = if builtin {
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+        } else {
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        };
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {accepted}"
             ),
         )
     }

@@ -4,7 +4,6 @@
 //! points somewhere new are objects fetched, and only then is a snapshot read, straight from the object
 //! database: no checkout and no working tree, so nothing outside the commit can leak into a snapshot.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,14 +13,19 @@ use rand::Rng as _;
 
 use super::commit::commit_info;
 use super::credentials::{CallbackReport, GitCredentials, callbacks, credentials_apply};
+use super::tree::{TreeError, read_tree};
 use super::url::{RemoteUrl, Transport};
-use super::{DEFAULT_MAX_FILE_SIZE, Revision, Snapshot, SnapshotEntry, SourceError};
+use super::verify::{AllowedSigners, Signer, VerifyFailure, VerifyMode, verify_revision};
+use super::{DEFAULT_MAX_FILE_SIZE, Revision, Snapshot, SourceError};
 
 /// The file that must exist at the topology path of every commit Keelson reads.
 pub const TOPOLOGY_FILE: &str = "keelson.yaml";
 
 /// The one ref the cache keeps: the tracked remote ref is fetched into it.
 const TRACKED_REF: &str = "refs/keelson/tracked";
+/// Where a history fetch keeps the remote's HEAD.
+const REMOTE_HEAD_REF: &str = "refs/keelson/remote-head";
+const REMOTE_HEAD_SPEC: &str = "+HEAD:refs/keelson/remote-head";
 /// Marks a cache directory as Keelson's clone of one particular remote.
 const CACHE_MARKER_KEY: &str = "keelson.remote";
 
@@ -172,7 +176,7 @@ fn validate_short(reference: &str) -> Result<Vec<String>, SourceError> {
 }
 
 /// Normalises the sub-path: `/`-separated, no leading `./` or `/`, no `..`.
-fn normalize_path(path: &str) -> Result<String, SourceError> {
+pub(crate) fn normalize_path(path: &str) -> Result<String, SourceError> {
     let mut parts = Vec::new();
     for part in path.split('/') {
         match part {
@@ -288,6 +292,41 @@ impl GitSource {
         lock(&self.inner).last_revision.clone()
     }
 
+    /// Fetches every branch and tag of the remote, with their whole history, into a second bare cache clone
+    /// (never shallow, so `HEAD~3` and merge bases resolve), and returns it opened. A plain-path repository is
+    /// opened in place instead. Blocks: for one-shot commands that name revisions the way `git` does.
+    pub fn fetch_history(&self) -> Result<Repository, SourceError> {
+        lock(&self.inner).fetch_history()
+    }
+
+    /// Checks the signature of a snapshot this source read (see [`super::verify::verify_revision`]): the
+    /// commit itself (`head`), or an annotated tag at it (`tag`: the tags are fetched first). Blocks.
+    pub fn verify_blocking(
+        &self,
+        snapshot: &Snapshot,
+        mode: VerifyMode,
+        allowed: &AllowedSigners,
+    ) -> Result<Signer, VerifyFailure> {
+        lock(&self.inner).verify(snapshot, mode, allowed)
+    }
+
+    /// [`GitSource::verify_blocking`] off the async runtime.
+    pub async fn verify(
+        &self,
+        snapshot: Snapshot,
+        mode: VerifyMode,
+        allowed: Arc<AllowedSigners>,
+    ) -> Result<Signer, VerifyFailure> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || lock(&inner).verify(&snapshot, mode, &allowed))
+            .await
+            .map_err(|e| {
+                VerifyFailure::Source(SourceError::Task {
+                    message: e.to_string(),
+                })
+            })?
+    }
+
     /// The bare clone used for this remote.
     pub fn cache_path(&self) -> PathBuf {
         lock(&self.inner).repo_dir.clone()
@@ -339,6 +378,15 @@ fn cache_name(url: &RemoteUrl) -> String {
     format!("{}-{hash}.git", if stem.is_empty() { "repo" } else { stem })
 }
 
+/// The history clone beside a remote's polling clone: `topology-1a2b.git` -> `topology-1a2b.history.git`.
+fn history_dir(repo_dir: &Path) -> PathBuf {
+    let name = repo_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".git").to_string())
+        .unwrap_or_else(|| "repo".to_string());
+    repo_dir.with_file_name(format!("{name}.history.git"))
+}
+
 /// Where a failure happened, to decide whether wiping the cache can help.
 enum Failure {
     Cache(SourceError),
@@ -348,6 +396,49 @@ enum Failure {
 impl Inner {
     fn reference(&self) -> &str {
         &self.config.reference
+    }
+
+    fn verify(
+        &mut self,
+        snapshot: &Snapshot,
+        mode: VerifyMode,
+        allowed: &AllowedSigners,
+    ) -> Result<Signer, VerifyFailure> {
+        let commit = Oid::from_str(&snapshot.revision.id).map_err(|_| {
+            VerifyFailure::Source(SourceError::InvalidRef {
+                reference: snapshot.revision.id.clone(),
+                reason: "not a commit sha".into(),
+            })
+        })?;
+        let repo = match self.url.direct_path() {
+            Some(path) => {
+                Repository::open(&path).map_err(|source| SourceError::LocalRepository { path, source })?
+            }
+            None => self.open_cache(&self.repo_dir)?,
+        };
+        let mut tag = None;
+        if mode == VerifyMode::Tag {
+            if self.url.direct_path().is_none() {
+                let mut cost = PollCost::default();
+                self.fetch_refspecs(&repo, &["+refs/tags/*:refs/tags/*"], 0, &mut cost)
+                    .map_err(|e| match self.classify_fetch_error(e) {
+                        Failure::Cache(e) | Failure::Other(e) => e,
+                    })?;
+                self.stats.fetches += cost.fetches;
+            }
+            // The ref itself, when it names an annotated tag; otherwise any tag at the commit will do.
+            let name = self.reference().to_string();
+            let candidates = [name.clone(), format!("refs/tags/{name}")];
+            tag = candidates
+                .iter()
+                .filter_map(|n| repo.find_reference(n).ok())
+                .filter_map(|r| r.target())
+                .find(|oid| {
+                    repo.find_object(*oid, None)
+                        .is_ok_and(|o| o.kind() == Some(git2::ObjectType::Tag))
+                });
+        }
+        verify_revision(&repo, commit, tag, mode, allowed).map_err(VerifyFailure::Refused)
     }
 
     fn poll(&mut self) -> Result<PollOutcome, SourceError> {
@@ -409,7 +500,7 @@ impl Inner {
                 });
             }
         }
-        let repo = self.open_cache().map_err(Failure::Cache)?;
+        let repo = self.open_cache(&self.repo_dir).map_err(Failure::Cache)?;
         let commit_oid = match self.peel_commit(&repo, wanted)? {
             Some(oid) => oid,
             None => {
@@ -441,6 +532,51 @@ impl Inner {
         repo.reference(TRACKED_REF, commit_oid, true, "keelson: tracked commit")
             .map_err(|e| self.cache_error(e))?;
         self.read_new_commit(&repo, commit_oid, cost)
+    }
+
+    fn fetch_history(&mut self) -> Result<Repository, SourceError> {
+        if let Some(path) = self.url.direct_path() {
+            return Repository::open(&path).map_err(|source| SourceError::LocalRepository { path, source });
+        }
+        let dir = history_dir(&self.repo_dir);
+        let mut cost = PollCost::default();
+        let result = match self.fetch_history_into(&dir, &mut cost) {
+            Err(Failure::Cache(err)) => {
+                tracing::warn!(remote = %self.url, cache = %dir.display(), error = %err,
+                    "git history cache unusable, cloning again");
+                remove_path(&dir)
+                    .map_err(|source| SourceError::CacheIo {
+                        dir: dir.clone(),
+                        source,
+                    })
+                    .map_err(Failure::Other)
+                    .and_then(|()| self.fetch_history_into(&dir, &mut cost))
+            }
+            other => other,
+        };
+        self.stats.fetches += cost.fetches;
+        self.stats.bytes_received += cost.bytes_received;
+        self.stats.objects_received += cost.objects_received;
+        result.map_err(|(Failure::Cache(e) | Failure::Other(e))| e)
+    }
+
+    fn fetch_history_into(&self, dir: &Path, cost: &mut PollCost) -> Result<Repository, Failure> {
+        let repo = self.open_cache(dir).map_err(Failure::Cache)?;
+        // Branches under both names a CI checkout knows (`main` and `origin/main`), tags, and the remote's
+        // HEAD, which becomes the cache's detached HEAD so that `HEAD~1` means what it means in a clone.
+        let specs = [
+            "+refs/heads/*:refs/heads/*",
+            "+refs/heads/*:refs/remotes/origin/*",
+            "+refs/tags/*:refs/tags/*",
+            REMOTE_HEAD_SPEC,
+        ];
+        self.fetch_refspecs_pruning(&repo, &specs, 0, true, cost)
+            .map_err(|e| self.classify_fetch_error(e))?;
+        let head = repo.find_reference(REMOTE_HEAD_REF).ok().and_then(|r| r.target());
+        if let Some(head) = head {
+            repo.set_head_detached(head).map_err(|e| self.cache_error(e))?;
+        }
+        Ok(repo)
     }
 
     /// A repository given as a plain path (not `file://`, which goes through Git's transport like any remote,
@@ -590,8 +726,8 @@ impl Inner {
     }
 
     /// Opens the cache clone, creating it if absent and replacing it if it is not a clone of this remote.
-    fn open_cache(&self) -> Result<Repository, SourceError> {
-        let dir = &self.repo_dir;
+    fn open_cache(&self, dir: &Path) -> Result<Repository, SourceError> {
+        let dir = &dir.to_path_buf();
         if dir.exists() {
             let repo = Repository::open_bare(dir).map_err(|source| SourceError::Cache {
                 dir: dir.clone(),
@@ -708,6 +844,18 @@ impl Inner {
         depth: i32,
         cost: &mut PollCost,
     ) -> Result<(), FetchError> {
+        self.fetch_refspecs_pruning(repo, specs, depth, false, cost)
+    }
+
+    /// `prune`: refs the remote no longer has are removed from the cache, so a deleted branch stops resolving.
+    fn fetch_refspecs_pruning(
+        &self,
+        repo: &Repository,
+        specs: &[&str],
+        depth: i32,
+        prune: bool,
+        cost: &mut PollCost,
+    ) -> Result<(), FetchError> {
         let mut remote = repo
             .remote_anonymous(&self.url.git_url)
             .map_err(|e| FetchError(e, None))?;
@@ -721,6 +869,11 @@ impl Inner {
             .download_tags(git2::AutotagOption::None)
             .update_fetchhead(false)
             .depth(depth)
+            .prune(if prune {
+                git2::FetchPrune::On
+            } else {
+                git2::FetchPrune::Unspecified
+            })
             .proxy_options(proxy_options());
         cost.fetches += 1;
         let result = remote.fetch(specs, Some(&mut options), None);
@@ -789,80 +942,24 @@ impl Inner {
     }
 
     fn read_snapshot(&self, repo: &Repository, commit_oid: Oid) -> Result<Snapshot, Failure> {
-        let read_err = |e: git2::Error| self.cache_error(e);
-        let commit = repo.find_commit(commit_oid).map_err(read_err)?;
-        let tree = commit.tree().map_err(read_err)?;
-        let missing_path = || {
-            Failure::Other(SourceError::MissingPath {
-                remote: self.url.display.clone(),
-                reference: self.reference().to_string(),
-                commit: commit_oid.to_string(),
-                path: self.path.clone(),
-            })
-        };
-        let root = if self.path.is_empty() {
-            tree
-        } else {
-            let entry = tree.get_path(Path::new(&self.path)).map_err(|_| missing_path())?;
-            if entry.kind() != Some(git2::ObjectType::Tree) {
-                return Err(missing_path());
-            }
-            repo.find_tree(entry.id()).map_err(read_err)?
-        };
-        let odb = repo.odb().map_err(read_err)?;
-        let mut entries = BTreeMap::new();
-        let mut pending = vec![(root, String::new())];
-        while let Some((tree, prefix)) = pending.pop() {
-            for entry in tree.iter() {
-                let Ok(name) = entry.name() else {
-                    return Err(Failure::Other(SourceError::NonUtf8Path {
-                        path: PathBuf::from(format!(
-                            "{prefix}/{}",
-                            String::from_utf8_lossy(entry.name_bytes())
-                        )),
-                    }));
-                };
-                let rel = if prefix.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                match entry.filemode() {
-                    0o040000 => pending.push((repo.find_tree(entry.id()).map_err(read_err)?, rel)),
-                    0o160000 => {
-                        entries.insert(rel, SnapshotEntry::Submodule);
-                    }
-                    0o120000 => {
-                        let blob = repo.find_blob(entry.id()).map_err(read_err)?;
-                        let target = String::from_utf8_lossy(blob.content()).into_owned();
-                        entries.insert(rel, SnapshotEntry::Symlink { target });
-                    }
-                    _ => {
-                        // The header gives the size without inflating the object.
-                        let (size, _) = odb.read_header(entry.id()).map_err(read_err)?;
-                        let size = size as u64;
-                        if size > self.config.max_file_size {
-                            entries.insert(rel, SnapshotEntry::TooLarge { size });
-                        } else {
-                            let blob = repo.find_blob(entry.id()).map_err(read_err)?;
-                            entries.insert(rel, SnapshotEntry::File(blob.content().to_vec()));
-                        }
-                    }
-                }
-            }
-        }
-        if !entries.contains_key(TOPOLOGY_FILE) {
-            return Err(Failure::Other(SourceError::MissingTopologyFile {
-                remote: self.url.display.clone(),
-                reference: self.reference().to_string(),
-                commit: commit_oid.to_string(),
-                path: if self.path.is_empty() {
-                    TOPOLOGY_FILE.to_string()
-                } else {
-                    format!("{}/{TOPOLOGY_FILE}", self.path)
-                },
-            }));
-        }
+        let entries =
+            read_tree(repo, commit_oid, &self.path, self.config.max_file_size).map_err(|e| match e {
+                TreeError::Git(e) => self.cache_error(e),
+                TreeError::MissingPath => Failure::Other(SourceError::MissingPath {
+                    remote: self.url.display.clone(),
+                    reference: self.reference().to_string(),
+                    commit: commit_oid.to_string(),
+                    path: self.path.clone(),
+                }),
+                TreeError::MissingTopologyFile(path) => Failure::Other(SourceError::MissingTopologyFile {
+                    remote: self.url.display.clone(),
+                    reference: self.reference().to_string(),
+                    commit: commit_oid.to_string(),
+                    path,
+                }),
+                TreeError::NonUtf8Path(path) => Failure::Other(SourceError::NonUtf8Path { path }),
+            })?;
+        let commit = repo.find_commit(commit_oid).map_err(|e| self.cache_error(e))?;
         let revision = Revision {
             id: commit_oid.to_string(),
             origin: format!("{}@{}", self.url.display, self.reference()),

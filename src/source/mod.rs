@@ -6,9 +6,12 @@
 mod commit;
 mod credentials;
 mod git;
+mod history;
 mod known_hosts;
 mod snapshot;
+mod tree;
 mod url;
+pub mod verify;
 pub mod watch;
 pub mod webhook;
 
@@ -19,6 +22,7 @@ pub use credentials::{GitCredentials, Secret};
 pub use git::{
     GitSource, GitSourceConfig, PollCost, PollOutcome, SourceStats, TOPOLOGY_FILE, default_cache_dir,
 };
+pub use history::{History, ResolvedRevision};
 pub use known_hosts::{HostKeyCheck, KnownHosts};
 pub use snapshot::{CommitInfo, DEFAULT_MAX_FILE_SIZE, Revision, Snapshot, SnapshotEntry};
 pub use url::{RemoteUrl, Transport, redact_url};
@@ -71,6 +75,12 @@ pub enum SourceError {
     },
     #[error("git remote {remote}: SSH host key refused: {reason}")]
     HostKey { remote: String, reason: String },
+    #[error("{origin}: revision {revision:?}: {reason}")]
+    InvalidRevision {
+        origin: String,
+        revision: String,
+        reason: String,
+    },
     #[error("git remote {remote}: ref {reference:?} not found")]
     RefNotFound { remote: String, reference: String },
     #[error("git remote {remote}: repository is empty (no commits)")]

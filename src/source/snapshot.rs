@@ -57,6 +57,8 @@ pub enum SnapshotEntry {
 pub struct Snapshot {
     pub revision: Revision,
     pub commit: Option<CommitInfo>,
+    /// Who signed the commit (or its tag), when signatures were verified before the snapshot was taken.
+    pub signer: Option<super::verify::Signer>,
     entries: BTreeMap<String, SnapshotEntry>,
 }
 
@@ -69,6 +71,7 @@ impl Snapshot {
         Self {
             revision,
             commit,
+            signer: None,
             entries,
         }
     }
@@ -153,6 +156,7 @@ impl Snapshot {
         Ok(Self {
             revision,
             commit: None,
+            signer: None,
             entries,
         })
     }

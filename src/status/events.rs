@@ -1,13 +1,10 @@
-//! Kubernetes Events (core/v1) about passes and components, attached to the status ConfigMap so that
+//! Kubernetes Events about passes and components, attached to the status ConfigMap so that
 //! `kubectl describe cm keelson-status` and `kubectl get events` show them.
-
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, PostParams};
 
 use super::StatusError;
 use super::store::STATUS_CONFIGMAP;
-use crate::cluster::Kube;
+use crate::cluster::{EventRecord, Kube};
+use crate::object::ObjectRef;
 
 /// `Normal` or `Warning`, as Kubernetes spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +12,18 @@ pub enum EventType {
     Normal,
     Warning,
 }
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// The API limits an Event message to 1 KiB; longer texts (topology diagnostics) are cut.
+const MAX_MESSAGE: usize = 1000;
 
 /// Creates one Event in `namespace` about the status ConfigMap.
 pub async fn emit(
@@ -24,57 +33,53 @@ pub async fn emit(
     reason: &str,
     message: &str,
 ) -> Result<(), StatusError> {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let name = format!(
-        "{STATUS_CONFIGMAP}.{:x}{:04x}",
-        now.as_nanosecond(),
-        rand::random::<u16>()
-    );
-    // The API limits an Event message to 1 KiB; longer texts (topology diagnostics) are cut.
-    let message: String = if message.len() > 1000 {
-        let mut cut = 1000;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}...", &message[..cut])
-    } else {
-        message.to_string()
+    let regarding = ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: Some(namespace.to_string()),
+        name: STATUS_CONFIGMAP.into(),
     };
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(namespace.to_string()),
-            ..ObjectMeta::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("ConfigMap".into()),
-            name: Some(STATUS_CONFIGMAP.into()),
-            namespace: Some(namespace.to_string()),
-            ..ObjectReference::default()
-        },
-        reason: Some(reason.to_string()),
-        message: Some(message),
-        type_: Some(match kind {
-            EventType::Normal => "Normal".into(),
-            EventType::Warning => "Warning".into(),
-        }),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        count: Some(1),
-        source: Some(EventSource {
-            component: Some("keelson".into()),
-            ..EventSource::default()
-        }),
-        reporting_component: Some("keelson".into()),
-        ..Event::default()
+    let message = cut(message);
+    let event = EventRecord {
+        regarding: &regarding,
+        kind: kind.as_str(),
+        reason,
+        message: &message,
+        component: "keelson",
     };
-    let api: Api<Event> = Api::namespaced(kube.client().clone(), namespace);
-    api.create(&PostParams::default(), &event)
+    kube.record_event(&event)
         .await
-        .map(|_| ())
         .map_err(|source| StatusError::Event {
             reason: reason.to_string(),
             source,
         })
+}
+
+fn cut(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(600);
+        let cut = cut(&long);
+        assert!(
+            cut.ends_with("...") && cut.len() <= MAX_MESSAGE + 3,
+            "{}",
+            cut.len()
+        );
+        assert_eq!(cut.trim_end_matches("...").chars().count(), 500);
+    }
 }

@@ -9,9 +9,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// How a pass ended (`succeeded`, `failed`, `stalled`, `error`, `cancelled`) and why, in one word:
+/// `applied`, `unchanged`, `drift_corrected`, `cancelled`, `health`, `apply`, `invalid_topology`, `render`,
+/// `refused`, `api`, ... (the error kinds of the pass and cluster errors).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
+pub struct PassLabels {
     pub result: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,7 +31,7 @@ pub struct WaveLabel {
 /// Every metric the daemon exports, registered once.
 pub struct Metrics {
     registry: Registry,
-    pub passes: Family<ResultLabel, Counter>,
+    pub passes: Family<PassLabels, Counter>,
     pub pass_duration: Histogram,
     pub wave_duration: Family<WaveLabel, Histogram>,
     pub objects: Family<ActionLabel, Counter>,
@@ -54,8 +58,8 @@ fn duration_histogram() -> Histogram {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("keelson");
-        let passes = Family::<ResultLabel, Counter>::default();
-        registry.register("passes", "Reconcile passes by result", passes.clone());
+        let passes = Family::<PassLabels, Counter>::default();
+        registry.register("passes", "Reconcile passes by result and reason", passes.clone());
         let pass_duration = duration_histogram();
         registry.register(
             "pass_duration_seconds",
@@ -129,12 +133,37 @@ impl Metrics {
         text
     }
 
-    pub fn pass(&self, result: &str) {
+    pub fn pass(&self, result: &str, reason: &str) {
         self.passes
-            .get_or_create(&ResultLabel {
+            .get_or_create(&PassLabels {
                 result: result.to_string(),
+                reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Objects a pass created, updated, deleted and left unchanged.
+    pub fn counts(&self, counts: &super::ObjectCounts) {
+        self.objects("created", counts.created);
+        self.objects("updated", counts.updated);
+        self.objects("deleted", counts.deleted);
+        self.objects("unchanged", counts.unchanged);
+    }
+
+    /// Seconds from the first start to the last finish of wave `wave` (0-based).
+    pub fn wave(&self, wave: usize, seconds: f64) {
+        self.wave_duration
+            .get_or_create(&WaveLabel {
+                wave: wave.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// A pass converged now.
+    pub fn applied_now(&self) {
+        if let Ok(since_epoch) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            self.last_applied_timestamp.set(since_epoch.as_secs_f64());
+        }
     }
 
     pub fn objects(&self, action: &str, n: usize) {

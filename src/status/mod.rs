@@ -14,8 +14,8 @@ use std::sync::{Mutex, PoisonError};
 pub use events::EventType;
 pub use metrics::Metrics;
 pub use model::{
-    ComponentPhase, ComponentStatus, Condition, HISTORY_LEN, HistoryEntry, ObjectCounts, PassResult, Phase,
-    Status, now_rfc3339,
+    ComponentPhase, ComponentStatus, Condition, HISTORY_LEN, HandledReconcile, HistoryEntry, ObjectCounts,
+    PassResult, Phase, Status, now_rfc3339,
 };
 pub use store::{
     CONTROL_CONFIGMAP, Control, STATUS_CONFIGMAP, STATUS_FIELD_MANAGER, read_control, read_status,
@@ -40,11 +40,11 @@ pub enum StatusError {
     },
     #[error("{object}: invalid: {reason}")]
     Invalid { object: String, reason: String },
-    #[error("event {reason}: create failed: {source}")]
+    #[error("event {reason}: {source}")]
     Event {
         reason: String,
         #[source]
-        source: kube::Error,
+        source: ClusterError,
     },
     #[error("HTTP listener {addr}: {source}")]
     Listen {

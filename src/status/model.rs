@@ -155,6 +155,19 @@ pub struct HistoryEntry {
     pub counts: ObjectCounts,
 }
 
+/// The daemon's answer to the last `keelson reconcile`: which request, and how the pass it ran ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandledReconcile {
+    /// The request's token, as written to the control object.
+    pub requested_at: String,
+    pub revision: String,
+    /// `Succeeded`, `Failed`, `Stalled`, `Error`, or `Suspended` when no pass could run.
+    pub result: String,
+    pub message: String,
+    pub end: String,
+}
+
 /// The whole status document, stored as JSON in the status ConfigMap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -185,6 +198,11 @@ pub struct Status {
     /// Owned objects re-applied because they differed from Git outside a new revision.
     #[serde(default)]
     pub drift_corrections: u64,
+    /// Where the inventory of the applied objects is kept (`keelson status -o wide` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile: Option<HandledReconcile>,
     /// Newest first, at most [`HISTORY_LEN`].
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
@@ -236,10 +254,7 @@ impl Status {
 
 /// The current time as RFC 3339 (UTC, second precision) for status fields.
 pub fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now().to_string())
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

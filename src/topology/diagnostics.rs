@@ -2,22 +2,27 @@
 
 use std::fmt;
 
-/// One problem, displayed as `file:line:column: field.path: message`.
+/// One problem, displayed as `file:line:column: field.path: message`, or `file:line: field: message` when it
+/// has no column (findings in oslo.config files, whose field is `[group] option`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
     /// Repo-relative path of the file the problem is in.
     pub file: String,
     /// 1-based; 1 when the problem is about the file as a whole.
     pub line: usize,
-    /// 1-based; 1 when the problem is about the file as a whole.
+    /// 1-based; 1 when the problem is about the file as a whole; 0 when it is about a whole line.
     pub column: usize,
-    /// Field path inside the document (`spec.ports[0].port`), or `.` for the whole document.
+    /// Field path inside the document (`spec.ports[0].port`), `[group] option` in an oslo.config file, or
+    /// `.` for the whole document.
     pub field: String,
     pub message: String,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column == 0 {
+            return write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}: {}",

@@ -7,12 +7,16 @@ use std::time::Duration;
 use crate::source::{DEFAULT_MAX_FILE_SIZE, Snapshot, SnapshotEntry};
 use crate::yaml::{self, Document, Location, YamlError};
 
+use super::checks::{
+    check_bootstrap, check_bootstrap_fields, check_no_workload, check_pod_details, check_secret_references,
+    check_secret_specs,
+};
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::spec::{
-    API_VERSION, ConfigFile, EnvVar, JobSpec, Policy, Probe, ServiceDocument, ServiceSpec, TopologyDocument,
-    TopologySpec, Volume, WorkloadKind,
+    API_VERSION, ConfigFile, EnvVar, JobSpec, MountPropagation, Policy, Probe, ServiceDocument, ServiceSpec,
+    TopologyDocument, TopologySpec, Volume, WorkloadKind,
 };
-use super::{Component, RawManifest, Topology, graph, image, names, policy};
+use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy, suggest};
 
 /// The root document of a topology.
 pub const TOPOLOGY_FILE: &str = "keelson.yaml";
@@ -26,11 +30,38 @@ const MAX_SHAPE_ERRORS: usize = 20;
 const MAX_STATEFULSET_NAME: usize = 52;
 /// `-<8 hex>` plus the `-` between component and job name in a rendered Job's name.
 const JOB_NAME_OVERHEAD: usize = 10;
+/// The component that holds keelson.yaml's `spec.secrets`. Not a DNS label, so no service file can
+/// take the name; every other component depends on it.
+pub const SHARED_COMPONENT: &str = "keelson.yaml";
+/// Names of the Jobs the `database`, `messaging` and `identity` fields render; a written job may not
+/// take them.
+pub const BOOTSTRAP_JOB_NAMES: &[&str] = &[
+    "db-init",
+    "rabbit-init",
+    "ks-register",
+    "ks-domain",
+    "ks-bootstrap",
+];
 
 /// Parses and validates the topology in `snapshot`. Either every component is valid and every
 /// reference resolves, or the result lists every problem found.
-#[tracing::instrument(skip_all, fields(revision = %snapshot.revision.id))]
 pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
+    load_with_warnings(snapshot).result
+}
+
+/// What validating a topology found: the topology or every error, and in both cases the warnings
+/// (deprecated configuration), which never block.
+#[derive(Debug)]
+pub struct Loaded {
+    pub result: Result<Topology, Diagnostics>,
+    pub warnings: Diagnostics,
+    /// The oslo.config files checked against option data (`spec.configSchemas`).
+    pub checked_config_files: Vec<oslo::CheckedFile>,
+}
+
+/// [`load`], with the warnings and what was checked against option data.
+#[tracing::instrument(skip_all, fields(revision = %snapshot.revision.id))]
+pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
     let mut diags = Vec::new();
     let root = load_topology_document(snapshot, &mut diags);
     let fallback;
@@ -38,12 +69,14 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
         Some(root) => Context {
             spec: &root.document.spec,
             namespace_known: names::dns1123_label(&root.document.spec.namespace).is_ok(),
+            policy_known: true,
         },
         None => {
             fallback = fallback_spec();
             Context {
                 spec: &fallback,
                 namespace_known: false,
+                policy_known: false,
             }
         }
     };
@@ -66,13 +99,20 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
         ));
     }
     for (path, entry) in snapshot.entries_under(SERVICES_DIR) {
+        let stem = path
+            .strip_prefix("services/")
+            .and_then(|p| p.strip_suffix(".yaml"));
         match load_service_file(path, entry, &mut diags) {
-            Some(service) => parsed.push(service),
+            Some(service) => {
+                // A renamed `metadata.name` is reported once, at the rename: the components that still
+                // name the file's component are not unknown.
+                if let Some(stem) = stem.filter(|s| *s != service.document.metadata.name) {
+                    unreadable.insert(stem.to_string());
+                }
+                parsed.push(service);
+            }
             None => {
-                if let Some(stem) = path
-                    .strip_prefix("services/")
-                    .and_then(|p| p.strip_suffix(".yaml"))
-                {
+                if let Some(stem) = stem {
                     unreadable.insert(stem.to_string());
                 }
             }
@@ -105,13 +145,47 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
 
     check_dependencies(&parsed, &names_seen, &unreadable, &mut diags);
     check_duplicate_objects(&components, context.spec, &mut diags);
+    let config = match &root {
+        Some(root) => {
+            let locate = |file: &str, field: &str| {
+                if file == TOPOLOGY_FILE {
+                    return root.doc.locate(field);
+                }
+                parsed
+                    .iter()
+                    .find(|service| service.file == file)
+                    .map_or(Location::START, |service| service.doc.locate(field))
+            };
+            let spec = &root.document.spec;
+            oslo::check_topology(
+                snapshot,
+                &spec.config_schemas,
+                &components,
+                &spec.images.tag,
+                &locate,
+            )
+        }
+        None => oslo::Outcome::default(),
+    };
+    diags.extend(config.errors);
+    if let Some(root) = &root {
+        check_secret_references(root, &parsed, &names_seen, &mut diags);
+        if !root.document.spec.secrets.is_empty() {
+            let shared = shared_component(root, context.spec);
+            for component in components.values_mut() {
+                component.spec.depends_on.insert(0, SHARED_COMPONENT.to_string());
+            }
+            components.insert(SHARED_COMPONENT.to_string(), shared);
+        }
+    }
 
     tracing::debug!(
         components = components.len(),
         problems = diags.len(),
+        warnings = config.warnings.len(),
         "topology checked"
     );
-    match root {
+    let result = match root {
         Some(root) if diags.is_empty() => Ok(Topology {
             name: root.document.metadata.name,
             spec: root.document.spec,
@@ -119,18 +193,94 @@ pub fn load(snapshot: &Snapshot) -> Result<Topology, Diagnostics> {
             components,
         }),
         _ => Err(Diagnostics::new(diags)),
+    };
+    Loaded {
+        result,
+        warnings: Diagnostics::new(config.warnings),
+        checked_config_files: config.checked,
     }
 }
 
-struct RootDocument {
-    document: TopologyDocument,
+pub(super) struct RootDocument {
+    pub(super) document: TopologyDocument,
+    /// Positions of keelson.yaml's fields, for findings about them made after loading.
+    pub(super) doc: Document,
     health_timeout: Duration,
+    /// Ciphertexts of the age files keelson.yaml's secrets name.
+    encrypted_files: BTreeMap<String, Vec<u8>>,
 }
 
-struct ParsedService {
-    file: String,
-    doc: Document,
-    document: ServiceDocument,
+/// keelson.yaml's `spec.secrets` as a component of their own, applied before every other.
+fn shared_component(root: &RootDocument, spec: &TopologySpec) -> Component {
+    let service = ServiceSpec {
+        workload: WorkloadKind::None,
+        secrets: spec.secrets.clone(),
+        ..empty_service_spec()
+    };
+    Component {
+        name: SHARED_COMPONENT.to_string(),
+        project: root.document.metadata.name.clone(),
+        file: TOPOLOGY_FILE.to_string(),
+        spec: service,
+        image: String::new(),
+        job_images: Vec::new(),
+        health_timeout: root.health_timeout,
+        config_contents: Vec::new(),
+        manifests: Vec::new(),
+        container_images: BTreeMap::new(),
+        toolbox_image: None,
+        encrypted_files: root.encrypted_files.clone(),
+    }
+}
+
+fn empty_service_spec() -> ServiceSpec {
+    // Every field of a ServiceSpec has a default; an empty mapping always deserializes.
+    serde_json::from_value(serde_json::json!({})).unwrap_or_else(|_| unreachable_spec())
+}
+
+#[cold]
+fn unreachable_spec() -> ServiceSpec {
+    ServiceSpec {
+        project: None,
+        depends_on: Vec::new(),
+        workload: WorkloadKind::None,
+        image: String::new(),
+        replicas: 1,
+        command: None,
+        args: Vec::new(),
+        env: Vec::new(),
+        ports: Vec::new(),
+        readiness_probe: None,
+        resources: None,
+        node_selector: BTreeMap::new(),
+        host_network: false,
+        privileged: false,
+        host_pid: false,
+        host_ipc: false,
+        volumes: Vec::new(),
+        init_containers: Vec::new(),
+        sidecars: Vec::new(),
+        termination_grace_period_seconds: None,
+        lifecycle: None,
+        anti_affinity: None,
+        topology_spread: Vec::new(),
+        disruption_budget: None,
+        secrets: Vec::new(),
+        database: None,
+        messaging: None,
+        identity: None,
+        config_files: Vec::new(),
+        jobs: Vec::new(),
+        health_timeout: None,
+        manifests: Vec::new(),
+        recreate_on_immutable_change: false,
+    }
+}
+
+pub(super) struct ParsedService {
+    pub(super) file: String,
+    pub(super) doc: Document,
+    pub(super) document: ServiceDocument,
 }
 
 /// What component checks need from `keelson.yaml`.
@@ -139,6 +289,9 @@ struct Context<'a> {
     /// False when `keelson.yaml` is broken: checks that compare against its namespace are skipped
     /// rather than reporting noise.
     namespace_known: bool,
+    /// False when `keelson.yaml` is broken: its policy is unknown, so the checks against it are skipped
+    /// (a default policy would refuse what the real one allows, once per component).
+    policy_known: bool,
 }
 
 fn fallback_spec() -> TopologySpec {
@@ -147,10 +300,14 @@ fn fallback_spec() -> TopologySpec {
         images: Default::default(),
         health_timeout: "10m".to_string(),
         policy: Policy::default(),
+        config_schemas: Vec::new(),
+        secrets: Vec::new(),
+        bootstrap: None,
+        tombstones: Default::default(),
     }
 }
 
-fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Diagnostic {
+pub(super) fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Diagnostic {
     Diagnostic {
         file: file.to_string(),
         line: at.line,
@@ -165,25 +322,25 @@ fn diag(file: &str, at: Location, field: &str, message: impl Into<String>) -> Di
 }
 
 /// Findings about one document.
-struct Check<'a> {
-    file: &'a str,
-    doc: &'a Document,
-    diags: &'a mut Vec<Diagnostic>,
+pub(super) struct Check<'a> {
+    pub(super) file: &'a str,
+    pub(super) doc: &'a Document,
+    pub(super) diags: &'a mut Vec<Diagnostic>,
 }
 
 impl Check<'_> {
-    fn at(&mut self, field: &str, message: impl Into<String>) {
+    pub(super) fn at(&mut self, field: &str, message: impl Into<String>) {
         let at = self.doc.locate(field);
         self.diags.push(diag(self.file, at, field, message));
     }
 
-    fn result(&mut self, field: &str, result: Result<(), String>) {
+    pub(super) fn result(&mut self, field: &str, result: Result<(), String>) {
         if let Err(message) = result {
             self.at(field, message);
         }
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.diags.len()
     }
 }
@@ -340,11 +497,19 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
             format!("{} is not a percentage (0-100)", policy.prune_budget_percent),
         );
     }
+    let encrypted_files = check_secret_specs(&mut check, snapshot, "spec.secrets", &spec.secrets);
+    check_bootstrap(&mut check, spec);
+    for (i, name) in spec.tombstones.secrets.iter().enumerate() {
+        let field = format!("spec.tombstones.secrets[{i}]");
+        check.result(&field, names::dns1123_subdomain(name));
+    }
     // Problems found here are already reported; the document is still the best guide for checking
     // the components, so it is returned all the same.
     Some(RootDocument {
         document,
+        doc,
         health_timeout,
+        encrypted_files,
     })
 }
 
@@ -463,11 +628,22 @@ fn check_component(
         }
     }
 
-    let image = match image::resolve(&spec.image, &topology.images) {
-        Ok(image) => image,
-        Err(e) => {
-            check.at("spec.image", e);
-            String::new()
+    let jobs_name_images = spec.jobs.iter().all(|j| j.image.is_some());
+    let image = if spec.image.is_empty() && spec.workload == WorkloadKind::None && jobs_name_images {
+        String::new()
+    } else if spec.image.is_empty() {
+        check.at(
+            "spec",
+            "missing field `image` (needed by the workload and by every job that names no image of its own)",
+        );
+        String::new()
+    } else {
+        match image::resolve(&spec.image, &topology.images) {
+            Ok(image) => image,
+            Err(e) => {
+                check.at("spec.image", e);
+                String::new()
+            }
         }
     };
 
@@ -490,6 +666,9 @@ fn check_component(
             "spec.replicas",
             "a DaemonSet runs one pod per node; remove replicas",
         );
+    }
+    if spec.workload == WorkloadKind::None {
+        check_no_workload(check, service, spec);
     }
     if spec.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
         check.at("spec.command", "must not be empty");
@@ -514,21 +693,36 @@ fn check_component(
         check.result(&format!("spec.nodeSelector.{key}"), names::label_key(key));
         check.result(&format!("spec.nodeSelector.{key}"), names::label_value(value));
     }
-    if spec.host_network && !topology.policy.allow_host_network {
+    if context.policy_known && spec.host_network && !topology.policy.allow_host_network {
         check.at(
             "spec.hostNetwork",
             "host networking is not allowed by keelson.yaml spec.policy.allowHostNetwork",
         );
     }
-    if spec.privileged && !topology.policy.allow_privileged {
+    if context.policy_known && spec.privileged && !topology.policy.allow_privileged {
         check.at(
             "spec.privileged",
             "privileged containers are not allowed by keelson.yaml spec.policy.allowPrivileged",
         );
     }
+    if context.policy_known && spec.host_pid && !topology.policy.allow_host_pid {
+        check.at(
+            "spec.hostPID",
+            "sharing the host's process namespace is not allowed by keelson.yaml spec.policy.allowHostPID",
+        );
+    }
+    if context.policy_known && spec.host_ipc && !topology.policy.allow_host_ipc {
+        check.at(
+            "spec.hostIPC",
+            "sharing the host's IPC namespace is not allowed by keelson.yaml spec.policy.allowHostIPC",
+        );
+    }
     check_volumes(check, spec);
+    let container_images = check_pod_details(check, spec, &image, topology, context.policy_known);
     let config_contents = check_config_files(check, snapshot, &spec.config_files);
     let job_images = check_jobs(check, name, &image, &topology.images, &spec.jobs);
+    let encrypted_files = check_secret_specs(check, snapshot, "spec.secrets", &spec.secrets);
+    let toolbox_image = check_bootstrap_fields(check, spec, topology, context.policy_known);
 
     let health_timeout = match &spec.health_timeout {
         Some(value) => parse_duration(value).unwrap_or_else(|e| {
@@ -552,10 +746,13 @@ fn check_component(
         health_timeout,
         config_contents,
         manifests,
+        container_images,
+        toolbox_image,
+        encrypted_files,
     })
 }
 
-fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
+pub(super) fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
     let mut seen = BTreeSet::new();
     for (i, var) in env.iter().enumerate() {
         let field = format!("{base}[{i}]");
@@ -595,7 +792,7 @@ fn check_env(check: &mut Check<'_>, base: &str, env: &[EnvVar]) {
     }
 }
 
-fn check_port_number(check: &mut Check<'_>, field: &str, port: i32) {
+pub(super) fn check_port_number(check: &mut Check<'_>, field: &str, port: i32) {
     if !(1..=65535).contains(&port) {
         check.at(field, format!("port {port} is out of range (1-65535)"));
     }
@@ -623,7 +820,7 @@ fn check_ports(check: &mut Check<'_>, spec: &ServiceSpec) {
     }
 }
 
-fn check_probe(check: &mut Check<'_>, base: &str, probe: &Probe) {
+pub(super) fn check_probe(check: &mut Check<'_>, base: &str, probe: &Probe) {
     let handlers = [
         probe.http_get.is_some(),
         probe.tcp_socket.is_some(),
@@ -699,6 +896,12 @@ fn check_volumes(check: &mut Check<'_>, spec: &ServiceSpec) {
             );
         }
         check_volume_source(check, &field, volume);
+        if volume.mount_propagation == Some(MountPropagation::Bidirectional) && !spec.privileged {
+            check.at(
+                &format!("{field}.mountPropagation"),
+                "Bidirectional mount propagation needs a privileged container (spec.privileged: true)",
+            );
+        }
     }
 }
 
@@ -761,7 +964,21 @@ fn check_volume_source(check: &mut Check<'_>, field: &str, volume: &Volume) {
 }
 
 /// Checks a repo-relative path and returns the text of the file it names.
-fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, String> {
+pub(super) fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, String> {
+    let entry = repo_entry(snapshot, path)?;
+    entry_text(&format!("`{path}`"), Some(entry))
+}
+
+/// The bytes of a repo-relative file that need not be text (an age ciphertext).
+pub(super) fn read_repo_bytes<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s [u8], String> {
+    match repo_entry(snapshot, path)? {
+        SnapshotEntry::File(bytes) => Ok(bytes),
+        other => entry_text(&format!("`{path}`"), Some(other)).map(str::as_bytes),
+    }
+}
+
+/// Checks a repo-relative path and returns the entry it names, refusing anything but a plain file.
+fn repo_entry<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s SnapshotEntry, String> {
     if path.is_empty() {
         return Err("path must not be empty".to_string());
     }
@@ -805,7 +1022,7 @@ fn read_repo_file<'s>(snapshot: &'s Snapshot, path: &str) -> Result<&'s str, Str
                 "`{path}` {why} (to `{target}`); symlinks are not followed"
             ))
         }
-        Some(entry) => entry_text(&format!("`{path}`"), Some(entry)),
+        Some(entry) => Ok(entry),
     }
 }
 
@@ -891,8 +1108,27 @@ fn check_jobs(
                 format!("job name `{}` is used twice", job.name),
             );
         }
-        if job.command.trim().is_empty() {
-            check.at(&format!("{field}.command"), "must not be empty");
+        match (&job.command, &job.script) {
+            (Some(command), None) if command.trim().is_empty() => {
+                check.at(&format!("{field}.command"), "must not be empty");
+            }
+            (None, Some(script)) if script.trim().is_empty() => {
+                check.at(&format!("{field}.script"), "must not be empty");
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => check.at(&field, "a job needs exactly one of command, script"),
+        }
+        if let Some(group) = &job.group {
+            check.result(&format!("{field}.group"), names::dns1123_label(group));
+        }
+        if BOOTSTRAP_JOB_NAMES.contains(&job.name.as_str()) {
+            check.at(
+                &format!("{field}.name"),
+                format!(
+                    "`{}` is the name of a bootstrap Job Keelson renders from the database, messaging and identity fields; choose another",
+                    job.name
+                ),
+            );
         }
         let image = match &job.image {
             Some(image) => image::resolve(image, defaults).unwrap_or_else(|e| {
@@ -1017,7 +1253,9 @@ fn check_manifest(
     }
     if let (Some(api_version), Some(kind)) = (&api_version, &kind) {
         let policy = &context.spec.policy;
-        if let Some(refusal) = policy::kind_refusal(policy, api_version, kind) {
+        if let Some(refusal) =
+            policy::kind_refusal(policy, api_version, kind).filter(|_| context.policy_known)
+        {
             check.at("kind", refusal);
         }
         match string_at(value, &["metadata", "namespace"]) {
@@ -1092,11 +1330,19 @@ fn check_dependencies(
             } else if unreadable.contains(dep) {
                 // Reported where it is broken.
             } else if !declared.contains_key(dep.as_str()) {
+                let known = declared
+                    .keys()
+                    .copied()
+                    .chain(unreadable.iter().map(String::as_str));
+                let hint = match suggest::closest(dep, known) {
+                    Some(close) => format!("; did you mean `{close}`?"),
+                    None => String::new(),
+                };
                 diags.push(diag(
                     &service.file,
                     at,
                     &field,
-                    format!("unknown component `{dep}` (no {SERVICES_DIR}/{dep}.yaml)"),
+                    format!("unknown component `{dep}` (no {SERVICES_DIR}/{dep}.yaml){hint}"),
                 ));
             } else {
                 deps.push(dep.as_str());

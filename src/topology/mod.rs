@@ -1,19 +1,25 @@
 //! The operator's language: parse and validate a [`Snapshot`] into a [`Topology`], and order its
 //! components into dependency waves. Pure: values in, values out.
 
+mod checks;
 mod diagnostics;
 pub mod graph;
 pub mod image;
 mod load;
 pub mod names;
+pub mod oslo;
 pub mod policy;
+pub mod secrets;
 pub mod spec;
+mod suggest;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use diagnostics::{Diagnostic, Diagnostics};
-pub use load::{MAX_REPLICAS, SERVICES_DIR, TOPOLOGY_FILE, load};
+pub use load::{
+    Loaded, MAX_REPLICAS, SERVICES_DIR, SHARED_COMPONENT, TOPOLOGY_FILE, load, load_with_warnings,
+};
 pub use spec::*;
 
 /// A validated topology: every reference resolved, every file read, every name checked.
@@ -48,6 +54,19 @@ pub struct Component {
     pub config_contents: Vec<String>,
     /// Raw manifests, one entry per YAML document, in file order.
     pub manifests: Vec<RawManifest>,
+    /// Resolved images of the init containers and sidecars, by container name.
+    pub container_images: BTreeMap<String, String>,
+    /// The resolved `kolla-toolbox` image the bootstrap Jobs run, when the component has any.
+    pub toolbox_image: Option<String>,
+    /// Ciphertext of every age-encrypted file `spec.secrets` names, by repo-relative path.
+    pub encrypted_files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Component {
+    /// The Secrets this component declares (for the shared component: keelson.yaml's).
+    pub fn secrets(&self) -> &[SecretSpec] {
+        &self.spec.secrets
+    }
 }
 
 /// One document from a component's raw manifest files.

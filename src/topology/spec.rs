@@ -40,6 +40,206 @@ pub struct TopologySpec {
     pub health_timeout: String,
     #[serde(default)]
     pub policy: Policy,
+    /// oslo.config option data the components' config files are checked against, per OpenStack release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_schemas: Vec<ConfigSchemaSet>,
+    /// Secrets shared by several components (service users' passwords, the message queue's): created
+    /// before any component, every component may reference them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretSpec>,
+    /// Where the bootstrap Jobs of `database`, `messaging` and `identity` fields connect, and as whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSpec>,
+    /// What Git explicitly gives up: generated Secrets are deleted only when listed here.
+    #[serde(default, skip_serializing_if = "Tombstones::is_empty")]
+    pub tombstones: Tombstones,
+}
+
+/// The option data of one OpenStack release (`oslo-config-generator --format yaml` output, kept in the
+/// repository). A component's config file is checked when its destination's file name is listed here for
+/// the release of the component's image.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigSchemaSet {
+    /// The release series (`2025.1`), matched against the tag of each component's image.
+    pub release: String,
+    /// Option data by the config file's name at its destination (`nova.conf`, `l3_agent.ini`), as
+    /// repo-relative paths.
+    pub files: BTreeMap<String, String>,
+    /// Option data of keystoneauth1's authentication plugins, one group per plugin: the options of the
+    /// groups that load a plugin by `auth_type` (`[keystone_authtoken]`, nova's `[neutron]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_plugins: Option<String>,
+}
+
+/// Explicit deletions of state Keelson otherwise never prunes.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tombstones {
+    /// Names of generated Secrets (in the topology's namespace) that may be deleted once no component
+    /// declares them any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl Tombstones {
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+/// A Secret Keelson makes: each key generated once, derived from generated keys by a template, or
+/// decrypted from an age-encrypted file in the repository.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretSpec {
+    pub name: String,
+    /// Raising it regenerates every generated key of the Secret (and so every value derived from them).
+    #[serde(default)]
+    pub rotation: u32,
+    /// Keys of the Secret and how each value is made.
+    pub data: BTreeMap<String, SecretValueSpec>,
+}
+
+/// How one key of a Secret is made: exactly one of `generate`, `template`, `encrypted`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretValueSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<Generator>,
+    /// Characters of a `random` value (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    /// Characters a `random` value is drawn from (default alphanumeric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alphabet: Option<Alphabet>,
+    /// Text with `{{ <secret>.<key> }}` references to generated keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Repo-relative path of an age-encrypted file (`*.age`) whose plaintext is the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Generator {
+    /// `length` characters drawn uniformly from `alphabet`.
+    Random,
+    /// 32 random bytes, URL-safe base64 (a Fernet key, as Keystone and cryptography's Fernet use).
+    Fernet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Alphabet {
+    /// `A-Z a-z 0-9`.
+    Alphanumeric,
+    /// `a-z 0-9`.
+    LowerAlphanumeric,
+    /// `0-9 a-f`.
+    Hex,
+    /// `A-Z a-z 0-9 - _`.
+    UrlSafe,
+}
+
+impl Alphabet {
+    pub fn chars(self) -> &'static [u8] {
+        match self {
+            Alphabet::Alphanumeric => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            Alphabet::LowerAlphanumeric => b"abcdefghijklmnopqrstuvwxyz0123456789",
+            Alphabet::Hex => b"0123456789abcdef",
+            Alphabet::UrlSafe => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        }
+    }
+}
+
+/// A key of a Secret: where a bootstrap Job or template reads a password.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKeySelector {
+    pub secret: String,
+    pub key: String,
+}
+
+/// The shared services the bootstrap Jobs talk to. Every Job runs Kolla's `kolla-toolbox` image.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BootstrapSpec {
+    /// Short Kolla name or full reference of the toolbox image.
+    #[serde(default = "default_toolbox_image")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging: Option<MessagingServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityServer>,
+}
+
+fn default_toolbox_image() -> String {
+    "kolla-toolbox".to_string()
+}
+
+/// The MariaDB server databases and users are created in.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatabaseServer {
+    pub host: String,
+    #[serde(default = "default_mysql_port")]
+    pub port: i32,
+    #[serde(default = "default_root")]
+    pub admin_user: String,
+    pub admin_password_from: SecretKeySelector,
+}
+
+fn default_mysql_port() -> i32 {
+    3306
+}
+fn default_root() -> String {
+    "root".to_string()
+}
+
+/// The RabbitMQ server, reached through its management API.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MessagingServer {
+    pub host: String,
+    #[serde(default = "default_management_port")]
+    pub management_port: i32,
+    pub admin_user: String,
+    pub admin_password_from: SecretKeySelector,
+}
+
+fn default_management_port() -> i32 {
+    15672
+}
+
+/// Keystone, and the admin the identity Jobs act as.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentityServer {
+    pub auth_url: String,
+    #[serde(default = "default_admin")]
+    pub admin_user: String,
+    #[serde(default = "default_admin")]
+    pub admin_project: String,
+    pub admin_password_from: SecretKeySelector,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The project service users are created in.
+    #[serde(default = "default_service_project")]
+    pub service_project: String,
+}
+
+fn default_admin() -> String {
+    "admin".to_string()
+}
+fn default_region() -> String {
+    "RegionOne".to_string()
+}
+fn default_service_project() -> String {
+    "service".to_string()
 }
 
 fn default_health_timeout() -> String {
@@ -121,6 +321,12 @@ pub struct Policy {
     /// without a `Keelson-Allow-Downgrade` commit trailer.
     #[serde(default)]
     pub allow_schema_downgrade: bool,
+    /// Whether pods may share the host's process namespace (`hostPID`).
+    #[serde(default, rename = "allowHostPID")]
+    pub allow_host_pid: bool,
+    /// Whether pods may share the host's IPC namespace (`hostIPC`).
+    #[serde(default, rename = "allowHostIPC")]
+    pub allow_host_ipc: bool,
 }
 
 impl Default for Policy {
@@ -133,6 +339,8 @@ impl Default for Policy {
             allow_host_network: false,
             allow_privileged: false,
             allow_schema_downgrade: false,
+            allow_host_pid: false,
+            allow_host_ipc: false,
         }
     }
 }
@@ -163,6 +371,8 @@ pub struct ServiceSpec {
     #[serde(default)]
     pub workload: WorkloadKind,
     /// A short Kolla image name (`keystone`) resolved with the topology's defaults, or a full reference.
+    /// Required unless the component has no workload and every job names its own image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     #[serde(default = "default_replicas")]
     pub replicas: i32,
@@ -186,8 +396,47 @@ pub struct ServiceSpec {
     pub host_network: bool,
     #[serde(default)]
     pub privileged: bool,
+    /// Share the host's process namespace (libvirt, nova-compute); needs `policy.allowHostPID`.
+    #[serde(default, rename = "hostPID")]
+    pub host_pid: bool,
+    /// Share the host's IPC namespace; needs `policy.allowHostIPC`.
+    #[serde(default, rename = "hostIPC")]
+    pub host_ipc: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Containers that run to completion, in order, before the main container starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<ContainerSpec>,
+    /// Containers that run beside the main one for the pod's lifetime (native sidecars: started before
+    /// it, stopped after it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<ContainerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// Hooks of the main container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    /// Keep the component's pods on different nodes: `preferred` or `required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<AntiAffinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread: Vec<TopologySpread>,
+    /// The PodDisruptionBudget of a replicated workload. Generated with `maxUnavailable: 1` when there is
+    /// more than one replica; `enabled: false` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption_budget: Option<DisruptionBudget>,
+    /// Secrets Keelson generates for this component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretSpec>,
+    /// The component's database and user in MariaDB, created by a bootstrap Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+    /// The component's RabbitMQ user, vhost and permissions, created by a bootstrap Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging: Option<MessagingSpec>,
+    /// The component's Keystone service, endpoints and service user, created by bootstrap Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentitySpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_files: Vec<ConfigFile>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -213,6 +462,180 @@ pub enum WorkloadKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    /// No long-running workload: the component is its Secrets, jobs and manifests.
+    None,
+}
+
+/// A database (or several, one user) in MariaDB: `CREATE DATABASE IF NOT EXISTS`, the user with its
+/// password, `GRANT ALL` on each database.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    pub name: String,
+    /// More databases the same user owns (`nova_api`, `nova_cell0` beside `nova`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_names: Vec<String>,
+    pub user: String,
+    pub password_from: SecretKeySelector,
+}
+
+/// A RabbitMQ user with all permissions on its vhost.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MessagingSpec {
+    pub user: String,
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    pub password_from: SecretKeySelector,
+}
+
+fn default_vhost() -> String {
+    "/".to_string()
+}
+
+/// A Keystone catalog entry and service user. For `serviceType: identity` (Keystone itself) the Job is
+/// `keystone-manage bootstrap`, which creates the admin, the catalog entry and the region.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentitySpec {
+    pub service_type: String,
+    pub service_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub endpoints: Endpoints,
+    /// Defaults to the topology's `bootstrap.identity.region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The service user, in the service project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_from: Option<SecretKeySelector>,
+    /// Roles the service user holds in the service project (default `admin`, `service`).
+    #[serde(default = "default_roles")]
+    pub roles: Vec<String>,
+    /// A domain the service owns and its admin (Heat's stack domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainSpec>,
+}
+
+fn default_roles() -> Vec<String> {
+    vec!["admin".to_string(), "service".to_string()]
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Endpoints {
+    pub public: String,
+    pub internal: String,
+    pub admin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DomainSpec {
+    pub name: String,
+    pub admin_user: String,
+    pub admin_password_from: SecretKeySelector,
+    /// Roles created for the domain's users (Heat's `heat_stack_user`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// An init container or sidecar: exec form, no Kolla config.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerSpec {
+    pub name: String,
+    /// Defaults to the component's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Names of the component's volumes to mount, at the same paths as the main container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default)]
+    pub privileged: bool,
+    /// Sidecars only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+}
+
+/// `postStart` and `preStop` hooks: exactly one handler each.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Lifecycle {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<Hook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Hook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepHook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SleepHook {
+    pub seconds: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AntiAffinity {
+    /// Spread over nodes where possible.
+    Preferred,
+    /// Never two pods on one node.
+    Required,
+}
+
+/// One `topologySpreadConstraints` entry over the component's pods.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TopologySpread {
+    /// A node label, e.g. `topology.kubernetes.io/zone`.
+    pub topology_key: String,
+    #[serde(default = "default_max_skew")]
+    pub max_skew: i32,
+    #[serde(default)]
+    pub when_unsatisfiable: WhenUnsatisfiable,
+}
+
+fn default_max_skew() -> i32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum WhenUnsatisfiable {
+    #[default]
+    ScheduleAnyway,
+    DoNotSchedule,
+}
+
+/// A PodDisruptionBudget: at most one of `maxUnavailable` and `minAvailable`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DisruptionBudget {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<i32>,
 }
 
 /// An environment variable: a literal value, or a reference to an existing Secret or ConfigMap key.
@@ -335,6 +758,16 @@ pub struct Volume {
     /// Persistent storage: a volumeClaimTemplate for StatefulSets, a PersistentVolumeClaim otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent: Option<PersistentSource>,
+    /// `HostToContainer` or `Bidirectional` (the latter needs a privileged container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_propagation: Option<MountPropagation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum MountPropagation {
+    None,
+    HostToContainer,
+    Bidirectional,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -428,8 +861,16 @@ pub enum JobPhase {
 pub struct JobSpec {
     pub name: String,
     pub phase: JobPhase,
-    /// The command `kolla_start` runs for this job.
-    pub command: String,
+    /// The command `kolla_start` runs for this job. Exactly one of `command` and `script`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A bash script run instead of a single command (for steps that must check before they act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Consecutive jobs of one phase with the same group run at the same time; otherwise each job
+    /// completes before the next starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Defaults to the component's image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,

@@ -40,12 +40,7 @@ pub type Key = (String, String, String, String);
 pub type Written = (String, String);
 
 pub fn fast_sim() -> SimOptions {
-    SimOptions {
-        ready_after: Duration::from_millis(80),
-        job_duration: Duration::from_millis(80),
-        unpullable_images: vec!["*:broken".into()],
-        ..SimOptions::default()
-    }
+    crate::support::sim_options(Duration::from_millis(80))
 }
 
 fn daemon_config() -> DaemonConfig {
@@ -212,14 +207,15 @@ impl Lab {
 
     /// Passes the daemon counted with `result`.
     pub fn passes(&self, result: &str) -> u64 {
-        let prefix = format!("keelson_passes_total{{result=\"{result}\"}} ");
+        // Every reason of the result.
+        let prefix = format!("keelson_passes_total{{result=\"{result}\",");
         self.shared
             .metrics
             .encode()
             .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+            .filter(|l| l.starts_with(prefix.as_str()))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
     }
 
     /// Wakes the daemon (as a push or a moved ref would) over the applied, unchanged revision and asserts the
@@ -444,12 +440,7 @@ impl Lab {
     }
 }
 
-pub fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
-}
+pub use crate::support::edit;
 
 /// The 1-based line of `file` (in the working tree) that contains `needle`.
 pub fn line_of(dir: &Path, file: &str, needle: &str) -> usize {
@@ -524,7 +515,7 @@ fn made_by_a_controller(object: &Value) -> bool {
 }
 
 /// The object without what the server sets (resourceVersion, uid, timestamps, managedFields, generation,
-/// status, a Service's allocated cluster IPs, a claim's bound volume, a Job's generated selector) and without `keelson.dev/revision`,
+/// status, a Service's allocated cluster IPs, a claim's bound volume, a Job's uid-based selector) and without `keelson.dev/revision`,
 /// which by design names the commit that last wrote it.
 fn normalize(mut object: Value) -> Value {
     if let Some(map) = object.as_object_mut() {
@@ -659,13 +650,7 @@ pub fn assert_same(what: &str, expected: &BTreeMap<Key, Value>, actual: &BTreeMa
     );
 }
 
-/// (resource, name) of each write, as a set.
-pub fn written(records: &[RequestRecord]) -> BTreeSet<Written> {
-    records
-        .iter()
-        .map(|r| (r.resource.clone(), r.name.clone().unwrap_or_default()))
-        .collect()
-}
+pub use crate::support::written;
 
 /// The components the writes belong to, by `owners`; a write of something no component owns shows up as
 /// `(resource/name)` so that it cannot hide.

@@ -1,16 +1,34 @@
-//! Helpers shared by the integration tests that work on copies of the example topology.
+//! The test environment every suite in `tests/` shares. A suite adds `mod support;` and uses what it needs:
+//!
+//! | helper | gives |
+//! | --- | --- |
+//! | [`example_repo`], [`topology_copy`], [`copy_tree`] | the example topology; a fresh copy of it in a temp dir, to edit |
+//! | [`edit`], [`remove`] | one change to a file of a copy (the text to replace must be there) |
+//! | [`sim_options`], [`fast_sim`] | simulator options: workloads and Jobs ready after a short time, images tagged `broken` never pull |
+//! | [`SimEnv::start`] | a simulated cluster and a [`Kube`] connected to it through its kubeconfig |
+//! | [`wait_for`] | polls a condition until it holds, failing the test after a generous bound |
+//! | [`writes`], [`written`] | the write requests of a simulator request log, as records or as a `(resource, name)` set |
+//! | [`metric`] | a value from `/metrics` text, summed over the labels the series does not name |
+//! | [`test_daemon_config`] | a daemon configuration with fast health polling and short backoff |
+//!
+//! Builders of plan and topology values (`mk_topology`, `mk_object`, `live_of`, ...) live in the library,
+//! `keelson::plan::fixtures`, behind the `testing` feature (on for `cargo test`).
+//!
+//! Keep helpers here general (no scenario logic) and documented; a suite's own helpers stay in the suite.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use keelson::cli::example_cluster;
-use keelson::cluster::Kube;
+use keelson::cluster::{Kube, Target, connect};
 use keelson::reconciler::{Backoff, DaemonConfig, PassSettings};
-use keelson::sim::SimOptions;
+use keelson::sim::{Cluster, RequestRecord, SimOptions};
 use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 
+/// `example-repo/` of this checkout.
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
 }
@@ -23,13 +41,20 @@ pub fn example_nodes(options: SimOptions) -> SimOptions {
     }
 }
 
-/// The namespace and the Secrets example-repo's services reference, created as the operator does before
-/// the first apply (example-repo/README.md), until Keelson generates them.
+/// The namespace and any Secret example-repo's services reference that its topology does not declare,
+/// created as an operator would before the first apply.
 pub async fn create_example_secrets(kube: &Kube) {
     let snapshot = Snapshot::from_dir(&example_repo(), DEFAULT_MAX_FILE_SIZE).expect("example snapshot");
     example_cluster::create_referenced_secrets(kube, &snapshot)
         .await
         .expect("the example's Secrets");
+}
+
+/// A fresh copy of the example topology; gone when the value is dropped.
+pub fn topology_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&example_repo(), dir.path());
+    dir
 }
 
 /// Copies a directory tree (regular files and directories only).
@@ -43,6 +68,55 @@ pub fn copy_tree(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
+    }
+}
+
+/// Replaces the first `from` in `dir/file` by `to`; fails the test when `from` is not there, so an edit
+/// that no longer applies (the example changed) cannot pass silently.
+pub fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+/// Removes `dir/file`.
+pub fn remove(dir: &Path, file: &str) {
+    std::fs::remove_file(dir.join(file)).expect("remove");
+}
+
+/// Simulator options: workloads ready `ready_after` after a change, Jobs done as fast; images tagged
+/// `broken` never pull.
+pub fn sim_options(ready_after: Duration) -> SimOptions {
+    SimOptions {
+        ready_after,
+        job_duration: ready_after,
+        unpullable_images: vec!["*:broken".into()],
+        ..SimOptions::default()
+    }
+}
+
+/// [`sim_options`] at 100ms.
+pub fn fast_sim() -> SimOptions {
+    sim_options(Duration::from_millis(100))
+}
+
+/// A simulated cluster and a handle connected to it through its kubeconfig, as an operator would connect.
+pub struct SimEnv {
+    pub sim: Cluster,
+    pub kube: Kube,
+}
+
+impl SimEnv {
+    pub async fn start(options: SimOptions) -> SimEnv {
+        let sim = Cluster::start(options).await.expect("simulator starts");
+        let kube = connect(Target::InlineKubeconfig {
+            kubeconfig: sim.kubeconfig(),
+            context: None,
+        })
+        .await
+        .expect("connects");
+        SimEnv { sim, kube }
     }
 }
 
@@ -63,6 +137,29 @@ pub async fn wait_for<F: Fn() -> Fut, Fut: Future<Output = bool>>(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The write requests of a request log.
+pub fn writes(log: &[RequestRecord]) -> Vec<&RequestRecord> {
+    log.iter().filter(|r| r.is_write()).collect()
+}
+
+/// `(resource, name)` of each record, as a set.
+pub fn written(records: &[RequestRecord]) -> BTreeSet<(String, String)> {
+    records
+        .iter()
+        .map(|r| (r.resource.clone(), r.name.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// The value of `series` in OpenMetrics `text`: a metric name with some of its labels in order
+/// (`keelson_passes_total{result="error"}`); the values of every series that starts so are added up.
+pub fn metric(text: &str, series: &str) -> u64 {
+    let prefix = series.strip_suffix('}').unwrap_or(series);
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
 }
 
 /// A daemon configuration for tests: an hour between polls (only commits, webhooks, drift and control

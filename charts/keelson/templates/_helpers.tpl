@@ -52,13 +52,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/*
 What Keelson needs in a namespace it applies OpenStack objects to: the kinds it renders, with the verbs
 of server-side apply, drift watching and pruning; pods read-only for diagnostics; Events about the objects.
-No Secrets: rendered objects only reference Secrets that already exist. Roles and RoleBindings are only
+Secrets, because Keelson makes the ones the topology declares (spec.secrets), creating them only when
+absent and deleting a generated one only for a tombstone. Roles and RoleBindings are only
 ever as wide as these rules, because the API server refuses to let Keelson grant what it does not hold.
 deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifests.rs compares them).
 */}}
 {{- define "keelson.targetRules" -}}
 - apiGroups: [""]
   resources: [configmaps, services, serviceaccounts, persistentvolumeclaims]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
@@ -101,6 +105,9 @@ deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifest
 
 {{/* Combinations of values the schema cannot express; each message says which value to change. */}}
 {{- define "keelson.validate" -}}
+{{- if not .Values.git.repo }}
+{{- fail "git.repo is required: the clone URL of the repository that describes the cloud (--set git.repo=https://git.example.com/ops/cloud.git)" }}
+{{- end }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicas > 1 needs leaderElection.enabled=true: two reconcilers must never apply at the same time" }}
 {{- end }}

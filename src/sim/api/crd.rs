@@ -50,6 +50,8 @@ impl State {
                 builtin: false,
                 list_keys,
                 list_sets,
+                create_only: false,
+                has_token: false,
             });
         }
     }

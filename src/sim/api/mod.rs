@@ -1,11 +1,13 @@
 //! The API's semantics over the store, one room per kind of request: `read` (get, list), `write` (create,
 //! update, patch, apply, and the commit every write ends in), `delete` (delete, deletecollection, namespaces,
-//! garbage collection), `crd` (serving custom resources), `workloads` (the glue that runs the simulated
-//! control plane, admission on create, Events and Pod logs). No HTTP here: requests arrive parsed, as `request` types.
+//! garbage collection), `crd` (serving custom resources), `review` (tokens and access reviews, answered
+//! and never stored), `workloads` (the glue that runs the simulated control plane, admission on create,
+//! Events and Pod logs). No HTTP here: requests arrive parsed, as `request` types.
 
 mod crd;
 mod delete;
 mod read;
+mod review;
 mod workloads;
 mod write;
 
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::controllers::{self, Behaviour, Memory, storage};
 use super::defaults::ClusterIps;
-use super::request::Target;
+use super::request::{RequestContext, Target};
 use super::resources::{Registry, ResourceInfo};
 use super::status::ApiError;
 use super::store::Store;
@@ -30,6 +32,8 @@ pub(crate) struct State {
     events: workloads::EventLog,
     /// The resourceVersion and time of the last control-plane tick.
     ticked: (u64, std::time::Instant),
+    /// The request being handled: its field validation, the warnings it collects.
+    pub request: RequestContext,
     cluster_ips: ClusterIps,
 }
 
@@ -44,6 +48,7 @@ impl State {
             memory: Memory::default(),
             events: workloads::EventLog::default(),
             ticked: (0, std::time::Instant::now()),
+            request: RequestContext::default(),
             cluster_ips: ClusterIps::default(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -68,6 +73,15 @@ impl State {
             "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]}});
         let _ = s.commit(&t, None, body, Managed::Update("kube-apiserver"), false);
+        for (plural, body) in super::auth::rbac::bootstrap_policy() {
+            let t = Target {
+                info: s.info(super::auth::rbac::GROUP, plural),
+                namespace: None,
+                name: body["metadata"]["name"].as_str().map(String::from),
+                sub: None,
+            };
+            let _ = s.commit(&t, None, body, Managed::Update("kube-apiserver"), false);
+        }
         for class in storage::default_classes() {
             s.create_system("storage.k8s.io", "storageclasses", class);
         }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::super::apply::{self, ApplyRequest};
+use super::super::auth;
 use super::super::controllers;
 use super::super::defaults;
 use super::super::meta;
 use super::super::patch;
-use super::super::request::{MAX_BODY, PatchKind, Target, WriteOpts};
+use super::super::prune;
+use super::super::request::{FieldValidation, MAX_BODY, PatchKind, Target, WriteOpts};
 use super::super::resources::{ResKey, ResourceInfo};
 use super::super::status::ApiError;
 use super::read::scale_of;
@@ -381,6 +383,7 @@ impl State {
                 _ => {}
             }
         }
+        self.prune(&t.info, &mut applied)?;
         defaults::apply_defaults(&t.info, &mut applied);
         let now = meta::now_rfc3339();
         let merged = apply::apply(ApplyRequest {
@@ -402,6 +405,29 @@ impl State {
             e
         })?;
         self.commit(t, existing, merged, Managed::Applied, o.dry_run)
+    }
+
+    /// Drops fields the kind does not declare: named in warnings, or refusing the request under
+    /// `fieldValidation=Strict`, as kube-apiserver's decoder does.
+    fn prune(&mut self, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        let unknown = prune::prune(info, obj);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = unknown.iter().map(|p| format!("unknown field {p:?}")).collect();
+        match self.request.field_validation {
+            FieldValidation::Ignore => Ok(()),
+            FieldValidation::Warn => {
+                self.request.warnings.extend(named);
+                Ok(())
+            }
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                named.join(", "),
+                kind = info.kind,
+                version = info.version,
+            ))),
+        }
     }
 
     /// Final step of every write: server-owned metadata, defaults, validation, ownership, storage, hooks.
@@ -492,7 +518,9 @@ impl State {
                 }
             }
         }
+        self.prune(&info, &mut new)?;
         defaults::apply_defaults(&info, &mut new);
+        defaults::object_defaults(&info, &mut new);
         defaults::server_fields(&info, old.as_deref(), &mut new, &mut self.cluster_ips);
         if old.is_none() {
             self.admit_create(&info, &mut new)?;
@@ -537,6 +565,12 @@ impl State {
         }
         if info.group == "apiextensions.k8s.io" {
             crd::set_crd_status(old.as_deref(), &mut new, &now);
+        }
+
+        if info.group == auth::rbac::GROUP && t.sub.is_none() {
+            if let Some(user) = &self.request.user {
+                auth::check_grant(&self.store, user, &info.plural, t.ns(), t.name(), &new)?;
+            }
         }
 
         // As on a real server, validation answers before storage does.

@@ -149,8 +149,14 @@ fn deployment(view: &View, mem: &mut Memory, d: &Value, out: &mut Vec<Action>) {
         .collect();
     let desired = replicas(d);
     let (surge, unavailable) = surge_and_unavailable(d, desired);
-    let recreate = d["spec"]["strategy"]["type"] == "Recreate";
-    let paused = d["spec"]["paused"] == true;
+    let plan = Strategy {
+        desired,
+        surge,
+        unavailable,
+        recreate: d["spec"]["strategy"]["type"] == "Recreate",
+        paused: d["spec"]["paused"] == true,
+    };
+    let Strategy { recreate, paused, .. } = plan;
     let old_spec: i64 = old.iter().map(|rs| spec_replicas(rs)).sum();
     let mut created = false;
     let next_revision = rss.iter().map(|rs| revision(rs)).max().unwrap_or(0) + 1;
@@ -190,7 +196,7 @@ fn deployment(view: &View, mem: &mut Memory, d: &Value, out: &mut Vec<Action>) {
                     created = true;
                 }
             }
-            Some(new_rs) => rollout(view, d, new_rs, &old, desired, surge, unavailable, recreate, out),
+            Some(new_rs) => rollout(view, d, new_rs, &old, &plan, out),
         }
         if let Some(new_rs) = new {
             // The newest template's ReplicaSet has the highest revision, also when an old template returns.
@@ -212,33 +218,39 @@ fn deployment(view: &View, mem: &mut Memory, d: &Value, out: &mut Vec<Action>) {
         }
         history_cleanup(d, &old, out);
     }
-    status(
-        view,
-        mem,
-        d,
-        &hash,
+    let sets = ReplicaSets {
+        hash: &hash,
         new,
-        &rss,
-        desired,
-        unavailable,
-        created,
-        paused,
-        out,
-    );
+        all: &rss,
+    };
+    status(view, mem, d, &sets, &plan, created, out);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rollout(
-    view: &View,
-    d: &Value,
-    new: &Value,
-    old: &[&Value],
+/// What a Deployment's spec asks of a rollout, read once.
+#[derive(Clone, Copy)]
+struct Strategy {
     desired: i64,
     surge: i64,
     unavailable: i64,
     recreate: bool,
-    out: &mut Vec<Action>,
-) {
+    paused: bool,
+}
+
+/// A Deployment's ReplicaSets: the one of the current template (by its hash), if made, and all of them.
+struct ReplicaSets<'a> {
+    hash: &'a str,
+    new: Option<&'a Value>,
+    all: &'a [&'a Value],
+}
+
+fn rollout(view: &View, d: &Value, new: &Value, old: &[&Value], plan: &Strategy, out: &mut Vec<Action>) {
+    let Strategy {
+        desired,
+        surge,
+        unavailable,
+        recreate,
+        ..
+    } = *plan;
     let ns = namespace(d);
     let new_spec = spec_replicas(new);
     let old_spec: i64 = old.iter().map(|rs| spec_replicas(rs)).sum();
@@ -310,20 +322,22 @@ fn history_cleanup(d: &Value, old: &[&Value], out: &mut Vec<Action>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn status(
     view: &View,
     mem: &mut Memory,
     d: &Value,
-    hash: &str,
-    new: Option<&Value>,
-    rss: &[&Value],
-    desired: i64,
-    unavailable: i64,
+    sets: &ReplicaSets<'_>,
+    plan: &Strategy,
     created: bool,
-    paused: bool,
     out: &mut Vec<Action>,
 ) {
+    let ReplicaSets { hash, new, all: rss } = *sets;
+    let Strategy {
+        desired,
+        unavailable,
+        paused,
+        ..
+    } = *plan;
     let wall = &view.wall;
     let sum = |f: &str| rss.iter().map(|rs| status_int(rs, f)).sum::<i64>();
     let total = sum("replicas");

@@ -1,5 +1,7 @@
-//! Encoding: request bodies from JSON and YAML into JSON values, and responses (objects, `Status` errors)
-//! out as JSON, with the errors a real server gives for bodies it cannot read.
+//! Encoding: request bodies from JSON, YAML and protobuf into JSON values, and responses (objects, `Status`
+//! errors) out as JSON, with the errors a real server gives for bodies it cannot read.
+
+pub mod protobuf;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -75,8 +77,37 @@ fn flow_depth(text: &str) -> usize {
     max
 }
 
-/// Decodes a JSON or YAML body into a JSON value, with the error a real server gives.
-pub fn decode_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
+/// The encodings a request body can come in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Format {
+    Json,
+    Yaml,
+    Protobuf,
+}
+
+impl Format {
+    /// The format of a create or update body by its media type; protobuf only for built-in kinds, as a
+    /// real server has no protobuf encoding of custom resources.
+    pub fn of_object(content_type: &str, builtin: bool) -> Result<Format, ApiError> {
+        match content_type {
+            "" | "application/json" | "*/*" => Ok(Format::Json),
+            "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(Format::Yaml),
+            protobuf::MEDIA_TYPE if builtin => Ok(Format::Protobuf),
+            _ => Err(ApiError::unsupported_media_type(builtin)),
+        }
+    }
+}
+
+/// Decodes a body into a JSON value, with the error a real server gives.
+pub fn decode_body(bytes: &[u8], format: Format) -> Result<Value, ApiError> {
+    match format {
+        Format::Protobuf => protobuf::decode(bytes),
+        Format::Yaml => decode_json_or_yaml(bytes, true),
+        Format::Json => decode_json_or_yaml(bytes, false),
+    }
+}
+
+fn decode_json_or_yaml(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
