@@ -828,6 +828,31 @@ pub struct PersistentSource {
     pub size: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// How the volume may be mounted; what the storage class can provide decides what works.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+}
+
+/// A PersistentVolumeClaim's access mode. ReadWriteOnce (one node at a time) is what block storage and
+/// node-local classes provide; ReadWriteMany needs shared storage (NFS, CephFS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AccessMode {
+    #[default]
+    ReadWriteOnce,
+    ReadOnlyMany,
+    ReadWriteMany,
+    ReadWriteOncePod,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadOnlyMany => "ReadOnlyMany",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+            AccessMode::ReadWriteOncePod => "ReadWriteOncePod",
+        }
+    }
 }
 
 /// A configuration file from the repository, delivered the Kolla way via `config.json`.
