@@ -189,6 +189,18 @@ async fn read_verified_and_connect(
     }
 }
 
+/// How a failed pass reads on a one-shot command's stderr: an unreachable server, or credentials or a
+/// permission the server refuses, as one line naming the server and what to check (which step met it does
+/// not matter); anything else as the pass says it.
+pub(crate) fn pass_failure(kube: &crate::cluster::Kube, error: &crate::reconciler::PassError) -> String {
+    use crate::cluster::ClusterError;
+    match error.cluster_error() {
+        Some(e @ ClusterError::Unreachable { .. }) => e.to_string(),
+        Some(e) if matches!(e.code(), Some(401 | 403)) => format!("{}: {e}", kube.server()),
+        _ => error.to_string(),
+    }
+}
+
 /// Writes to stdout; a closed pipe (`keelson plan | head`) is not worth a panic.
 fn print_stdout(text: &str) {
     use std::io::Write;

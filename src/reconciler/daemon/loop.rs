@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use super::policy::Trigger;
+use crate::rollout::CancelReason;
 use crate::source::Snapshot;
 
 impl Daemon {
@@ -80,6 +81,7 @@ impl Daemon {
         &mut self,
         execution: impl Future<Output = T>,
         cancel: &CancellationToken,
+        reason: &CancelReason,
         interval: &mut Interval,
     ) -> (T, Option<Snapshot>) {
         tokio::pin!(execution);
@@ -90,18 +92,21 @@ impl Daemon {
                 _ = interval.tick(), if newer.is_none() => {}
                 () = self.wake.notified(), if newer.is_none() => {
                     if self.suspend_requested_during_rollout().await {
+                        reason.set("cancelled: suspend requested");
                         cancel.cancel();
                         continue;
                     }
                 }
                 () = leadership_lost(&mut self.leader), if !cancel.is_cancelled() => {
                     tracing::warn!("lost leadership: cancelling the rollout in progress");
+                    reason.set("cancelled: this replica lost the leadership");
                     cancel.cancel();
                     continue;
                 }
             }
             if let Some(fresh) = self.poll_during_rollout().await {
                 newer = Some(fresh);
+                reason.set("cancelled by a newer revision");
                 cancel.cancel();
             }
         }
