@@ -8,6 +8,7 @@ mod source_support;
 mod support;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -144,6 +145,43 @@ async fn a_refused_port_is_one_line_naming_the_server_within_two_seconds() {
             ran.elapsed
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_does_not_resolve_and_a_certificate_nobody_trusts_are_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    topology(&dir.path().join("repo"), "small", &[("api", "keystone", "1m")]);
+    // `.invalid` never resolves (RFC 6761).
+    let server = "https://api.keelson-test.invalid:6443";
+    let kubeconfig = kubeconfig_without_ca(dir.path(), server);
+    let ran = run(keelson()
+        .arg("plan")
+        .arg(dir.path().join("repo"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig))
+    .await;
+    assert_one_plain_line(
+        &ran,
+        &format!("cannot reach {server}: the host name does not resolve (DNS)"),
+        &["does its host name resolve from here?"],
+    );
+
+    // A real API server whose certificate the kubeconfig does not trust (no CA given: the system roots).
+    let sim = Cluster::start(support::fast_sim()).await.unwrap();
+    let server = sim.url();
+    let server = server.trim_end_matches('/');
+    let kubeconfig = kubeconfig_without_ca(dir.path(), server);
+    let ran = run(keelson()
+        .arg("plan")
+        .arg(dir.path().join("repo"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig))
+    .await;
+    assert_one_plain_line(
+        &ran,
+        &format!("cannot reach {server}: TLS handshake failed: "),
+        &["certificate-authority-data"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,8 +325,13 @@ async fn a_daemon_without_a_permission_stalls_naming_it_and_does_not_retry() {
     let task = tokio::spawn(async move {
         let _ = daemon.run(async move { shutdown.cancelled().await }).await;
     });
-    wait_for("the pass to stall", Duration::from_secs(30), || async {
+    wait_for("the stalled pass recorded", Duration::from_secs(30), || async {
         shared.status().phase == Phase::Stalled
+            && status::read_status(&admin, KEELSON_NS)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.phase == Phase::Stalled)
     })
     .await;
     let stalled = status::read_status(&admin, KEELSON_NS)
@@ -376,19 +419,20 @@ async fn lines_until(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, what
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_apply_says_interrupted_and_timed_out_components_are_counted_as_failed() {
-    let sim = Cluster::start(support::sim_options(Duration::from_millis(100)))
+    // Workloads that take an hour to become ready (and never fail on their own, as an unpullable image would).
+    let sim = Cluster::start(support::sim_options(Duration::from_secs(3600)))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kc");
     sim.write_kubeconfig(&kubeconfig).unwrap();
 
-    // Two components whose image never pulls, waited on for an hour: Ctrl-C ends the wait.
+    // Two components waited on for an hour: Ctrl-C ends the wait.
     let waiting = dir.path().join("waiting");
     topology(
         &waiting,
         "waiting",
-        &[("api", "keystone:broken", "1h"), ("web", "horizon:broken", "1h")],
+        &[("api", "keystone", "1h"), ("web", "horizon", "1h")],
     );
     let (child, mut rx) = spawn_apply(&waiting, &kubeconfig).await;
     lines_until(&mut rx, "applying").await;
@@ -422,7 +466,7 @@ async fn ctrl_c_during_apply_says_interrupted_and_timed_out_components_are_count
     topology(
         &timing_out,
         "timing-out",
-        &[("api", "keystone:broken", "1s"), ("web", "horizon:broken", "1s")],
+        &[("api", "keystone", "1s"), ("web", "horizon", "1s")],
     );
     let ran = run(keelson()
         .arg("apply")
@@ -442,7 +486,7 @@ async fn ctrl_c_during_apply_says_interrupted_and_timed_out_components_are_count
     topology(
         &timing_out,
         "timing-out-json",
-        &[("api", "keystone:broken", "1s"), ("web", "horizon:broken", "1s")],
+        &[("api", "keystone", "1s"), ("web", "horizon", "1s")],
     );
     let ran = run(keelson()
         .args(["apply", "-o", "json"])
@@ -588,6 +632,8 @@ impl GitServer {
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, so that going away takes the connections it forked along.
+            .process_group(0)
             .spawn()
             .expect("git daemon starts");
         self.child = Some(child);
@@ -600,6 +646,10 @@ impl GitServer {
 
     fn down(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

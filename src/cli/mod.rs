@@ -108,13 +108,13 @@ pub fn main() -> ExitCode {
 }
 
 /// The log filter without `--log`: the daemon logs each pass at info, as Flux's controllers do (other
-/// crates only from warn on); one-shot commands print what they did and log only warnings.
+/// crates only from warn on); one-shot commands print what they did and log only Keelson's own warnings:
+/// a library's view of a failure (kube's client logs every failed request, the TLS verifier every refused
+/// certificate) repeats, less clearly, the one line Keelson prints about it.
 fn default_log(command: &Command) -> &'static str {
-    // kube's client logs every failed request as an error, retried or not; Keelson reports the error
-    // that stays, naming the object.
     match command {
         Command::Run(_) => "warn,keelson=info,kube_client::client::builder=off",
-        _ => "warn,kube_client::client::builder=off",
+        _ => "off,keelson=warn",
     }
 }
 

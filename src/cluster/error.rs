@@ -383,6 +383,49 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_names_the_permission_and_rejected_credentials_what_to_check() {
+        let cases = [
+            (
+                "configmaps \"inv\" is forbidden: User \"system:serviceaccount:k:keelson\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"openstack\"",
+                "system:serviceaccount:k:keelson may not get configmaps in namespace openstack (grant verb \"get\" on resource \"configmaps\" in API group \"\")",
+            ),
+            (
+                "namespaces \"openstack\" is forbidden: User \"alice\" cannot get resource \"namespaces\" in API group \"\" at the cluster scope",
+                "alice may not get namespaces cluster-wide (grant verb \"get\" on resource \"namespaces\" in API group \"\")",
+            ),
+            (
+                "deployments.apps \"api\" is forbidden: User \"bob\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"os\": RBAC: role not found",
+                "bob may not patch deployments.apps in namespace os (grant verb \"patch\" on resource \"deployments\" in API group \"apps\")",
+            ),
+        ];
+        for (message, permission) in cases {
+            let e = ClusterError::from_kube("x", Verb::Get, api(403, message, None));
+            assert_eq!(e.missing_permission(), Some(permission), "{e}");
+            assert!(e.is_configuration() && !e.is_transient());
+            assert_eq!(e.metric_label(), "forbidden");
+        }
+        let e = ClusterError::from_kube(
+            "x",
+            Verb::Get,
+            api(403, "forbidden: User \"a\" cannot get path \"/x\"", None),
+        );
+        assert_eq!(e.missing_permission(), None);
+        assert!(
+            e.to_string()
+                .ends_with("403: forbidden: User \"a\" cannot get path \"/x\""),
+            "{e}"
+        );
+        let e = ClusterError::from_kube("x", Verb::List, api(401, "Unauthorized", None));
+        assert!(
+            e.to_string().contains("401 Unauthorized")
+                && e.to_string().contains("check the kubeconfig's user")
+        );
+        assert!(e.is_configuration() && !e.is_transient());
+        let e = ClusterError::from_kube("x", Verb::List, api(503, "down", None));
+        assert!(!e.is_configuration());
+    }
+
+    #[test]
     fn reads_retry_after() {
         let details: StatusDetails =
             serde_json::from_value(serde_json::json!({"retryAfterSeconds": 3})).unwrap();

@@ -169,11 +169,12 @@ impl Daemon {
     }
 
     /// Polls the source; keeps a new snapshot; reports a source that cannot be read, or a head that cannot
-    /// be used, in the status. While a transient failure backs off, poll timer ticks do not poll: the retry
-    /// at the time the log names does (a wake-up, such as a webhook, polls at once).
+    /// be used, in the status. While a transient failure backs off, timer ticks, pass retries and drift do not
+    /// poll: the poll at the time the log names does (a wake-up, such as a webhook, polls at once).
     async fn poll(&mut self, trigger: Trigger) {
         let now = tokio::time::Instant::now();
-        if trigger == Trigger::Poll && self.source_backoff.is_some_and(|at| at > now) {
+        let backing_off = self.source_backoff.is_some_and(|at| at > now);
+        if backing_off && matches!(trigger, Trigger::Poll | Trigger::Retry | Trigger::Drift) {
             return;
         }
         self.source_backoff = None;
@@ -196,9 +197,7 @@ impl Daemon {
                 if transient {
                     let delay = self.source.retry_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "polling the Git source failed; polling again in {delay:.1?}");
-                    let at = now + delay;
-                    self.source_backoff = Some(at);
-                    self.retry = Some(self.retry.map_or(at, |r| r.min(at)));
+                    self.source_backoff = Some(now + delay);
                 } else {
                     let interval = self.config.interval;
                     tracing::warn!(error = %e, "the Git source's head cannot be used; polling again in {interval:.1?} (the poll interval) or on a webhook");

@@ -61,12 +61,14 @@ impl Daemon {
                 trigger = next;
                 continue;
             }
-            let retry_at = self.retry;
+            let (retry_at, poll_at) = (self.retry, self.source_backoff);
             trigger = tokio::select! {
                 () = stop.cancelled() => return,
                 _ = interval.tick() => Trigger::Poll,
                 () = self.wake.notified() => Trigger::Wake,
                 () = sleep_until_opt(retry_at) => Trigger::Retry,
+                // The Git source's backoff ends: the poll its log announced.
+                () = sleep_until_opt(poll_at) => Trigger::Poll,
             };
             if trigger == Trigger::Wake && self.drift_signal.take() {
                 trigger = Trigger::Drift;
