@@ -461,6 +461,24 @@ async fn ctrl_c_during_apply_says_interrupted_and_timed_out_components_are_count
         "{stdout}"
     );
 
+    // --pass-timeout ends the same wait: the components say the deadline stopped them.
+    let bounded = dir.path().join("bounded");
+    topology(&bounded, "bounded", &[("api", "keystone", "1h")]);
+    let ran = run(keelson()
+        .args(["apply", "--pass-timeout", "2s"])
+        .arg(&bounded)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig))
+    .await;
+    assert_eq!(ran.code, Some(1), "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("cancelled: the pass deadline of 2s passed (--pass-timeout)"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.elapsed < Duration::from_secs(30), "{:?}", ran.elapsed);
+
     // The same components with a one-second health timeout: both time out and the summary says so.
     let timing_out = dir.path().join("timing-out");
     topology(

@@ -620,6 +620,7 @@ pub fn source_read(current: &Status, revision: &str, now: &str) -> Option<Status
                 now: now.to_string(),
                 source_ready: Some((true, "Succeeded", message.clone())),
                 unusable_revision: Some(None),
+                observed: Some(revision.to_string()),
                 ..Edit::default()
             }),
             events: vec![Note::normal("SourceRecovered", message)],
@@ -1323,6 +1324,7 @@ mod tests {
         assert_eq!(bad.phase, Phase::Ready);
         let fixed = applied(&source_read(&bad, &"d".repeat(40), "t6").expect("recovery"), bad);
         assert_eq!(fixed.unusable_revision, None);
+        assert_eq!(fixed.observed_revision, Some("d".repeat(40)));
     }
 
     #[test]
