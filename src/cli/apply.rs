@@ -14,7 +14,10 @@ use super::verify_args::VerifyArgs;
 use super::{EXIT_FAILURE, print_stdout, report, runtime};
 use crate::cluster::{ChangeKind, Kube};
 use crate::reconciler::{self, PassOutcome, PassSettings, Prepared};
-use crate::rollout::RolloutOutcome;
+use crate::rollout::{CancelReason, RolloutOutcome};
+
+/// What the components Ctrl-C stopped say.
+const INTERRUPTED: &str = "interrupted (Ctrl-C): not finished";
 use crate::source::Snapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +97,7 @@ pub async fn apply_with_progress(
     let unchanged = !prepared.plan.has_changes();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = interruptible();
+    let settings = &cancel.settings(settings);
     let execution = reconciler::execute(kube, &prepared, settings, cancel.token.clone(), Some(tx));
     let result = if unchanged {
         // Nothing to apply: the health checks run, component by component, without a line each.
@@ -113,7 +117,7 @@ pub async fn apply_with_progress(
             Some(outcome)
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", super::pass_failure(kube, &e));
             None
         }
     }
@@ -123,6 +127,7 @@ pub async fn apply_with_progress(
 async fn apply_as_json(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> Option<PassOutcome> {
     let prepared = prepare(kube, snapshot, settings).await?;
     let cancel = interruptible();
+    let settings = &cancel.settings(settings);
     match reconciler::execute(kube, &prepared, settings, cancel.token.clone(), None).await {
         Ok(outcome) => {
             let document = outcome_json(&prepared, &outcome.rollout);
@@ -130,7 +135,7 @@ async fn apply_as_json(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings
             Some(outcome)
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", super::pass_failure(kube, &e));
             None
         }
     }
@@ -140,7 +145,7 @@ async fn prepare(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> O
     match reconciler::prepare(kube, snapshot, settings).await {
         Ok(prepared) => Some(prepared),
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", super::pass_failure(kube, &e));
             None
         }
     }
@@ -149,7 +154,18 @@ async fn prepare(kube: &Kube, snapshot: &Snapshot, settings: &PassSettings) -> O
 /// Ctrl-C cancels the rollout (writes in flight finish); dropping this stops listening.
 struct Interruptible {
     token: CancellationToken,
+    reason: CancelReason,
     listener: tokio::task::JoinHandle<()>,
+}
+
+impl Interruptible {
+    /// `settings` whose cancelled components say that Ctrl-C stopped them.
+    fn settings(&self, settings: &PassSettings) -> PassSettings {
+        PassSettings {
+            cancel_reason: self.reason.clone(),
+            ..settings.clone()
+        }
+    }
 }
 
 impl Drop for Interruptible {
@@ -160,6 +176,7 @@ impl Drop for Interruptible {
 
 fn interruptible() -> Interruptible {
     let token = CancellationToken::new();
+    let reason = CancelReason::with_default(INTERRUPTED);
     let interrupted = token.clone();
     let listener = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -167,7 +184,11 @@ fn interruptible() -> Interruptible {
             interrupted.cancel();
         }
     });
-    Interruptible { token, listener }
+    Interruptible {
+        token,
+        reason,
+        listener,
+    }
 }
 
 fn outcome_json(prepared: &Prepared, rollout: &RolloutOutcome) -> Value {
@@ -194,12 +215,14 @@ fn outcome_json(prepared: &Prepared, rollout: &RolloutOutcome) -> Value {
             "failed": count(ChangeKind::Failed),
             "skipped": count(ChangeKind::Skipped),
         },
+        "componentCounts": report::component_counts(rollout).to_json(),
         "components": rollout.components.iter().map(|c| json!({
             "name": c.name,
             "wave": wave_of(&c.name),
             "state": c.state.to_string(),
             "reason": c.reason,
             "elapsedSeconds": c.elapsed.as_secs_f64(),
+            "timedOut": c.timed_out,
         })).collect::<Vec<_>>(),
         "objects": rollout.changes.entries.iter().map(|e| json!({
             "apiVersion": e.object.api_version,

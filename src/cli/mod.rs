@@ -109,13 +109,13 @@ pub fn main() -> ExitCode {
 }
 
 /// The log filter without `--log`: the daemon logs each pass at info, as Flux's controllers do (other
-/// crates only from warn on); one-shot commands print what they did and log only warnings.
+/// crates only from warn on); one-shot commands print what they did and log only Keelson's own warnings:
+/// a library's view of a failure (kube's client logs every failed request, the TLS verifier every refused
+/// certificate) repeats, less clearly, the one line Keelson prints about it.
 fn default_log(command: &Command) -> &'static str {
-    // kube's client logs every failed request as an error, retried or not; Keelson reports the error
-    // that stays, naming the object.
     match command {
         Command::Run(_) => "warn,keelson=info,kube_client::client::builder=off",
-        _ => "warn,kube_client::client::builder=off",
+        _ => "off,keelson=warn",
     }
 }
 
@@ -187,6 +187,18 @@ async fn read_verified_and_connect(
         Ok(Err(input::InputError::Source(e))) => Err(validate::source_failure(&e)),
         Ok(Err(e)) => Err(fail(format!("refused: {e}"))),
         Err(e) => Err(fail(format!("reading the topology failed: {e}"))),
+    }
+}
+
+/// How a failed pass reads on a one-shot command's stderr: an unreachable server, or credentials or a
+/// permission the server refuses, as one line naming the server and what to check (which step met it does
+/// not matter); anything else as the pass says it.
+pub(crate) fn pass_failure(kube: &crate::cluster::Kube, error: &crate::reconciler::PassError) -> String {
+    use crate::cluster::ClusterError;
+    match error.cluster_error() {
+        Some(e @ ClusterError::Unreachable { .. }) => e.to_string(),
+        Some(e) if matches!(e.code(), Some(401 | 403)) => format!("{}: {e}", kube.server()),
+        _ => error.to_string(),
     }
 }
 

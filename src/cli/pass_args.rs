@@ -20,6 +20,24 @@ pub struct PassArgs {
     #[arg(long, default_value_t = 8, env = "KEELSON_CONCURRENCY",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// The longest one pass may take, from reading the cluster to the end of its rollout (`0`: no limit);
+    /// a rollout still running then is cancelled and says so. Each API request has its own bound
+    /// (--request-timeout), each component its health timeout.
+    #[arg(long, value_name = "DURATION", env = "KEELSON_PASS_TIMEOUT", default_value = "1h",
+          value_parser = parse_pass_timeout)]
+    pub pass_timeout: PassTimeout,
+}
+
+/// A pass deadline; `0` means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassTimeout(pub Option<std::time::Duration>);
+
+fn parse_pass_timeout(text: &str) -> Result<PassTimeout, String> {
+    if text.trim() == "0" {
+        return Ok(PassTimeout(None));
+    }
+    let timeout = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    Ok(PassTimeout((!timeout.is_zero()).then_some(timeout)))
 }
 
 impl PassArgs {
@@ -32,6 +50,7 @@ impl PassArgs {
                 ..PlanOptions::default()
             },
             concurrency: usize::from(self.concurrency),
+            deadline: self.pass_timeout.0,
             ..PassSettings::default()
         }
     }

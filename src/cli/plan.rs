@@ -58,6 +58,15 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Keelson's namespace, where `keelson run` keeps its status: the revision the cluster was last brought
+    /// to is read from there, falling back to the inventory's.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "KEELSON_NAMESPACE",
+        default_value = "keelson-system"
+    )]
+    pub status_namespace: String,
 }
 
 pub fn run(args: PlanArgs) -> ExitCode {
@@ -263,9 +272,13 @@ async fn live_plan(kube: &Kube, snapshot: &Snapshot, args: &PlanArgs) -> Result<
     let prepared = reconciler::prepare(kube, snapshot, &args.verify.settings(&args.pass))
         .await
         .map_err(|e| {
-            eprintln!("{e}");
+            eprintln!("{}", super::pass_failure(kube, &e));
             ExitCode::from(EXIT_FAILURE)
         })?;
+    let mut prepared = prepared;
+    if let Some(revision) = last_applied(kube, &args.status_namespace, &prepared.topology.name).await {
+        prepared.plan.previous_revision = Some(revision);
+    }
     let replaced = replaced_jobs(kube, &prepared.plan).await?;
     let impact = plan::impact(&ImpactInput {
         plan: &prepared.plan,
@@ -273,6 +286,20 @@ async fn live_plan(kube: &Kube, snapshot: &Snapshot, args: &PlanArgs) -> Result<
         live: &replaced,
     });
     Ok((prepared.plan, impact))
+}
+
+/// The revision the daemon last brought the cluster to, from its status object, when that status is about
+/// this topology. Without one (no daemon, a status not readable with these credentials) the inventory's
+/// revision, which every successful pass records, stands.
+async fn last_applied(kube: &Kube, namespace: &str, topology: &str) -> Option<String> {
+    match crate::status::read_status(kube, namespace).await {
+        Ok(Some(status)) if status.topology.as_deref() == Some(topology) => status.last_applied_revision,
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "no status to name the last applied revision; using the inventory");
+            None
+        }
+    }
 }
 
 /// The live Jobs the plan deletes, read back so the impact can say which run a new Job replaces and why.

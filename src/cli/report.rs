@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::cluster::ChangeKind;
 use crate::object::ObjectRef;
 use crate::plan::Plan;
-use crate::rollout::{ProgressEvent, RolloutOutcome};
+use crate::rollout::{ComponentState, ProgressEvent, RolloutOutcome};
 
 /// Prints progress events as they arrive: a line when a wave starts, one line per component start and
 /// finish, each with the wave it belongs to and the time since the rollout started. On a terminal a status line below them names the
@@ -174,9 +174,10 @@ pub fn summary_table(plan: &Plan, outcome: &RolloutOutcome) -> String {
         );
     }
     let count = |k: ChangeKind| outcome.changes.count(k);
+    let _ = writeln!(out, "\n{}", component_counts(outcome));
     let _ = writeln!(
         out,
-        "\n{} created, {} configured, {} unchanged, {} deleted, {} failed, {} skipped in {:.1}s{}",
+        "objects: {} created, {} configured, {} unchanged, {} deleted, {} failed to write, {} not reached in {:.1}s",
         count(ChangeKind::Created),
         count(ChangeKind::Configured),
         count(ChangeKind::Unchanged),
@@ -184,7 +185,63 @@ pub fn summary_table(plan: &Plan, outcome: &RolloutOutcome) -> String {
         count(ChangeKind::Failed),
         count(ChangeKind::Skipped),
         outcome.elapsed.as_secs_f64(),
-        if outcome.cancelled { " (cancelled)" } else { "" },
     );
     out
+}
+
+/// Components by how they ended; timed-out ones are failed ones, counted again on their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComponentCounts {
+    pub healthy: usize,
+    pub failed: usize,
+    pub timed_out: usize,
+    pub blocked: usize,
+    pub skipped: usize,
+    pub cancelled: bool,
+}
+
+impl ComponentCounts {
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "healthy": self.healthy,
+            "failed": self.failed,
+            "timedOut": self.timed_out,
+            "blocked": self.blocked,
+            "skipped": self.skipped,
+        })
+    }
+}
+
+/// `components: 3 healthy, 5 failed (5 timed out), 2 blocked, 1 skipped (interrupted)`.
+impl std::fmt::Display for ComponentCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "components: {} healthy, {} failed", self.healthy, self.failed)?;
+        if self.timed_out > 0 {
+            write!(f, " ({} timed out)", self.timed_out)?;
+        }
+        write!(f, ", {} blocked, {} skipped", self.blocked, self.skipped)?;
+        if self.cancelled {
+            f.write_str(" (cancelled before they finished)")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn component_counts(outcome: &RolloutOutcome) -> ComponentCounts {
+    let mut counts = ComponentCounts {
+        cancelled: outcome.cancelled,
+        ..ComponentCounts::default()
+    };
+    for c in &outcome.components {
+        match c.state {
+            ComponentState::Healthy => counts.healthy += 1,
+            ComponentState::Failed => {
+                counts.failed += 1;
+                counts.timed_out += usize::from(c.timed_out);
+            }
+            ComponentState::Blocked => counts.blocked += 1,
+            ComponentState::Skipped => counts.skipped += 1,
+        }
+    }
+    counts
 }

@@ -47,6 +47,16 @@ pub enum ClusterError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// No answer from the API server: refused, unresolvable, TLS failure, or silent past the request timeout.
+    #[error("cannot reach {server}: {cause} — {check}")]
+    Unreachable {
+        server: String,
+        cause: String,
+        /// What the operator should look at.
+        check: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
     /// The object given to apply lacks what identifies it.
     #[error("{object}: invalid object: {reason}")]
     InvalidObject { object: String, reason: String },
@@ -112,6 +122,9 @@ impl ClusterError {
             ClusterError::Connect { .. } | ClusterError::Kubeconfig { .. } => "connect",
             ClusterError::InvalidObject { .. } => "invalid_object",
             ClusterError::UnknownKind { .. } => "unknown_kind",
+            ClusterError::Unreachable { .. } => "unreachable",
+            ClusterError::Api { code: Some(401), .. } => "unauthorized",
+            ClusterError::Api { code: Some(403), .. } => "forbidden",
             ClusterError::Api { .. } => "api",
             ClusterError::Immutable { .. } => "immutable",
             ClusterError::Recreate { .. } => "recreate",
@@ -122,7 +135,35 @@ impl ClusterError {
 
     /// Whether the same request may succeed later (5xx, 429, timeouts, connection failures).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ClusterError::Api { transient: true, .. })
+        matches!(
+            self,
+            ClusterError::Api { transient: true, .. } | ClusterError::Unreachable { .. }
+        )
+    }
+
+    /// Errors no retry can fix: credentials the server refuses (401), a permission Keelson lacks (403),
+    /// someone else's object in the way, an unreadable inventory. They wait for a person.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Api {
+                code: Some(401 | 403),
+                ..
+            } | ClusterError::Foreign { .. }
+                | ClusterError::Inventory { .. }
+        )
+    }
+
+    /// The permission a 403 says is missing.
+    pub fn missing_permission(&self) -> Option<&str> {
+        match self {
+            ClusterError::Api {
+                code: Some(403),
+                message,
+                ..
+            } => message.split_once("missing permission: ").map(|(_, p)| p),
+            _ => None,
+        }
     }
 
     /// How long the server asked us to wait before retrying, if it said.
@@ -171,11 +212,22 @@ impl ClusterError {
                     .map(|d| d.retry_after_seconds)
                     .filter(|s| *s > 0)
                     .map(|s| Duration::from_secs(u64::from(s)));
+                let message = match code {
+                    401 => format!(
+                        "401 Unauthorized: the API server does not accept the credentials ({message}) — check the \
+                         kubeconfig's user (token, client certificate, exec plugin) or the service account token"
+                    ),
+                    403 => match permission(&message) {
+                        Some(permission) => format!("403 Forbidden: missing permission: {permission}"),
+                        None => format!("403: {message}"),
+                    },
+                    _ => format!("{code}: {message}"),
+                };
                 ClusterError::Api {
                     object: object.to_string(),
                     verb,
                     code: Some(code),
-                    message: format!("{code}: {message}"),
+                    message,
                     transient: is_transient_code(code),
                     retry_after,
                     source: Box::new(source),
@@ -209,6 +261,29 @@ impl ClusterError {
             },
         }
     }
+}
+
+/// The permission a kube-apiserver refusal names, as one phrase: `User "u" cannot list resource
+/// "configmaps" in API group "" in the namespace "os"` becomes `system:... may not list configmaps in
+/// namespace os (grant it to this identity: RBAC verb list, resource configmaps, API group "")`.
+fn permission(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("User \"")?;
+    let (user, rest) = rest.split_once("\" cannot ")?;
+    let (verb, rest) = rest.split_once(" resource \"")?;
+    let (resource, rest) = rest.split_once("\" in API group \"")?;
+    let (group, rest) = rest.split_once('"')?;
+    let scope = match rest.trim_start().strip_prefix("in the namespace \"") {
+        Some(ns) => format!("in namespace {}", ns.split('"').next().unwrap_or_default()),
+        None => "cluster-wide".to_string(),
+    };
+    let qualified = if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    };
+    Some(format!(
+        "{user} may not {verb} {qualified} {scope} (grant verb {verb:?} on resource {resource:?} in API group {group:?})"
+    ))
 }
 
 /// Whether a connect, read or write timeout of the client config ended the request (somewhere down the
@@ -305,6 +380,49 @@ mod tests {
             e.to_string(),
             "Deployment openstack/keystone-api: apply failed: 500: etcd unavailable"
         );
+    }
+
+    #[test]
+    fn a_refusal_names_the_permission_and_rejected_credentials_what_to_check() {
+        let cases = [
+            (
+                "configmaps \"inv\" is forbidden: User \"system:serviceaccount:k:keelson\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"openstack\"",
+                "system:serviceaccount:k:keelson may not get configmaps in namespace openstack (grant verb \"get\" on resource \"configmaps\" in API group \"\")",
+            ),
+            (
+                "namespaces \"openstack\" is forbidden: User \"alice\" cannot get resource \"namespaces\" in API group \"\" at the cluster scope",
+                "alice may not get namespaces cluster-wide (grant verb \"get\" on resource \"namespaces\" in API group \"\")",
+            ),
+            (
+                "deployments.apps \"api\" is forbidden: User \"bob\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"os\": RBAC: role not found",
+                "bob may not patch deployments.apps in namespace os (grant verb \"patch\" on resource \"deployments\" in API group \"apps\")",
+            ),
+        ];
+        for (message, permission) in cases {
+            let e = ClusterError::from_kube("x", Verb::Get, api(403, message, None));
+            assert_eq!(e.missing_permission(), Some(permission), "{e}");
+            assert!(e.is_configuration() && !e.is_transient());
+            assert_eq!(e.metric_label(), "forbidden");
+        }
+        let e = ClusterError::from_kube(
+            "x",
+            Verb::Get,
+            api(403, "forbidden: User \"a\" cannot get path \"/x\"", None),
+        );
+        assert_eq!(e.missing_permission(), None);
+        assert!(
+            e.to_string()
+                .ends_with("403: forbidden: User \"a\" cannot get path \"/x\""),
+            "{e}"
+        );
+        let e = ClusterError::from_kube("x", Verb::List, api(401, "Unauthorized", None));
+        assert!(
+            e.to_string().contains("401 Unauthorized")
+                && e.to_string().contains("check the kubeconfig's user")
+        );
+        assert!(e.is_configuration() && !e.is_transient());
+        let e = ClusterError::from_kube("x", Verb::List, api(503, "down", None));
+        assert!(!e.is_configuration());
     }
 
     #[test]

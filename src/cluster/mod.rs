@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod lease;
+pub mod reach;
 pub mod retry;
 pub mod watch;
 
@@ -31,10 +32,14 @@ pub use events::EventRecord;
 pub use health::{Health, HealthStatus, has_status_rules, health};
 pub use kube::api::PropagationPolicy;
 pub use lease::{LeaseRecord, LeaseWrite};
+pub use reach::{AddressFrom, Retrier};
 pub use retry::RetryPolicy;
 pub use watch::WatchFilter;
 
 use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
+
+/// The longest wait for a connection to the API server (less when `--request-timeout` is shorter).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The field manager for every object Keelson applies.
 pub const FIELD_MANAGER: &str = "keelson";
@@ -139,27 +144,40 @@ pub async fn connect_with(target: Target, options: &ConnectOptions) -> Result<Ku
         target: what.clone(),
         source,
     };
-    let mut config = match target {
+    let (mut config, from) = match target {
         Target::Client(client) => return Ok(Kube::new(client)),
-        Target::InCluster => kube::Config::incluster().map_err(|e| fail(Box::new(e)))?,
-        Target::InlineKubeconfig { kubeconfig, context } => {
+        Target::InCluster => (
+            kube::Config::incluster().map_err(|e| fail(Box::new(e)))?,
+            AddressFrom::InCluster,
+        ),
+        Target::InlineKubeconfig { kubeconfig, context } => (
             kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
                 .await
-                .map_err(|e| fail(Box::new(e)))?
-        }
+                .map_err(|e| fail(Box::new(e)))?,
+            AddressFrom::Given,
+        ),
         Target::Kubeconfig { path, context } => {
             let kubeconfig = read_kubeconfig(path)?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kubeconfig_options(context))
                 .await
-                .map_err(|e| fail(Box::new(e)))?
+                .map_err(|e| fail(Box::new(e)))?;
+            (config, AddressFrom::Kubeconfig)
         }
     };
+    let server = config.cluster_url.to_string();
+    let server = server.strip_suffix('/').unwrap_or(&server).to_string();
     config.default_retry = false;
     config
         .headers
         .push((::http::header::USER_AGENT, user_agent_header(&options.user_agent)));
+    // A TCP connect and TLS handshake take milliseconds; a server that accepts nothing for this long is
+    // not going to.
+    config.connect_timeout = Some(
+        options
+            .request_timeout
+            .map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
+    );
     if let Some(timeout) = options.request_timeout {
-        config.connect_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
         config.read_timeout = Some(timeout);
         // Counted from each request, not from when its pooled connection went idle.
@@ -169,7 +187,11 @@ pub async fn connect_with(target: Target, options: &ConnectOptions) -> Result<Ku
     watch_config.read_timeout = None;
     let client = kube::Client::try_from(config).map_err(|e| fail(Box::new(e)))?;
     let watch_client = kube::Client::try_from(watch_config).map_err(|e| fail(Box::new(e)))?;
-    Ok(Kube::with_watch_client(client, watch_client))
+    Ok(Kube::with_watch_client(
+        client,
+        watch_client,
+        Retrier::new(server, from),
+    ))
 }
 
 /// Writes `kubeconfig` to `path` with `namespace` as the namespace of every context, so that `kubectl
@@ -397,13 +419,14 @@ pub struct Kube {
     /// For watches, which stay open for minutes: no per-request timeout.
     watch_client: kube::Client,
     discovery: Arc<Mutex<DiscoveryCache>>,
-    retry: RetryPolicy,
+    retry: Retrier,
 }
 
 impl std::fmt::Debug for Kube {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kube")
-            .field("retry", &self.retry)
+            .field("server", &self.retry.server())
+            .field("retry", &self.retry.policy)
             .finish_non_exhaustive()
     }
 }
@@ -443,16 +466,22 @@ pub fn object_ref(obj: &Value) -> Result<ObjectRef, ClusterError> {
 
 impl Kube {
     pub fn new(client: kube::Client) -> Self {
-        Self::with_watch_client(client.clone(), client)
+        let retry = Retrier::new("the API server".into(), AddressFrom::Given);
+        Self::with_watch_client(client.clone(), client, retry)
     }
 
-    fn with_watch_client(client: kube::Client, watch_client: kube::Client) -> Self {
+    fn with_watch_client(client: kube::Client, watch_client: kube::Client, retry: Retrier) -> Self {
         Self {
             client,
             watch_client,
             discovery: Arc::default(),
-            retry: RetryPolicy::default(),
+            retry,
         }
+    }
+
+    /// The API server's address, as errors name it.
+    pub fn server(&self) -> &str {
+        self.retry.server()
     }
 
     /// A handle to an address where no API server listens, for tests of code paths that send no request.
@@ -468,7 +497,7 @@ impl Kube {
 
     /// Replace the retry policy (tests shorten it; `max_attempts: 1` disables retries).
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.retry.policy = retry;
         self
     }
 
@@ -481,7 +510,7 @@ impl Kube {
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.retry
+        &self.retry.policy
     }
 
     /// Map a kind to its resource. Served from the cache; on a miss, the kind's group-version is

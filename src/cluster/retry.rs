@@ -55,7 +55,20 @@ impl RetryPolicy {
     }
 
     /// Run `op` until it succeeds, fails permanently, or the attempts are used up.
-    pub async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, ClusterError>
+    pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ClusterError>>,
+    {
+        self.run_while(op, |_| true).await
+    }
+
+    /// [`RetryPolicy::run`], retrying a transient error only when `may_retry` says so.
+    pub async fn run_while<T, F, Fut>(
+        &self,
+        mut op: F,
+        may_retry: impl Fn(&ClusterError) -> bool,
+    ) -> Result<T, ClusterError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ClusterError>>,
@@ -64,7 +77,7 @@ impl RetryPolicy {
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() && retry + 1 < self.max_attempts.max(1) => {
+                Err(e) if e.is_transient() && may_retry(&e) && retry + 1 < self.max_attempts.max(1) => {
                     let delay = self.delay(retry, &e);
                     tracing::debug!(error = %e, retry, ?delay, "transient API error, retrying");
                     tokio::time::sleep(delay).await;

@@ -34,6 +34,13 @@ pub(super) fn review_to_markdown_within(review: &Review, limit: usize) -> String
         code(&review.plan.topology),
         revision(&review.head)
     );
+    if !review.offline {
+        let _ = writeln!(head);
+        let _ = match &review.plan.previous_revision {
+            Some(revision) => writeln!(head, "Last applied to the cluster: {}.", code(revision)),
+            None => writeln!(head, "Last applied to the cluster: nothing yet."),
+        };
+    }
     let _ = writeln!(head);
     head.push_str(&verdict(&review.plan));
     if !review.impact.warnings.is_empty() {

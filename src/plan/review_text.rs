@@ -31,6 +31,9 @@ pub fn review_to_text(review: &Review, color: bool) -> String {
             revision_line(&review.head)
         ))
     );
+    if !review.offline {
+        let _ = writeln!(out, "{}", last_applied_line(review));
+    }
     let _ = writeln!(out, "{}", review.summary_line());
     write_impact(&mut out, &review.impact, &bold);
     if let Some(graph) = &review.graph {
@@ -66,6 +69,14 @@ pub fn review_to_text(review: &Review, color: bool) -> String {
     }
     out.push_str(&format_text::body(&review.plan, color));
     out
+}
+
+/// The baseline of a plan against the cluster: the revision the cluster was last brought to.
+fn last_applied_line(review: &Review) -> String {
+    match &review.plan.previous_revision {
+        Some(revision) => format!("Last applied to the cluster: {revision}"),
+        None => "Last applied to the cluster: nothing yet (no status, no inventory)".to_string(),
+    }
 }
 
 fn revision_line(r: &RevisionInfo) -> String {

@@ -17,7 +17,9 @@ use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector}
 use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
-use crate::rollout::{self, AgeKeySecret, AgeKeys, ProgressEvent, RolloutOptions, RolloutOutcome};
+use crate::rollout::{
+    self, AgeKeySecret, AgeKeys, CancelReason, ProgressEvent, RolloutOptions, RolloutOutcome,
+};
 use crate::source::{self, CommitInfo, Revision, Snapshot, SourceError};
 use crate::topology::{self, Diagnostics, Topology};
 
@@ -51,7 +53,16 @@ pub struct PassSettings {
     pub dry_run: bool,
     /// The Secret holding the age identities that decrypt encrypted values (`--age-key-secret`).
     pub age_key_secret: Option<AgeKeySecret>,
+    /// What the components a cancelled rollout stopped say (set by whoever cancels it).
+    pub cancel_reason: CancelReason,
+    /// The longest a whole pass may take, reading and planning included (`--pass-timeout`); a rollout
+    /// still running then is cancelled. `None`: no bound beyond each request's and each health timeout.
+    pub deadline: Option<Duration>,
 }
+
+/// The default of `--pass-timeout`: longer than any rollout of a whole cloud should take, short enough that
+/// a pass stuck on an API server that stopped answering ends and is retried.
+pub const DEFAULT_PASS_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Default for PassSettings {
     fn default() -> Self {
@@ -63,6 +74,8 @@ impl Default for PassSettings {
             create_namespace: true,
             dry_run: false,
             age_key_secret: None,
+            cancel_reason: CancelReason::default(),
+            deadline: Some(DEFAULT_PASS_TIMEOUT),
         }
     }
 }
@@ -109,6 +122,9 @@ pub enum PassError {
     /// `message` already names the revision and says how to allow each refusal.
     #[error("{message}")]
     Blocked { revision: String, message: String },
+    /// `--pass-timeout` passed before the pass had planned.
+    #[error("the pass did not finish planning within its deadline of {} (--pass-timeout)", humantime::format_duration(*after))]
+    Deadline { after: Duration },
     #[error("recording the inventory failed: {source}")]
     WriteInventory {
         #[source]
@@ -137,6 +153,7 @@ impl PassError {
             PassError::Blocked { .. } => "refused",
             PassError::Unverified { .. } => "unverified",
             PassError::Verify { .. } => "source",
+            PassError::Deadline { .. } => "deadline",
             PassError::ReadInventory { source }
             | PassError::ReadLive { source }
             | PassError::Namespace { source, .. }
@@ -145,20 +162,36 @@ impl PassError {
     }
 
     /// Errors that a retry of the same revision cannot fix: they wait for a new commit (or settings).
+    /// A permission Keelson lacks (403) or credentials the server refuses (401) are among them: retrying
+    /// them forever would only hide that a person must act.
     pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
+        match self {
             PassError::Invalid { .. }
-                | PassError::Render { .. }
-                | PassError::Blocked { .. }
-                | PassError::Unverified { .. }
-        )
+            | PassError::Render { .. }
+            | PassError::Blocked { .. }
+            | PassError::Unverified { .. }
+            | PassError::Inventory { .. } => true,
+            _ => self.cluster_error().is_some_and(ClusterError::is_configuration),
+        }
+    }
+
+    /// The API error that ended the pass, for the steps that talk to the cluster.
+    pub fn cluster_error(&self) -> Option<&ClusterError> {
+        match self {
+            PassError::ReadInventory { source }
+            | PassError::ReadLive { source }
+            | PassError::Namespace { source, .. }
+            | PassError::WriteInventory { source } => Some(source),
+            _ => None,
+        }
     }
 
     /// The reason of the status condition and the Event a failed pass leaves.
     pub fn status_reason(&self) -> &'static str {
         match self {
             PassError::Unverified { .. } => "UnverifiedCommit",
+            _ if self.cluster_error().and_then(ClusterError::code) == Some(403) => "MissingPermission",
+            _ if self.cluster_error().and_then(ClusterError::code) == Some(401) => "Unauthorized",
             e if e.is_configuration() => "InvalidConfiguration",
             _ => "TransientError",
         }
@@ -177,6 +210,8 @@ pub struct Prepared {
     /// The plan covers only some components (see [`Prepared::only_components`]): executing it never
     /// records the inventory, which must list every object of the revision.
     pub partial: bool,
+    /// When the pass started reading, for its deadline.
+    pub started: std::time::Instant,
 }
 
 impl Prepared {
@@ -205,6 +240,22 @@ pub async fn prepare(
     snapshot: &Snapshot,
     settings: &PassSettings,
 ) -> Result<Prepared, PassError> {
+    let reading = read_and_plan(kube, snapshot, settings);
+    match settings.deadline {
+        // Reads only: abandoning them midway is safe.
+        Some(after) => tokio::time::timeout(after, reading)
+            .await
+            .unwrap_or(Err(PassError::Deadline { after })),
+        None => reading.await,
+    }
+}
+
+async fn read_and_plan(
+    kube: &Kube,
+    snapshot: &Snapshot,
+    settings: &PassSettings,
+) -> Result<Prepared, PassError> {
+    let started = std::time::Instant::now();
     let topology = load(snapshot)?;
     let rendered = render_objects(&topology, snapshot)?;
     let inventory_namespace = inventory_namespace(&topology, settings);
@@ -229,6 +280,7 @@ pub async fn prepare(
         inventory,
         plan,
         partial: false,
+        started,
     })
 }
 
@@ -444,9 +496,24 @@ async fn roll_out(
     cancel: CancellationToken,
     progress: Option<UnboundedSender<ProgressEvent>>,
 ) -> RolloutOutcome {
+    // What is left of the pass's deadline cancels the rollout, as a newer revision would.
+    let deadline = settings.deadline.map(|after| {
+        let (token, reason) = (cancel.clone(), settings.cancel_reason.clone());
+        let left = after.saturating_sub(prepared.started.elapsed());
+        tokio::spawn(async move {
+            tokio::time::sleep(left).await;
+            let after = humantime::format_duration(after);
+            reason.set(&format!(
+                "cancelled: the pass deadline of {after} passed (--pass-timeout)"
+            ));
+            token.cancel();
+        })
+    });
+    let _stop_timer = deadline.map(|timer| AbortOnDrop(timer.abort_handle()));
     let options = RolloutOptions {
         concurrency: settings.concurrency,
         cancel,
+        cancel_reason: settings.cancel_reason.clone(),
         progress,
         poll_interval: settings.poll_interval,
         dry_run: settings.dry_run,
@@ -454,6 +521,15 @@ async fn roll_out(
         ..RolloutOptions::default()
     };
     rollout::execute(kube, &prepared.plan, &options).await
+}
+
+/// Stops the deadline's timer with the rollout it bounds.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[instrument(skip_all, fields(revision = %prepared.revision.short()))]
@@ -466,10 +542,11 @@ async fn record_inventory(
     if prepared
         .inventory
         .as_ref()
-        .is_some_and(|stored| stored.objects == inventory.objects)
+        .is_some_and(|stored| stored.objects == inventory.objects && stored.revision == inventory.revision)
     {
-        // The inventory is the set of applied objects; a pass that leaves the set as it was (an unchanged
-        // commit, or one that only edits objects) writes nothing here, so its writes are only its changes.
+        // A pass over the revision the inventory already records (an unchanged commit) writes nothing here,
+        // so that it writes nothing at all; every other successful pass records its revision, which is the
+        // baseline `plan` names.
         return Ok(());
     }
     let namespace = inventory_namespace(&prepared.topology, settings);

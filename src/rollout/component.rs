@@ -14,10 +14,10 @@ use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, out
 /// Why a component stopped before becoming healthy.
 enum Stop {
     Failed(String),
+    /// Not healthy within the step's timeout.
+    TimedOut(String),
     Cancelled,
 }
-
-const CANCELLED: &str = "cancelled by a newer revision";
 
 pub(super) async fn run(
     kube: &Kube,
@@ -36,13 +36,14 @@ pub(super) async fn run(
         changes: ChangeSet::default(),
     };
     let result = step.all_stages().await;
+    let timed_out = matches!(result, Err(Stop::TimedOut(_)));
     let (state, reason) = match result {
         Ok(()) => (
             ComponentState::Healthy,
             format!("{} object(s) healthy", c.changes.len()),
         ),
-        Err(Stop::Failed(reason)) => (ComponentState::Failed, reason),
-        Err(Stop::Cancelled) => (ComponentState::Skipped, CANCELLED.to_string()),
+        Err(Stop::Failed(reason) | Stop::TimedOut(reason)) => (ComponentState::Failed, reason),
+        Err(Stop::Cancelled) => (ComponentState::Skipped, opts.cancel_reason.text()),
     };
     let mut changes = step.changes;
     // Objects the component never reached are reported, so the change set accounts for every object.
@@ -57,7 +58,9 @@ pub(super) async fn run(
     }
     // Debug: the daemon logs one line per pass, not one per component.
     tracing::debug!(component = %c.name, %state, %reason, "component finished");
-    (outcome(&c.name, state, &reason, started.elapsed()), changes)
+    let mut result = outcome(&c.name, state, &reason, started.elapsed());
+    result.timed_out = timed_out;
+    (result, changes)
 }
 
 struct Step<'a> {
@@ -286,7 +289,7 @@ impl Step<'_> {
             let now = Instant::now();
             if now >= self.deadline {
                 let timeout = humantime::format_duration(self.timeout);
-                return Err(Stop::Failed(format!("not healthy within {timeout}: {last}")));
+                return Err(Stop::TimedOut(format!("not healthy within {timeout}: {last}")));
             }
             let nap = self.opts.poll_interval.min(self.deadline - now);
             tokio::select! {

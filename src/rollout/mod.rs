@@ -1,7 +1,7 @@
 //! Executes a [`Plan`]: components start as soon as every dependency is healthy (the plan's waves give
 //! the order, `depends_on` the gates), bounded parallelism, health waits with timeouts, failure isolation
 //! (dependents of a failed component are Blocked, independent branches finish), pruning last and in
-//! reverse order, and cancellation by a newer revision.
+//! reverse order, and cancellation (by a newer revision, Ctrl-C, a suspend or shutdown).
 
 mod component;
 mod prune;
@@ -10,6 +10,7 @@ mod secrets;
 pub use secrets::{AgeKeySecret, AgeKeys};
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,8 +26,11 @@ use crate::plan::{ComponentPlan, Plan};
 pub struct RolloutOptions {
     /// Components applied and waited on at the same time.
     pub concurrency: usize,
-    /// Cancelled by a newer revision: waits stop at once, no further object is written.
+    /// Cancelled by a newer revision, Ctrl-C, a suspend or shutdown: waits stop at once, no further object
+    /// is written.
     pub cancel: CancellationToken,
+    /// Why `cancel` was cancelled, as the cancelled components' reason says it.
+    pub cancel_reason: CancelReason,
     /// Receives progress as it happens (for logs, status and tests).
     pub progress: Option<UnboundedSender<ProgressEvent>>,
     /// How often a health wait reads the objects it waits on (each component's timeout and recreate
@@ -46,6 +50,7 @@ impl Default for RolloutOptions {
         Self {
             concurrency: 8,
             cancel: CancellationToken::new(),
+            cancel_reason: CancelReason::default(),
             progress: None,
             poll_interval: Duration::from_secs(2),
             dry_run: false,
@@ -61,6 +66,27 @@ impl RolloutOptions {
             // A dropped receiver only means nobody is listening any more.
             let _ = tx.send(event);
         }
+    }
+}
+
+/// Why a rollout was cancelled, set by whoever cancels it (Ctrl-C: "interrupted"; the daemon: a newer
+/// revision, a suspend request, shutdown) and read by the components it stops. Clones share the text.
+#[derive(Debug, Clone, Default)]
+pub struct CancelReason(Arc<Mutex<Option<String>>>);
+
+impl CancelReason {
+    /// A reason that says `text` unless [`CancelReason::set`] says otherwise.
+    pub fn with_default(text: &str) -> Self {
+        Self(Arc::new(Mutex::new(Some(text.to_string()))))
+    }
+
+    pub fn set(&self, text: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.to_string());
+    }
+
+    pub fn text(&self) -> String {
+        let reason = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        reason.clone().unwrap_or_else(|| "cancelled".to_string())
     }
 }
 
@@ -95,6 +121,9 @@ pub struct ComponentOutcome {
     pub state: ComponentState,
     pub reason: String,
     pub elapsed: Duration,
+    /// Failed because an object did not become healthy within its timeout.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 /// What a rollout did: every component with its state, every object with what happened to it.
@@ -279,10 +308,11 @@ impl Rollout {
             }
         }
         let reason = if self.cancelled {
-            "cancelled by a newer revision"
+            opts.cancel_reason.text()
         } else {
-            "not started"
+            "not started".to_string()
         };
+        let reason = reason.as_str();
         for c in pending {
             self.results.insert(
                 c.name.clone(),
@@ -356,11 +386,11 @@ impl Rollout {
             return;
         }
         let skip_reason = if !opts.prune {
-            Some("pruning disabled")
+            Some("pruning disabled".to_string())
         } else if opts.cancel.is_cancelled() || self.cancelled {
-            Some("cancelled by a newer revision")
+            Some(opts.cancel_reason.text())
         } else if !all_healthy {
-            Some("not pruned: not every component is healthy")
+            Some("not pruned: not every component is healthy".to_string())
         } else {
             None
         };
@@ -413,6 +443,7 @@ fn outcome(name: &str, state: ComponentState, reason: &str, elapsed: Duration) -
         state,
         reason: reason.to_string(),
         elapsed,
+        timed_out: false,
     }
 }
 

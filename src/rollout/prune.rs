@@ -30,7 +30,7 @@ pub(super) async fn run(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> (Cha
                 changes.push(
                     object.clone(),
                     ChangeKind::Skipped,
-                    Some("cancelled by a newer revision".into()),
+                    Some(opts.cancel_reason.text()),
                 );
                 continue;
             }

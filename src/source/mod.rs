@@ -130,6 +130,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The commit that was read but cannot be used as a topology (no keelson.yaml, no topology path in it).
+    pub fn unusable_commit(&self) -> Option<&str> {
+        match self {
+            Self::MissingTopologyFile { commit, .. } | Self::MissingPath { commit, .. } => Some(commit),
+            _ => None,
+        }
+    }
+
     /// Whether retrying without any change of configuration may succeed (network, server or cache trouble),
     /// as opposed to a configuration or content problem that needs a person or a new commit.
     pub fn is_transient(&self) -> bool {

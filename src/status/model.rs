@@ -211,6 +211,10 @@ pub struct Status {
     /// The revision of the last pass, whatever its result.
     #[serde(default)]
     pub last_attempted_revision: Option<String>,
+    /// The head commit of the source when it cannot be used (no keelson.yaml, the topology path missing):
+    /// the cluster stays at the applied revision until a usable commit arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable_revision: Option<String>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default)]

@@ -16,7 +16,8 @@ use super::{Daemon, ReconcileRequest};
 use crate::cluster::KindRef;
 use crate::plan;
 use crate::reconciler::drift::{self, DriftWatch};
-use crate::reconciler::pass::{self, PassError, Prepared};
+use crate::reconciler::pass::{self, PassError, PassSettings, Prepared};
+use crate::rollout::CancelReason;
 use crate::source::verify::VerifyFailure;
 use crate::source::{PollOutcome, Snapshot, SourceError, redact_url};
 use crate::status::{self, ComponentPhase, Phase, StatusError, now_rfc3339};
@@ -66,7 +67,7 @@ impl Daemon {
         if retry_due {
             self.retry = None;
         }
-        self.poll().await;
+        self.poll(trigger).await;
         let control = self.read_control().await;
         self.shared.metrics.suspended.set(i64::from(control.suspend));
         let reconcile_requested =
@@ -171,9 +172,16 @@ impl Daemon {
         }
     }
 
-    /// Polls the source; keeps a new snapshot; reports a source that cannot be read before any revision is
-    /// known.
-    async fn poll(&mut self) {
+    /// Polls the source; keeps a new snapshot; reports a source that cannot be read, or a head that cannot
+    /// be used, in the status. While a transient failure backs off, timer ticks, pass retries and drift do not
+    /// poll: the poll at the time the log names does (a wake-up, such as a webhook, polls at once).
+    async fn poll(&mut self, trigger: Trigger) {
+        let now = tokio::time::Instant::now();
+        let backing_off = self.source_backoff.is_some_and(|at| at > now);
+        if backing_off && matches!(trigger, Trigger::Poll | Trigger::Retry | Trigger::Drift) {
+            return;
+        }
+        self.source_backoff = None;
         match self.poll_source().await {
             Ok(PollOutcome::Changed {
                 snapshot,
@@ -184,22 +192,49 @@ impl Daemon {
                     tracing::warn!(revision = %snapshot.revision.short(), "the tracked ref was rewritten");
                 }
                 tracing::debug!(revision = %snapshot.revision.short(), "new revision");
+                self.source_read(&snapshot.revision.id).await;
                 self.snapshot = Some(snapshot);
             }
-            Ok(PollOutcome::Unchanged { .. }) => {}
+            Ok(PollOutcome::Unchanged { revision }) => self.source_read(&revision.id).await,
             Err(e) => {
-                let delay = self.source.retry_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "polling the Git source failed");
-                if self.snapshot.is_none() {
-                    let now = now_rfc3339();
-                    let change =
-                        record::source_failed(&self.shared.status(), &e.to_string(), e.is_transient(), &now);
-                    self.commit(change, None).await;
+                let transient = e.is_transient();
+                if transient {
+                    let delay = self.source.retry_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "polling the Git source failed; polling again in {delay:.1?}");
+                    self.source_backoff = Some(now + delay);
+                } else {
+                    let interval = self.config.interval;
+                    tracing::warn!(error = %e, "the Git source's head cannot be used; polling again in {interval:.1?} (the poll interval) or on a webhook");
                 }
-                if e.is_transient() {
-                    self.retry = Some(tokio::time::Instant::now() + delay);
-                }
+                let failure = record::SourceFailure {
+                    message: &e.to_string(),
+                    transient,
+                    unusable: e.unusable_commit(),
+                };
+                let change = record::source_failed(
+                    &self.shared.status(),
+                    &failure,
+                    self.snapshot.is_some(),
+                    &now_rfc3339(),
+                );
+                self.commit(change, None).await;
             }
+        }
+    }
+
+    /// The source's head was read: a `SourceReady=False` turns True (written, with an Event); a status
+    /// without the condition gets it with its next write.
+    async fn source_read(&mut self, revision: &str) {
+        let now = now_rfc3339();
+        let status = self.shared.status();
+        match record::source_read(&status, revision, &now) {
+            Some(change) => self.commit(change, None).await,
+            None if status.condition(record::SOURCE_READY).is_none() => {
+                let message = format!("revision {} read", revision.get(..12).unwrap_or(revision));
+                self.shared
+                    .update(|s| s.set_condition(record::SOURCE_READY, true, "Succeeded", &message, &now));
+            }
+            None => {}
         }
     }
 
@@ -382,9 +417,16 @@ impl Daemon {
         };
         let (progress, tracking) = tracking.unzip();
         let cancel = stop.child_token();
-        let (kube, settings) = (self.kube.clone(), self.config.pass.clone());
+        let kube = self.kube.clone();
+        let settings = PassSettings {
+            // Said unless the supervisor names another cause (a newer revision, suspend, leadership).
+            cancel_reason: CancelReason::with_default("cancelled: Keelson is shutting down"),
+            ..self.config.pass.clone()
+        };
         let execution = pass::execute(&kube, &prepared, &settings, cancel.clone(), progress);
-        let (result, newer) = self.supervise(execution, &cancel, interval).await;
+        let (result, newer) = self
+            .supervise(execution, &cancel, &settings.cancel_reason, interval)
+            .await;
         if let Some(tracking) = tracking {
             for (wave, seconds) in tracking.await.unwrap_or_default() {
                 self.shared.metrics.wave(wave, seconds);
@@ -548,7 +590,7 @@ impl Daemon {
         let revision = &pass.snapshot.revision;
         match (outcome, change.verdict) {
             (Outcome::Error { .. }, Some(Verdict::Stalled)) => {
-                tracing::warn!("{line}; stalled until the next commit");
+                tracing::warn!("{line}; stalled until the next commit or `keelson reconcile`");
                 self.retry = None;
             }
             (Outcome::Error { last, .. }, Some(Verdict::Error)) => {

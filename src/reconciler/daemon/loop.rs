@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use super::policy::Trigger;
+use crate::rollout::CancelReason;
 use crate::source::Snapshot;
 
 impl Daemon {
@@ -60,12 +61,14 @@ impl Daemon {
                 trigger = next;
                 continue;
             }
-            let retry_at = self.retry;
+            let (retry_at, poll_at) = (self.retry, self.source_backoff);
             trigger = tokio::select! {
                 () = stop.cancelled() => return,
                 _ = interval.tick() => Trigger::Poll,
                 () = self.wake.notified() => Trigger::Wake,
                 () = sleep_until_opt(retry_at) => Trigger::Retry,
+                // The Git source's backoff ends: the poll its log announced.
+                () = sleep_until_opt(poll_at) => Trigger::Poll,
             };
             if trigger == Trigger::Wake && self.drift_signal.take() {
                 trigger = Trigger::Drift;
@@ -80,6 +83,7 @@ impl Daemon {
         &mut self,
         execution: impl Future<Output = T>,
         cancel: &CancellationToken,
+        reason: &CancelReason,
         interval: &mut Interval,
     ) -> (T, Option<Snapshot>) {
         tokio::pin!(execution);
@@ -90,18 +94,21 @@ impl Daemon {
                 _ = interval.tick(), if newer.is_none() => {}
                 () = self.wake.notified(), if newer.is_none() => {
                     if self.suspend_requested_during_rollout().await {
+                        reason.set("cancelled: suspend requested");
                         cancel.cancel();
                         continue;
                     }
                 }
                 () = leadership_lost(&mut self.leader), if !cancel.is_cancelled() => {
                     tracing::warn!("lost leadership: cancelling the rollout in progress");
+                    reason.set("cancelled: this replica lost the leadership");
                     cancel.cancel();
                     continue;
                 }
             }
             if let Some(fresh) = self.poll_during_rollout().await {
                 newer = Some(fresh);
+                reason.set("cancelled by a newer revision");
                 cancel.cancel();
             }
         }

@@ -115,6 +115,8 @@ pub struct Daemon {
     last: Option<(String, Verdict)>,
     /// When to retry after a transient failure.
     retry: Option<tokio::time::Instant>,
+    /// After a transient source failure: poll timer ticks before this do not poll (the retry does).
+    source_backoff: Option<tokio::time::Instant>,
     /// Transient failures of the current revision in a row.
     attempts: u32,
     handled_reconcile: Option<String>,
@@ -156,6 +158,7 @@ impl Daemon {
             snapshot: None,
             last: None,
             retry: None,
+            source_backoff: None,
             attempts: 0,
             handled_reconcile: None,
             control_seen: false,

@@ -92,10 +92,25 @@ pub struct Edit {
     pub inventory_namespace: Option<String>,
     pub handled_reconcile: Option<HandledReconcile>,
     pub pending: Pending,
+    /// The `SourceReady` condition: whether the head of the source could be read, why not.
+    pub source_ready: Option<(bool, &'static str, String)>,
+    /// `Some(None)` clears it.
+    pub unusable_revision: Option<Option<String>>,
+    pub observed: Option<String>,
 }
 
 impl Edit {
     pub fn apply(&self, s: &mut Status) {
+        if let Some((ready, reason, message)) = &self.source_ready {
+            s.set_condition(SOURCE_READY, *ready, reason, message, &self.now);
+            s.updated = self.now.clone();
+        }
+        if let Some(unusable) = &self.unusable_revision {
+            s.unusable_revision = unusable.clone();
+        }
+        if let Some(observed) = &self.observed {
+            s.observed_revision = Some(observed.clone());
+        }
         if let Some(topology) = &self.topology {
             s.topology = Some(topology.clone());
         }
@@ -668,24 +683,92 @@ pub fn resumed(current: &Status, now: &str) -> StatusChange {
     }
 }
 
-/// The source cannot be read and no revision is known yet: the status says why, written once per message.
-pub fn source_failed(current: &Status, message: &str, transient: bool, now: &str) -> StatusChange {
-    if current.condition("Ready").map(|c| c.message.as_str()) == Some(message) {
+/// The condition that says whether the source's head could be read.
+pub const SOURCE_READY: &str = "SourceReady";
+
+/// A poll of the source that failed.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceFailure<'a> {
+    pub message: &'a str,
+    /// Network or server trouble that a later poll may not meet.
+    pub transient: bool,
+    /// The head commit, when it was fetched but cannot be used (no keelson.yaml in it).
+    pub unusable: Option<&'a str>,
+}
+
+/// The source cannot be read, or its head cannot be used: `SourceReady=False` with the reason and a Warning
+/// Event, written once per message. The applied revision and the phase stay as they are (the cluster still
+/// equals the applied revision) unless no revision was ever read, when the phase says why nothing runs.
+pub fn source_failed(
+    current: &Status,
+    failure: &SourceFailure<'_>,
+    revision_known: bool,
+    now: &str,
+) -> StatusChange {
+    let reason = match failure {
+        SourceFailure {
+            unusable: Some(_), ..
+        } => "RevisionUnusable",
+        SourceFailure { transient: true, .. } => "SourceUnavailable",
+        _ => "SourceError",
+    };
+    let message = match failure.unusable {
+        Some(commit) => format!(
+            "head {} cannot be used: {}; the cluster stays at {}",
+            short_sha(commit),
+            failure.message,
+            current
+                .last_applied_revision
+                .as_deref()
+                .map_or("what it runs", short_sha)
+        ),
+        None => failure.message.to_string(),
+    };
+    let condition = current.condition(SOURCE_READY);
+    if condition.is_some_and(|c| c.status == "False" && c.message == message) {
         return StatusChange::default();
     }
-    let (phase, reason) = if transient {
-        (Phase::Failed, "SourceUnavailable")
-    } else {
-        (Phase::Stalled, "SourceError")
+    let phase = match (revision_known, failure.transient) {
+        (true, _) => None,
+        (false, true) => Some((Phase::Failed, reason, message.clone())),
+        (false, false) => Some((Phase::Stalled, reason, message.clone())),
     };
     StatusChange {
         edit: Some(Edit {
             now: now.to_string(),
-            phase: Some((phase, reason, message.to_string())),
+            phase,
+            source_ready: Some((false, reason, message.clone())),
+            unusable_revision: Some(failure.unusable.map(str::to_string)),
+            observed: failure.unusable.map(str::to_string),
             ..Edit::default()
         }),
+        events: vec![Note::warning(reason, message)],
         ..StatusChange::default()
     }
+}
+
+/// A poll read the source again after it failed: `SourceReady=True` and a Normal Event. `None` when the
+/// condition says so already; a status without the condition gets it with its next write.
+pub fn source_read(current: &Status, revision: &str, now: &str) -> Option<StatusChange> {
+    let message = format!("revision {} read", short_sha(revision));
+    match current.condition(SOURCE_READY) {
+        Some(c) if c.status == "False" => Some(StatusChange {
+            edit: Some(Edit {
+                now: now.to_string(),
+                source_ready: Some((true, "Succeeded", message.clone())),
+                unusable_revision: Some(None),
+                observed: Some(revision.to_string()),
+                ..Edit::default()
+            }),
+            events: vec![Note::normal("SourceRecovered", message)],
+            ..StatusChange::default()
+        }),
+        _ => None,
+    }
+}
+
+fn short_sha(revision: &str) -> &str {
+    revision.get(..12).unwrap_or(revision)
 }
 
 /// The status a starting daemon continues from: the stored one (keeping the history across restarts), with
@@ -926,6 +1009,7 @@ mod tests {
             inventory: None,
             plan,
             partial: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -948,6 +1032,7 @@ mod tests {
                     state: *state,
                     reason: format!("{name} reason"),
                     elapsed: Duration::ZERO,
+                    timed_out: false,
                 })
                 .collect(),
             changes: set,
@@ -1340,14 +1425,27 @@ mod tests {
 
     #[test]
     fn a_source_failure_is_written_once_per_message_and_a_restart_leaves_no_pass_running() {
-        let change = source_failed(&Status::default(), "remote: not found", false, "t");
+        let failure = |message, transient| SourceFailure {
+            message,
+            transient,
+            unusable: None,
+        };
+        let change = source_failed(
+            &Status::default(),
+            &failure("remote: not found", false),
+            false,
+            "t",
+        );
         let status = applied(&change, Status::default());
         assert_eq!(status.phase, Phase::Stalled);
         assert_eq!(
-            source_failed(&status, "remote: not found", false, "t2"),
+            source_failed(&status, &failure("remote: not found", false), false, "t2"),
             StatusChange::default()
         );
-        let status = applied(&source_failed(&status, "timed out", true, "t3"), status);
+        let status = applied(
+            &source_failed(&status, &failure("timed out", true), false, "t3"),
+            status,
+        );
         assert_eq!(
             status.condition("Ready").map(|c| c.reason.as_str()),
             Some("SourceUnavailable")
@@ -1360,6 +1458,72 @@ mod tests {
             (restored.phase, restored.source.as_str()),
             (Phase::Pending, "repo (main)")
         );
+    }
+
+    #[test]
+    fn after_the_first_read_source_failures_reach_the_condition_and_events_and_keep_the_applied_revision() {
+        let mut status = Status {
+            last_applied_revision: Some("a".repeat(40)),
+            ..Status::default()
+        };
+        status.set_phase(Phase::Ready, "Succeeded", "applied", "t0");
+        let outage = SourceFailure {
+            message: "git remote x (main): unreachable: Connection refused",
+            transient: true,
+            unusable: None,
+        };
+        let change = source_failed(&status, &outage, true, "t1");
+        assert_eq!(reasons(&change), vec![(EventType::Warning, "SourceUnavailable")]);
+        let down = applied(&change, status.clone());
+        assert_eq!(
+            down.phase,
+            Phase::Ready,
+            "the cluster still equals the applied revision"
+        );
+        assert_eq!(down.last_applied_revision, status.last_applied_revision);
+        let source = down.condition(SOURCE_READY).expect("SourceReady");
+        assert_eq!(
+            (source.status.as_str(), source.reason.as_str()),
+            ("False", "SourceUnavailable")
+        );
+        assert_eq!(source_failed(&down, &outage, true, "t2"), StatusChange::default());
+
+        let back = source_read(&down, &"b".repeat(40), "t3").expect("a recovery is recorded");
+        assert_eq!(reasons(&back), vec![(EventType::Normal, "SourceRecovered")]);
+        let up = applied(&back, down);
+        assert_eq!(
+            up.condition(SOURCE_READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(source_read(&up, &"b".repeat(40), "t4"), None);
+
+        let head = "c".repeat(40);
+        let unusable = SourceFailure {
+            message: "keelson.yaml not found",
+            transient: false,
+            unusable: Some(&head),
+        };
+        let bad = applied(&source_failed(&up, &unusable, true, "t5"), up);
+        assert_eq!(bad.unusable_revision.as_deref(), Some(head.as_str()));
+        assert_eq!(bad.observed_revision.as_deref(), Some(head.as_str()));
+        let source = bad.condition(SOURCE_READY).expect("SourceReady");
+        assert_eq!(source.reason, "RevisionUnusable");
+        assert!(
+            source
+                .message
+                .starts_with("head cccccccccccc cannot be used: keelson.yaml not found"),
+            "{}",
+            source.message
+        );
+        assert!(
+            source.message.ends_with("the cluster stays at aaaaaaaaaaaa"),
+            "{}",
+            source.message
+        );
+        assert_eq!(bad.phase, Phase::Ready);
+        let fixed = applied(&source_read(&bad, &"d".repeat(40), "t6").expect("recovery"), bad);
+        assert_eq!(fixed.unusable_revision, None);
+        assert_eq!(fixed.observed_revision, Some("d".repeat(40)));
     }
 
     #[test]
