@@ -87,7 +87,9 @@ fn assert_pod_template_defaults(what: &str, spec: &Value) {
     assert!(spec["securityContext"].is_object(), "{what}: securityContext");
     // 30 when the topology leaves it out; some services (MariaDB) choose their own.
     assert!(
-        spec["terminationGracePeriodSeconds"].as_i64().is_some_and(|s| s > 0),
+        spec["terminationGracePeriodSeconds"]
+            .as_i64()
+            .is_some_and(|s| s > 0),
         "{what}: terminationGracePeriodSeconds {}",
         spec["terminationGracePeriodSeconds"]
     );

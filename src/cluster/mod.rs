@@ -11,6 +11,7 @@ pub mod health;
 pub mod inventory;
 pub mod lease;
 pub mod retry;
+pub mod view;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ pub use health::{Health, HealthStatus, has_status_rules, health};
 pub use kube::api::PropagationPolicy;
 pub use lease::{LeaseRecord, LeaseWrite};
 pub use retry::RetryPolicy;
+pub use view::{Changes, ClusterView};
 pub use watch::WatchFilter;
 
 use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};

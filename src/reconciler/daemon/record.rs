@@ -789,6 +789,7 @@ mod tests {
             inventory: None,
             plan,
             partial: false,
+            view: None,
         }
     }
 
