@@ -20,6 +20,10 @@ pub struct PassArgs {
     #[arg(long, default_value_t = 8, env = "KEELSON_CONCURRENCY",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// Writes of one step of a component (its ConfigMaps, say) sent at the same time.
+    #[arg(long, default_value_t = 4, env = "KEELSON_WRITE_CONCURRENCY",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub write_concurrency: u16,
 }
 
 impl PassArgs {
@@ -32,6 +36,7 @@ impl PassArgs {
                 ..PlanOptions::default()
             },
             concurrency: usize::from(self.concurrency),
+            write_concurrency: usize::from(self.write_concurrency),
             ..PassSettings::default()
         }
     }

@@ -71,7 +71,11 @@ struct Inner {
     /// alone, so that the inventory (which carries no topology label) comes with the same list and watch.
     inventory_namespace: Option<String>,
     feeds: Mutex<HashMap<FeedKey, Arc<Feed>>>,
+    on_change: Arc<Mutex<Option<Callback>>>,
 }
+
+/// Called after an owned feed took in a change (not its first list).
+type Callback = Arc<dyn Fn() + Send + Sync>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -89,6 +93,8 @@ struct Feed {
     /// Bumped after every event the store took in; waiters look again when it moves.
     changed: signal::Sender<u64>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The view's change callback (owned feeds only).
+    on_change: Option<Arc<Mutex<Option<Callback>>>>,
 }
 
 #[derive(Default)]
@@ -114,8 +120,13 @@ impl Feed {
     }
 
     fn take_in(&self, event: Result<Event<(String, Value)>, ClusterError>) {
-        {
+        let changed = {
             let mut state = self.lock();
+            // A re-list may hide a change made while the watch was down, so it counts as one.
+            let change = match &event {
+                Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => state.listed,
+                _ => false,
+            };
             match event {
                 Ok(Event::Init) => state.relist = Some(HashMap::new()),
                 Ok(Event::InitApply((name, object))) => {
@@ -142,8 +153,18 @@ impl Feed {
                     state.error = Some(e);
                 }
             }
-        }
+            change
+        };
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        if changed {
+            let callback = self
+                .on_change
+                .as_ref()
+                .and_then(|c| c.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            if let Some(callback) = callback {
+                callback();
+            }
+        }
     }
 }
 
@@ -185,6 +206,7 @@ impl Kube {
                 selector: owned_selector(topology),
                 inventory_namespace: inventory_namespace.map(str::to_string),
                 feeds: Mutex::default(),
+                on_change: Arc::default(),
             }),
         }
     }
@@ -216,6 +238,18 @@ impl ClusterView {
         self.listed(&feed).await?;
         let live = feed.lock().objects.get(&reference.name).cloned();
         parse_inventory(&reference, live.as_deref(), &self.inner.topology)
+    }
+
+    /// Calls `callback` after every change an owned feed sees once it has listed (an object written,
+    /// deleted, or a re-list after a broken watch): the drift signal of a daemon, raised only once the view
+    /// holds the change, so the re-plan it wakes reads it. Replaces an earlier callback.
+    pub fn on_change(&self, callback: impl Fn() + Send + Sync + 'static) {
+        *self.inner.on_change.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(callback));
+    }
+
+    /// Whether `other` is this very view (a clone of it).
+    pub fn same_as(&self, other: &ClusterView) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     fn owns(&self, live: &Value) -> bool {
@@ -372,6 +406,7 @@ impl ClusterView {
             state: Mutex::default(),
             changed,
             task: Mutex::new(None),
+            on_change: (key.form == Form::Owned).then(|| self.inner.on_change.clone()),
         });
         let client = self.kube().watch_client().clone();
         let api: Api<DynamicObject> = match &key.namespace {

@@ -43,7 +43,10 @@ pub struct PassSettings {
     pub plan: PlanOptions,
     /// Components applied and waited on at the same time.
     pub concurrency: usize,
-    /// How often health waits read the objects they wait on.
+    /// Writes of one step of one component sent at the same time.
+    pub write_concurrency: usize,
+    /// How often health waits read the objects they wait on when no watch can tell (a rollout without a
+    /// view); with the pass's view they follow watch events.
     pub poll_interval: Duration,
     /// Create the topology's namespace when it does not exist.
     pub create_namespace: bool,
@@ -59,6 +62,7 @@ impl Default for PassSettings {
             inventory_namespace: None,
             plan: PlanOptions::default(),
             concurrency: 8,
+            write_concurrency: 4,
             poll_interval: Duration::from_millis(500),
             create_namespace: true,
             dry_run: false,
@@ -463,6 +467,7 @@ async fn roll_out(
 ) -> RolloutOutcome {
     let options = RolloutOptions {
         concurrency: settings.concurrency,
+        write_concurrency: settings.write_concurrency,
         cancel,
         progress,
         poll_interval: settings.poll_interval,

@@ -12,6 +12,7 @@ use crate::cluster::{
     ApplyOptions, ChangeKind, ChangeSet, ClusterError, ClusterView, DeleteOptions, Health, HealthStatus,
     Kube, ObjectRef, PropagationPolicy, has_status_rules, health,
 };
+use crate::object::ANNOTATION_HASH;
 use crate::plan::{Action, Change, ComponentPlan};
 
 use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome, secrets};
@@ -80,31 +81,43 @@ struct Step<'a> {
     applied: HashMap<ObjectRef, Written>,
 }
 
-/// Identity and generation of an object as a write left it.
+/// Identity, generation and content hash of an object as a write left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Written {
     uid: Option<String>,
     generation: i64,
+    hash: Option<String>,
 }
 
 impl Written {
     fn of(object: &Value) -> Self {
-        Written {
-            uid: object
-                .pointer("/metadata/uid")
+        let text = |pointer: &str| {
+            object
+                .pointer(pointer)
                 .and_then(Value::as_str)
-                .map(str::to_string),
+                .map(str::to_string)
+        };
+        Written {
+            uid: text("/metadata/uid"),
             generation: object
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
+            hash: object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(ANNOTATION_HASH))
+                .and_then(Value::as_str)
+                .map(str::to_string),
         }
     }
 
-    /// Whether `live` is this write or a later state of the same object.
+    /// Whether `live` is this write or a later state of the same object: the same uid, at least this
+    /// generation (kinds without one, like ConfigMaps, stay at 0), the same content hash.
     fn seen_in(&self, live: &Value) -> bool {
         let live = Written::of(live);
-        (self.uid.is_none() || live.uid == self.uid) && live.generation >= self.generation
+        (self.uid.is_none() || live.uid == self.uid)
+            && live.generation >= self.generation
+            && (self.hash.is_none() || live.hash == self.hash)
     }
 }
 
@@ -332,17 +345,20 @@ impl Step<'_> {
     /// bounds the wait; cancellation ends it at once (reads are safe to abandon). With a view, health is
     /// judged from watch events (no request); without one, the objects are read every poll interval.
     async fn wait_healthy(&mut self, refs: Vec<ObjectRef>) -> Result<(), Stop> {
-        // Existence is their health, and they exist (applied just now, or found live by the plan).
-        let (remaining, present): (Vec<_>, Vec<_>) = refs
-            .into_iter()
-            .partition(|o| has_status_rules(&o.api_version, &o.kind));
+        // Existence is their health, and they exist (applied just now, or found live by the plan). With a
+        // view, those written are still waited on until the view shows the write: the next pass plans from
+        // the view, and must not find the state before it.
+        let view = self.opts.view.clone();
+        let (remaining, present): (Vec<_>, Vec<_>) = refs.into_iter().partition(|o| {
+            has_status_rules(&o.api_version, &o.kind) || (view.is_some() && self.applied.contains_key(o))
+        });
         for object in present {
             self.healthy(object);
         }
         if remaining.is_empty() {
             return Ok(());
         }
-        match self.opts.view.clone() {
+        match view {
             Some(view) => self.wait_watched(&view, remaining).await,
             None => self.wait_polled(remaining).await,
         }
@@ -366,6 +382,9 @@ impl Step<'_> {
             if !written.seen_in(live) {
                 return Ok(Some(format!("{object}: the write is not visible yet")));
             }
+        }
+        if !has_status_rules(&object.api_version, &object.kind) {
+            return Ok(None);
         }
         let Health { status, reason } = health(live);
         match status {

@@ -461,6 +461,19 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    if parsed.target.sub.is_none() && partial::unacceptable(&accept, parsed.verb) {
+        let e = ApiError::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept})"
+            ),
+        );
+        let resp = error_response(&e);
+        record.status = resp.status().as_u16();
+        shared.recorder.record(record);
+        return resp;
+    }
     if parsed.verb == "watch" {
         let resp = match list_query(&parsed.target, &query) {
             Ok(lq) => watch::start(

@@ -29,6 +29,20 @@ pub fn wants_metadata(accept: &str) -> Option<MetadataForm> {
     })
 }
 
+/// Whether every media type `accept` names is a metadata form that does not fit `verb` (a list asked
+/// for as one `PartialObjectMetadata`, a get or watch as a `PartialObjectMetadataList`): kube-apiserver
+/// answers 406 then, having nothing the client accepts.
+pub fn unacceptable(accept: &str, verb: &str) -> bool {
+    let fits = |form: MetadataForm| match form {
+        MetadataForm::List => verb == "list",
+        MetadataForm::Object => matches!(verb, "get" | "watch"),
+    };
+    let parts: Vec<Option<MetadataForm>> = accept.split(',').map(wants_metadata).collect();
+    !accept.trim().is_empty()
+        && matches!(verb, "get" | "list" | "watch")
+        && parts.iter().all(|p| p.is_some_and(|f| !fits(f)))
+}
+
 /// One object reduced to its metadata.
 pub fn object(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
@@ -69,6 +83,18 @@ mod tests {
         for (accept, want) in cases {
             assert_eq!(wants_metadata(accept), want, "{accept}");
         }
+    }
+
+    #[test]
+    fn a_form_that_does_not_fit_the_verb_is_not_acceptable() {
+        let list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        let one = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        assert!(!unacceptable(list, "list"));
+        assert!(unacceptable(list, "get"));
+        assert!(unacceptable(one, "list"));
+        assert!(!unacceptable(one, "watch"));
+        assert!(!unacceptable(&format!("{one},application/json"), "list"));
+        assert!(!unacceptable("application/json", "get"));
     }
 
     #[test]
