@@ -54,6 +54,7 @@ fn topology(n: usize) -> Topology {
         spec,
         health_timeout: Duration::from_secs(600),
         components,
+        sync_windows: Default::default(),
     }
 }
 

@@ -53,6 +53,20 @@ impl Quantity {
         parse_with_format(text).map(|(q, _)| q)
     }
 
+    /// The value in thousandths, rounded up (`250m` -> 250, `1Gi` -> 1073741824000), as the scheduler
+    /// compares requests; `None` when it does not fit.
+    pub fn milli_value(self) -> Option<i128> {
+        let e = self.exponent.checked_add(3)?;
+        if e >= 0 {
+            self.mantissa
+                .checked_mul(10i128.checked_pow(u32::try_from(e).ok()?)?)
+        } else {
+            let d = 10i128.checked_pow(u32::try_from(-e).ok()?)?;
+            let (q, r) = (self.mantissa / d, self.mantissa % d);
+            Some(if r > 0 { q + 1 } else { q })
+        }
+    }
+
     /// The value as a whole number, when it is one.
     fn integer(self) -> Option<i128> {
         let exponent = u32::try_from(self.exponent).ok()?;
@@ -210,6 +224,23 @@ pub fn same_quantity(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milli_values_round_up() {
+        for (text, want) in [
+            ("250m", 250),
+            ("1", 1000),
+            ("1Gi", 1_073_741_824_000),
+            ("1n", 1),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                Quantity::parse(text).and_then(Quantity::milli_value),
+                Some(want),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn written_and_canonical_forms_are_the_same_value() {

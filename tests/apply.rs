@@ -28,8 +28,13 @@ fn remove_component(dir: &Path, name: &str) {
     std::fs::remove_file(dir.join(format!("services/{name}.yaml"))).expect("remove service");
 }
 
+/// A cluster shaped as example-repo expects (labelled nodes, any Secret it reads that Keelson does not
+/// make), its request log clear.
 async fn env(options: SimOptions) -> SimEnv {
-    SimEnv::start(options).await
+    let env = SimEnv::start(support::example_nodes(options)).await;
+    support::create_example_secrets(&env.kube).await;
+    env.sim.clear_request_log();
+    env
 }
 
 /// Workloads and Jobs ready 150ms after a change.
@@ -230,6 +235,171 @@ async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pas
     );
     let log = env.sim.request_log();
     assert_eq!(writes(&log).len(), 0, "second pass wrote: {:#?}", writes(&log));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_earns_its_health_on_the_strict_simulator_pods_on_matching_nodes_claims_bound() {
+    use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    let (_, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    let outcome = result.expect("pass");
+    assert!(outcome.rollout.converged(), "{:#?}", outcome.rollout.components);
+
+    let nodes: Vec<Node> = kube::Api::all(env.kube.client().clone())
+        .list(&Default::default())
+        .await
+        .expect("nodes")
+        .items;
+    let labels_of = |node: &str| {
+        nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(node))
+            .and_then(|n| n.metadata.labels.clone())
+            .unwrap_or_default()
+    };
+    let pods: Vec<Pod> = kube::Api::namespaced(env.kube.client().clone(), NS)
+        .list(&Default::default())
+        .await
+        .expect("pods")
+        .items;
+    assert!(pods.len() > 40, "{} Pods", pods.len());
+    let mut per_workload: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for pod in &pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let status = pod.status.clone().unwrap_or_default();
+        let node = spec.node_name.clone().unwrap_or_default();
+        let job = pod
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("job-name"));
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if job {
+            assert_eq!(status.phase.as_deref(), Some("Succeeded"), "{name}");
+        } else {
+            assert!(
+                status.phase.as_deref() == Some("Running") && ready,
+                "{name} is not running and ready"
+            );
+            let service = pod.metadata.labels.clone().unwrap_or_default()["keelson.dev/service"].clone();
+            per_workload.entry(service).or_default().insert(node.clone());
+        }
+        let node_labels = labels_of(&node);
+        for (k, v) in spec.node_selector.unwrap_or_default() {
+            assert_eq!(node_labels.get(&k), Some(&v), "{name} on {node} lacks {k}={v}");
+        }
+    }
+    // DaemonSets run on exactly the nodes their selector matches.
+    let on = |s: &[&str]| s.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(per_workload["nova-compute"], on(&["node-2", "node-3"]));
+    assert_eq!(per_workload["neutron-l3-agent"], on(&["node-1"]));
+    assert_eq!(per_workload["cinder-volume"], on(&["node-3"]));
+    assert_eq!(
+        per_workload["openvswitch-vswitchd"],
+        on(&["node-1", "node-2", "node-3"])
+    );
+
+    // Every claim binds on the WaitForFirstConsumer default class, ReadWriteOnce: the StatefulSets' through
+    // their first Pod, the Deployments' through their Pods and Jobs, all of them on one node each.
+    let claims: Vec<PersistentVolumeClaim> = kube::Api::namespaced(env.kube.client().clone(), NS)
+        .list(&Default::default())
+        .await
+        .expect("claims")
+        .items;
+    assert!(claims.len() >= 4, "{} claims", claims.len());
+    for claim in &claims {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        let spec = claim.spec.clone().unwrap_or_default();
+        assert_eq!(spec.storage_class_name.as_deref(), Some("standard"), "{name}");
+        assert_eq!(
+            spec.access_modes,
+            Some(vec!["ReadWriteOnce".to_string()]),
+            "{name}"
+        );
+        assert_eq!(
+            claim.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Bound"),
+            "{name}"
+        );
+    }
+    let keystone_nodes = &per_workload["keystone"];
+    assert_eq!(
+        keystone_nodes.len(),
+        1,
+        "keystone's fernet keys pin both replicas to one node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_the_topology_reads_but_nobody_makes_keeps_its_component_from_becoming_healthy() {
+    let env = env(fast_sim()).await;
+    let dir = copy_example();
+    // Horizon reads a Secret that `spec.secrets` does not declare and no operator created.
+    edit(
+        dir.path(),
+        "services/horizon.yaml",
+        "    secretKeyRef:\n      name: horizon\n",
+        "    secretKeyRef:\n      name: horizon-sso\n",
+    );
+    edit(
+        dir.path(),
+        "services/horizon.yaml",
+        "  image: horizon\n",
+        "  image: horizon\n  healthTimeout: 2s\n",
+    );
+    let (prepared, result, _) = pass(&env.kube, dir.path(), &settings()).await;
+    let outcome = result.expect("pass runs");
+    assert!(!outcome.rollout.converged());
+    let blocked = graph::dependents(&prepared.topology, "horizon");
+    for component in &outcome.rollout.components {
+        let expected = if component.name == "horizon" {
+            ComponentState::Failed
+        } else if blocked.contains(&component.name) {
+            ComponentState::Blocked
+        } else {
+            ComponentState::Healthy
+        };
+        assert_eq!(
+            component.state, expected,
+            "{}: {}",
+            component.name, component.reason
+        );
+    }
+    let horizon = outcome
+        .rollout
+        .components
+        .iter()
+        .find(|c| c.name == "horizon")
+        .unwrap();
+    assert!(
+        horizon.reason.contains("not healthy within 2s"),
+        "{}",
+        horizon.reason
+    );
+    let pods: Vec<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.kube.client().clone(), NS)
+        .list(&kube::api::ListParams::default().labels("keelson.dev/service=horizon"))
+        .await
+        .expect("pods")
+        .items;
+    assert!(!pods.is_empty());
+    for pod in pods {
+        let waiting = pod.status.and_then(|s| s.container_statuses).unwrap_or_default()[0]
+            .state
+            .clone()
+            .and_then(|s| s.waiting)
+            .expect("waiting");
+        assert_eq!(waiting.reason.as_deref(), Some("CreateContainerConfigError"));
+        assert_eq!(
+            waiting.message.as_deref(),
+            Some("secret \"horizon-sso\" not found")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,11 +94,11 @@ async fn reverting_a_release_upgrade_needs_an_explicit_trailer_and_config_revert
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "OpenStack 2025.1"]);
 
-    let sim = Cluster::start(SimOptions {
+    let sim = Cluster::start(support::example_nodes(SimOptions {
         ready_after: Duration::from_millis(150),
         job_duration: Duration::from_millis(150),
         ..SimOptions::default()
-    })
+    }))
     .await
     .expect("simulator starts");
     let kube = connect(Target::InlineKubeconfig {
@@ -107,6 +107,7 @@ async fn reverting_a_release_upgrade_needs_an_explicit_trailer_and_config_revert
     })
     .await
     .expect("connects");
+    support::create_example_secrets(&kube).await;
     let mut config = GitSourceConfig::new(repo.file_url(), "main");
     config.cache_dir = tmp.path().join("cache");
     let mut source = GitSource::new(config).expect("git source");

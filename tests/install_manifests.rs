@@ -458,6 +458,20 @@ fn chart_rejects_inconsistent_values_with_a_message_naming_the_value() {
         (&["--set", "git.auth.type=password"], "/git/auth/type"),
         (&["--set", "image.digest=sha256:abc"], "/image/digest"),
         (&["--set", "port=80"], "/port"),
+        (
+            &[
+                "--set-json",
+                r#"syncWindows=[{"kind":"later","schedule":"0 2 * * 2","duration":"1h"}]"#,
+            ],
+            "/syncWindows/0/kind",
+        ),
+        (
+            &[
+                "--set-json",
+                r#"syncWindows=[{"kind":"deny","schedule":"0 2 * * 2","duration":"soon"}]"#,
+            ],
+            "/syncWindows/0/duration",
+        ),
         (&["--set", "unknownOption=true"], "unknownOption"),
         (
             &["--set", "replicas=2,leaderElection.enabled=false"],
@@ -829,6 +843,40 @@ fn chart_made_secrets_hold_exactly_the_keys_the_pod_mounts() {
                 .collect();
             assert_eq!(keys, mounted, "{}: Secret {secret_name}", set.name);
         }
+    }
+}
+
+#[test]
+fn the_sync_windows_of_the_values_reach_the_daemon_as_it_reads_them() {
+    let Some(tools) = tools() else { return };
+    for set in chart_manifest_sets(&tools) {
+        let deployment = the_deployment(set);
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let env = env_values(container);
+        let windows = env.get("KEELSON_SYNC_WINDOWS");
+        if !set.name.contains("all-options") {
+            assert_eq!(windows, None, "{}: no windows unless configured", set.name);
+            continue;
+        }
+        let windows = windows.expect("KEELSON_SYNC_WINDOWS");
+        let parsed: Vec<_> = windows
+            .lines()
+            .map(|line| {
+                keelson::topology::sync_windows::SyncWindow::parse_flag(line)
+                    .unwrap_or_else(|e| panic!("{}: {e}", set.name))
+            })
+            .collect();
+        let shown: Vec<String> = parsed.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "deny window \"0 22 * * 5\" for 60h (Europe/Berlin)",
+                "allow window \"0 2 * * 2\" for 2h (UTC)"
+            ],
+            "{}",
+            set.name
+        );
+        assert!(parsed[0].spec.manual_sync);
     }
 }
 

@@ -660,13 +660,14 @@ async fn assert_stalled(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_stuck_and_invalid_commits_are_reverted_or_fixed_and_history_lists_every_pass() {
-    // glance-api gives up after 3 seconds, so that a bad image fails its rollout quickly.
+    // glance-api gives up after 8 seconds (each of its Job steps too), so that a bad image fails its rollout
+    // quickly while its first install, a chain of Jobs on a loaded machine, still fits.
     let (lab, initial) = Lab::start(fast_sim(), |dir| {
         lifecycle_support::edit(
             dir,
             "services/glance-api.yaml",
             "  image: glance-api\n",
-            "  image: glance-api\n  healthTimeout: 3s\n",
+            "  image: glance-api\n  healthTimeout: 8s\n",
         );
         // Its db-sync Job follows the component's timeout instead of keeping its own 15 minutes.
         lifecycle_support::edit(dir, "services/glance-api.yaml", "    timeout: 15m\n", "");
@@ -747,7 +748,7 @@ async fn bad_stuck_and_invalid_commits_are_reverted_or_fixed_and_history_lists_e
     // during the wait and Keelson abandons it at once and converges to the reverted state.
     lab.edit(
         "services/glance-api.yaml",
-        "  healthTimeout: 3s\n",
+        "  healthTimeout: 8s\n",
         "  healthTimeout: 1h\n",
     );
     let patient = lab.commit("glance-api: wait up to an hour for health");

@@ -44,11 +44,11 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let sim = Cluster::start(SimOptions {
+    let sim = Cluster::start(support::example_nodes(SimOptions {
         ready_after: Duration::from_millis(100),
         job_duration: Duration::from_millis(100),
         ..SimOptions::default()
-    })
+    }))
     .await
     .expect("simulator starts");
     let kube = connect(Target::InlineKubeconfig {

@@ -17,11 +17,11 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 async fn start() -> (Cluster, Kube) {
-    let sim = Cluster::start(SimOptions {
+    let sim = Cluster::start(support::example_nodes(SimOptions {
         ready_after: Duration::from_millis(150),
         job_duration: Duration::from_millis(150),
         ..SimOptions::default()
-    })
+    }))
     .await
     .expect("simulator starts");
     let kube = connect(Target::InlineKubeconfig {

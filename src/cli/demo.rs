@@ -109,6 +109,7 @@ async fn demo(args: DemoArgs) -> ExitCode {
     let options = SimOptions {
         ready_after: args.ready_after,
         job_duration: args.job_duration,
+        node_labels: super::example_cluster::node_labels(),
         ..SimOptions::default()
     };
     let sim = match sim::Cluster::start(options).await {
@@ -135,6 +136,21 @@ async fn demo(args: DemoArgs) -> ExitCode {
         sim.url(),
         args.ready_after
     );
+    // The operator's part of example-repo/README.md: the Secrets the services read.
+    match super::example_cluster::create_referenced_secrets(&kube, &snapshot).await {
+        Ok(n) => {
+            if n > 0 {
+                println!(
+                    "Created {n} Secrets the topology references (random values), as an operator would.\n"
+                );
+            }
+            sim.clear_request_log();
+        }
+        Err(e) => {
+            eprintln!("creating the Secrets the topology references: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
     let settings = PassSettings {
         poll_interval: Duration::from_millis(100),
         ..PassSettings::default()
@@ -173,7 +189,7 @@ async fn demo(args: DemoArgs) -> ExitCode {
         }
         println!(
             "\nThe simulated cluster keeps running. Explore it with (namespace {namespace}):\n  kubectl \
-             --kubeconfig {} get deployments,statefulsets,daemonsets,jobs\nPress Ctrl-C to stop.",
+             --kubeconfig {} get deployments,statefulsets,daemonsets,jobs,pods\nPress Ctrl-C to stop.",
             args.kubeconfig_out.display(),
         );
         let _ = tokio::signal::ctrl_c().await;

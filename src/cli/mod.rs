@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod apply;
 pub mod credentials;
 pub mod demo;
+pub mod example_cluster;
 pub mod graph;
 pub mod input;
 pub mod pass_args;

@@ -18,6 +18,7 @@ use crate::reconciler::leader::LeaderConfig;
 use crate::reconciler::{Daemon, DaemonConfig};
 use crate::source::webhook::WebhookConfig;
 use crate::source::{GitSourceConfig, SourceError};
+use crate::topology::sync_windows::{SyncWindow, SyncWindows};
 
 #[derive(Clone, Args)]
 pub struct RunArgs {
@@ -105,6 +106,13 @@ pub struct RunArgs {
     pub verify: VerifyArgs,
     #[command(flatten)]
     pub decrypt: DecryptArgs,
+    /// A sync window of the daemon's own (repeatable), which governs together with each revision's
+    /// `spec.syncWindows` and which no commit can lift: a YAML mapping with the same fields, e.g.
+    /// `{kind: deny, schedule: "0 22 * * 5", duration: 60h, timeZone: Europe/Berlin}`. The environment
+    /// variable holds one window per line.
+    #[arg(long = "sync-window", value_name = "WINDOW", env = "KEELSON_SYNC_WINDOWS", value_delimiter = '\n',
+          value_parser = SyncWindow::parse_flag)]
+    pub sync_windows: Vec<SyncWindow>,
 }
 
 impl std::fmt::Debug for RunArgs {
@@ -194,6 +202,7 @@ impl RunArgs {
             .as_deref()
             .map(|file| WebhookConfig::from_secret_file(file, self.reference.clone()))
             .transpose()?;
+        config.sync_windows = SyncWindows(self.sync_windows.clone());
         Ok(config)
     }
 }

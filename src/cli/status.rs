@@ -67,6 +67,10 @@ pub struct ReconcileArgs {
     /// Wait for the pass the request starts and print how it ended (exit 1 unless it succeeded).
     #[arg(long)]
     pub wait: bool,
+    /// Write even where the sync windows hold writes back, for this one pass (recorded in the history as
+    /// trigger `force`, with a `SyncWindowOverridden` Event).
+    #[arg(long)]
+    pub force: bool,
     /// How long --wait waits.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration,
           requires = "wait")]
@@ -158,7 +162,7 @@ pub fn suspend(args: ControlArgs, suspend: bool) -> ExitCode {
     })
 }
 
-/// `keelson reconcile [--wait]`.
+/// `keelson reconcile [--force] [--wait]`.
 pub fn reconcile(args: ReconcileArgs) -> ExitCode {
     block_on(async {
         let target = &args.control.target;
@@ -166,7 +170,7 @@ pub fn reconcile(args: ReconcileArgs) -> ExitCode {
         installation(&kube, &target.namespace).await?;
         // Nanoseconds make two requests within one second distinct.
         let token = format!("{}#{:x}", now_rfc3339(), rand::random::<u32>());
-        status::request_reconcile(&kube, &target.namespace, &token)
+        status::request_reconcile_with(&kube, &target.namespace, &token, args.force)
             .await
             .map_err(|e| e.to_string())?;
         if !args.wait {
@@ -399,6 +403,26 @@ pub fn status_table(status: &Status) -> String {
         text.push_str("WHY NOT READY\n");
         text.push_str(ready.message.trim_end());
         text.push('\n');
+    }
+    if let Some(pending) = &status.pending_change {
+        let c = &pending.counts;
+        let opens = pending.window_opens.as_deref().unwrap_or("not within two years");
+        let how = if pending.manual_sync {
+            "`keelson reconcile`"
+        } else {
+            "`keelson reconcile --force`"
+        };
+        text.push('\n');
+        text.push_str(&format!(
+            "PENDING CHANGE\nrevision {} ({} to create, {} to update, {} to delete), held back since {}\nwindow \
+             opens: {opens}\nheld back by: {}\napply now: {how}\n",
+            short(Some(&pending.revision)),
+            c.created,
+            c.updated,
+            c.deleted,
+            pending.since,
+            pending.reason
+        ));
     }
     if !status.components.is_empty() {
         text.push('\n');

@@ -172,6 +172,10 @@ fn daemonset(obj: &Value) -> Health {
         return h;
     }
     let desired = int(obj, "/status/desiredNumberScheduled").unwrap_or(0);
+    if desired == 0 {
+        // Nothing runs: its nodeSelector, affinity or tolerations match no node.
+        return Health::in_progress("0 pods desired: the DaemonSet matches no node");
+    }
     let updated = int(obj, "/status/updatedNumberScheduled").unwrap_or(0);
     let ready = int(obj, "/status/numberReady").unwrap_or(0);
     let available = int(obj, "/status/numberAvailable").unwrap_or(ready);
@@ -217,11 +221,17 @@ fn pod(obj: &Value) -> Health {
     }
 }
 
+/// A claim of a WaitForFirstConsumer class binds only once a Pod that uses it is scheduled, so a
+/// Pending claim cannot gate its consumers: they are applied with it, and their health (their Pods wait for
+/// the binding) covers it. Only a claim that lost its volume fails.
 fn pvc(obj: &Value) -> Health {
     match str_at(obj, "/status/phase") {
         Some("Bound") => Health::current("bound"),
         Some("Lost") => Health::failed("claim lost its volume"),
-        phase => Health::in_progress(format!("claim {}", phase.unwrap_or("pending").to_lowercase())),
+        phase => Health::current(format!(
+            "claim {}; it binds when its first consumer is scheduled",
+            phase.unwrap_or("pending").to_lowercase()
+        )),
     }
 }
 
@@ -477,10 +487,23 @@ mod tests {
                 "bound",
             ),
             (
-                "pvc pending",
+                "pvc pending for its first consumer",
                 json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}}),
+                Current,
+                "binds when its first consumer is scheduled",
+            ),
+            (
+                "pvc lost",
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Lost"}}),
+                Failed,
+                "lost",
+            ),
+            (
+                "daemonset matching no node",
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"generation": 1},
+                "status": {"observedGeneration": 1, "desiredNumberScheduled": 0, "currentNumberScheduled": 0, "numberReady": 0}}),
                 InProgress,
-                "pending",
+                "matches no node",
             ),
             (
                 "cr ready",

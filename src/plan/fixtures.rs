@@ -56,6 +56,7 @@ pub fn mk_topology(components: &[(&str, &[&str])]) -> Topology {
         spec,
         health_timeout: Duration::from_secs(600),
         components,
+        sync_windows: Default::default(),
     }
 }
 

@@ -12,7 +12,8 @@ use crate::object::{
     LABEL_JOB, LABEL_ROLE, ROLE_JOB, ROLE_WORKLOAD,
 };
 use crate::topology::{
-    AntiAffinity, ContainerSpec, EnvVar, Hook, JobPhase, JobSpec, Port, Probe, Volume, WorkloadKind,
+    AntiAffinity, ContainerSpec, EnvVar, Hook, JobPhase, JobSpec, PersistentSource, Port, Probe, Volume,
+    WorkloadKind,
 };
 
 /// Name of the pod volume that carries the component's ConfigMap.
@@ -129,10 +130,7 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Piece>, RenderError> {
         if let Some(p) = &v.persistent
             && spec.workload != WorkloadKind::StatefulSet
         {
-            out.push(Piece::new(
-                Stage::Config,
-                pvc(ctx, v, &p.size, p.storage_class.as_deref()),
-            ));
+            out.push(Piece::new(Stage::Config, pvc(ctx, v, p)));
         }
     }
     if spec.workload != WorkloadKind::None {
@@ -319,16 +317,17 @@ fn persistent_annotation() -> Value {
     json!({ ANNOTATION_PERSISTENT: "true" })
 }
 
-/// A claim shared by all pods of a Deployment or DaemonSet and by the component's jobs, which may
-/// run on other nodes: hence ReadWriteMany.
-fn pvc(ctx: &Ctx<'_>, v: &Volume, size: &str, storage_class: Option<&str>) -> Value {
+/// A claim shared by all pods of a Deployment or DaemonSet and by the component's jobs, with the access
+/// mode the topology asks for (ReadWriteOnce unless it says otherwise: a node-local or block volume then
+/// pins its consumers to one node; ReadWriteMany needs a class that provides it).
+fn pvc(ctx: &Ctx<'_>, v: &Volume, p: &PersistentSource) -> Value {
     let mut metadata = ctx.metadata(&pvc_name(&ctx.component.name, &v.name));
     metadata["annotations"] = persistent_annotation();
     json!({
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": metadata,
-        "spec": claim_spec("ReadWriteMany", size, storage_class),
+        "spec": claim_spec(p.access_mode.as_str(), &p.size, p.storage_class.as_deref()),
     })
 }
 
@@ -771,7 +770,7 @@ fn workload(ctx: &Ctx<'_>, files: &[KeyedFile<'_>], config_hash: Option<&str>) -
                 .map(|(v, p)| {
                     json!({
                         "metadata": {"name": v.name, "labels": Value::Object(ctx.labels()), "annotations": persistent_annotation()},
-                        "spec": claim_spec("ReadWriteOnce", &p.size, p.storage_class.as_deref()),
+                        "spec": claim_spec(p.access_mode.as_str(), &p.size, p.storage_class.as_deref()),
                     })
                 })
                 .collect();

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::object::ANNOTATION_PERSISTENT;
 use crate::topology::{
-    ConfigFile, EnvVar, JobPhase, JobSpec, KeyRef, PersistentSource, Policy, Port, Protocol, RawManifest,
-    ServiceSpec, TopologySpec, Volume, WorkloadKind,
+    AccessMode, ConfigFile, EnvVar, JobPhase, JobSpec, KeyRef, PersistentSource, Policy, Port, Protocol,
+    RawManifest, ServiceSpec, TopologySpec, Volume, WorkloadKind,
 };
 
 pub fn spec(image: &str) -> ServiceSpec {
@@ -58,9 +58,11 @@ pub fn topology(components: Vec<Component>) -> Topology {
             secrets: vec![],
             bootstrap: None,
             tombstones: Default::default(),
+            sync_windows: Vec::new(),
         },
         health_timeout: Duration::from_secs(600),
         components: components.into_iter().map(|c| (c.name.clone(), c)).collect(),
+        sync_windows: Default::default(),
     }
 }
 
@@ -105,6 +107,7 @@ pub fn keystone() -> Component {
         persistent: Some(PersistentSource {
             size: "1Gi".into(),
             storage_class: None,
+            access_mode: AccessMode::default(),
         }),
         mount_propagation: None,
     }];
@@ -148,6 +151,7 @@ pub fn mariadb() -> Component {
         persistent: Some(PersistentSource {
             size: "20Gi".into(),
             storage_class: Some("fast".into()),
+            access_mode: AccessMode::ReadWriteOnce,
         }),
         mount_propagation: None,
     }];
@@ -466,6 +470,23 @@ fn persistent_claims_of_deployments_are_annotated() {
         pvc["metadata"]["annotations"][ANNOTATION_PERSISTENT],
         json!("true")
     );
+    assert_eq!(
+        pvc["spec"]["accessModes"],
+        json!(["ReadWriteOnce"]),
+        "ReadWriteOnce unless the topology asks for more"
+    );
+}
+
+#[test]
+fn the_topology_chooses_a_claims_access_mode() {
+    let mut keystone = keystone_alone();
+    for v in keystone.spec.volumes.iter_mut() {
+        if let Some(p) = v.persistent.as_mut() {
+            p.access_mode = AccessMode::ReadWriteMany;
+        }
+    }
+    let r = render_default(&topology(vec![keystone]));
+    let pvc = &find(&r, "PersistentVolumeClaim", "keystone-fernet-keys").body;
     assert_eq!(pvc["spec"]["accessModes"], json!(["ReadWriteMany"]));
 }
 

@@ -208,21 +208,35 @@ pub fn record_update(
     now: &str,
 ) {
     let empty = json!({});
+    let created = old.is_none();
     let old = old.unwrap_or(&empty);
     let mut entries = read_entries(old);
-    let old_set = fieldset::collect(old, info);
-    let new_set = fieldset::collect(new, info);
-    let changed: FieldSet = new_set
-        .iter()
-        .filter(|p| {
-            if is_item_path(p) {
-                !old_set.contains(*p)
-            } else {
-                fieldset::get(old, p) != fieldset::get(new, p)
-            }
-        })
-        .cloned()
-        .collect();
+    // A status write changes only status (the commit keeps everything else): only that part is compared.
+    let (old_part, new_part);
+    let (old_fields, new_fields) = if subresource == Some("status") {
+        old_part = json!({"status": old.get("status").cloned().unwrap_or(Value::Null)});
+        new_part = json!({"status": new.get("status").cloned().unwrap_or(Value::Null)});
+        (&old_part, &new_part)
+    } else {
+        (old, &*new)
+    };
+    let old_set = fieldset::collect(old_fields, info);
+    let new_set = fieldset::collect(new_fields, info);
+    let changed: FieldSet = if created {
+        new_set.clone()
+    } else {
+        new_set
+            .iter()
+            .filter(|p| {
+                if is_item_path(p) {
+                    !old_set.contains(*p)
+                } else {
+                    fieldset::get(old_fields, p) != fieldset::get(new_fields, p)
+                }
+            })
+            .cloned()
+            .collect()
+    };
     let removed: FieldSet = old_set.difference(&new_set).cloned().collect();
     if changed.is_empty() && removed.is_empty() {
         write_entries(new, &entries);

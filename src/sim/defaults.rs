@@ -372,10 +372,9 @@ pub fn server_fields(info: &ResourceInfo, old: Option<&Value>, new: &mut Value, 
         "pods" if new["status"].is_null() => {
             new["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"})
         }
-        "persistentvolumeclaims" if new["status"].is_null() || new["status"]["phase"].is_null() => {
-            let storage = new["spec"]["resources"]["requests"]["storage"].clone();
-            new["status"] = json!({"phase": "Bound", "accessModes": new["spec"]["accessModes"].clone(),
-                "capacity": {"storage": storage}});
+        // Claims start Pending; the PersistentVolume controller binds them (`controllers::storage`).
+        "persistentvolumeclaims" | "persistentvolumes" if new["status"].is_null() => {
+            new["status"] = json!({"phase": "Pending"})
         }
         _ => {}
     }

@@ -131,7 +131,8 @@ fn route(
     if let Some(s) = sub {
         let ok = (s == "status" && info.has_status)
             || (s == "scale" && info.has_scale)
-            || (s == "token" && info.has_token);
+            || (s == "token" && info.has_token)
+            || (s == "log" && info.builtin && info.group.is_empty() && info.plural == "pods");
         if !ok {
             return Err(ApiError::path_not_found());
         }
@@ -154,6 +155,7 @@ fn route(
     };
     let sub_verbs: &[&str] = match sub {
         Some("token") => &["create"],
+        Some("log") => &["get"],
         _ => &["get", "update", "patch"],
     };
     if sub.is_some() && !sub_verbs.contains(&verb) {
@@ -291,6 +293,15 @@ fn delete_opts(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpts, A
         propagation: q.get("propagationPolicy").cloned(),
         ..Default::default()
     };
+    if let Some(g) = q.get("gracePeriodSeconds") {
+        o.grace_period = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}")))?,
+        );
+    }
+    if q.get("orphanDependents").is_some_and(|v| v == "true") {
+        o.propagation = Some("Orphan".into());
+    }
     if !body.is_empty() {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("DeleteOptions: {e}")))?;
@@ -299,6 +310,13 @@ fn delete_opts(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpts, A
         }
         if let Some(p) = v["propagationPolicy"].as_str() {
             o.propagation = Some(p.to_string());
+        } else if v["orphanDependents"] == true {
+            o.propagation = Some("Orphan".into());
+        }
+        if let Some(g) = v.get("gracePeriodSeconds").filter(|g| !g.is_null()) {
+            o.grace_period = Some(g.as_i64().ok_or_else(|| {
+                ApiError::bad_request("DeleteOptions: gracePeriodSeconds must be an integer")
+            })?);
         }
         if v["dryRun"]
             .as_array()
@@ -484,6 +502,28 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
                 table::wants_table(&accept),
                 partial::wants_metadata(&accept) == Some(partial::MetadataForm::Object),
             ),
+            Err(e) => error_response(&e),
+        };
+        record.status = resp.status().as_u16();
+        shared.recorder.record(record);
+        return resp;
+    }
+    if parsed.target.sub.as_deref() == Some("log") {
+        let previous = query.get("previous").is_some_and(|v| v == "true");
+        let log = shared.lock().pod_log(
+            &parsed.target,
+            query.get("container").map(String::as_str),
+            previous,
+        );
+        let resp = match log {
+            Ok(text) => {
+                let mut r = Response::new(Body::from(text));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                r
+            }
             Err(e) => error_response(&e),
         };
         record.status = resp.status().as_u16();
@@ -823,11 +863,12 @@ mod tests {
             super::super::controllers::Behaviour {
                 ready_after: std::time::Duration::ZERO,
                 job_duration: std::time::Duration::ZERO,
-                nodes: 1,
                 unpullable: globset::GlobSet::empty(),
                 failing_jobs: globset::GlobSet::empty(),
+                crash_commands: globset::GlobSet::empty(),
             },
             10,
+            Vec::new(),
         );
         let q = HashMap::new();
         let mut w = HashMap::new();

@@ -272,11 +272,20 @@ pub fn validate_immutable(info: &ResourceInfo, old: Option<&Value>, new: &Value)
             field_is_immutable(&mut errs, &["spec", "template"]);
         }
         ("", "persistentvolumeclaims") => {
+            // The binder may name the volume of a claim that had none, and set a class on a claim without.
+            let volume_unset = old["spec"]["volumeName"].is_null() || old["spec"]["volumeName"] == "";
+            let class_unset = old["spec"]["storageClassName"].is_null();
             let fixed = |v: &Value| -> Value {
                 let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
                 if let Some(m) = spec.as_object_mut() {
                     m.remove("resources");
                     m.remove("volumeAttributesClassName");
+                    if volume_unset {
+                        m.remove("volumeName");
+                    }
+                    if class_unset {
+                        m.remove("storageClassName");
+                    }
                 }
                 spec
             };
@@ -381,17 +390,17 @@ fn data_too_large(plural: &str, obj: &Value) -> Vec<(String, String)> {
 
 /// Everything under the object except metadata and status: a change here bumps `generation`.
 pub fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("metadata");
-            m.remove("status");
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        v
+    const OUTSIDE: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
     };
-    strip(old) != strip(new)
+    let fields = |m: &'_ serde_json::Map<String, Value>| {
+        m.iter().filter(|(k, _)| !OUTSIDE.contains(&k.as_str())).count()
+    };
+    fields(o) != fields(n)
+        || o.iter()
+            .filter(|(k, _)| !OUTSIDE.contains(&k.as_str()))
+            .any(|(k, v)| n.get(k) != Some(v))
 }
 
 /// Visits every quantity field (see `quantity::is_quantity_field`) with its dotted path.

@@ -25,6 +25,7 @@ mod meta;
 mod openapi;
 mod partial;
 mod patch;
+mod printers;
 mod prune;
 mod request;
 mod resources;
@@ -46,6 +47,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use controllers::{NodeCapacity, NodeLabels, NodeTaint};
 pub use faults::{FaultConfig, FaultControl};
 pub use stats::{RequestRecord, Stats};
 
@@ -54,16 +56,25 @@ pub use stats::{RequestRecord, Stats};
 pub struct SimOptions {
     /// TCP port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// Time from a workload spec change until its pods count as ready.
+    /// Time from a Pod landing on its node until it is Ready (its containers start after a quarter of it).
     pub ready_after: Duration,
-    /// Time a Job runs before it completes (or fails).
+    /// Time a Job's Pod runs before it exits.
     pub job_duration: Duration,
-    /// Nodes DaemonSets schedule onto.
+    /// Nodes of the cluster (`node-1` .. `node-N`).
     pub nodes: u32,
-    /// Image globs that never pull: workloads using them never become ready.
+    /// Labels for every node or for one (`openstack.org/compute=enabled`, `node-2:zone=b`).
+    pub node_labels: Vec<NodeLabels>,
+    /// Taints for every node or for one (`dedicated=db:NoSchedule`, `node-1:gpu:NoExecute`).
+    pub node_taints: Vec<NodeTaint>,
+    /// What each node can hold (allocatable cpu, memory, ephemeral storage, Pods).
+    pub node_capacity: NodeCapacity,
+    /// Image globs that never pull: their Pods go ErrImagePull, then ImagePullBackOff.
     pub unpullable_images: Vec<String>,
-    /// Globs over Job names and images: matching Jobs fail.
+    /// Globs over Job names and images: their Pods exit with an error, so the Jobs fail.
     pub failing_jobs: Vec<String>,
+    /// Globs over container command lines (command and args joined by spaces): they crash soon after
+    /// starting and go CrashLoopBackOff.
+    pub crash_commands: Vec<String>,
     /// Faults active from the start (change them at run time through `Cluster::faults`).
     pub faults: FaultConfig,
     /// Watch events kept for resuming watches; older resourceVersions answer 410 Expired.
@@ -81,8 +92,12 @@ impl Default for SimOptions {
             ready_after: Duration::from_secs(1),
             job_duration: Duration::from_secs(1),
             nodes: 3,
+            node_labels: Vec::new(),
+            node_taints: Vec::new(),
+            node_capacity: NodeCapacity::default(),
             unpullable_images: Vec::new(),
             failing_jobs: Vec::new(),
+            crash_commands: Vec::new(),
             faults: FaultConfig::default(),
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(5),
@@ -101,6 +116,8 @@ pub enum SimError {
     },
     #[error("simulator: invalid fault configuration: {0}")]
     Faults(String),
+    #[error("simulator: {0}")]
+    Nodes(String),
     #[error("simulator: cannot listen on 127.0.0.1:{port}")]
     Bind {
         port: u16,
@@ -177,10 +194,26 @@ impl Cluster {
         let behaviour = controllers::Behaviour {
             ready_after: opts.ready_after,
             job_duration: opts.job_duration,
-            nodes: opts.nodes,
             unpullable: globs(&opts.unpullable_images)?,
             failing_jobs: globs(&opts.failing_jobs)?,
+            crash_commands: globs(&opts.crash_commands)?,
         };
+        let nodes = controllers::nodes::nodes(
+            opts.nodes,
+            &opts.node_labels,
+            &opts.node_taints,
+            &opts.node_capacity,
+        )
+        .map_err(SimError::Nodes)?;
+        for node in &nodes {
+            let causes = meta::validate_meta(node);
+            if let Some((field, message)) = causes.first() {
+                return Err(SimError::Nodes(format!(
+                    "node {}: {field}: {message}",
+                    node["metadata"]["name"].as_str().unwrap_or("")
+                )));
+            }
+        }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
             .await
             .map_err(|source| SimError::Bind {
@@ -192,7 +225,7 @@ impl Cluster {
             source,
         })?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(api::State::new(behaviour, opts.watch_history)),
+            state: Mutex::new(api::State::new(behaviour, opts.watch_history, nodes)),
             auth: auth::Authenticator::new(),
             recorder: stats::Recorder::new(opts.request_log_capacity),
             faults: FaultControl::new(opts.faults.clone()),
@@ -416,13 +449,34 @@ pub fn kubeconfig_for(url: &str, token: &str, ca_pem: &str) -> kube::config::Kub
     }
 }
 
+/// The control plane reacts to every change in the store (a few milliseconds later, so a burst of writes
+/// is handled at once) and wakes by itself when something is due (a container starting, a back-off ending).
 async fn run_controllers(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    use tokio::sync::broadcast::error::RecvError;
+    const COALESCE: Duration = Duration::from_millis(5);
+    let mut changes = shared.lock().store.subscribe();
     loop {
+        let due = shared.lock().next_wake();
         tokio::select! {
             _ = shared.cancel.cancelled() => return,
-            _ = tick.tick() => shared.lock().run_controllers(),
+            change = changes.recv() => {
+                if matches!(change, Err(RecvError::Closed)) {
+                    return;
+                }
+                tokio::time::sleep(COALESCE).await;
+                while changes.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        // Round after round until nothing changes, letting API requests in between.
+        for _ in 0..ROUNDS_BEFORE_REST {
+            if !shared.lock().run_round() {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
     }
 }
+
+/// Rounds run back to back before the loop looks at its triggers again (a bound, should rounds keep writing).
+const ROUNDS_BEFORE_REST: usize = 50;

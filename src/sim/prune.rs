@@ -30,7 +30,7 @@ fn schema_of<T: JsonSchema>() -> Schema {
 
 /// The schemas of the built-in kinds the simulator serves, by (group, plural).
 fn schemas() -> &'static HashMap<(&'static str, &'static str), Schema> {
-    use k8s_openapi::api::{apps, batch, coordination, core, networking, policy, rbac};
+    use k8s_openapi::api::{apps, batch, coordination, core, networking, policy, rbac, storage};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     static SCHEMAS: OnceLock<HashMap<(&'static str, &'static str), Schema>> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
@@ -50,6 +50,10 @@ fn schemas() -> &'static HashMap<(&'static str, &'static str), Schema> {
             (
                 ("", "persistentvolumes"),
                 schema_of::<core::v1::PersistentVolume>(),
+            ),
+            (
+                ("storage.k8s.io", "storageclasses"),
+                schema_of::<storage::v1::StorageClass>(),
             ),
             (("apps", "deployments"), schema_of::<apps::v1::Deployment>()),
             (("apps", "statefulsets"), schema_of::<apps::v1::StatefulSet>()),

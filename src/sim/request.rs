@@ -78,4 +78,6 @@ pub(crate) struct DeleteOpts {
     pub propagation: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// `gracePeriodSeconds`: how long a Pod may take to stop (0: at once).
+    pub grace_period: Option<i64>,
 }

@@ -102,6 +102,11 @@ impl ResourceInfo {
                 "kind": self.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if self.builtin && self.group.is_empty() && self.plural == "pods" {
+            out.push(json!({
+                "name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"],
+            }));
+        }
         if self.has_scale {
             out.push(json!({
                 "name": format!("{}/scale", self.plural), "singularName": "", "namespaced": self.namespaced,
@@ -138,7 +143,6 @@ pub struct Registry {
     resources: BTreeMap<(String, String, String), ResourceInfo>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn builtin(
     group: &str,
     version: &str,
@@ -146,8 +150,6 @@ fn builtin(
     plural: &str,
     namespaced: bool,
     short: &[&str],
-    status: bool,
-    scale: bool,
 ) -> ResourceInfo {
     ResourceInfo {
         group: group.into(),
@@ -165,8 +167,8 @@ fn builtin(
         } else {
             vec![]
         },
-        has_status: status,
-        has_scale: scale,
+        has_status: false,
+        has_scale: false,
         builtin: true,
         list_keys: BTreeMap::new(),
         list_sets: Vec::new(),
@@ -175,11 +177,29 @@ fn builtin(
     }
 }
 
+impl ResourceInfo {
+    /// Serves the `status` subresource.
+    fn with_status(self) -> Self {
+        ResourceInfo {
+            has_status: true,
+            ..self
+        }
+    }
+
+    /// Serves the `scale` subresource.
+    fn with_scale(self) -> Self {
+        ResourceInfo {
+            has_scale: true,
+            ..self
+        }
+    }
+}
+
 /// A review: created, answered, never stored.
 fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceInfo {
     ResourceInfo {
         create_only: true,
-        ..builtin(group, "v1", kind, plural, namespaced, &[], false, false)
+        ..builtin(group, "v1", kind, plural, namespaced, &[])
     }
 }
 
@@ -187,20 +207,11 @@ impl Registry {
     pub fn with_builtins() -> Self {
         let mut r = Registry::default();
         let all = [
-            builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, false),
-            builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false),
-            builtin("", "v1", "Secret", "secrets", true, &[], false, false),
-            builtin("", "v1", "Service", "services", true, &["svc"], true, false),
-            builtin(
-                "",
-                "v1",
-                "ServiceAccount",
-                "serviceaccounts",
-                true,
-                &["sa"],
-                false,
-                false,
-            ),
+            builtin("", "v1", "Namespace", "namespaces", false, &["ns"]).with_status(),
+            builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
+            builtin("", "v1", "Secret", "secrets", true, &[]),
+            builtin("", "v1", "Service", "services", true, &["svc"]).with_status(),
+            builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
             builtin(
                 "",
                 "v1",
@@ -208,62 +219,33 @@ impl Registry {
                 "persistentvolumeclaims",
                 true,
                 &["pvc"],
-                true,
-                false,
-            ),
-            builtin("", "v1", "Pod", "pods", true, &["po"], true, false),
-            builtin("", "v1", "Event", "events", true, &["ev"], false, false),
+            )
+            .with_status(),
+            builtin("", "v1", "Pod", "pods", true, &["po"]).with_status(),
+            builtin("", "v1", "Node", "nodes", false, &["no"]).with_status(),
+            builtin("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"]).with_status(),
+            builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"])
+                .with_status()
+                .with_scale(),
             builtin(
-                "apps",
+                "storage.k8s.io",
                 "v1",
-                "Deployment",
-                "deployments",
-                true,
-                &["deploy"],
-                true,
-                true,
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "StatefulSet",
-                "statefulsets",
-                true,
-                &["sts"],
-                true,
-                true,
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "DaemonSet",
-                "daemonsets",
-                true,
-                &["ds"],
-                true,
+                "StorageClass",
+                "storageclasses",
                 false,
+                &["sc"],
             ),
-            builtin("batch", "v1", "Job", "jobs", true, &[], true, false),
-            builtin(
-                "coordination.k8s.io",
-                "v1",
-                "Lease",
-                "leases",
-                true,
-                &[],
-                false,
-                false,
-            ),
-            builtin(
-                "rbac.authorization.k8s.io",
-                "v1",
-                "Role",
-                "roles",
-                true,
-                &[],
-                false,
-                false,
-            ),
+            builtin("", "v1", "Event", "events", true, &["ev"]),
+            builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"])
+                .with_status()
+                .with_scale(),
+            builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"])
+                .with_status()
+                .with_scale(),
+            builtin("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"]).with_status(),
+            builtin("batch", "v1", "Job", "jobs", true, &[]).with_status(),
+            builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
+            builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
             builtin(
                 "rbac.authorization.k8s.io",
                 "v1",
@@ -271,8 +253,6 @@ impl Registry {
                 "rolebindings",
                 true,
                 &[],
-                false,
-                false,
             ),
             builtin(
                 "rbac.authorization.k8s.io",
@@ -281,8 +261,6 @@ impl Registry {
                 "clusterroles",
                 false,
                 &[],
-                false,
-                false,
             ),
             builtin(
                 "rbac.authorization.k8s.io",
@@ -291,8 +269,6 @@ impl Registry {
                 "clusterrolebindings",
                 false,
                 &[],
-                false,
-                false,
             ),
             builtin(
                 "policy",
@@ -301,9 +277,8 @@ impl Registry {
                 "poddisruptionbudgets",
                 true,
                 &["pdb"],
-                true,
-                false,
-            ),
+            )
+            .with_status(),
             builtin(
                 "networking.k8s.io",
                 "v1",
@@ -311,19 +286,8 @@ impl Registry {
                 "networkpolicies",
                 true,
                 &["netpol"],
-                false,
-                false,
             ),
-            builtin(
-                "networking.k8s.io",
-                "v1",
-                "Ingress",
-                "ingresses",
-                true,
-                &["ing"],
-                true,
-                false,
-            ),
+            builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"]).with_status(),
             builtin(
                 "apiextensions.k8s.io",
                 "v1",
@@ -331,9 +295,8 @@ impl Registry {
                 "customresourcedefinitions",
                 false,
                 &["crd", "crds"],
-                true,
-                false,
-            ),
+            )
+            .with_status(),
             review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
             review(
                 "authentication.k8s.io",

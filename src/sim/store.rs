@@ -37,6 +37,8 @@ pub struct Store {
     history_cap: usize,
     tx: broadcast::Sender<Arc<Event>>,
     empty: Objects,
+    /// Counts removals and writes of objects being deleted (what the garbage collector acts on).
+    deletion_epoch: u64,
 }
 
 /// The requested resourceVersion is older than the retained history.
@@ -55,11 +57,16 @@ impl Store {
             history_cap: history_cap.max(1),
             tx,
             empty: BTreeMap::new(),
+            deletion_epoch: 0,
         }
     }
 
     pub fn current_rv(&self) -> u64 {
         self.rv
+    }
+
+    pub fn deletion_epoch(&self) -> u64 {
+        self.deletion_epoch
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -106,18 +113,6 @@ impl Store {
         self.objects.values().map(BTreeMap::len).sum()
     }
 
-    pub fn namespaces_with_objects(&self, ns: &str) -> Vec<(ResKey, String)> {
-        let mut out = Vec::new();
-        for (key, objs) in &self.objects {
-            for (n, name) in objs.keys() {
-                if n == ns {
-                    out.push((key.clone(), name.clone()));
-                }
-            }
-        }
-        out
-    }
-
     /// Whether any namespaced object lives in `ns`.
     pub fn has_objects_in(&self, ns: &str) -> bool {
         self.objects.values().any(|objs| {
@@ -146,6 +141,9 @@ impl Store {
     /// Stores an object under a new resourceVersion and records the event.
     pub fn put(&mut self, key: &ResKey, ns: &str, name: &str, mut obj: Value) -> Arc<Value> {
         self.rv += 1;
+        if !obj["metadata"]["deletionTimestamp"].is_null() {
+            self.deletion_epoch += 1;
+        }
         let rv = self.rv;
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -179,6 +177,7 @@ impl Store {
             .get_mut(key)?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
+        self.deletion_epoch += 1;
         let rv = self.rv;
         let mut last = (*old).clone();
         if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {

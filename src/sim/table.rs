@@ -42,6 +42,9 @@ fn columns(info: &ResourceInfo) -> Vec<Value> {
     if is_event(info) {
         return EVENT_COLUMNS.iter().map(|(n, k, p)| col(n, k, *p)).collect();
     }
+    if let Some(cols) = super::printers::columns(info) {
+        return cols.iter().map(|(n, k, p)| col(n, k, *p)).collect();
+    }
     let mut c = vec![col("Name", "string", 0)];
     let rest: &[(&str, &str, u8)] = match (info.group.as_str(), info.plural.as_str()) {
         ("apps", "deployments") => &[
@@ -72,12 +75,6 @@ fn columns(info: &ResourceInfo) -> Vec<Value> {
             ("Status", "string", 0),
             ("Completions", "string", 0),
             ("Duration", "string", 0),
-            ("Age", "string", 0),
-        ],
-        ("", "pods") => &[
-            ("Ready", "string", 0),
-            ("Status", "string", 0),
-            ("Restarts", "string", 0),
             ("Age", "string", 0),
         ],
         ("", "services") => &[
@@ -210,6 +207,9 @@ fn cells(info: &ResourceInfo, obj: &Value) -> Vec<Value> {
     if is_event(info) {
         return event_cells(obj);
     }
+    if super::printers::columns(info).is_some() {
+        return super::printers::cells(info, obj, &since);
+    }
     let name = json!(obj["metadata"]["name"]);
     let s = &obj["status"];
     let a = json!(age(obj));
@@ -311,13 +311,6 @@ fn cells(info: &ResourceInfo, obj: &Value) -> Vec<Value> {
                 a,
             ]
         }
-        ("", "pods") => vec![
-            name,
-            json!("0/1"),
-            json!(s["phase"].as_str().unwrap_or("Pending")),
-            json!("0"),
-            a,
-        ],
         ("", "services") => {
             let ports = obj["spec"]["ports"]
                 .as_array()

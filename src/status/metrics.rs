@@ -41,6 +41,8 @@ pub struct Metrics {
     pub git_poll_failures: Counter,
     pub last_applied_timestamp: Gauge<f64, AtomicU64>,
     pub suspended: Gauge,
+    /// 1 while the sync windows hold a planned change back.
+    pub change_pending: Gauge,
     pub leader: Gauge,
 }
 
@@ -103,6 +105,12 @@ impl Default for Metrics {
         );
         let suspended = Gauge::default();
         registry.register("suspended", "1 while applying is suspended", suspended.clone());
+        let change_pending = Gauge::default();
+        registry.register(
+            "change_pending",
+            "1 while the sync windows hold a planned change back",
+            change_pending.clone(),
+        );
         let leader = Gauge::default();
         registry.register("leader", "1 while this instance may write", leader.clone());
         Self {
@@ -117,6 +125,7 @@ impl Default for Metrics {
             git_poll_failures,
             last_applied_timestamp,
             suspended,
+            change_pending,
             leader,
         }
     }

@@ -15,11 +15,11 @@ pub use events::EventType;
 pub use metrics::Metrics;
 pub use model::{
     ComponentPhase, ComponentStatus, Condition, HISTORY_LEN, HandledReconcile, HistoryEntry, ObjectCounts,
-    PassResult, Phase, Status, now_rfc3339,
+    PassResult, PendingChange, Phase, Status, now_rfc3339,
 };
 pub use store::{
     CONTROL_CONFIGMAP, Control, STATUS_CONFIGMAP, STATUS_FIELD_MANAGER, read_control, read_status,
-    request_reconcile, set_suspend, write_status,
+    request_reconcile, request_reconcile_with, set_suspend, write_status,
 };
 
 use crate::cluster::ClusterError;

@@ -9,7 +9,8 @@ pub const HISTORY_LEN: usize = 20;
 /// Where the daemon stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Phase {
-    /// No pass has finished yet.
+    /// No pass has finished yet, or the sync windows hold a change back (`pendingChange` says which and
+    /// until when).
     #[default]
     Pending,
     /// A pass is running.
@@ -168,6 +169,25 @@ pub struct HandledReconcile {
     pub end: String,
 }
 
+/// A change planned but held back because no sync window allows writing now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingChange {
+    pub revision: String,
+    /// Objects the plan creates, updates and deletes (and leaves unchanged).
+    pub counts: ObjectCounts,
+    /// The windows that hold it back.
+    pub reason: String,
+    /// When writing is next allowed (RFC 3339); absent when no window opens within two years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_opens: Option<String>,
+    /// `keelson reconcile` (without `--force`) may apply it now (the windows allow manual sync).
+    #[serde(default)]
+    pub manual_sync: bool,
+    /// Since when it is held back.
+    pub since: String,
+}
+
 /// The whole status document, stored as JSON in the status ConfigMap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -203,6 +223,9 @@ pub struct Status {
     pub inventory_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile: Option<HandledReconcile>,
+    /// A change the sync windows hold back: planned, not written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingChange>,
     /// Newest first, at most [`HISTORY_LEN`].
     #[serde(default)]
     pub history: Vec<HistoryEntry>,

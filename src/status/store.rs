@@ -23,6 +23,8 @@ pub const STATUS_FIELD_MANAGER: &str = "keelson-status";
 pub const CONTROL_FIELD_MANAGER: &str = "keelson-control";
 const SUSPEND_KEY: &str = "suspend";
 const RECONCILE_KEY: &str = "reconcileRequestedAt";
+/// Holds the reconcile token again when that request overrides the sync windows (`--force`).
+const FORCE_KEY: &str = "reconcileForce";
 
 fn configmap(namespace: &str, name: &str) -> ObjectRef {
     ObjectRef {
@@ -39,6 +41,8 @@ pub struct Control {
     pub suspend: bool,
     /// An opaque token (a timestamp); a pass is forced each time it changes.
     pub reconcile_requested_at: Option<String>,
+    /// The request `reconcile_requested_at` overrides the sync windows once (`keelson reconcile --force`).
+    pub force: bool,
 }
 
 /// Reads the status document; `None` when the daemon has not written one yet.
@@ -109,9 +113,13 @@ pub async fn read_control(kube: &Kube, namespace: &str) -> Result<Control, Statu
             });
         }
     };
+    let reconcile_requested_at = field(RECONCILE_KEY).filter(|s| !s.is_empty()).map(str::to_string);
+    // The force mark names its request, so it never carries over to a later one.
+    let force = reconcile_requested_at.is_some() && field(FORCE_KEY) == reconcile_requested_at.as_deref();
     Ok(Control {
         suspend,
-        reconcile_requested_at: field(RECONCILE_KEY).filter(|s| !s.is_empty()).map(str::to_string),
+        reconcile_requested_at,
+        force,
     })
 }
 
@@ -128,7 +136,20 @@ pub async fn set_suspend(kube: &Kube, namespace: &str, suspend: bool) -> Result<
 
 /// Asks for a pass now, even on a revision whose rollout failed.
 pub async fn request_reconcile(kube: &Kube, namespace: &str, token: &str) -> Result<(), StatusError> {
-    write_control(kube, namespace, RECONCILE_KEY, token).await
+    request_reconcile_with(kube, namespace, token, false).await
+}
+
+/// Asks for a pass now; with `force`, that pass also writes outside the sync windows.
+pub async fn request_reconcile_with(
+    kube: &Kube,
+    namespace: &str,
+    token: &str,
+    force: bool,
+) -> Result<(), StatusError> {
+    let object = configmap(namespace, CONTROL_CONFIGMAP);
+    let force = if force { token } else { "" };
+    let data = json!({ RECONCILE_KEY: token, FORCE_KEY: force });
+    apply_data(kube, &object, data, CONTROL_FIELD_MANAGER).await
 }
 
 async fn write_control(kube: &Kube, namespace: &str, key: &str, value: &str) -> Result<(), StatusError> {
@@ -144,6 +165,11 @@ async fn apply_key(
     value: &str,
     manager: &str,
 ) -> Result<(), StatusError> {
+    apply_data(kube, object, json!({ key: value }), manager).await
+}
+
+/// Server-side applies `data` (keys and values) of one of Keelson's own ConfigMaps as `manager`.
+async fn apply_data(kube: &Kube, object: &ObjectRef, data: Value, manager: &str) -> Result<(), StatusError> {
     let body = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -152,7 +178,7 @@ async fn apply_key(
             "namespace": object.namespace,
             "labels": { LABEL_MANAGED_BY: MANAGED_BY_VALUE },
         },
-        "data": { key: value },
+        "data": data,
     });
     let options = ApplyOptions {
         field_manager: manager.to_string(),

@@ -16,6 +16,7 @@ use super::spec::{
     API_VERSION, ConfigFile, EnvVar, JobSpec, MountPropagation, Policy, Probe, ServiceDocument, ServiceSpec,
     TopologyDocument, TopologySpec, Volume, WorkloadKind,
 };
+use super::sync_windows::{SyncWindow, SyncWindows};
 use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy, suggest};
 
 /// The root document of a topology.
@@ -191,6 +192,7 @@ pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
             spec: root.document.spec,
             health_timeout: root.health_timeout,
             components,
+            sync_windows: root.sync_windows,
         }),
         _ => Err(Diagnostics::new(diags)),
     };
@@ -208,6 +210,7 @@ pub(super) struct RootDocument {
     health_timeout: Duration,
     /// Ciphertexts of the age files keelson.yaml's secrets name.
     encrypted_files: BTreeMap<String, Vec<u8>>,
+    sync_windows: SyncWindows,
 }
 
 /// keelson.yaml's `spec.secrets` as a component of their own, applied before every other.
@@ -304,6 +307,7 @@ fn fallback_spec() -> TopologySpec {
         secrets: Vec::new(),
         bootstrap: None,
         tombstones: Default::default(),
+        sync_windows: Vec::new(),
     }
 }
 
@@ -503,6 +507,17 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
         let field = format!("spec.tombstones.secrets[{i}]");
         check.result(&field, names::dns1123_subdomain(name));
     }
+    let mut sync_windows = Vec::new();
+    for (i, window) in spec.sync_windows.iter().enumerate() {
+        match SyncWindow::parse(window) {
+            Ok(window) => sync_windows.push(window),
+            Err(problems) => {
+                for (field, message) in problems {
+                    check.at(&format!("spec.syncWindows[{i}].{field}"), message);
+                }
+            }
+        }
+    }
     // Problems found here are already reported; the document is still the best guide for checking
     // the components, so it is returned all the same.
     Some(RootDocument {
@@ -510,6 +525,7 @@ fn load_topology_document(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> O
         doc,
         health_timeout,
         encrypted_files,
+        sync_windows: SyncWindows(sync_windows),
     })
 }
 

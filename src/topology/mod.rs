@@ -12,6 +12,7 @@ pub mod policy;
 pub mod secrets;
 pub mod spec;
 mod suggest;
+pub mod sync_windows;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct Topology {
     pub health_timeout: Duration,
     /// Components by name.
     pub components: BTreeMap<String, Component>,
+    /// `spec.syncWindows`, parsed.
+    pub sync_windows: sync_windows::SyncWindows,
 }
 
 /// One validated component.

@@ -53,6 +53,36 @@ pub struct TopologySpec {
     /// What Git explicitly gives up: generated Secrets are deleted only when listed here.
     #[serde(default, skip_serializing_if = "Tombstones::is_empty")]
     pub tombstones: Tombstones,
+    /// When the daemon may write: cron-scheduled allow and deny windows (Argo CD's sync windows). Empty:
+    /// always.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_windows: Vec<SyncWindowSpec>,
+}
+
+/// One sync window: from each time `schedule` fires, for `duration`, writes are allowed (`allow`) or
+/// refused (`deny`). Deny wins over allow; with any allow window, writes happen only inside one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SyncWindowSpec {
+    pub kind: WindowKind,
+    /// A five-field cron schedule (`minute hour day-of-month month day-of-week`) or `@daily`-style
+    /// nickname, in `timeZone`.
+    pub schedule: String,
+    /// How long the window stays open after each start (humantime, e.g. `2h`).
+    pub duration: String,
+    /// IANA time zone the schedule is read in (`Europe/Berlin`); UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Whether `keelson reconcile` (without `--force`) may apply while this window holds writes back.
+    #[serde(default)]
+    pub manual_sync: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowKind {
+    Allow,
+    Deny,
 }
 
 /// The option data of one OpenStack release (`oslo-config-generator --format yaml` output, kept in the
@@ -798,6 +828,31 @@ pub struct PersistentSource {
     pub size: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// How the volume may be mounted; what the storage class can provide decides what works.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+}
+
+/// A PersistentVolumeClaim's access mode. ReadWriteOnce (one node at a time) is what block storage and
+/// node-local classes provide; ReadWriteMany needs shared storage (NFS, CephFS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AccessMode {
+    #[default]
+    ReadWriteOnce,
+    ReadOnlyMany,
+    ReadWriteMany,
+    ReadWriteOncePod,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadOnlyMany => "ReadOnlyMany",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+            AccessMode::ReadWriteOncePod => "ReadWriteOncePod",
+        }
+    }
 }
 
 /// A configuration file from the repository, delivered the Kolla way via `config.json`.

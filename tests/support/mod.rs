@@ -22,13 +22,32 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use keelson::cli::example_cluster;
 use keelson::cluster::{Kube, Target, connect};
 use keelson::reconciler::{Backoff, DaemonConfig, PassSettings};
 use keelson::sim::{Cluster, RequestRecord, SimOptions};
+use keelson::source::{DEFAULT_MAX_FILE_SIZE, Snapshot};
 
 /// `example-repo/` of this checkout.
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo")
+}
+
+/// The simulated cluster example-repo expects: its services' node labels on the nodes.
+pub fn example_nodes(options: SimOptions) -> SimOptions {
+    SimOptions {
+        node_labels: example_cluster::node_labels(),
+        ..options
+    }
+}
+
+/// The namespace and any Secret example-repo's services reference that its topology does not declare,
+/// created as an operator would before the first apply.
+pub async fn create_example_secrets(kube: &Kube) {
+    let snapshot = Snapshot::from_dir(&example_repo(), DEFAULT_MAX_FILE_SIZE).expect("example snapshot");
+    example_cluster::create_referenced_secrets(kube, &snapshot)
+        .await
+        .expect("the example's Secrets");
 }
 
 /// A fresh copy of the example topology; gone when the value is dropped.

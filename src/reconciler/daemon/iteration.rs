@@ -9,10 +9,10 @@ use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use super::Daemon;
-use super::policy::{self, Action, Planned, Scope, Trigger, Verdict};
+use super::policy::{self, Action, Gate, Planned, Request, Scope, Trigger, Verdict};
 use super::progress::ProgressTracker;
-use super::record::{self, Outcome, PassInfo, StatusChange};
+use super::record::{self, Edit, Outcome, PassInfo, StatusChange};
+use super::{Daemon, ReconcileRequest};
 use crate::plan;
 use crate::reconciler::pass::{self, PassError, Prepared};
 use crate::source::verify::VerifyFailure;
@@ -78,6 +78,8 @@ impl Daemon {
             status::Control {
                 suspend: self.suspend_requested.unwrap_or(self.shared.status().suspended),
                 reconcile_requested_at: self.handled_reconcile.clone(),
+                // No new request, so nothing to force.
+                force: false,
             }
         } else {
             self.read_control().await
@@ -88,8 +90,11 @@ impl Daemon {
         self.handled_reconcile = control.reconcile_requested_at.clone();
         self.control_seen = true;
         self.log_requests(&control, reconcile_requested);
-        if reconcile_requested {
-            self.reconcile_request = control.reconcile_requested_at.clone();
+        if reconcile_requested && let Some(token) = control.reconcile_requested_at.clone() {
+            self.reconcile_request = Some(ReconcileRequest {
+                token,
+                force: control.force,
+            });
         }
         let Some(snapshot) = self.snapshot.clone() else {
             return;
@@ -100,6 +105,7 @@ impl Daemon {
             suspend_requested: control.suspend,
             suspended: self.shared.status().phase == Phase::Suspended,
             reconcile_requested,
+            force_requested: self.reconcile_request.as_ref().is_some_and(|r| r.force),
             retry_due,
             resync_due,
         };
@@ -108,8 +114,8 @@ impl Daemon {
             Action::ReportSuspended => {
                 let now = now_rfc3339();
                 let mut change = record::suspended(&self.shared.status(), &snapshot, &now);
-                if let Some(token) = self.reconcile_request.take() {
-                    record::reconcile_while_suspended(&mut change, &token, &snapshot, &now);
+                if let Some(request) = self.reconcile_request.take() {
+                    record::reconcile_while_suspended(&mut change, &request.token, &snapshot, &now);
                 }
                 self.commit(change, None).await;
             }
@@ -260,6 +266,7 @@ impl Daemon {
                 status::Control {
                     suspend: self.shared.status().suspended,
                     reconcile_requested_at: self.handled_reconcile.clone(),
+                    force: false,
                 }
             }
         }
@@ -277,7 +284,14 @@ impl Daemon {
         }
         if reconcile_requested {
             let at = control.reconcile_requested_at.as_deref().unwrap_or_default();
-            tracing::info!(requested_at = at, "reconcile requested: a full pass now");
+            if control.force {
+                tracing::info!(
+                    requested_at = at,
+                    "forced reconcile requested: a full pass now, through the sync windows"
+                );
+            } else {
+                tracing::info!(requested_at = at, "reconcile requested: a full pass now");
+            }
         }
     }
 
@@ -358,6 +372,13 @@ impl Daemon {
             self.finish_error(&pass, scope, &e, started).await;
             return None;
         }
+        if prepared.plan.has_changes()
+            && !self
+                .through_windows(snapshot, &prepared, scope, same_as_applied)
+                .await
+        {
+            return None;
+        }
 
         // A narrowed pass leaves the status of the failed revision as it is; it only adds its own record.
         let tracking = if scope == Scope::Full {
@@ -422,6 +443,78 @@ impl Daemon {
         None
     }
 
+    /// Whether the sync windows (the daemon's and the revision's) let this pass write now. A held pass
+    /// reports what waits and until when, and wakes the loop when the window opens; a forced or manual
+    /// request that goes through a closed window is recorded as an override.
+    async fn through_windows(
+        &mut self,
+        snapshot: &Snapshot,
+        prepared: &Prepared,
+        scope: Scope,
+        drift_only: bool,
+    ) -> bool {
+        let windows = self.config.sync_windows.merged(&prepared.topology.sync_windows);
+        if windows.is_empty() {
+            return true;
+        }
+        let request = match &self.reconcile_request {
+            Some(ReconcileRequest { force: true, .. }) => Request::Forced,
+            Some(_) => Request::Manual,
+            None => Request::Automatic,
+        };
+        let now = self.config.clock.now();
+        let closed = match policy::gate(&windows, now, request) {
+            Gate::Write => return true,
+            Gate::Override(closed) => {
+                let change = record::window_overridden(snapshot, &closed, request == Request::Forced);
+                for note in &change.events {
+                    tracing::warn!(revision = %snapshot.revision.short(), "{}", note.message);
+                }
+                self.commit(change, None).await;
+                return true;
+            }
+            Gate::Hold(closed) => closed,
+        };
+        // Look again when the window opens (at least daily: clocks move, windows are edited).
+        let wait = closed
+            .opens
+            .and_then(|opens| Duration::try_from(opens.duration_since(now)).ok())
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_secs(24 * 3600));
+        self.retry = Some(tokio::time::Instant::now() + wait);
+        let revision = snapshot.revision.short();
+        if scope == Scope::HealthyOnly {
+            tracing::debug!(
+                revision,
+                "drift correction held back by the sync windows: {}",
+                closed.because
+            );
+            return false;
+        }
+        let now_text = now_rfc3339();
+        let pass = record::Held {
+            snapshot,
+            summary: &prepared.plan.summary,
+            closed: &closed,
+            drift_only,
+            now: &now_text,
+        };
+        let mut change = record::held(&self.shared.status(), &pass);
+        if let Some(request) = self.reconcile_request.take() {
+            record::reconcile_held(&mut change, &request.token, &pass);
+        }
+        match &change.edit {
+            Some(Edit {
+                phase: Some((_, _, message)),
+                ..
+            }) => tracing::info!(revision, "{message}"),
+            _ => tracing::debug!(revision, "still held back by the sync windows"),
+        }
+        self.last = Some((snapshot.revision.id.clone(), Verdict::Deferred));
+        self.commit(change, None).await;
+        false
+    }
+
     /// Load, render, read the cluster and plan; a narrowed pass keeps only the components that were
     /// healthy, with the dependencies they need.
     #[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
@@ -466,9 +559,9 @@ impl Daemon {
     async fn finish(&mut self, pass: &PassInfo<'_>, outcome: Outcome<'_>, started: Instant) {
         let mut change = record::finished(pass, outcome);
         if change.verdict != Some(Verdict::Cancelled)
-            && let Some(token) = self.reconcile_request.take()
+            && let Some(request) = self.reconcile_request.take()
         {
-            record::answer_reconcile(&mut change, &token, pass);
+            record::answer_reconcile(&mut change, &request.token, pass);
         }
         let elapsed = started.elapsed();
         let line = record::log_line(pass, outcome, &change, elapsed);
@@ -556,6 +649,9 @@ impl Daemon {
         }
         if let Some(edit) = &change.edit {
             let status = self.shared.update(|s| edit.apply(s));
+            metrics
+                .change_pending
+                .set(i64::from(status.pending_change.is_some()));
             self.write_status(&status).await;
         }
         for note in &change.events {

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::policy::Backoff;
 use self::policy::Verdict;
+use super::clock::{Clock, SystemClock};
 use super::control::ControlWatch;
 use super::drift::DriftSignal;
 use super::leader::{self, LeaderConfig};
@@ -37,6 +38,7 @@ use crate::source::webhook::{self, WebhookConfig};
 use crate::source::{GitSource, GitSourceConfig, RemoteUrl, Snapshot, SourceError};
 use crate::status::server::{self, Server};
 use crate::status::{self, Shared, StatusError};
+use crate::topology::sync_windows::SyncWindows;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -60,6 +62,11 @@ pub struct DaemonConfig {
     pub watch_debounce: Duration,
     /// Apply only commits signed by one of these keys (`--verify-signatures`); others stall the revision.
     pub verify: Option<(VerifyMode, Arc<AllowedSigners>)>,
+    /// The daemon's own sync windows (`--sync-window`), which govern together with each revision's
+    /// `spec.syncWindows`; a commit cannot lift them.
+    pub sync_windows: SyncWindows,
+    /// The time sync windows are read against.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl DaemonConfig {
@@ -75,6 +82,8 @@ impl DaemonConfig {
             watch_local: true,
             watch_debounce: Duration::from_millis(100),
             verify: None,
+            sync_windows: SyncWindows::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -87,6 +96,13 @@ pub enum DaemonError {
     Status(#[from] StatusError),
     #[error("webhook: needs a listen address")]
     WebhookWithoutListener,
+}
+
+/// A `keelson reconcile` request: its token, and whether it overrides the sync windows (`--force`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReconcileRequest {
+    token: String,
+    force: bool,
 }
 
 /// The reconciler daemon.
@@ -109,8 +125,8 @@ pub struct Daemon {
     control_seen: bool,
     /// What the control object said about suspending when last read (`None` before the first read).
     suspend_requested: Option<bool>,
-    /// A `keelson reconcile` request not answered yet (its token).
-    reconcile_request: Option<String>,
+    /// A `keelson reconcile` request not answered yet.
+    reconcile_request: Option<ReconcileRequest>,
     listener: Option<Server>,
     leader_config: Option<LeaderConfig>,
     /// Whether this replica may write; `None` without leader election.

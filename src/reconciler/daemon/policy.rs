@@ -10,7 +10,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 use crate::topology::Topology;
+use crate::topology::sync_windows::{Closed, SyncWindows};
 
 /// What woke the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub enum Verdict {
     Error,
     /// Cancelled (newer revision, suspend, shutdown): run again.
     Cancelled,
+    /// Planned, but held back by the sync windows: plan again on every trigger.
+    Deferred,
 }
 
 /// What a pass covers.
@@ -71,6 +76,8 @@ pub struct State<'a> {
     pub suspended: bool,
     /// `keelson reconcile` asked for a pass since the last iteration.
     pub reconcile_requested: bool,
+    /// That request overrides the sync windows (`--force`).
+    pub force_requested: bool,
     /// The retry scheduled after a transient error is due.
     pub retry_due: bool,
     /// The last full re-plan is older than `--resync-interval`.
@@ -105,7 +112,7 @@ pub fn decide(state: &State<'_>, trigger: Trigger) -> Action {
         // Nothing new in Git and no drift event: the watches would have said if anything changed, so a
         // poll re-plans only when the resync interval is due.
         Some((_, Verdict::Converged)) if trigger == Trigger::Poll && !asked && !state.resync_due => None,
-        Some((_, Verdict::Converged | Verdict::Cancelled)) => Some(Scope::Full),
+        Some((_, Verdict::Converged | Verdict::Cancelled | Verdict::Deferred)) => Some(Scope::Full),
         // Drift wakes do not end a backoff either.
         Some((_, Verdict::Error)) => (retry_due || asked).then_some(Scope::Full),
         Some((_, Verdict::Failed)) if asked => Some(Scope::Full),
@@ -119,14 +126,15 @@ pub fn decide(state: &State<'_>, trigger: Trigger) -> Action {
     match scope {
         Some(scope) => Action::Pass {
             scope,
-            trigger: match (asked, trigger) {
-                (true, _) => "reconcile",
-                (false, Trigger::Poll)
+            trigger: match (asked, state.force_requested, trigger) {
+                (true, true, _) => "force",
+                (true, false, _) => "reconcile",
+                (false, _, Trigger::Poll)
                     if state.resync_due && state.last.is_some_and(|(l, _)| l == revision) =>
                 {
                     "resync"
                 }
-                (false, trigger) => trigger.as_str(),
+                (false, _, trigger) => trigger.as_str(),
             },
         },
         None => Action::Wait,
@@ -152,6 +160,37 @@ pub fn after_plan(scope: Scope, has_changes: bool, converged_here: bool) -> Plan
         (Scope::HealthyOnly, false) => Planned::NothingDrifted,
         (Scope::Full, false) if converged_here => Planned::Unchanged,
         (Scope::Full, false) => Planned::Execute,
+    }
+}
+
+/// Who asks for the writes of a pass, which decides whether a sync window holds them back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A poll, a wake-up, drift, a retry: held back outside the windows.
+    Automatic,
+    /// `keelson reconcile`: goes through windows that allow manual sync.
+    Manual,
+    /// `keelson reconcile --force`: goes through every window, once.
+    Forced,
+}
+
+/// Whether a pass that would write may write now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Write,
+    /// A window forbids writing now, but this request overrides it (recorded as such).
+    Override(Closed),
+    Hold(Closed),
+}
+
+pub fn gate(windows: &SyncWindows, now: Timestamp, request: Request) -> Gate {
+    match windows.check(now) {
+        Ok(()) => Gate::Write,
+        Err(closed) => match request {
+            Request::Forced => Gate::Override(closed),
+            Request::Manual if closed.manual_sync => Gate::Override(closed),
+            _ => Gate::Hold(closed),
+        },
     }
 }
 
@@ -229,6 +268,7 @@ mod tests {
             suspend_requested: false,
             suspended: false,
             reconcile_requested: false,
+            force_requested: false,
             retry_due: false,
             resync_due: false,
         }
@@ -242,7 +282,7 @@ mod tests {
     fn decides_from_the_last_verdict_the_trigger_and_the_requests() {
         use Scope::{Full, HealthyOnly};
         use Trigger::{Drift, Poll, Retry, Start, Wake};
-        use Verdict::{Cancelled, Converged, Error, Failed, Stalled};
+        use Verdict::{Cancelled, Converged, Deferred, Error, Failed, Stalled};
         let asked = |mut s: State<'static>| {
             s.reconcile_requested = true;
             s
@@ -257,6 +297,11 @@ mod tests {
         };
         let resync = |mut s: State<'static>| {
             s.resync_due = true;
+            s
+        };
+        let forced = |mut s: State<'static>| {
+            s.reconcile_requested = true;
+            s.force_requested = true;
             s
         };
         let rows: Vec<(&str, State<'static>, Trigger, Action)> = vec![
@@ -380,6 +425,30 @@ mod tests {
                 pass(Full, "wake"),
             ),
             (
+                "held by a window: plan again",
+                state(Some((NEW, Deferred))),
+                Poll,
+                pass(Full, "poll"),
+            ),
+            (
+                "held by a window: drift plans again too",
+                state(Some((NEW, Deferred))),
+                Drift,
+                pass(Full, "drift"),
+            ),
+            (
+                "forced reconcile",
+                forced(state(Some((NEW, Deferred)))),
+                Wake,
+                pass(Full, "force"),
+            ),
+            (
+                "forced reconcile of a stalled revision",
+                forced(state(Some((NEW, Stalled)))),
+                Wake,
+                pass(Full, "force"),
+            ),
+            (
                 "resume after a failure",
                 resumed(state(Some((NEW, Failed)))),
                 Wake,
@@ -403,6 +472,45 @@ mod tests {
             assert_eq!(decide(&s, Trigger::Retry), Action::ReportSuspended, "{last:?}");
             let s = State { revision: None, ..s };
             assert_eq!(decide(&s, Trigger::Retry), Action::Wait, "{last:?}");
+        }
+    }
+
+    #[test]
+    fn windows_hold_automatic_writes_and_let_manual_and_forced_ones_through_as_configured() {
+        use crate::topology::spec::{SyncWindowSpec, WindowKind};
+        use crate::topology::sync_windows::SyncWindow;
+        let deny = |manual_sync| {
+            let spec = SyncWindowSpec {
+                kind: WindowKind::Deny,
+                schedule: "0 0 * * *".into(),
+                duration: "1h".into(),
+                time_zone: None,
+                manual_sync,
+            };
+            SyncWindows(vec![SyncWindow::parse(&spec).expect("window")])
+        };
+        let inside: Timestamp = "2026-12-01T00:30:00Z".parse().unwrap();
+        let outside: Timestamp = "2026-12-01T01:30:00Z".parse().unwrap();
+        let kind = |gate: Gate| match gate {
+            Gate::Write => "write",
+            Gate::Override(_) => "override",
+            Gate::Hold(_) => "hold",
+        };
+        let rows = [
+            (false, inside, Request::Automatic, "hold"),
+            (false, inside, Request::Manual, "hold"),
+            (false, inside, Request::Forced, "override"),
+            (true, inside, Request::Automatic, "hold"),
+            (true, inside, Request::Manual, "override"),
+            (false, outside, Request::Automatic, "write"),
+            (false, outside, Request::Forced, "write"),
+        ];
+        for (manual_sync, at, request, want) in rows {
+            assert_eq!(
+                kind(gate(&deny(manual_sync), at, request)),
+                want,
+                "{manual_sync} {at} {request:?}"
+            );
         }
     }
 

@@ -6,14 +6,15 @@
 use std::time::Duration;
 
 use crate::cluster::ChangeKind;
-use crate::plan::Action;
+use crate::plan::{self, Action};
 use crate::reconciler::{PassError, Prepared};
 use crate::rollout::{ComponentState, RolloutOutcome};
 use crate::source::Snapshot;
 use crate::status::{
     ComponentPhase, ComponentStatus, EventType, HandledReconcile, HistoryEntry, ObjectCounts, PassResult,
-    Phase, Status,
+    PendingChange, Phase, Status,
 };
+use crate::topology::sync_windows::Closed;
 
 use super::policy::Verdict;
 
@@ -65,6 +66,16 @@ pub enum History {
     RecordOrExtend(HistoryEntry),
 }
 
+/// How the change held back by the sync windows changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Pending {
+    #[default]
+    Keep,
+    Set(PendingChange),
+    /// Nothing waits any more: a pass writes, or the revision cannot be applied at all.
+    Clear,
+}
+
 /// Edits of the status document, applied in one place ([`Edit::apply`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Edit {
@@ -80,6 +91,7 @@ pub struct Edit {
     pub history: History,
     pub inventory_namespace: Option<String>,
     pub handled_reconcile: Option<HandledReconcile>,
+    pub pending: Pending,
 }
 
 impl Edit {
@@ -115,6 +127,11 @@ impl Edit {
         }
         if let Some(handled) = &self.handled_reconcile {
             s.last_handled_reconcile = Some(handled.clone());
+        }
+        match &self.pending {
+            Pending::Keep => {}
+            Pending::Set(pending) => s.pending_change = Some(pending.clone()),
+            Pending::Clear => s.pending_change = None,
         }
         if let Some((phase, reason, message)) = &self.phase {
             s.set_phase(*phase, reason, message, &self.now);
@@ -393,6 +410,7 @@ fn failed(pass: &PassInfo<'_>, error: &PassError, last: Option<(&str, Verdict)>)
             phase: Some((phase, reason, message.clone())),
             last_attempted: Some(revision.clone()),
             history: History::RecordOrExtend(pass.entry(result, &message, ObjectCounts::default())),
+            pending: Pending::Clear,
             ..Edit::default()
         }),
         events: if repeated {
@@ -471,8 +489,127 @@ pub fn started(prepared: &Prepared, inventory_namespace: &str, now: &str) -> Sta
             last_attempted: Some(prepared.revision.id.clone()),
             components: Components::Replace(pending_components(prepared)),
             inventory_namespace: Some(inventory_namespace.to_string()),
+            pending: Pending::Clear,
             ..Edit::default()
         }),
+        ..StatusChange::default()
+    }
+}
+
+/// A planned change the sync windows hold back.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    pub snapshot: &'a Snapshot,
+    pub summary: &'a plan::Summary,
+    pub closed: &'a Closed,
+    /// The revision is the applied one: what waits is drift correction.
+    pub drift_only: bool,
+    /// RFC 3339.
+    pub now: &'a str,
+}
+
+impl Held<'_> {
+    /// `change pending: window opens Tue 2026-12-08 02:00 UTC; revision abc123 (...) is held back: ...`.
+    pub fn message(&self) -> String {
+        let short = self.snapshot.revision.short();
+        let what = if self.drift_only {
+            format!("drift correction of revision {short}")
+        } else {
+            format!("revision {short}")
+        };
+        let s = self.summary;
+        let hint = if self.closed.manual_sync {
+            "`keelson reconcile` applies it now"
+        } else {
+            "`keelson reconcile --force` applies it now"
+        };
+        format!(
+            "change pending: {}; {what} ({} to create, {} to update, {} to delete) is held back: {}; {hint}",
+            self.closed.opens_text(),
+            s.create,
+            s.update,
+            s.delete,
+            self.closed.because
+        )
+    }
+}
+
+/// The sync windows hold a planned change back: the status says what waits and when the window opens
+/// (written, with an Event, only when that changes); nothing in the cluster is written.
+pub fn held(current: &Status, held: &Held<'_>) -> StatusChange {
+    let message = held.message();
+    if current.phase == Phase::Pending && current.condition("Ready").is_some_and(|c| c.message == message) {
+        return StatusChange::default();
+    }
+    let revision = &held.snapshot.revision.id;
+    let since = current
+        .pending_change
+        .as_ref()
+        .filter(|p| &p.revision == revision)
+        .map_or_else(|| held.now.to_string(), |p| p.since.clone());
+    let s = held.summary;
+    let pending = PendingChange {
+        revision: revision.clone(),
+        counts: ObjectCounts {
+            created: s.create,
+            updated: s.update,
+            deleted: s.delete,
+            unchanged: s.unchanged,
+        },
+        reason: held.closed.because.clone(),
+        window_opens: held
+            .closed
+            .opens
+            .map(|at| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        manual_sync: held.closed.manual_sync,
+        since,
+    };
+    StatusChange {
+        edit: Some(Edit {
+            now: held.now.to_string(),
+            phase: Some((Phase::Pending, "SyncWindowClosed", message.clone())),
+            pending: Pending::Set(pending),
+            ..Edit::default()
+        }),
+        events: vec![Note::normal("SyncWindowClosed", message)],
+        ..StatusChange::default()
+    }
+}
+
+/// `keelson reconcile` (without `--force`) while the windows hold writes back and do not allow manual
+/// sync: no pass writes; the answer says when the window opens.
+pub fn reconcile_held(change: &mut StatusChange, requested_at: &str, held: &Held<'_>) {
+    let handled = HandledReconcile {
+        requested_at: requested_at.to_string(),
+        revision: held.snapshot.revision.id.clone(),
+        result: "Pending".into(),
+        message: held.message(),
+        end: held.now.to_string(),
+    };
+    change
+        .edit
+        .get_or_insert_with(|| Edit {
+            now: held.now.to_string(),
+            ..Edit::default()
+        })
+        .handled_reconcile = Some(handled);
+}
+
+/// A request goes through windows that hold writes back: `--force`, or `keelson reconcile` where every
+/// window that holds back allows manual sync. An Event says so; the history records the pass's trigger.
+pub fn window_overridden(snapshot: &Snapshot, closed: &Closed, forced: bool) -> StatusChange {
+    let by = if forced {
+        "`keelson reconcile --force`"
+    } else {
+        "`keelson reconcile` (the windows allow manual sync)"
+    };
+    let message = format!(
+        "revision {} is applied outside the sync windows by {by}: {}",
+        snapshot.revision.short(),
+        closed.because
+    );
+    StatusChange {
+        events: vec![Note::warning("SyncWindowOverridden", message)],
         ..StatusChange::default()
     }
 }
@@ -1138,6 +1275,68 @@ mod tests {
         let status = applied(&back, status);
         assert!(!status.suspended && status.phase == Phase::Pending);
         assert_eq!(resumed(&status, "t5"), StatusChange::default());
+    }
+
+    #[test]
+    fn a_held_change_is_reported_once_per_opening_and_cleared_by_the_pass_that_writes() {
+        let snapshot = snapshot();
+        let prepared = prepared();
+        let closed = Closed {
+            because: "outside every allow window (allow window \"0 2 * * 2\" for 2h (UTC))".into(),
+            manual_sync: false,
+            opens: Some("2026-12-08T02:00:00Z".parse().expect("time")),
+        };
+        let held_at = |now| Held {
+            snapshot: &snapshot,
+            summary: &prepared.plan.summary,
+            closed: &closed,
+            drift_only: false,
+            now,
+        };
+        let first = held(&Status::default(), &held_at("t1"));
+        assert_eq!(reasons(&first), vec![(EventType::Normal, "SyncWindowClosed")]);
+        let status = applied(&first, Status::default());
+        assert_eq!(status.phase, Phase::Pending);
+        let message = &status.condition("Ready").expect("Ready").message;
+        assert_eq!(
+            message,
+            "change pending: window opens Tue 2026-12-08 02:00 UTC; revision 0123456789ab (2 to create, 0 to \
+             update, 0 to delete) is held back: outside every allow window (allow window \"0 2 * * 2\" for 2h \
+             (UTC)); `keelson reconcile --force` applies it now"
+        );
+        let pending = status.pending_change.clone().expect("pending");
+        assert_eq!(
+            (
+                pending.window_opens.as_deref(),
+                pending.since.as_str(),
+                pending.counts.created
+            ),
+            (Some("2026-12-08T02:00:00Z"), "t1", 2)
+        );
+        assert_eq!(
+            held(&status, &held_at("t2")),
+            StatusChange::default(),
+            "nothing new"
+        );
+
+        let mut answered = StatusChange::default();
+        reconcile_held(&mut answered, "token", &held_at("t3"));
+        let handled = applied(&answered, status.clone())
+            .last_handled_reconcile
+            .expect("answer");
+        assert_eq!(
+            (handled.result.as_str(), handled.message.as_str()),
+            ("Pending", message.as_str())
+        );
+
+        let status = applied(&started(&prepared, "openstack", "t4"), status);
+        assert_eq!(status.pending_change, None, "a pass that writes clears it");
+        let overridden = window_overridden(&snapshot, &closed, true);
+        assert_eq!(
+            reasons(&overridden),
+            vec![(EventType::Warning, "SyncWindowOverridden")]
+        );
+        assert!(overridden.edit.is_none());
     }
 
     #[test]

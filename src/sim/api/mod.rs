@@ -1,8 +1,8 @@
 //! The API's semantics over the store, one room per kind of request: `read` (get, list), `write` (create,
 //! update, patch, apply, and the commit every write ends in), `delete` (delete, deletecollection, namespaces,
 //! garbage collection), `crd` (serving custom resources), `review` (tokens and access reviews, answered
-//! and never stored), `workloads` (the glue that runs the simulated
-//! controllers). No HTTP here: requests arrive parsed, as `request` types.
+//! and never stored), `workloads` (the glue that runs the simulated control plane, admission on create,
+//! Events and Pod logs). No HTTP here: requests arrive parsed, as `request` types.
 
 mod crd;
 mod delete;
@@ -11,39 +11,43 @@ mod review;
 mod workloads;
 mod write;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::controllers::{Behaviour, Tracked};
+use super::controllers::{self, Behaviour, Memory, storage};
 use super::defaults::ClusterIps;
 use super::request::{RequestContext, Target};
-use super::resources::{Registry, ResKey, ResourceInfo};
+use super::resources::{Registry, ResourceInfo};
 use super::status::ApiError;
 use super::store::Store;
 use write::Managed;
 
-/// A stored object's address: resource, namespace (empty when cluster-scoped), name.
-pub(crate) type ObjKey = (ResKey, String, String);
-
 pub(crate) struct State {
     pub registry: Registry,
     pub store: Store,
-    pub tracked: HashMap<ObjKey, Tracked>,
     pub behaviour: Behaviour,
+    /// What the simulated control plane remembers between ticks.
+    pub memory: Memory,
+    events: workloads::EventLog,
+    /// The resourceVersion and time of the last control-plane tick.
+    ticked: (u64, std::time::Instant),
     /// The request being handled: its field validation, the warnings it collects.
     pub request: RequestContext,
     cluster_ips: ClusterIps,
 }
 
 impl State {
-    pub fn new(behaviour: Behaviour, history: usize) -> Self {
+    /// A cluster with the system namespaces, the `kubernetes` Service, `nodes` (Node objects) with their
+    /// Leases, and the default StorageClasses.
+    pub fn new(behaviour: Behaviour, history: usize, nodes: Vec<Value>) -> Self {
         let mut s = State {
             registry: Registry::with_builtins(),
             store: Store::new(history),
-            tracked: HashMap::new(),
             behaviour,
+            memory: Memory::default(),
+            events: workloads::EventLog::default(),
+            ticked: (0, std::time::Instant::now()),
             request: RequestContext::default(),
             cluster_ips: ClusterIps::default(),
         };
@@ -78,7 +82,52 @@ impl State {
             };
             let _ = s.commit(&t, None, body, Managed::Update("kube-apiserver"), false);
         }
+        for class in storage::default_classes() {
+            s.create_system("storage.k8s.io", "storageclasses", class);
+        }
+        for node in nodes {
+            let stored = s.create_system("", "nodes", node.clone());
+            if let Some(stored) = stored {
+                s.create_system(
+                    "coordination.k8s.io",
+                    "leases",
+                    controllers::nodes::lease(&stored),
+                );
+            }
+        }
         s
+    }
+
+    /// An object the cluster starts with; nodes get their status as their kubelet would report it.
+    fn create_system(&mut self, group: &str, plural: &str, mut body: Value) -> Option<Value> {
+        let info = self.info(group, plural);
+        let status = body.as_object_mut().and_then(|m| m.remove("status"));
+        let t = Target {
+            namespace: info.namespaced.then(|| {
+                body["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string()
+            }),
+            name: body["metadata"]["name"].as_str().map(String::from),
+            sub: None,
+            info,
+        };
+        let stored = self
+            .commit(&t, None, body, Managed::Update("kube-apiserver"), false)
+            .ok()?;
+        let Some(status) = status else {
+            return Some(stored);
+        };
+        let mut new = stored.clone();
+        new["status"] = status;
+        let st = Target {
+            sub: Some("status".into()),
+            ..t
+        };
+        let old = self.lookup(&st).ok()?;
+        self.commit(&st, Some(old), new, Managed::Update("kubelet"), false)
+            .ok()
     }
 
     pub(super) fn info(&self, group: &str, plural: &str) -> ResourceInfo {

@@ -22,25 +22,46 @@ use super::{State, crd};
 pub(super) enum Managed<'a> {
     Update(&'a str),
     Applied,
-    Controller,
 }
 
-fn strip_times(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(list) = v
-        .pointer_mut("/metadata/managedFields")
-        .and_then(Value::as_array_mut)
-    {
-        for e in list {
-            if let Some(m) = e.as_object_mut() {
-                m.remove("time");
-            }
+/// Whether two versions of an object are the same but for resourceVersion and managedFields times (a
+/// write that changes nothing keeps the stored object). Compared in place: controllers write often.
+fn same_but_times(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let others_equal =
+        |x: &serde_json::Map<String, Value>, y: &serde_json::Map<String, Value>, skip: &[&str]| {
+            x.iter().filter(|(k, _)| !skip.contains(&k.as_str())).count()
+                == y.iter().filter(|(k, _)| !skip.contains(&k.as_str())).count()
+                && x.iter()
+                    .filter(|(k, _)| !skip.contains(&k.as_str()))
+                    .all(|(k, v)| y.get(k) == Some(v))
+        };
+    if !others_equal(a, b, &["metadata"]) {
+        return false;
+    }
+    let (ma, mb) = (&a.get("metadata"), &b.get("metadata"));
+    let (Some(Value::Object(ma)), Some(Value::Object(mb))) = (ma, mb) else {
+        return ma == mb;
+    };
+    if !others_equal(ma, mb, &["resourceVersion", "managedFields"]) {
+        return false;
+    }
+    let entries = |m: &serde_json::Map<String, Value>| m.get("managedFields").cloned().unwrap_or(Value::Null);
+    match (entries(ma), entries(mb)) {
+        (Value::Array(ea), Value::Array(eb)) => {
+            ea.len() == eb.len()
+                && ea
+                    .iter()
+                    .zip(&eb)
+                    .all(|(x, y)| match (x.as_object(), y.as_object()) {
+                        (Some(x), Some(y)) => others_equal(x, y, &["time"]),
+                        _ => x == y,
+                    })
         }
+        (x, y) => x == y,
     }
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    v
 }
 
 impl State {
@@ -447,7 +468,7 @@ impl State {
                     }
                 }
                 new = base;
-            } else if info.has_status && !matches!(managed, Managed::Controller) {
+            } else if info.has_status {
                 match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
                     None => {
@@ -501,6 +522,9 @@ impl State {
         defaults::apply_defaults(&info, &mut new);
         defaults::object_defaults(&info, &mut new);
         defaults::server_fields(&info, old.as_deref(), &mut new, &mut self.cluster_ips);
+        if old.is_none() {
+            self.admit_create(&info, &mut new)?;
+        }
         let generation = match &old {
             Some(o) => {
                 let g = o["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -520,6 +544,9 @@ impl State {
         }
         causes.extend(meta::validate_meta(&new));
         causes.extend(meta::validate_spec(&info, &new));
+        if info.builtin {
+            causes.extend(controllers::validate(&info.group, &info.plural, &new));
+        }
         if t.sub.is_none() {
             causes.extend(meta::validate_immutable(&info, old.as_deref(), &new));
         }
@@ -534,14 +561,6 @@ impl State {
             Managed::Update(manager) => {
                 apply::record_update(&info, old.as_deref(), &mut new, manager, t.sub.as_deref(), &now)
             }
-            Managed::Controller => apply::record_update(
-                &info,
-                old.as_deref(),
-                &mut new,
-                "kube-controller-manager",
-                Some("status"),
-                &now,
-            ),
             Managed::Applied => {}
         }
         if info.group == "apiextensions.k8s.io" {
@@ -559,7 +578,7 @@ impl State {
             return Err(ApiError::already_exists(&info.qualified(), t.name()));
         }
         if let Some(o) = &old {
-            if strip_times(o) == strip_times(&new) {
+            if same_but_times(o, &new) {
                 return Ok(self.as_version(t, o));
             }
         }
@@ -570,7 +589,15 @@ impl State {
             return Ok(new);
         }
         let finalizers_empty = new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
-        if !new["metadata"]["deletionTimestamp"].is_null() && finalizers_empty && info.plural != "namespaces"
+        // The last finalizer gone ends a deletion, unless a graceful one (a Pod's) is still running.
+        let graceful = new["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0;
+        if !new["metadata"]["deletionTimestamp"].is_null()
+            && finalizers_empty
+            && !graceful
+            && info.plural != "namespaces"
         {
             let key = info.key();
             let last = self
@@ -578,7 +605,7 @@ impl State {
                 .remove(&key, t.ns(), t.name())
                 .map(|v| (*v).clone())
                 .unwrap_or(new);
-            self.after_delete(&info, t.ns(), t.name(), &last, true);
+            self.after_delete(&info, &last);
             return Ok(last);
         }
         let stored = self.store.put(&info.key(), t.ns(), t.name(), new);
@@ -587,9 +614,6 @@ impl State {
     }
 
     fn after_write(&mut self, info: &ResourceInfo, t: &Target, old: Option<&Value>, stored: &Value) {
-        if controllers::is_workload(&info.group, &info.plural) {
-            self.track_workload(info, t, old, stored);
-        }
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
             self.register_crd(stored);
         }
@@ -603,6 +627,7 @@ impl State {
             };
             let body = json!({"metadata": {"name": "default"}});
             let _ = self.commit(&t, None, body, Managed::Update("kube-controller-manager"), false);
+            self.publish_root_ca(t.ns());
         }
     }
 }
