@@ -34,9 +34,9 @@ const NAMESPACE: &str = "bench";
 /// Simulated delays: small, so the figures measure the clients, not the simulated workloads.
 const READY_AFTER: Duration = Duration::from_millis(10);
 const JOB_DURATION: Duration = Duration::from_millis(10);
-/// Keelson's health-wait poll interval in the bench (the simulator's controllers tick every 50 ms).
-const POLL: Duration = Duration::from_millis(20);
+/// Components rolled out at once, and writes of one step sent at once.
 const CONCURRENCY: usize = 8;
+const WRITE_CONCURRENCY: usize = 4;
 const MAX_FILE: u64 = 1 << 20;
 
 fn main() -> ExitCode {
@@ -263,6 +263,8 @@ struct Figures {
     /// Requests without a verb (discovery, OpenAPI).
     other: u64,
     writes: u64,
+    /// The most LIST requests any one resource got.
+    max_lists_per_kind: u64,
     peak_rss_kib: u64,
     note: String,
 }
@@ -271,6 +273,24 @@ impl Figures {
     fn requests(&self) -> u64 {
         self.by_verb.values().sum::<u64>() + self.other
     }
+}
+
+/// The most LIST requests one resource got between two readings.
+fn max_lists(before: &Stats, after: &Stats) -> u64 {
+    after
+        .by_resource
+        .iter()
+        .map(|(resource, verbs)| {
+            let was = before
+                .by_resource
+                .get(resource)
+                .and_then(|v| v.get("list"))
+                .copied()
+                .unwrap_or(0);
+            verbs.get("list").copied().unwrap_or(0) - was
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn diff(before: &Stats, after: &Stats) -> (BTreeMap<String, u64>, u64, u64) {
@@ -384,6 +404,7 @@ async fn keelson_pass(
             by_verb,
             other,
             writes,
+            max_lists_per_kind: max_lists(&before, &after),
             // The child's own reading at exit is exact; the poll is the same figure up to the last 2 ms.
             peak_rss_kib: report.hwm_kib.max(polled),
             note: String::new(),
@@ -417,6 +438,7 @@ async fn kubectl_apply(
         by_verb,
         other,
         writes,
+        max_lists_per_kind: max_lists(&before, &after),
         peak_rss_kib: peak,
         note: String::new(),
     })
@@ -544,8 +566,8 @@ async fn keelson_child(dir: &Path, kubeconfig: &Path) -> Result<ChildReport, Str
 
 fn settings() -> PassSettings {
     PassSettings {
-        poll_interval: POLL,
         concurrency: CONCURRENCY,
+        write_concurrency: WRITE_CONCURRENCY,
         ..PassSettings::default()
     }
 }
@@ -630,7 +652,7 @@ async fn run(count: usize) -> Result<(), String> {
         sim_options().nodes
     );
     println!(
-        "keelson: concurrency {CONCURRENCY}, health poll interval {POLL:?}, one child process per pass (library: reconciler::prepare + execute)"
+        "keelson: concurrency {CONCURRENCY} components, {WRITE_CONCURRENCY} writes per step, health from watch events (no polling), one child process per pass (library: reconciler::prepare + execute)"
     );
     println!(
         "kubectl: {} apply --server-side -f rendered.yaml (one Namespace + the same objects), fresh discovery cache per run",
@@ -681,6 +703,7 @@ async fn run(count: usize) -> Result<(), String> {
 
     let rows = [&k_full, &k_noop, &c_full, &c_noop];
     println!("{}", table(&rows));
+    println!("{}", targets(&k_full, &k_noop, &c_full, &c_noop));
     println!(
         "stored objects after Keelson: {objects_after_keelson} (with simulated pods and the inventory); after kubectl: {kubectl_objects}"
     );
@@ -704,6 +727,80 @@ async fn run(count: usize) -> Result<(), String> {
     }
     println!("no-op pass writes: 0 (checked)");
     Ok(())
+}
+
+/// The targets, each Keelson figure beside kubectl's.
+fn targets(k_full: &Figures, k_noop: &Figures, c_full: &Figures, c_noop: &Figures) -> String {
+    let gets = |f: &Figures| f.by_verb.get("get").copied().unwrap_or(0);
+    let secs = |f: &Figures| f.wall.as_secs_f64();
+    let mut rows: Vec<(String, String, String, bool)> = Vec::new();
+    let noop_speedup = secs(c_noop) / secs(k_noop).max(1e-9);
+    rows.push((
+        "no-op pass: wall vs kubectl apply again".into(),
+        format!("{:.2} s ({noop_speedup:.1}x faster)", secs(k_noop)),
+        format!("{:.2} s; target >= 50x faster", secs(c_noop)),
+        noop_speedup >= 50.0,
+    ));
+    rows.push((
+        "no-op pass: LIST per kind / GET / writes".into(),
+        format!(
+            "{} / {} / {}",
+            k_noop.max_lists_per_kind,
+            gets(k_noop),
+            k_noop.writes
+        ),
+        format!(
+            "kubectl: {} / {} / {}; target <= 1 / 0 / 0",
+            c_noop.max_lists_per_kind,
+            gets(c_noop),
+            c_noop.writes
+        ),
+        k_noop.max_lists_per_kind <= 1 && gets(k_noop) == 0 && k_noop.writes == 0,
+    ));
+    let full_ratio = secs(k_full) / secs(c_full).max(1e-9);
+    rows.push((
+        "full gated rollout: wall vs kubectl create".into(),
+        format!("{:.2} s ({full_ratio:.2}x kubectl)", secs(k_full)),
+        format!("{:.2} s (no health gates); target <= 1.0x", secs(c_full)),
+        full_ratio <= 1.0,
+    ));
+    let per_write = |f: &Figures| f.requests() as f64 / (f.writes.max(1) as f64);
+    rows.push((
+        "full gated rollout: requests per write".into(),
+        format!(
+            "{:.3} ({} requests, {} writes)",
+            per_write(k_full),
+            k_full.requests(),
+            k_full.writes
+        ),
+        format!(
+            "kubectl {:.3} ({} requests, {} writes); target <= 1.2",
+            per_write(c_full),
+            c_full.requests(),
+            c_full.writes
+        ),
+        per_write(k_full) <= 1.2,
+    ));
+    let mib = |f: &Figures| f.peak_rss_kib as f64 / 1024.0;
+    rows.push((
+        "peak RSS of a pass".into(),
+        format!("full {:.1} MiB, no-op {:.1} MiB", mib(k_full), mib(k_noop)),
+        format!(
+            "kubectl {:.1} / {:.1} MiB; target <= 64 MiB",
+            mib(c_full),
+            mib(c_noop)
+        ),
+        mib(k_full).max(mib(k_noop)) <= 64.0,
+    ));
+    let mut out = String::from("| target | keelson | kubectl and target | met |\n|---|---|---|---|\n");
+    for (what, keelson, kubectl, met) in rows {
+        let _ = writeln!(
+            out,
+            "| {what} | {keelson} | {kubectl} | {} |",
+            if met { "yes" } else { "no" }
+        );
+    }
+    out
 }
 
 fn by_resource_text(stats: &Stats) -> String {

@@ -362,6 +362,75 @@ async fn without_watch_or_webhook_the_poll_interval_applies_commits() {
     daemon.stop().await;
 }
 
+/// Passes and polls so far, from `/metrics`.
+async fn passes_and_polls(addr: std::net::SocketAddr) -> (u64, u64) {
+    let (_, text) = get(addr, "/metrics").await;
+    (
+        metric(&text, "keelson_pass_duration_seconds_count"),
+        metric(&text, "keelson_git_polls_total"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_that_finds_no_new_commit_plans_nothing_and_reads_no_owned_object() {
+    let f = fixture().await;
+    let daemon = start(
+        &f.kube,
+        &f.repo.path,
+        &f.cache,
+        config(|c| {
+            c.watch_local = false;
+            c.interval = Duration::from_millis(100);
+            c.resync_interval = Duration::from_secs(3600);
+            c.listen = Some("127.0.0.1:0".parse().unwrap());
+        }),
+        None,
+    )
+    .await;
+    let first = f.repo.git(&["rev-parse", "HEAD"]);
+    applied(&daemon.shared, &first, Duration::from_secs(30)).await;
+    let addr = daemon.addr.expect("listening");
+    // The first pass's own writes wake drift passes until the workloads settle; then polls alone follow.
+    let settle = Instant::now() + Duration::from_secs(30);
+    let (passes, polls) = loop {
+        let (passes, polls) = passes_and_polls(addr).await;
+        let since = Instant::now();
+        while passes_and_polls(addr).await.1 < polls + 5 {
+            assert!(
+                since.elapsed() < Duration::from_secs(20),
+                "the daemon stopped polling"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if passes_and_polls(addr).await.0 == passes {
+            break (passes, polls);
+        }
+        assert!(Instant::now() < settle, "passes go on without a commit or drift");
+    };
+    f.sim.clear_request_log();
+    wait_for("five more polls", Duration::from_secs(20), || async {
+        passes_and_polls(addr).await.1 >= polls + 10
+    })
+    .await;
+    assert_eq!(
+        passes_and_polls(addr).await.0,
+        passes,
+        "a poll with nothing new ran a pass"
+    );
+    let log = f.sim.request_log();
+    let owned: Vec<String> = log
+        .iter()
+        .filter(|r| r.namespace.as_deref() == Some(NS))
+        .map(|r| format!("{} {} {:?}", r.verb, r.resource, r.name))
+        .collect();
+    assert!(
+        owned.is_empty(),
+        "requests about the topology's objects: {owned:?}"
+    );
+    assert_eq!(writes(&f.sim), 0);
+    daemon.stop().await;
+}
+
 /// The value of one series in Prometheus text output; 0 when absent.
 fn writes(sim: &Cluster) -> usize {
     sim.request_log()

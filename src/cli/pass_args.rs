@@ -20,6 +20,10 @@ pub struct PassArgs {
     #[arg(long, default_value_t = 8, env = "KEELSON_CONCURRENCY",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// Writes of one step of a component (its ConfigMaps, say) sent at the same time.
+    #[arg(long, default_value_t = 4, env = "KEELSON_WRITE_CONCURRENCY",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub write_concurrency: u16,
     /// The longest one pass may take, from reading the cluster to the end of its rollout (`0`: no limit);
     /// a rollout still running then is cancelled and says so. Each API request has its own bound
     /// (--request-timeout), each component its health timeout.
@@ -51,6 +55,7 @@ impl PassArgs {
             },
             concurrency: usize::from(self.concurrency),
             deadline: self.pass_timeout.0,
+            write_concurrency: usize::from(self.write_concurrency),
             ..PassSettings::default()
         }
     }

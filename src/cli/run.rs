@@ -35,6 +35,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", env = "KEELSON_INTERVAL", default_value = "1m",
           value_parser = parse_interval)]
     pub interval: Duration,
+    /// Time between full re-plans of a converged revision when no new commit and no drift event came
+    /// (drift is found from watch events; this is the safety net).
+    #[arg(long, value_name = "DURATION", env = "KEELSON_RESYNC_INTERVAL", default_value = "10m",
+          value_parser = parse_interval)]
+    pub resync_interval: Duration,
     #[command(flatten)]
     pub target: TargetArgs,
     /// With --sim: write a kubeconfig for the simulated cluster here (for kubectl and `keelson status`).
@@ -188,6 +193,7 @@ impl RunArgs {
     pub fn daemon_config(&self) -> Result<DaemonConfig, SourceError> {
         let mut config = DaemonConfig::new(self.namespace.clone());
         config.interval = self.interval;
+        config.resync_interval = self.resync_interval;
         config.pass = self.verify.settings(&self.pass);
         self.decrypt.apply_to(&mut config.pass);
         config.listen = Some(self.listen);

@@ -17,7 +17,7 @@ pub fn inventory_name(topology: &str) -> String {
     format!("keelson-inventory-{topology}")
 }
 
-fn inventory_ref(namespace: &str, topology: &str) -> ObjectRef {
+pub(super) fn inventory_ref(namespace: &str, topology: &str) -> ObjectRef {
     ObjectRef {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
@@ -34,28 +34,8 @@ impl Kube {
         topology: &str,
     ) -> Result<Option<String>, ClusterError> {
         let object = inventory_ref(namespace, topology);
-        let Some(live) = self.get(&object).await? else {
-            return Ok(None);
-        };
-        let invalid = |reason: String| ClusterError::Inventory {
-            object: object.to_string(),
-            reason,
-        };
-        let labels = live.pointer("/metadata/labels");
-        if labels
-            .and_then(|l| l.get(LABEL_INVENTORY_OF))
-            .and_then(Value::as_str)
-            != Some(topology)
-        {
-            return Err(invalid(format!(
-                "missing label {LABEL_INVENTORY_OF}={topology}; not written by Keelson"
-            )));
-        }
-        match live.pointer(&format!("/data/{INVENTORY_KEY}")) {
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(invalid(format!("data.{INVENTORY_KEY} is not a string"))),
-            None => Err(invalid(format!("data.{INVENTORY_KEY} missing"))),
-        }
+        let live = self.get(&object).await?;
+        parse_inventory(&object, live.as_ref(), topology)
     }
 
     /// Store `content` as the inventory of `topology` (server-side apply, field manager `keelson`).
@@ -88,5 +68,35 @@ impl Kube {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The inventory text a stored inventory ConfigMap holds, checked to be one Keelson wrote for `topology`.
+pub(super) fn parse_inventory(
+    object: &ObjectRef,
+    live: Option<&Value>,
+    topology: &str,
+) -> Result<Option<String>, ClusterError> {
+    let Some(live) = live else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ClusterError::Inventory {
+        object: object.to_string(),
+        reason,
+    };
+    let labels = live.pointer("/metadata/labels");
+    if labels
+        .and_then(|l| l.get(LABEL_INVENTORY_OF))
+        .and_then(Value::as_str)
+        != Some(topology)
+    {
+        return Err(invalid(format!(
+            "missing label {LABEL_INVENTORY_OF}={topology}; not written by Keelson"
+        )));
+    }
+    match live.pointer(&format!("/data/{INVENTORY_KEY}")) {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("data.{INVENTORY_KEY} is not a string"))),
+        None => Err(invalid(format!("data.{INVENTORY_KEY} missing"))),
     }
 }

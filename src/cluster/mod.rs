@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod lease;
 pub mod reach;
 pub mod retry;
+pub mod view;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use kube::api::PropagationPolicy;
 pub use lease::{LeaseRecord, LeaseWrite};
 pub use reach::{AddressFrom, Retrier};
 pub use retry::RetryPolicy;
+pub use view::{Changes, ClusterView};
 pub use watch::WatchFilter;
 
 use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};

@@ -94,13 +94,13 @@ async fn on_changes<E: std::fmt::Display>(
 }
 
 /// The retry policy's exponential delays for a watch that broke; a watch never gives up.
-struct RetryBackoff {
+pub(super) struct RetryBackoff {
     policy: RetryPolicy,
     retry: u32,
 }
 
 impl RetryBackoff {
-    fn new(policy: RetryPolicy) -> Self {
+    pub(super) fn new(policy: RetryPolicy) -> Self {
         Self { policy, retry: 0 }
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod pass;
 
-pub use pass::{PassError, PassOutcome, PassSettings, Prepared, execute, prepare};
+pub use pass::{PassError, PassOutcome, PassSettings, Prepared, execute, prepare, prepare_with};
 pub mod clock;
 pub mod control;
 pub mod daemon;

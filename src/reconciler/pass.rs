@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use crate::cluster::{ClusterError, FIELD_MANAGER, KindRef, Kube, owned_selector};
+use crate::cluster::{ClusterError, ClusterView, FIELD_MANAGER, KindRef, Kube};
 use crate::object::ObjectRef;
 use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
@@ -45,7 +45,10 @@ pub struct PassSettings {
     pub plan: PlanOptions,
     /// Components applied and waited on at the same time.
     pub concurrency: usize,
-    /// How often health waits read the objects they wait on.
+    /// Writes of one step of one component sent at the same time.
+    pub write_concurrency: usize,
+    /// How often health waits read the objects they wait on when no watch can tell (a rollout without a
+    /// view); with the pass's view they follow watch events.
     pub poll_interval: Duration,
     /// Create the topology's namespace when it does not exist.
     pub create_namespace: bool,
@@ -70,6 +73,7 @@ impl Default for PassSettings {
             inventory_namespace: None,
             plan: PlanOptions::default(),
             concurrency: 8,
+            write_concurrency: 4,
             poll_interval: Duration::from_millis(500),
             create_namespace: true,
             dry_run: false,
@@ -212,6 +216,8 @@ pub struct Prepared {
     pub partial: bool,
     /// When the pass started reading, for its deadline.
     pub started: std::time::Instant,
+    /// The watch-fed view the plan was made from; the rollout waits on its events.
+    pub view: Option<ClusterView>,
 }
 
 impl Prepared {
@@ -234,13 +240,24 @@ pub struct PassOutcome {
 }
 
 /// Load, render, read the cluster and plan. Reads only: nothing is written.
-#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
 pub async fn prepare(
     kube: &Kube,
     snapshot: &Snapshot,
     settings: &PassSettings,
 ) -> Result<Prepared, PassError> {
-    let reading = read_and_plan(kube, snapshot, settings);
+    prepare_with(kube, None, snapshot, settings).await
+}
+
+/// Like [`prepare`], reading the cluster through `view` when it is the topology's (a daemon keeps its
+/// view from pass to pass, so a warm view answers without a request); otherwise through a new one.
+#[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
+pub async fn prepare_with(
+    kube: &Kube,
+    view: Option<&ClusterView>,
+    snapshot: &Snapshot,
+    settings: &PassSettings,
+) -> Result<Prepared, PassError> {
+    let reading = read_and_plan(kube, view, snapshot, settings);
     match settings.deadline {
         // Reads only: abandoning them midway is safe.
         Some(after) => tokio::time::timeout(after, reading)
@@ -252,6 +269,7 @@ pub async fn prepare(
 
 async fn read_and_plan(
     kube: &Kube,
+    view: Option<&ClusterView>,
     snapshot: &Snapshot,
     settings: &PassSettings,
 ) -> Result<Prepared, PassError> {
@@ -259,9 +277,18 @@ async fn read_and_plan(
     let topology = load(snapshot)?;
     let rendered = render_objects(&topology, snapshot)?;
     let inventory_namespace = inventory_namespace(&topology, settings);
-    let inventory = read_inventory(kube, &inventory_namespace, &topology.name).await?;
-    let live = read_live(kube, &topology, &rendered, inventory.as_ref()).await?;
-    let foreign = find_foreign(kube, &rendered, &live).await?;
+    let view = match view {
+        Some(view)
+            if view.topology() == topology.name
+                && view.inventory_namespace() == Some(inventory_namespace.as_str()) =>
+        {
+            view.clone()
+        }
+        _ => kube.view_with_inventory(&topology.name, Some(&inventory_namespace)),
+    };
+    let inventory = read_inventory(&view).await?;
+    let live = read_live(&view, &topology, &rendered, inventory.as_ref()).await?;
+    let foreign = find_foreign(&view, &rendered, &live).await?;
     let options = plan_options(snapshot, settings);
     let plan = make_plan(&PlanInput {
         topology: &topology,
@@ -281,6 +308,7 @@ async fn read_and_plan(
         plan,
         partial: false,
         started,
+        view: Some(view),
     })
 }
 
@@ -362,29 +390,24 @@ fn inventory_namespace(topology: &Topology, settings: &PassSettings) -> String {
         .unwrap_or_else(|| topology.spec.namespace.clone())
 }
 
-#[instrument(skip(kube))]
-async fn read_inventory(
-    kube: &Kube,
-    namespace: &str,
-    topology: &str,
-) -> Result<Option<Inventory>, PassError> {
-    let stored = match kube.read_inventory(namespace, topology).await {
-        Ok(stored) => stored,
-        // The namespace itself may not exist yet on a first pass.
-        Err(e) if e.is_not_found() => None,
-        Err(source) => return Err(PassError::ReadInventory { source }),
-    };
+/// The stored inventory, from the view's ConfigMap feed of the inventory namespace.
+#[instrument(skip_all)]
+async fn read_inventory(view: &ClusterView) -> Result<Option<Inventory>, PassError> {
+    let stored = view
+        .inventory()
+        .await
+        .map_err(|source| PassError::ReadInventory { source })?;
     stored
         .map(|text| Inventory::from_json(&text))
         .transpose()
         .map_err(|source| PassError::Inventory { source })
 }
 
-/// One list per kind per namespace, by ownership label: every kind and namespace the desired objects,
-/// the inventory or the renderer can use.
+/// The owned objects of every kind and namespace the desired objects, the inventory or the renderer can
+/// use, from the view: one list per kind per namespace the first time, nothing once its watches run.
 #[instrument(skip_all, fields(topology = %topology.name))]
 async fn read_live(
-    kube: &Kube,
+    view: &ClusterView,
     topology: &Topology,
     rendered: &Rendered,
     inventory: Option<&Inventory>,
@@ -406,19 +429,20 @@ async fn read_live(
 
     let kinds: Vec<KindRef> = kinds.into_iter().collect();
     let namespaces: Vec<String> = namespaces.into_iter().collect();
-    match kube
-        .list_owned(&kinds, &namespaces, &owned_selector(&topology.name))
+    view.owned(&kinds, &namespaces)
         .await
-    {
-        Ok(live) => Ok(live),
-        Err(source) => Err(PassError::ReadLive { source }),
-    }
+        .map_err(|source| PassError::ReadLive { source })
 }
 
-/// Desired objects that are not in the owned list but exist: someone else's, never to be taken over.
-/// Costs one GET per object Keelson is about to create, and nothing for objects it already owns.
+/// Desired objects that are not in the owned list but whose name is taken: someone else's, never to be
+/// taken over. Answered from a metadata watch of each kind (and namespace) Keelson is about to create
+/// objects of: one list per kind, nothing for objects it already owns.
 #[instrument(skip_all)]
-async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Result<Vec<ObjectRef>, PassError> {
+async fn find_foreign(
+    view: &ClusterView,
+    rendered: &Rendered,
+    live: &[Value],
+) -> Result<Vec<ObjectRef>, PassError> {
     let owned: BTreeSet<(String, String, Option<String>, String)> =
         live.iter().filter_map(identity).collect();
     let mut foreign = Vec::new();
@@ -433,11 +457,9 @@ async fn find_foreign(kube: &Kube, rendered: &Rendered, live: &[Value]) -> Resul
         if owned.contains(&key) {
             continue;
         }
-        match kube.get(r).await {
+        match view.foreign(r).await {
             Ok(Some(_)) => foreign.push(r.clone()),
             Ok(None) => {}
-            // A namespace that does not exist yet holds nothing.
-            Err(e) if e.is_not_found() => {}
             Err(source) => return Err(PassError::ReadLive { source }),
         }
     }
@@ -512,12 +534,14 @@ async fn roll_out(
     let _stop_timer = deadline.map(|timer| AbortOnDrop(timer.abort_handle()));
     let options = RolloutOptions {
         concurrency: settings.concurrency,
+        write_concurrency: settings.write_concurrency,
         cancel,
         cancel_reason: settings.cancel_reason.clone(),
         progress,
         poll_interval: settings.poll_interval,
         dry_run: settings.dry_run,
         age_keys: AgeKeys::from_secret(settings.age_key_secret.clone()),
+        view: prepared.view.clone(),
         ..RolloutOptions::default()
     };
     rollout::execute(kube, &prepared.plan, &options).await

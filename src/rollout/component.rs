@@ -1,12 +1,18 @@
 //! One component's rollout, one method per step: apply a stage's objects, wait until they are healthy,
 //! go on to the next stage (config -> services -> pre-jobs -> workload -> post-jobs).
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
+use serde_json::Value;
+
 use crate::cluster::{
-    ApplyOptions, ChangeKind, ChangeSet, ClusterError, DeleteOptions, HealthStatus, Kube, ObjectRef,
-    PropagationPolicy, has_status_rules, health,
+    ApplyOptions, ChangeKind, ChangeSet, ClusterError, ClusterView, DeleteOptions, Health, HealthStatus,
+    Kube, ObjectRef, PropagationPolicy, has_status_rules, health,
 };
+use crate::object::ANNOTATION_HASH;
 use crate::plan::{Action, Change, ComponentPlan};
 
 use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome, secrets};
@@ -34,6 +40,7 @@ pub(super) async fn run(
         timeout,
         component_timeout: timeout,
         changes: ChangeSet::default(),
+        applied: HashMap::new(),
     };
     let result = step.all_stages().await;
     let timed_out = matches!(result, Err(Stop::TimedOut(_)));
@@ -72,6 +79,55 @@ struct Step<'a> {
     timeout: Duration,
     component_timeout: Duration,
     changes: ChangeSet,
+    /// What the server answered for each object written: a health wait judges an object only once the
+    /// view shows this write (same uid, at least this generation), never an older copy.
+    applied: HashMap<ObjectRef, Written>,
+}
+
+/// Identity, generation and content hash of an object as a write left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Written {
+    uid: Option<String>,
+    generation: i64,
+    hash: Option<String>,
+}
+
+impl Written {
+    fn of(object: &Value) -> Self {
+        let text = |pointer: &str| {
+            object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Written {
+            uid: text("/metadata/uid"),
+            generation: object
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            hash: object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(ANNOTATION_HASH))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+
+    /// Whether `live` is this write or a later state of the same object: the same uid, at least this
+    /// generation (kinds without one, like ConfigMaps, stay at 0), the same content hash.
+    fn seen_in(&self, live: &Value) -> bool {
+        let live = Written::of(live);
+        (self.uid.is_none() || live.uid == self.uid)
+            && live.generation >= self.generation
+            && (self.hash.is_none() || live.hash == self.hash)
+    }
+}
+
+/// One object's apply: what happened (or why it failed) and the object as the server returned it.
+struct ApplyResult {
+    object: ObjectRef,
+    outcome: Result<(ChangeKind, Option<String>, Option<Written>), String>,
 }
 
 impl Step<'_> {
@@ -94,9 +150,7 @@ impl Step<'_> {
                 .max()
                 .unwrap_or(self.component_timeout);
             self.deadline = Instant::now() + self.timeout;
-            for change in group {
-                self.apply(change).await?;
-            }
+            self.apply_all(group).await?;
             if !self.opts.dry_run {
                 let refs: Vec<ObjectRef> = group.iter().map(|c| c.reference.clone()).collect();
                 self.wait_healthy(refs).await?;
@@ -106,63 +160,133 @@ impl Step<'_> {
         Ok(())
     }
 
-    /// Apply one object (unless unchanged). The create guard runs for planned creates, so an object someone
-    /// else made under the same name in the meantime is refused, not taken over.
-    async fn apply(&mut self, change: &Change) -> Result<(), Stop> {
+    /// Apply a step's objects, at most `write_concurrency` at once. After a failure no further write
+    /// starts; those in flight finish and are recorded.
+    async fn apply_all(&mut self, group: &[Change]) -> Result<(), Stop> {
+        let failed = AtomicBool::new(false);
+        let this = &*self;
+        let failed = &failed;
+        // Collected first: a lazy `map` over the group would make the spawned component future not `Send`.
+        let writes: Vec<_> = group
+            .iter()
+            .map(|change| async move {
+                if failed.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let result = this.apply(change).await;
+                if result.outcome.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                Some(result)
+            })
+            .collect();
+        let results: Vec<Option<ApplyResult>> = futures::stream::iter(writes)
+            .buffered(self.opts.write_concurrency.max(1))
+            .collect()
+            .await;
+        let mut first_failure = None;
+        for result in results.into_iter().flatten() {
+            match result.outcome {
+                Ok((kind, note, written)) => {
+                    if let Some(written) = written {
+                        self.applied.insert(result.object.clone(), written);
+                    }
+                    self.changes.push(result.object, kind, note);
+                }
+                Err(reason) => {
+                    self.changes
+                        .push(result.object, ChangeKind::Failed, Some(reason.clone()));
+                    first_failure.get_or_insert(reason);
+                }
+            }
+        }
         if self.opts.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
+        match first_failure {
+            Some(reason) => Err(Stop::Failed(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn emit_applied(&self, object: &ObjectRef, change: ChangeKind) {
+        self.opts.emit(ProgressEvent::ObjectApplied {
+            component: self.component.name.clone(),
+            object: object.clone(),
+            change,
+        });
+    }
+
+    /// Apply one object (unless unchanged). The create guard runs for planned creates, so an object someone
+    /// else made under the same name in the meantime is refused, not taken over: from the view's metadata
+    /// watch of the kind when there is a view, else by a GET just before the write.
+    async fn apply(&self, change: &Change) -> ApplyResult {
         let object = &change.reference;
+        let done = |outcome| ApplyResult {
+            object: object.clone(),
+            outcome,
+        };
+        if self.opts.cancel.is_cancelled() {
+            return done(Ok((
+                ChangeKind::Skipped,
+                Some(self.opts.cancel_reason.text()),
+                None,
+            )));
+        }
         if let (Some(recipe), Some(body), false) =
             (&change.secret, &change.desired, change.action == Action::Delete)
         {
             // Values are made here, at apply time; an unchanged recipe still has its values checked (reads only).
-            return match secrets::materialize(
+            let made = secrets::materialize(
                 self.kube,
+                self.opts.view.as_ref(),
                 object,
                 body,
                 recipe,
                 &self.opts.age_keys,
                 self.opts.dry_run,
             )
-            .await
-            {
-                Ok(kind) => {
-                    self.changes.push(object.clone(), kind, None);
-                    if kind != ChangeKind::Unchanged {
-                        self.opts.emit(ProgressEvent::ObjectApplied {
-                            component: self.component.name.clone(),
-                            object: object.clone(),
-                            change: kind,
-                        });
-                    }
-                    Ok(())
+            .await;
+            if let Ok(kind) = made {
+                if kind != ChangeKind::Unchanged {
+                    self.emit_applied(object, kind);
                 }
-                Err(reason) => self.fail(object, reason),
-            };
+            }
+            return done(made.map(|kind| (kind, None, None)));
         }
         match change.action {
-            Action::Unchanged => {
-                self.changes.push(object.clone(), ChangeKind::Unchanged, None);
-                return Ok(());
-            }
+            Action::Unchanged => return done(Ok((ChangeKind::Unchanged, None, None))),
+            // Deletions belong to the prune step; an apply wave never carries them.
             Action::Delete => {
-                // Deletions belong to the prune step; an apply wave never carries them.
-                self.changes.push(
-                    object.clone(),
+                return done(Ok((
                     ChangeKind::Skipped,
                     Some("deletion in an apply wave".into()),
-                );
-                return Ok(());
+                    None,
+                )));
             }
             Action::Create | Action::Update => {}
         }
         let Some(body) = &change.desired else {
-            return self.fail(object, format!("{object}: the plan carries no desired object"));
+            return done(Err(format!("{object}: the plan carries no desired object")));
         };
+        let creating = change.action == Action::Create;
+        let view = self.opts.view.as_ref();
+        if let (true, Some(view)) = (creating, view) {
+            match view.foreign(object).await {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    let refused = ClusterError::Foreign {
+                        object: object.to_string(),
+                        reason,
+                    };
+                    return done(Err(refused.to_string()));
+                }
+                Err(e) => return done(Err(e.to_string())),
+            }
+        }
         let apply_opts = ApplyOptions {
             dry_run: self.opts.dry_run,
-            create_guard: change.action == Action::Create,
+            create_guard: creating && view.is_none(),
             ..ApplyOptions::default()
         };
         let result = match self.kube.apply(body, &apply_opts).await {
@@ -172,38 +296,35 @@ impl Step<'_> {
                 let note = format!("recreated: field {field} is immutable");
                 self.recreate(object, &field, body, &apply_opts)
                     .await
-                    .map(|k| (k, Some(note)))
+                    .map(|(k, written)| (k, Some(note), written))
             }
-            other => other.map(|a| (a.change, None)),
+            Ok(applied) => {
+                let kind = if creating && view.is_some() {
+                    ChangeKind::Created
+                } else {
+                    applied.change
+                };
+                Ok((kind, None, Some(Written::of(&applied.object))))
+            }
+            Err(e) => Err(e),
         };
         match result {
-            Ok((kind, note)) => {
-                self.changes.push(object.clone(), kind, note);
-                self.opts.emit(ProgressEvent::ObjectApplied {
-                    component: self.component.name.clone(),
-                    object: object.clone(),
-                    change: kind,
-                });
-                Ok(())
+            Ok((kind, note, written)) => {
+                self.emit_applied(object, kind);
+                done(Ok((kind, note, written)))
             }
-            Err(e) => self.fail(object, e.to_string()),
+            Err(e) => done(Err(e.to_string())),
         }
-    }
-
-    fn fail(&mut self, object: &ObjectRef, reason: String) -> Result<(), Stop> {
-        self.changes
-            .push(object.clone(), ChangeKind::Failed, Some(reason.clone()));
-        Err(Stop::Failed(reason))
     }
 
     /// The topology allows it: delete the object (dependents first), wait until it is gone, apply anew.
     async fn recreate(
-        &mut self,
+        &self,
         object: &ObjectRef,
         field: &str,
         body: &serde_json::Value,
         apply_opts: &ApplyOptions,
-    ) -> Result<ChangeKind, ClusterError> {
+    ) -> Result<(ChangeKind, Option<Written>), ClusterError> {
         tracing::warn!(%object, field, "immutable field changed; recreating as the topology allows");
         let delete = DeleteOptions {
             propagation: PropagationPolicy::Foreground,
@@ -223,28 +344,116 @@ impl Step<'_> {
             }
             tokio::time::sleep(self.opts.poll_interval).await;
         }
-        self.kube.apply(body, apply_opts).await?;
-        Ok(ChangeKind::Created)
+        let applied = self.kube.apply(body, apply_opts).await?;
+        Ok((ChangeKind::Created, Some(Written::of(&applied.object))))
     }
 
-    /// Read the objects until all are Current; any Failed object fails the component; the component's
-    /// health timeout bounds the wait; cancellation ends it at once (reads are safe to abandon).
+    /// Wait until the objects are all Current; any Failed object fails the component; the step's deadline
+    /// bounds the wait; cancellation ends it at once (reads are safe to abandon). With a view, health is
+    /// judged from watch events (no request); without one, the objects are read every poll interval.
     async fn wait_healthy(&mut self, refs: Vec<ObjectRef>) -> Result<(), Stop> {
-        let cancel = self.opts.cancel.clone();
-        // Existence is their health, and they exist (applied just now, or found live by the plan).
-        let (mut remaining, present): (Vec<_>, Vec<_>) = refs
-            .into_iter()
-            .partition(|o| has_status_rules(&o.api_version, &o.kind));
+        // Existence is their health, and they exist (applied just now, or found live by the plan). With a
+        // view, those written are still waited on until the view shows the write: the next pass plans from
+        // the view, and must not find the state before it.
+        let view = self.opts.view.clone();
+        let (remaining, present): (Vec<_>, Vec<_>) = refs.into_iter().partition(|o| {
+            has_status_rules(&o.api_version, &o.kind) || (view.is_some() && self.applied.contains_key(o))
+        });
         for object in present {
-            self.opts.emit(ProgressEvent::ObjectHealthy {
-                component: self.component.name.clone(),
-                object,
-                at: Instant::now(),
-            });
+            self.healthy(object);
         }
         if remaining.is_empty() {
             return Ok(());
         }
+        match view {
+            Some(view) => self.wait_watched(&view, remaining).await,
+            None => self.wait_polled(remaining).await,
+        }
+    }
+
+    fn healthy(&self, object: ObjectRef) {
+        self.opts.emit(ProgressEvent::ObjectHealthy {
+            component: self.component.name.clone(),
+            object,
+            at: Instant::now(),
+        });
+    }
+
+    /// Judges one read of `object`: `Ok(None)` when Current, `Ok(Some(why))` while waiting, `Err` when
+    /// Failed for good.
+    fn judge(&self, object: &ObjectRef, live: Option<&Value>) -> Result<Option<String>, Stop> {
+        let Some(live) = live else {
+            return Ok(Some(format!("{object}: not found")));
+        };
+        if let Some(written) = self.applied.get(object) {
+            if !written.seen_in(live) {
+                return Ok(Some(format!("{object}: the write is not visible yet")));
+            }
+        }
+        if !has_status_rules(&object.api_version, &object.kind) {
+            return Ok(None);
+        }
+        let Health { status, reason } = health(live);
+        match status {
+            HealthStatus::Current => Ok(None),
+            HealthStatus::Failed => Err(Stop::Failed(format!("{object}: {reason}"))),
+            HealthStatus::InProgress => Ok(Some(format!("{object}: {reason}"))),
+        }
+    }
+
+    fn timed_out(&self, last: &str) -> Stop {
+        let timeout = humantime::format_duration(self.timeout);
+        Stop::TimedOut(format!("not healthy within {timeout}: {last}"))
+    }
+
+    /// Health from the view: look at the objects as the view holds them, then sleep until one of their
+    /// kinds changes.
+    async fn wait_watched(&mut self, view: &ClusterView, mut remaining: Vec<ObjectRef>) -> Result<(), Stop> {
+        let cancel = self.opts.cancel.clone();
+        let mut changes = view
+            .subscribe(&remaining)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        loop {
+            let mut still = Vec::new();
+            let mut last = String::new();
+            for object in remaining {
+                let live = match view.object(&object).await {
+                    Ok(live) => live,
+                    Err(e) if e.is_transient() => {
+                        last = e.to_string();
+                        still.push(object);
+                        continue;
+                    }
+                    Err(e) => return Err(Stop::Failed(e.to_string())),
+                };
+                match self.judge(&object, live.as_deref())? {
+                    None => self.healthy(object),
+                    Some(why) => {
+                        last = why;
+                        still.push(object);
+                    }
+                }
+            }
+            if still.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= self.deadline {
+                return Err(self.timed_out(&last));
+            }
+            let deadline = tokio::time::Instant::from_std(self.deadline);
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Stop::Cancelled),
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = changes.next() => {}
+            }
+            remaining = still;
+        }
+    }
+
+    /// Health by reading each object every poll interval (no view).
+    async fn wait_polled(&mut self, mut remaining: Vec<ObjectRef>) -> Result<(), Stop> {
+        let cancel = self.opts.cancel.clone();
         loop {
             let mut still = Vec::new();
             let mut last = String::new();
@@ -253,34 +462,22 @@ impl Step<'_> {
                     _ = cancel.cancelled() => return Err(Stop::Cancelled),
                     read = self.kube.get(&object) => read,
                 };
-                match read {
-                    Ok(Some(live)) => {
-                        let h = health(&live);
-                        match h.status {
-                            HealthStatus::Current => self.opts.emit(ProgressEvent::ObjectHealthy {
-                                component: self.component.name.clone(),
-                                object: object.clone(),
-                                at: Instant::now(),
-                            }),
-                            HealthStatus::Failed => {
-                                return Err(Stop::Failed(format!("{object}: {}", h.reason)));
-                            }
-                            HealthStatus::InProgress => {
-                                last = format!("{object}: {}", h.reason);
-                                still.push(object);
-                            }
-                        }
-                    }
-                    Ok(None) => {
-                        last = format!("{object}: not found");
-                        still.push(object);
-                    }
+                let live = match read {
+                    Ok(live) => live,
                     // Retries are exhausted inside the client; the next poll tries again until the deadline.
                     Err(e) if e.is_transient() => {
                         last = e.to_string();
                         still.push(object);
+                        continue;
                     }
                     Err(e) => return Err(Stop::Failed(e.to_string())),
+                };
+                match self.judge(&object, live.as_ref())? {
+                    None => self.healthy(object),
+                    Some(why) => {
+                        last = why;
+                        still.push(object);
+                    }
                 }
             }
             if still.is_empty() {
@@ -288,8 +485,7 @@ impl Step<'_> {
             }
             let now = Instant::now();
             if now >= self.deadline {
-                let timeout = humantime::format_duration(self.timeout);
-                return Err(Stop::TimedOut(format!("not healthy within {timeout}: {last}")));
+                return Err(self.timed_out(&last));
             }
             let nap = self.opts.poll_interval.min(self.deadline - now);
             tokio::select! {

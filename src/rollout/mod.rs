@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{ChangeKind, ChangeSet, Kube, ObjectRef};
+use crate::cluster::{ChangeKind, ChangeSet, ClusterView, Kube, ObjectRef};
 use crate::plan::{ComponentPlan, Plan};
 
 /// How a rollout runs.
@@ -33,8 +33,8 @@ pub struct RolloutOptions {
     pub cancel_reason: CancelReason,
     /// Receives progress as it happens (for logs, status and tests).
     pub progress: Option<UnboundedSender<ProgressEvent>>,
-    /// How often a health wait reads the objects it waits on (each component's timeout and recreate
-    /// permission travel on its [`ComponentPlan`]).
+    /// How often a health wait reads the objects it waits on when there is no `view` (each component's
+    /// timeout and recreate permission travel on its [`ComponentPlan`]).
     pub poll_interval: Duration,
     /// Send every write as a server-side dry run and skip health waits.
     pub dry_run: bool,
@@ -43,6 +43,12 @@ pub struct RolloutOptions {
     /// The age identities that decrypt the repository's encrypted Secret values, read from the cluster
     /// on first need.
     pub age_keys: AgeKeys,
+    /// Writes of one step (a stage of one component) sent at the same time.
+    pub write_concurrency: usize,
+    /// The watch-fed view the plan was made from: health and prune waits follow its events, and the
+    /// create guard asks it, instead of reading objects one by one. `None`: read by GET every
+    /// `poll_interval`.
+    pub view: Option<ClusterView>,
 }
 
 impl Default for RolloutOptions {
@@ -56,6 +62,8 @@ impl Default for RolloutOptions {
             dry_run: false,
             prune: true,
             age_keys: AgeKeys::default(),
+            write_concurrency: 4,
+            view: None,
         }
     }
 }

@@ -64,7 +64,8 @@ pub(super) async fn run(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> (Cha
 }
 
 /// Wait (bounded by the wave's longest health timeout) until the deleted objects are gone, so a dependency
-/// is not removed while its dependents still run. Returns false when the wait ended early.
+/// is not removed while its dependents still run. Returns false when the wait ended early. With a view the
+/// watch says when they are gone; without one each is read every poll interval.
 async fn wait_gone(
     kube: &Kube,
     mut remaining: Vec<ObjectRef>,
@@ -72,15 +73,25 @@ async fn wait_gone(
     opts: &RolloutOptions,
 ) -> bool {
     let deadline = Instant::now() + timeout;
+    let mut changes = match &opts.view {
+        Some(view) => view.subscribe(&remaining).await.ok(),
+        None => None,
+    };
     while !remaining.is_empty() {
         let mut still = Vec::new();
         for object in remaining {
-            let read = tokio::select! {
-                _ = opts.cancel.cancelled() => return false,
-                read = kube.get(&object) => read,
+            let gone = match (&opts.view, &changes) {
+                (Some(view), Some(_)) => matches!(view.object(&object).await, Ok(None)),
+                _ => {
+                    let read = tokio::select! {
+                        _ = opts.cancel.cancelled() => return false,
+                        read = kube.get(&object) => read,
+                    };
+                    matches!(read, Ok(None))
+                }
             };
             // A read error is not a reason to stop deleting: keep waiting until the deadline.
-            if !matches!(read, Ok(None)) {
+            if !gone {
                 still.push(object);
             }
         }
@@ -95,9 +106,16 @@ async fn wait_gone(
             );
             return false;
         }
+        let nap = async {
+            match changes.as_mut() {
+                Some(changes) => changes.next().await,
+                None => tokio::time::sleep(opts.poll_interval).await,
+            }
+        };
         tokio::select! {
             _ = opts.cancel.cancelled() => return false,
-            _ = tokio::time::sleep(opts.poll_interval) => {}
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+            _ = nap => {}
         }
     }
     true

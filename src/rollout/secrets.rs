@@ -16,7 +16,7 @@ use rand::Rng as _;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::cluster::{ApplyOptions, ChangeKind, Created, Kube, ObjectRef, is_owned};
+use crate::cluster::{ApplyOptions, ChangeKind, ClusterView, Created, Kube, ObjectRef, is_owned};
 use crate::object::{ANNOTATION_HASH, ANNOTATION_ROTATION, LABEL_TOPOLOGY};
 use crate::render::{KeySource, SecretRecipe, TemplatePiece};
 
@@ -155,15 +155,25 @@ fn generate(source: &KeySource) -> Vec<u8> {
 /// what was done; `Unchanged` means no write was sent.
 pub(super) async fn materialize(
     kube: &Kube,
+    view: Option<&ClusterView>,
     reference: &ObjectRef,
     body: &Value,
     recipe: &SecretRecipe,
     keys: &AgeKeys,
     dry_run: bool,
 ) -> Result<ChangeKind, String> {
-    // Two tries: a create that finds the Secret made meanwhile starts over from what is now live.
-    for _ in 0..2 {
-        let live = kube.get(reference).await.map_err(|e| e.to_string())?;
+    // Two tries: a create that finds the Secret made meanwhile starts over from what is now live. The first
+    // look is the view's (when there is one): an owned Secret it does not hold is created with a create-only
+    // request, which cannot overwrite one made meanwhile; the second try reads the server.
+    for attempt in 0..2 {
+        let live = match (attempt, view) {
+            (0, Some(view)) => view
+                .object(reference)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|live| Value::clone(&live)),
+            _ => kube.get(reference).await.map_err(|e| e.to_string())?,
+        };
         if let Some(live) = &live {
             let topology = body
                 .pointer("/metadata/labels")
@@ -186,16 +196,11 @@ pub(super) async fn materialize(
         let same_rotation = live.as_ref().is_some_and(|l| {
             annotation(l, ANNOTATION_ROTATION) == Some(recipe.rotation.to_string().as_str())
         });
-        let data = values(
-            kube,
-            reference,
-            recipe,
-            &live_data,
-            same_recipe,
-            same_rotation,
-            keys,
-        )
-        .await?;
+        let same = Same {
+            recipe: same_recipe,
+            rotation: same_rotation,
+        };
+        let data = values(kube, view, reference, recipe, &live_data, same, keys).await?;
         if live.is_some() && same_recipe && data == live_data {
             return Ok(ChangeKind::Unchanged);
         }
@@ -227,15 +232,24 @@ pub(super) async fn materialize(
     ))
 }
 
+/// What the live Secret shares with the desired one.
+#[derive(Debug, Clone, Copy)]
+struct Same {
+    /// The recipe (its hash annotation): encrypted values are kept.
+    recipe: bool,
+    /// The rotation: generated values are kept.
+    rotation: bool,
+}
+
 /// The values the Secret must hold: generated keys kept unless rotated, encrypted keys kept unless their
 /// ciphertext changed, derived keys computed from what their inputs hold now.
 async fn values(
     kube: &Kube,
+    view: Option<&ClusterView>,
     reference: &ObjectRef,
     recipe: &SecretRecipe,
     live: &BTreeMap<String, Vec<u8>>,
-    same_recipe: bool,
-    same_rotation: bool,
+    same: Same,
     keys: &AgeKeys,
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut data = BTreeMap::new();
@@ -243,14 +257,14 @@ async fn values(
         match source {
             KeySource::Random { .. } | KeySource::Fernet => {
                 let value = match live.get(key) {
-                    Some(value) if same_rotation => value.clone(),
+                    Some(value) if same.rotation => value.clone(),
                     _ => generate(source),
                 };
                 data.insert(key.clone(), value);
             }
             KeySource::Encrypted { file, ciphertext } => {
                 let value = match live.get(key) {
-                    Some(value) if same_recipe => value.clone(),
+                    Some(value) if same.recipe => value.clone(),
                     _ => {
                         let identities = keys
                             .identities(kube)
@@ -281,7 +295,7 @@ async fn values(
                         &data
                     } else {
                         if !inputs.contains_key(secret) {
-                            let found = read_input(kube, reference, secret).await?;
+                            let found = read_input(kube, view, reference, secret).await?;
                             inputs.insert(secret.clone(), found);
                         }
                         &inputs[secret]
@@ -300,8 +314,10 @@ async fn values(
     Ok(data)
 }
 
+/// An input Secret's values: from the view when it holds it (an owned Secret), else read.
 async fn read_input(
     kube: &Kube,
+    view: Option<&ClusterView>,
     reference: &ObjectRef,
     secret: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
@@ -309,11 +325,23 @@ async fn read_input(
         name: secret.to_string(),
         ..reference.clone()
     };
-    let live = kube
-        .get(&input)
-        .await
-        .map_err(|e| format!("{reference}: reading input {input}: {e}"))?
-        .ok_or_else(|| format!("{reference}: input Secret {secret} does not exist yet"))?;
+    let reading = |e: crate::cluster::ClusterError| format!("{reference}: reading input {input}: {e}");
+    let held = match view {
+        Some(view) => view
+            .object(&input)
+            .await
+            .map_err(reading)?
+            .map(|v| Value::clone(&v)),
+        None => None,
+    };
+    let live = match held {
+        Some(live) => live,
+        None => kube
+            .get(&input)
+            .await
+            .map_err(reading)?
+            .ok_or_else(|| format!("{reference}: input Secret {secret} does not exist yet"))?,
+    };
     decode_data(&live).map_err(|key| format!("{reference}: input {input}: key {key} is not base64"))
 }
 

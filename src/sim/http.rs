@@ -22,7 +22,7 @@ use super::request::{
 use super::selectors::{FieldSelector, LabelSelector, supported_fields};
 use super::stats::RequestRecord;
 use super::status::ApiError;
-use super::{Shared, discovery, openapi, table, watch};
+use super::{Shared, discovery, openapi, partial, table, watch};
 
 /// Accepts TLS connections until the cluster is cancelled, then lets open requests finish.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, tls: TlsAcceptor) {
@@ -479,6 +479,19 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    if parsed.target.sub.is_none() && partial::unacceptable(&accept, parsed.verb) {
+        let e = ApiError::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept})"
+            ),
+        );
+        let resp = error_response(&e);
+        record.status = resp.status().as_u16();
+        shared.recorder.record(record);
+        return resp;
+    }
     if parsed.verb == "watch" {
         let resp = match list_query(&parsed.target, &query) {
             Ok(lq) => watch::start(
@@ -487,6 +500,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
                 lq,
                 &query,
                 table::wants_table(&accept),
+                partial::wants_metadata(&accept) == Some(partial::MetadataForm::Object),
             ),
             Err(e) => error_response(&e),
         };
@@ -539,6 +553,16 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             {
                 let full = query.get("includeObject").is_some_and(|v| v == "Object");
                 json_response(code, &table::to_table(&parsed.target.info, &value, full))
+            } else if parsed.target.sub.is_none() {
+                match (parsed.verb, partial::wants_metadata(&accept)) {
+                    ("list", Some(partial::MetadataForm::List)) => {
+                        json_response(code, &partial::list(&value))
+                    }
+                    ("get", Some(partial::MetadataForm::Object)) => {
+                        json_response(code, &partial::object(&value))
+                    }
+                    _ => json_response(code, &value),
+                }
             } else {
                 json_response(code, &value)
             }

@@ -23,6 +23,7 @@ mod fieldset;
 mod http;
 mod meta;
 mod openapi;
+mod partial;
 mod patch;
 mod printers;
 mod prune;

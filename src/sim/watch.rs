@@ -16,13 +16,15 @@ use super::codec::error_response;
 use super::request::{ListQuery, Target};
 use super::status::ApiError;
 use super::store::{Event, EventType};
-use super::{Shared, table};
+use super::{Shared, partial, table};
 
 struct Filter {
     target: Target,
     query: ListQuery,
     table: bool,
     full: bool,
+    /// `as=PartialObjectMetadata`: events carry only the objects' metadata.
+    metadata_only: bool,
 }
 
 impl Filter {
@@ -59,6 +61,8 @@ impl Filter {
         o["kind"] = json!(self.target.info.kind);
         let object = if self.table {
             table::to_table(&self.target.info, &o, self.full)
+        } else if self.metadata_only {
+            partial::object(&o)
         } else {
             o
         };
@@ -70,7 +74,11 @@ impl Filter {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let object = json!({"kind": self.target.info.kind, "apiVersion": self.target.info.api_version(), "metadata": meta});
+        let object = if self.metadata_only {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+        } else {
+            json!({"kind": self.target.info.kind, "apiVersion": self.target.info.api_version(), "metadata": meta})
+        };
         encode("BOOKMARK", &object)
     }
 }
@@ -101,6 +109,7 @@ pub(crate) fn start(
     query: ListQuery,
     q: &HashMap<String, String>,
     table: bool,
+    metadata_only: bool,
 ) -> Response {
     let flag = |k: &str| matches!(q.get(k).map(String::as_str), Some("true" | "1"));
     let bookmarks_allowed = flag("allowWatchBookmarks");
@@ -136,6 +145,7 @@ pub(crate) fn start(
         query,
         table,
         full: q.get("includeObject").is_some_and(|v| v == "Object"),
+        metadata_only,
     };
     let mut pending = VecDeque::new();
     let (rx, last_rv) = {

@@ -13,9 +13,7 @@ use super::policy::{self, Action, Gate, Planned, Request, Scope, Trigger, Verdic
 use super::progress::ProgressTracker;
 use super::record::{self, Edit, Outcome, PassInfo, StatusChange};
 use super::{Daemon, ReconcileRequest};
-use crate::cluster::KindRef;
 use crate::plan;
-use crate::reconciler::drift::{self, DriftWatch};
 use crate::reconciler::pass::{self, PassError, PassSettings, Prepared};
 use crate::rollout::CancelReason;
 use crate::source::verify::VerifyFailure;
@@ -67,8 +65,26 @@ impl Daemon {
         if retry_due {
             self.retry = None;
         }
+        let before = self.snapshot.as_ref().map(|s| s.revision.id.clone());
         self.poll(trigger).await;
-        let control = self.read_control().await;
+        let resync_due = self
+            .planned_at
+            .is_none_or(|at| at.elapsed() >= self.config.resync_interval);
+        let new_revision = self.snapshot.as_ref().map(|s| &s.revision.id) != before.as_ref();
+        // The control watch wakes the loop on every request, so a poll that found no new commit (and is not
+        // a resync) reads nothing more than the ref: no request to the API at all.
+        let quiet_poll =
+            trigger == Trigger::Poll && self.control_seen && !new_revision && !resync_due && !retry_due;
+        let control = if quiet_poll {
+            status::Control {
+                suspend: self.suspend_requested.unwrap_or(self.shared.status().suspended),
+                reconcile_requested_at: self.handled_reconcile.clone(),
+                // No new request, so nothing to force.
+                force: false,
+            }
+        } else {
+            self.read_control().await
+        };
         self.shared.metrics.suspended.set(i64::from(control.suspend));
         let reconcile_requested =
             self.control_seen && control.reconcile_requested_at != self.handled_reconcile;
@@ -92,6 +108,7 @@ impl Daemon {
             reconcile_requested,
             force_requested: self.reconcile_request.as_ref().is_some_and(|r| r.force),
             retry_due,
+            resync_due,
         };
         match policy::decide(&state, trigger) {
             Action::Wait => {}
@@ -544,12 +561,15 @@ impl Daemon {
     /// healthy, with the dependencies they need.
     #[instrument(skip_all, fields(revision = %snapshot.revision.short()))]
     async fn prepare(
-        &self,
+        &mut self,
         snapshot: &Snapshot,
         scope: Scope,
         previous: &status::Status,
     ) -> Result<Prepared, PassError> {
-        let prepared = pass::prepare(&self.kube, snapshot, &self.config.pass).await?;
+        self.planned_at = Some(tokio::time::Instant::now());
+        let prepared =
+            pass::prepare_with(&self.kube, self.view.as_ref(), snapshot, &self.config.pass).await?;
+        self.view = prepared.view.clone();
         if scope == Scope::Full {
             return Ok(prepared);
         }
@@ -681,28 +701,14 @@ impl Daemon {
         }
     }
 
-    /// (Re)starts the drift watchers when the set of owned kinds and namespaces changed.
+    /// Drift is what the pass's view sees change once it has listed: its watches (one per owned kind and
+    /// namespace) raise the drift signal after taking the change in, so the re-plan it wakes reads it.
     fn watch_for_drift(&mut self, prepared: &Prepared) {
-        let topology = prepared.topology.name.clone();
-        let targets: drift::Targets = prepared
-            .rendered
-            .objects
-            .iter()
-            .map(|o| (KindRef::of(&o.reference), o.reference.namespace.clone()))
-            .collect();
-        if self
-            .drift_watch
-            .as_ref()
-            .is_some_and(|w| w.covers(&topology, &targets))
-        {
+        let Some(view) = &prepared.view else {
             return;
-        }
-        self.drift_watch = Some(DriftWatch::start(
-            &self.kube,
-            &topology,
-            targets,
-            self.drift_signal.clone(),
-        ));
+        };
+        let signal = self.drift_signal.clone();
+        view.on_change(move || signal.raise());
     }
 
     async fn write_status(&self, status: &status::Status) {

@@ -28,10 +28,10 @@ pub use self::policy::Backoff;
 use self::policy::Verdict;
 use super::clock::{Clock, SystemClock};
 use super::control::ControlWatch;
-use super::drift::{DriftSignal, DriftWatch};
+use super::drift::DriftSignal;
 use super::leader::{self, LeaderConfig};
 use super::pass::PassSettings;
-use crate::cluster::Kube;
+use crate::cluster::{ClusterView, Kube};
 use crate::source::verify::{AllowedSigners, VerifyMode};
 use crate::source::watch::LocalWatcher;
 use crate::source::webhook::{self, WebhookConfig};
@@ -47,6 +47,9 @@ pub struct DaemonConfig {
     pub namespace: String,
     /// Time between polls of the source.
     pub interval: Duration,
+    /// Time between full re-plans of an unchanged, converged revision (drift is otherwise found from
+    /// watch events).
+    pub resync_interval: Duration,
     pub pass: PassSettings,
     pub backoff: Backoff,
     /// Serve `/healthz`, `/readyz`, `/metrics`, `/status` (and the webhook) here.
@@ -71,6 +74,7 @@ impl DaemonConfig {
         Self {
             namespace: namespace.into(),
             interval: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(600),
             pass: PassSettings::default(),
             backoff: Backoff::default(),
             listen: None,
@@ -130,10 +134,13 @@ pub struct Daemon {
     /// Whether this replica may write; `None` without leader election.
     leader: Option<watch::Receiver<bool>>,
     drift_signal: Arc<DriftSignal>,
-    drift_watch: Option<DriftWatch>,
     /// A control request (suspend, resume, reconcile) arrived during a pass: the loop runs the next
     /// iteration at once, which reads the requests.
     control_changed: bool,
+    /// The watch-fed view of the cluster, kept from pass to pass: a re-plan reads it without a request.
+    view: Option<ClusterView>,
+    /// When the last full plan was made (for `resync_interval`).
+    planned_at: Option<tokio::time::Instant>,
 }
 
 impl Daemon {
@@ -146,8 +153,9 @@ impl Daemon {
         let wake = Arc::new(Notify::new());
         Ok(Self {
             drift_signal: Arc::new(DriftSignal::new(wake.clone())),
-            drift_watch: None,
             control_changed: false,
+            view: None,
+            planned_at: None,
             kube,
             source: GitSource::new(source)?,
             source_url,

@@ -3,8 +3,8 @@
 //! Configuration errors stall until the next commit; transient errors retry with exponential backoff and
 //! jitter; a failed rollout is not retried on the same commit unless an operator asks (`keelson
 //! reconcile`, which also re-plans a stalled revision) or a new commit arrives. A converged revision is
-//! re-planned on every trigger, which re-applies owned objects that drifted from Git (and costs only reads
-//! when nothing drifted). While a revision stays failed, the components that did become healthy are still
+//! re-planned when a watch sees an owned object change (drift), when asked, and every `--resync-interval`
+//! (a safety net for a missed event); a poll that finds no new commit does nothing else. While a revision stays failed, the components that did become healthy are still
 //! kept equal to Git, by passes narrowed to them.
 
 use std::collections::BTreeSet;
@@ -80,6 +80,8 @@ pub struct State<'a> {
     pub force_requested: bool,
     /// The retry scheduled after a transient error is due.
     pub retry_due: bool,
+    /// The last full re-plan is older than `--resync-interval`.
+    pub resync_due: bool,
 }
 
 /// What to do about a trigger.
@@ -107,6 +109,9 @@ pub fn decide(state: &State<'_>, trigger: Trigger) -> Action {
         _ if state.suspended => Some(Scope::Full),
         None => Some(Scope::Full),
         Some((last, _)) if last != revision => Some(Scope::Full),
+        // Nothing new in Git and no drift event: the watches would have said if anything changed, so a
+        // poll re-plans only when the resync interval is due.
+        Some((_, Verdict::Converged)) if trigger == Trigger::Poll && !asked && !state.resync_due => None,
         Some((_, Verdict::Converged | Verdict::Cancelled | Verdict::Deferred)) => Some(Scope::Full),
         // Drift wakes do not end a backoff either.
         Some((_, Verdict::Error)) => (retry_due || asked).then_some(Scope::Full),
@@ -121,10 +126,15 @@ pub fn decide(state: &State<'_>, trigger: Trigger) -> Action {
     match scope {
         Some(scope) => Action::Pass {
             scope,
-            trigger: match (asked, state.force_requested) {
-                (true, true) => "force",
-                (true, false) => "reconcile",
-                (false, _) => trigger.as_str(),
+            trigger: match (asked, state.force_requested, trigger) {
+                (true, true, _) => "force",
+                (true, false, _) => "reconcile",
+                (false, _, Trigger::Poll)
+                    if state.resync_due && state.last.is_some_and(|(l, _)| l == revision) =>
+                {
+                    "resync"
+                }
+                (false, _, trigger) => trigger.as_str(),
             },
         },
         None => Action::Wait,
@@ -260,6 +270,7 @@ mod tests {
             reconcile_requested: false,
             force_requested: false,
             retry_due: false,
+            resync_due: false,
         }
     }
 
@@ -282,6 +293,10 @@ mod tests {
         };
         let resumed = |mut s: State<'static>| {
             s.suspended = true;
+            s
+        };
+        let resync = |mut s: State<'static>| {
+            s.resync_due = true;
             s
         };
         let forced = |mut s: State<'static>| {
@@ -313,10 +328,22 @@ mod tests {
                 pass(Full, "wake"),
             ),
             (
-                "converged: re-plan for drift",
+                "converged: a poll that finds no new commit waits",
                 state(Some((NEW, Converged))),
                 Poll,
-                pass(Full, "poll"),
+                Action::Wait,
+            ),
+            (
+                "converged: a poll re-plans once the resync interval is due",
+                resync(state(Some((NEW, Converged)))),
+                Poll,
+                pass(Full, "resync"),
+            ),
+            (
+                "converged: a reconcile request re-plans at once",
+                asked(state(Some((NEW, Converged)))),
+                Poll,
+                pass(Full, "reconcile"),
             ),
             (
                 "drift on a converged revision",

@@ -1010,6 +1010,7 @@ mod tests {
             plan,
             partial: false,
             started: std::time::Instant::now(),
+            view: None,
         }
     }
 
