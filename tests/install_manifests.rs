@@ -337,26 +337,15 @@ fn target_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
             APPLY_VERBS,
         ),
         ("", &["pods"], &["get", "list"]),
-        ("", &["events"], &["create", "patch"]),
-        ("events.k8s.io", &["events"], &["create", "patch"]),
     ])
 }
 
 /// Exactly what Keelson needs in its own namespace.
 fn own_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
     expect_grants(&[
-        (
-            "coordination.k8s.io",
-            &["leases"],
-            &["get", "list", "watch", "create", "update", "patch"],
-        ),
-        (
-            "",
-            &["configmaps"],
-            &["get", "list", "watch", "create", "update", "patch", "delete"],
-        ),
-        ("", &["events"], &["create", "patch"]),
-        ("events.k8s.io", &["events"], &["create", "patch"]),
+        ("coordination.k8s.io", &["leases"], &["get", "create", "update"]),
+        ("", &["configmaps"], &["get", "list", "watch", "create", "patch"]),
+        ("", &["events"], &["create"]),
     ])
 }
 
@@ -583,7 +572,7 @@ fn rbac_is_least_privilege_in_every_variant() {
 }
 
 #[test]
-fn defaults_grant_nothing_cluster_wide_and_every_grant_is_bound() {
+fn defaults_grant_cluster_wide_only_reading_the_named_namespaces_and_every_grant_is_bound() {
     let Some(tools) = tools() else { return };
     let chart_default = &chart_manifest_sets(&tools)[0];
     for set in [chart_default]
@@ -591,16 +580,37 @@ fn defaults_grant_nothing_cluster_wide_and_every_grant_is_bound() {
         .chain(deploy_manifest_sets(&tools).iter())
     {
         let objects = set.objects();
-        assert!(
-            of_kind(&objects, "ClusterRole").is_empty(),
-            "{}: no ClusterRole by default",
+        let cluster_roles = of_kind(&objects, "ClusterRole");
+        assert_eq!(cluster_roles.len(), 1, "{}: one ClusterRole by default", set.name);
+        assert_eq!(
+            cluster_roles[0]["rules"],
+            serde_json::json!([{
+                "apiGroups": [""],
+                "resources": ["namespaces"],
+                "verbs": ["get"],
+                "resourceNames": ["openstack", OWN_NAMESPACE],
+            }]),
+            "{}: only get on the namespaces Keelson works in, by name",
             set.name
         );
-        assert!(
-            of_kind(&objects, "ClusterRoleBinding").is_empty(),
-            "{}: no ClusterRoleBinding",
+        assert_eq!(
+            of_kind(&objects, "ClusterRoleBinding").len(),
+            1,
+            "{}: one ClusterRoleBinding",
             set.name
         );
+        // The target namespace comes with the install, so that its Role can be made on a bare cluster;
+        // the chart keeps it when the release is uninstalled.
+        let target_namespace = of_kind(&objects, "Namespace")
+            .into_iter()
+            .find(|ns| ns["metadata"]["name"] == "openstack")
+            .unwrap_or_else(|| panic!("{}: makes the openstack namespace", set.name));
+        if set.name.starts_with("chart") {
+            assert_eq!(
+                target_namespace["metadata"]["annotations"]["helm.sh/resource-policy"],
+                "keep"
+            );
+        }
         let target: Vec<_> = of_kind(&objects, "Role")
             .into_iter()
             .filter(|role| role["metadata"]["namespace"] == "openstack")
@@ -926,6 +936,14 @@ fn comparable(set: &ManifestSet) -> BTreeMap<String, Value> {
         let namespace = binding["metadata"]["namespace"].as_str().unwrap_or_default();
         parts.insert(format!("RoleBinding in {namespace}"), binding["subjects"].clone());
     }
+    for role in of_kind(&objects, "ClusterRole") {
+        let name = role["metadata"]["name"].as_str().unwrap_or_default();
+        parts.insert(format!("ClusterRole {name}"), role["rules"].clone());
+    }
+    for binding in of_kind(&objects, "ClusterRoleBinding") {
+        let name = binding["metadata"]["name"].as_str().unwrap_or_default();
+        parts.insert(format!("ClusterRoleBinding {name}"), binding["subjects"].clone());
+    }
     let service = of_kind(&objects, "Service");
     assert_eq!(service.len(), 1, "{}: one Service", set.name);
     let mut service_spec = service[0]["spec"].clone();
@@ -989,13 +1007,22 @@ fn chart_defaults_and_plain_manifests_install_the_same_keelson() {
         );
     }
     // The chart leaves the release namespace to `helm install --create-namespace`; deploy/ makes it,
-    // with the restricted Pod Security level the pod above satisfies.
+    // with the restricted Pod Security level the pod above satisfies. Both make the target namespace.
+    let names = |set: &ManifestSet| -> Vec<String> {
+        of_kind(&set.objects(), "Namespace")
+            .iter()
+            .map(|ns| ns["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(names(chart), ["openstack"]);
+    assert_eq!(names(plain), [OWN_NAMESPACE, "openstack"]);
     let objects = plain.objects();
-    let namespaces = of_kind(&objects, "Namespace");
-    assert_eq!(namespaces.len(), 1);
-    assert_eq!(namespaces[0]["metadata"]["name"], OWN_NAMESPACE);
+    let own = of_kind(&objects, "Namespace")
+        .into_iter()
+        .find(|ns| ns["metadata"]["name"] == OWN_NAMESPACE)
+        .expect("own namespace");
     assert_eq!(
-        namespaces[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        own["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
 }

@@ -24,6 +24,11 @@ pub struct ClusterArgs {
     /// Use the pod's service account.
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     pub in_cluster: bool,
+    /// With the pod's service account: the folder holding its `token`, `ca.crt` and `namespace` (the API
+    /// server comes from KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT).
+    #[arg(long, value_name = "DIR", env = "KEELSON_SERVICE_ACCOUNT_DIR",
+          default_value = cluster::SERVICE_ACCOUNT_DIR)]
+    pub service_account_dir: PathBuf,
     /// How long to wait for each API request before giving up on it and retrying (`0`: no limit), as
     /// kubectl's --request-timeout.
     #[arg(long, value_name = "DURATION", env = "KEELSON_REQUEST_TIMEOUT",
@@ -52,7 +57,9 @@ impl ClusterArgs {
         let default_kubeconfig = std::env::home_dir().is_some_and(|h| h.join(".kube/config").exists());
         let unconfigured = self.kubeconfig.is_none() && self.context.is_none();
         if self.in_cluster || (unconfigured && in_pod && !kubeconfig_set && !default_kubeconfig) {
-            Target::InCluster
+            Target::InCluster {
+                service_account_dir: self.service_account_dir.clone(),
+            }
         } else {
             Target::Kubeconfig {
                 path: self.kubeconfig.clone(),
@@ -162,7 +169,7 @@ mod tests {
         );
         assert!(matches!(
             parse(&["--in-cluster"]).unwrap().target.cluster.target(),
-            Target::InCluster
+            Target::InCluster { .. }
         ));
         for bad in [
             &["--sim", "--kubeconfig", "/k"][..],

@@ -43,14 +43,19 @@ use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
 /// The longest wait for a connection to the API server (less when `--request-timeout` is shorter).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a pod's service account credentials are mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /// The field manager for every object Keelson applies.
 pub const FIELD_MANAGER: &str = "keelson";
 
 /// Where the Kubernetes API is.
 #[derive(Clone)]
 pub enum Target {
-    /// The pod's service account (`KUBERNETES_SERVICE_HOST` + mounted token).
-    InCluster,
+    /// The pod's service account: the API server from `KUBERNETES_SERVICE_HOST` and
+    /// `KUBERNETES_SERVICE_PORT`, the token, CA bundle and namespace from the files in `service_account_dir`
+    /// (in a pod, [`SERVICE_ACCOUNT_DIR`]).
+    InCluster { service_account_dir: PathBuf },
     /// A kubeconfig file (`None`: `$KUBECONFIG` or `~/.kube/config`) and optionally one of its contexts.
     Kubeconfig {
         path: Option<PathBuf>,
@@ -69,7 +74,13 @@ pub enum Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::InCluster => f.write_str("in-cluster"),
+            Target::InCluster { service_account_dir } => {
+                write!(
+                    f,
+                    "in-cluster (service account in {})",
+                    service_account_dir.display()
+                )
+            }
             Target::Kubeconfig { path, context } => {
                 match path {
                     Some(path) => write!(f, "kubeconfig {}", path.display())?,
@@ -148,8 +159,8 @@ pub async fn connect_with(target: Target, options: &ConnectOptions) -> Result<Ku
     };
     let (mut config, from) = match target {
         Target::Client(client) => return Ok(Kube::new(client)),
-        Target::InCluster => (
-            kube::Config::incluster().map_err(|e| fail(Box::new(e)))?,
+        Target::InCluster { service_account_dir } => (
+            in_cluster_config(&service_account_dir).map_err(|e| fail(e.into()))?,
             AddressFrom::InCluster,
         ),
         Target::InlineKubeconfig { kubeconfig, context } => (
@@ -194,6 +205,60 @@ pub async fn connect_with(target: Target, options: &ConnectOptions) -> Result<Ku
         watch_client,
         Retrier::new(server, from),
     ))
+}
+
+/// The client configuration a pod's service account gives, as client-go's `rest.InClusterConfig` builds it:
+/// the server from `KUBERNETES_SERVICE_HOST`/`_PORT`, and `token`, `ca.crt` and `namespace` from `dir`. The
+/// token and the CA are re-read from their files as they rotate.
+fn in_cluster_config(dir: &std::path::Path) -> Result<kube::Config, String> {
+    let env = |name: &str| match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+        _ => Err(format!("{name} is not set (is this running in a pod?)")),
+    };
+    let host = env("KUBERNETES_SERVICE_HOST")?;
+    let port: u16 = env("KUBERNETES_SERVICE_PORT")?
+        .parse()
+        .map_err(|e| format!("KUBERNETES_SERVICE_PORT: {e}"))?;
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => host,
+    };
+    let url: ::http::Uri = format!("https://{host}:{port}")
+        .parse()
+        .map_err(|e| format!("KUBERNETES_SERVICE_HOST/_PORT: {e}"))?;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let namespace = String::from_utf8_lossy(&read("namespace")?).trim().to_string();
+    let ca_file = dir.join("ca.crt");
+    let ca = read("ca.crt")?;
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let roots = CertificateDer::pem_slice_iter(&ca)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    if roots.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", ca_file.display()));
+    }
+    let token_file = dir.join("token");
+    // Read once here so that a missing or empty token is named now, not at the first request.
+    if String::from_utf8_lossy(&read("token")?).trim().is_empty() {
+        return Err(format!("{}: empty", token_file.display()));
+    }
+    let mut config = kube::Config::new(url);
+    config.default_namespace = if namespace.is_empty() {
+        "default".into()
+    } else {
+        namespace
+    };
+    config.root_cert = Some(roots);
+    config.root_cert_file = Some(ca_file);
+    config.auth_info = kube::config::AuthInfo {
+        token_file: Some(token_file.display().to_string()),
+        ..Default::default()
+    };
+    Ok(config)
 }
 
 /// Writes `kubeconfig` to `path` with `namespace` as the namespace of every context, so that `kubectl

@@ -82,9 +82,6 @@ deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifest
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list]
-- apiGroups: ["", events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
 {{- with .Values.rbac.extraRules }}
 {{ toYaml . }}
 {{- end }}
@@ -94,13 +91,13 @@ deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifest
 {{- define "keelson.ownRules" -}}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [get, list, watch, create, update, patch]
+  verbs: [get, create, update]
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, update, patch, delete]
-- apiGroups: ["", events.k8s.io]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end }}
 
 {{/* Combinations of values the schema cannot express; each message says which value to change. */}}
