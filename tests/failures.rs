@@ -292,7 +292,7 @@ async fn rejected_credentials_and_a_missing_permission_are_one_line_naming_the_s
         &ran,
         &format!("{server}: "),
         &[
-            "403 Forbidden: missing permission: system:serviceaccount:keelson-system:keelson may not get configmaps in namespace small",
+            "403 Forbidden: missing permission: system:serviceaccount:keelson-system:keelson may not list configmaps in namespace small",
             "grant verb \"get\" on resource \"configmaps\"",
         ],
     );
@@ -342,7 +342,7 @@ async fn a_daemon_without_a_permission_stalls_naming_it_and_does_not_retry() {
     assert_eq!(ready.reason, "MissingPermission");
     assert!(
         ready.message.contains(
-            "system:serviceaccount:keelson-system:keelson may not get configmaps in namespace small"
+            "system:serviceaccount:keelson-system:keelson may not list configmaps in namespace small"
         ),
         "{}",
         ready.message
