@@ -293,7 +293,7 @@ async fn rejected_credentials_and_a_missing_permission_are_one_line_naming_the_s
         &format!("{server}: "),
         &[
             "403 Forbidden: missing permission: system:serviceaccount:keelson-system:keelson may not list configmaps in namespace small",
-            "grant verb \"get\" on resource \"configmaps\"",
+            "grant verb \"list\" on resource \"configmaps\"",
         ],
     );
 }

@@ -440,6 +440,12 @@ fn assert_least_privilege_and_every_write(objects: &[Value], requests: &[Request
             "pruning what Git no longer holds (tests/lifecycle.rs)",
         ),
         (
+            ("", "get"),
+            "reading one object the watch-fed view cannot answer for: the deletion of an object recreated for \
+             an immutable field (rollout/component.rs), a Secret read again after a create conflict \
+             (rollout/secrets.rs)",
+        ),
+        (
             ("", "watch"),
             "drift watching, which may start after the first pass converged (tests/daemon.rs)",
         ),
