@@ -63,7 +63,7 @@ fn counts(log: &[RequestRecord]) -> (BTreeMap<String, usize>, BTreeMap<(String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_op_pass_lists_each_kind_once_and_sends_no_get_and_no_write() {
-    let env = SimEnv::start(support::fast_sim()).await;
+    let env = SimEnv::start(support::example_nodes(support::fast_sim())).await;
     let dir = support::topology_copy();
     converge(&env, dir.path()).await;
 
@@ -105,7 +105,7 @@ async fn a_no_op_pass_lists_each_kind_once_and_sends_no_get_and_no_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_converges_from_watch_events_without_reading_any_object() {
-    let env = SimEnv::start(support::fast_sim()).await;
+    let env = SimEnv::start(support::example_nodes(support::fast_sim())).await;
     let dir = support::topology_copy();
     env.sim.clear_request_log();
     let prepared = converge(&env, dir.path()).await;
@@ -139,7 +139,7 @@ async fn health_converges_from_watch_events_without_reading_any_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_someone_else_takes_after_planning_is_refused_at_write_time() {
-    let env = SimEnv::start(support::fast_sim()).await;
+    let env = SimEnv::start(support::example_nodes(support::fast_sim())).await;
     let dir = support::topology_copy();
     let prepared = prepare(&env, dir.path()).await;
     let taken = ObjectRef {
