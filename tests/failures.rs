@@ -22,7 +22,7 @@ use keelson::status::{self, Phase};
 use kube::api::{Api, ListParams};
 use serde_json::json;
 use source_support::Repo;
-use support::wait_for;
+use support::{SimEnv, wait_for};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -535,15 +535,7 @@ async fn pass(kube: &Kube, dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_names_the_revision_the_cluster_was_last_brought_to() {
-    let sim = Cluster::start(support::sim_options(Duration::from_millis(50)))
-        .await
-        .unwrap();
-    let kube = connect(Target::InlineKubeconfig {
-        kubeconfig: sim.kubeconfig(),
-        context: None,
-    })
-    .await
-    .unwrap();
+    let SimEnv { sim, kube } = SimEnv::start(support::sim_options(Duration::from_millis(50))).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kc");
     sim.write_kubeconfig(&kubeconfig).unwrap();
@@ -721,15 +713,7 @@ fn seconds(text: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_tells_a_git_outage_and_an_unusable_head_and_keeps_the_applied_revision() {
-    let sim = Cluster::start(support::sim_options(Duration::from_millis(50)))
-        .await
-        .unwrap();
-    let kube = connect(Target::InlineKubeconfig {
-        kubeconfig: sim.kubeconfig(),
-        context: None,
-    })
-    .await
-    .unwrap();
+    let SimEnv { sim, kube } = SimEnv::start(support::sim_options(Duration::from_millis(50))).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kc");
     sim.write_kubeconfig(&kubeconfig).unwrap();
