@@ -220,10 +220,10 @@ fn authorizes(grant: &Grant, request: &RequestRecord) -> bool {
         Some(sub) => *resource == format!("{}/{sub}", request.resource),
         None => *resource == request.resource,
     };
-    // Server-side apply that creates the object is authorized as `patch` and `create` (kube-apiserver's
-    // patch handler, createAuthorizerAttributes); the answer is 201.
-    let verb_matches =
-        *verb == request.verb || (verb == "create" && request.verb == "patch" && request.status == 201);
+    // The verbs the authorizer allowed, as the cluster logged them: a server-side apply that creates the
+    // object is authorized as `patch` and then `create` (kube-apiserver's patch handler,
+    // createAuthorizerAttributes).
+    let verb_matches = request.authorized.iter().any(|v| v == verb);
     (namespace.is_empty() || Some(namespace.as_str()) == request.namespace.as_deref())
         && *group == request.group
         && resource_matches

@@ -537,3 +537,127 @@ async fn roles_and_bindings_grant_only_what_their_writer_holds() {
     .unwrap();
     c.shutdown().await;
 }
+
+/// Server-side apply through `client` (field manager `t`), optionally as a dry run.
+async fn apply(client: &kube::Client, path: &str, body: &Value, dry_run: bool) -> Result<Value, Status> {
+    let dry = if dry_run { "&dryRun=All" } else { "" };
+    let req = http::Request::builder()
+        .method("PATCH")
+        .uri(format!("{path}?fieldManager=t{dry}"))
+        .header("content-type", "application/apply-patch+yaml")
+        .body(serde_json::to_vec(body).unwrap())
+        .unwrap();
+    match client.request::<Value>(req).await {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(s)) => Err(*s),
+        Err(other) => panic!("apply {path}: expected an API answer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn server_side_apply_that_creates_is_authorized_as_create_as_well_as_patch() {
+    let c = Cluster::start(SimOptions::default()).await.unwrap();
+    let admin = c.client();
+    send(
+        &admin,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}})),
+    )
+    .await
+    .unwrap();
+    send(
+        &admin,
+        "POST",
+        "/api/v1/namespaces/app/configmaps",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "live"}})),
+    )
+    .await
+    .unwrap();
+    // Accounts, each with one ClusterRole on configmaps and namespaces; `dangling` also has a binding to a
+    // Role that does not exist, which the authorizer names as its reason.
+    let accounts = [
+        ("patcher", vec!["patch"]),
+        ("creator", vec!["create"]),
+        ("both", vec!["patch", "create"]),
+        ("dangling", vec!["patch"]),
+    ];
+    let mut clients = std::collections::HashMap::new();
+    for (name, verbs) in &accounts {
+        send(
+            &admin,
+            "POST",
+            "/api/v1/namespaces/app/serviceaccounts",
+            Some(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})),
+        )
+        .await
+        .unwrap();
+        send(&admin, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name}, "rules": [{"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": verbs}]}))).await.unwrap();
+        send(&admin, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name}, "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "app"}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}}))).await.unwrap();
+        let token = c
+            .service_account_token("app", name, Duration::from_secs(600))
+            .unwrap();
+        clients.insert(*name, c.client_with_token(&token).unwrap());
+    }
+    send(&admin, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/app/rolebindings", Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "dangling"}, "subjects": [{"kind": "ServiceAccount", "name": "dangling", "namespace": "app"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "missing"}}))).await.unwrap();
+
+    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
+    let cms = "/api/v1/namespaces/app/configmaps";
+    let cannot_patch = |who: &str, name: &str| {
+        format!(
+            "configmaps \"{name}\" is forbidden: User \"system:serviceaccount:app:{who}\" cannot patch resource \"configmaps\" in API group \"\" in the namespace \"app\""
+        )
+    };
+    // (account, path, body, dry run, status, refusal message, verbs the request log says were authorized)
+    let cases: Vec<(&str, String, Value, bool, u16, Option<String>, Vec<&str>)> = vec![
+        // kube-apiserver's patch handler words the create refusal with the authorizer's reason alone.
+        ("patcher", format!("{cms}/fresh"), cm("fresh"), false, 403, Some("configmaps \"fresh\" is forbidden: ".into()), vec!["patch"]),
+        ("patcher", format!("{cms}/fresh"), cm("fresh"), true, 403, Some("configmaps \"fresh\" is forbidden: ".into()), vec!["patch"]),
+        ("dangling", format!("{cms}/fresh"), cm("fresh"), false, 403,
+            Some("configmaps \"fresh\" is forbidden: RBAC: role.rbac.authorization.k8s.io \"missing\" not found".into()), vec!["patch"]),
+        ("patcher", "/api/v1/namespaces/fresh-ns".into(), json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fresh-ns"}}), false, 403,
+            Some("namespaces \"fresh-ns\" is forbidden: ".into()), vec!["patch"]),
+        // Validation answers first, as on a real server.
+        ("patcher", format!("{cms}/Bad_Name"), cm("Bad_Name"), false, 422, None, vec!["patch"]),
+        // An apply to an object that exists is a patch only.
+        ("patcher", format!("{cms}/live"), cm("live"), false, 200, None, vec!["patch"]),
+        // Without patch the request never gets past the door.
+        ("creator", format!("{cms}/fresh"), cm("fresh"), false, 403, Some(cannot_patch("creator", "fresh")), vec![]),
+        ("both", format!("{cms}/fresh"), cm("fresh"), true, 201, None, vec!["patch", "create"]),
+        ("both", format!("{cms}/fresh"), cm("fresh"), false, 201, None, vec!["patch", "create"]),
+        ("both", format!("{cms}/fresh"), cm("fresh"), false, 200, None, vec!["patch"]),
+    ];
+    for (who, path, body, dry_run, status, message, authorized) in cases {
+        c.clear_request_log();
+        let got = apply(&clients[who], &path, &body, dry_run).await;
+        let code = match &got {
+            Ok(_) => c.request_log().last().map(|r| r.status).unwrap_or_default(),
+            Err(s) => s.code,
+        };
+        assert_eq!(code, status, "{who} applies {path} (dry run {dry_run}): {got:?}");
+        if let Some(m) = &message {
+            assert_eq!(&got.as_ref().unwrap_err().message, m, "{who} applies {path}");
+        }
+        let log = c.request_log();
+        assert_eq!(log.len(), 1, "{who} applies {path}: one request, {log:?}");
+        assert_eq!(log[0].verb, "patch");
+        assert_eq!(
+            log[0].authorized, authorized,
+            "{who} applies {path} (dry run {dry_run})"
+        );
+    }
+    // Nothing refused was stored: `fresh` exists once, made by the account that may create.
+    let fresh = send(&admin, "GET", &format!("{cms}/fresh"), None).await.unwrap();
+    assert_eq!(fresh["metadata"]["managedFields"][0]["manager"], "t");
+    assert!(
+        send(&admin, "GET", "/api/v1/namespaces/fresh-ns", None)
+            .await
+            .is_err()
+    );
+    c.shutdown().await;
+}

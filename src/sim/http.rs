@@ -68,6 +68,12 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
     connections.wait().await;
 }
 
+/// Who asks, and what the authorizer allowed them at the door.
+struct Caller<'a> {
+    user: &'a User,
+    attrs: &'a Attributes,
+}
+
 /// The parsed request: what the request log and the API need.
 struct Parsed {
     target: Target,
@@ -400,6 +406,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
     let mut record = RequestRecord {
         user: user.name.clone(),
         warnings: Vec::new(),
+        authorized: vec![attrs.verb.clone()],
         seq: 0,
         at: shared.started.elapsed(),
         method: parts.method.to_string(),
@@ -530,15 +537,18 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         shared.recorder.record(record);
         return resp;
     }
-    let mut warnings = Vec::new();
+    let caller = Caller {
+        user: &user,
+        attrs: &attrs,
+    };
     let result = dispatch(
         &shared,
         &parsed,
-        &user,
+        &caller,
         &query,
         &parts.headers,
         body,
-        &mut warnings,
+        &mut record,
     )
     .await;
     let mut resp = match result {
@@ -574,7 +584,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
             error_response(&e)
         }
     };
-    for w in &warnings {
+    for w in &record.warnings {
         // RFC 7234 warnings, as kube-apiserver sends them: `299 - "<text>"`.
         let text = format!("299 - {}", serde_json::Value::String(w.clone()));
         if let Ok(v) = HeaderValue::from_str(&text) {
@@ -582,7 +592,6 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
     }
     record.status = resp.status().as_u16();
-    record.warnings = warnings;
     shared.recorder.record(record);
     resp
 }
@@ -610,6 +619,7 @@ fn refused(
     shared.recorder.record(RequestRecord {
         user,
         warnings: Vec::new(),
+        authorized: Vec::new(),
         seq: 0,
         at: shared.started.elapsed(),
         method: parts.method.to_string(),
@@ -634,13 +644,14 @@ fn refused(
 async fn dispatch(
     shared: &Arc<Shared>,
     p: &Parsed,
-    user: &User,
+    caller: &Caller<'_>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
-    warnings: &mut Vec<String>,
+    record: &mut RequestRecord,
 ) -> Result<(u16, Value), ApiError> {
     let t = &p.target;
+    let user = caller.user;
     match p.verb {
         "get" => Ok((200, shared.lock().get(t)?)),
         "list" => {
@@ -657,6 +668,8 @@ async fn dispatch(
                 user: Some(user.clone()),
                 field_validation: opts.field_validation,
                 warnings: Vec::new(),
+                create_attributes: None,
+                authorized: Vec::new(),
             };
             let result = if t.sub.as_deref() == Some("token") {
                 g.create_token(t, &obj, &shared.auth, opts.dry_run)
@@ -668,7 +681,7 @@ async fn dispatch(
             } else {
                 g.update(t, obj, &opts).map(|v| (200, v))
             };
-            warnings.extend(std::mem::take(&mut g.request).warnings);
+            record.warnings.extend(std::mem::take(&mut g.request).warnings);
             result
         }
         "patch" => {
@@ -702,9 +715,16 @@ async fn dispatch(
                     user: Some(user.clone()),
                     field_validation: opts.field_validation,
                     warnings: Vec::new(),
+                    create_attributes: (kind == PatchKind::Apply).then(|| Attributes {
+                        verb: "create".into(),
+                        ..caller.attrs.clone()
+                    }),
+                    authorized: Vec::new(),
                 };
                 let out = g.patch(t, kind, &patch, &opts);
-                warnings.extend(std::mem::take(&mut g.request).warnings);
+                let request = std::mem::take(&mut g.request);
+                record.warnings.extend(request.warnings);
+                record.authorized.extend(request.authorized);
                 out?
             };
             Ok((

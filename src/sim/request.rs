@@ -1,7 +1,7 @@
 //! What a request asks for once HTTP is peeled off: the target object, its options, and the limits every
 //! request is held to. Shared by the HTTP layer, the API and watches, so none of them imports another.
 
-use super::auth::User;
+use super::auth::{Attributes, User};
 use super::resources::ResourceInfo;
 use super::selectors::{FieldSelector, LabelSelector};
 
@@ -54,6 +54,12 @@ pub(crate) struct RequestContext {
     pub field_validation: FieldValidation,
     /// `Warning` headers for the response.
     pub warnings: Vec<String>,
+    /// What a server-side apply asks the authorizer, as `create`, if it turns out to make a new object
+    /// (kube-apiserver's `createAuthorizerAttributes` in its patch handler). None for other requests.
+    pub create_attributes: Option<Attributes>,
+    /// Verbs authorized while the request ran, beyond the one its method asks for: `create` for a
+    /// server-side apply that makes a new object.
+    pub authorized: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -31,6 +31,10 @@ pub struct RequestRecord {
     pub user: String,
     /// The `Warning` headers of the answer (unknown fields dropped, for example).
     pub warnings: Vec<String>,
+    /// Every verb the authorizer allowed for this request: its own verb first, then `create` for a
+    /// server-side apply that made a new object (kube-apiserver asks for both). Empty when refused at
+    /// the door (401, 403 on the request's own verb).
+    pub authorized: Vec<String>,
 }
 
 impl RequestRecord {
@@ -152,6 +156,7 @@ mod tests {
         RequestRecord {
             user: String::new(),
             warnings: Vec::new(),
+            authorized: vec![verb.into()],
             seq: 0,
             at: Duration::ZERO,
             method: "PATCH".into(),

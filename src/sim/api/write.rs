@@ -556,6 +556,17 @@ impl State {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&info.kind, &info.group, t.name(), causes));
         }
+        // A server-side apply that makes a new object is a create too: kube-apiserver asks the authorizer
+        // for `create` once the object has been validated, before admission and storage (dry runs included).
+        if old.is_none() && matches!(managed, Managed::Applied) {
+            if let (Some(user), Some(attrs)) = (&self.request.user, &self.request.create_attributes) {
+                let (allowed, reason) = auth::authorize(&self.store, user, attrs);
+                if !allowed {
+                    return Err(auth::forbidden_on_create(attrs, &reason));
+                }
+                self.request.authorized.push(attrs.verb.clone());
+            }
+        }
 
         match managed {
             Managed::Update(manager) => {

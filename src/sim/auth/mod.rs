@@ -460,6 +460,33 @@ pub fn forbidden(user: &User, a: &Attributes, reason: &str) -> ApiError {
     e
 }
 
+/// kube-apiserver's refusal of the `create` a server-side apply needs when the object is new (its patch
+/// handler's `withAuthorization`): `<resource>.<group> "<name>" is forbidden: <authorizer's reason>`, with
+/// no "User ... cannot" sentence, and nothing after the colon when RBAC simply found no rule.
+pub fn forbidden_on_create(a: &Attributes, reason: &str) -> ApiError {
+    let Some(r) = &a.resource else {
+        return ApiError::new(403, "Forbidden", format!("forbidden: {reason}"));
+    };
+    let qualified = if r.group.is_empty() {
+        r.resource.clone()
+    } else {
+        format!("{}.{}", r.resource, r.group)
+    };
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!("{qualified} {:?} is forbidden: {reason}", r.name),
+    );
+    let mut details = serde_json::Map::new();
+    for (k, v) in [("name", &r.name), ("group", &r.group), ("kind", &r.resource)] {
+        if !v.is_empty() {
+            details.insert(k.into(), json!(v));
+        }
+    }
+    e.set_details(serde_json::Value::Object(details));
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +607,38 @@ mod tests {
         );
         assert_eq!(e.code, 403);
         assert_eq!(e.body()["details"], json!({"kind": "pods"}));
+    }
+
+    #[test]
+    fn the_create_an_apply_needs_is_refused_with_the_authorizers_reason_alone() {
+        let create = |path: &str| Attributes {
+            verb: "create".into(),
+            ..attrs("PATCH", path, false)
+        };
+        let cases = [
+            (
+                "/apis/apps/v1/namespaces/os/deployments/web",
+                "",
+                "deployments.apps \"web\" is forbidden: ",
+                json!({"name": "web", "group": "apps", "kind": "deployments"}),
+            ),
+            (
+                "/api/v1/namespaces/os/configmaps/c",
+                "RBAC: role.rbac.authorization.k8s.io \"r\" not found",
+                "configmaps \"c\" is forbidden: RBAC: role.rbac.authorization.k8s.io \"r\" not found",
+                json!({"name": "c", "kind": "configmaps"}),
+            ),
+            (
+                "/api/v1/namespaces/fresh",
+                "",
+                "namespaces \"fresh\" is forbidden: ",
+                json!({"name": "fresh", "kind": "namespaces"}),
+            ),
+        ];
+        for (path, reason, message, details) in cases {
+            let e = forbidden_on_create(&create(path), reason);
+            assert_eq!((e.code, e.message.as_str()), (403, message), "{path}");
+            assert_eq!(e.body()["details"], details, "{path}");
+        }
     }
 }
