@@ -13,6 +13,8 @@ use super::resources::ResourceInfo;
 
 /// One kind's root schema with its definitions.
 struct Schema {
+    /// The kind's definition name (`io.k8s.api.core.v1.Pod`).
+    name: String,
     root: Value,
     defs: Map<String, Value>,
 }
@@ -25,7 +27,11 @@ fn schema_of<T: JsonSchema>() -> Schema {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    Schema { root, defs }
+    Schema {
+        name: T::schema_name().into_owned(),
+        root,
+        defs,
+    }
 }
 
 /// The schemas of the built-in kinds the simulator serves, by (group, plural).
@@ -204,6 +210,243 @@ fn walk(
     }
 }
 
+/// Optional string fields of the served kinds whose Go type is a pointer (`*string`, `*SomeStringType`), or
+/// a non-pointer without `omitempty`: kube-apiserver keeps `""` in these. Every other optional plain string
+/// field of a built-in kind is a non-pointer `string` with `omitempty` in k8s.io/api (the API conventions
+/// ask for that), so a `""` sent there is gone once the body is decoded into Go and encoded again. The
+/// schemas cannot tell the two apart (k8s-openapi has `Option<String>` for both), hence this list, by the
+/// definition names of k8s-openapi's schemas, read off k8s.io/api's `types.go` files.
+const EMPTY_KEPT: &[(&str, &[&str])] = &[
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        &["runtimeClassName", "preemptionPolicy", "hostnameOverride"],
+    ),
+    ("io.k8s.api.core.v1.Container", &["restartPolicy"]),
+    ("io.k8s.api.core.v1.EphemeralContainer", &["restartPolicy"]),
+    ("io.k8s.api.core.v1.SecurityContext", &["procMount"]),
+    (
+        "io.k8s.api.core.v1.PodSecurityContext",
+        &[
+            "fsGroupChangePolicy",
+            "supplementalGroupsPolicy",
+            "seLinuxChangePolicy",
+        ],
+    ),
+    ("io.k8s.api.core.v1.SeccompProfile", &["localhostProfile"]),
+    ("io.k8s.api.core.v1.AppArmorProfile", &["localhostProfile"]),
+    (
+        "io.k8s.api.core.v1.WindowsSecurityContextOptions",
+        &["gmsaCredentialSpecName", "gmsaCredentialSpec", "runAsUserName"],
+    ),
+    (
+        "io.k8s.api.core.v1.VolumeMount",
+        &["mountPropagation", "recursiveReadOnly"],
+    ),
+    ("io.k8s.api.core.v1.Lifecycle", &["stopSignal"]),
+    ("io.k8s.api.core.v1.GRPCAction", &["service"]),
+    ("io.k8s.api.core.v1.PodDNSConfigOption", &["value"]),
+    (
+        "io.k8s.api.core.v1.PodResourceClaim",
+        &["resourceClaimName", "resourceClaimTemplateName"],
+    ),
+    (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        &["nodeAffinityPolicy", "nodeTaintsPolicy"],
+    ),
+    ("io.k8s.api.core.v1.HostPathVolumeSource", &["type"]),
+    ("io.k8s.api.core.v1.CSIVolumeSource", &["fsType"]),
+    ("io.k8s.api.core.v1.LocalVolumeSource", &["fsType"]),
+    (
+        "io.k8s.api.core.v1.AzureDiskVolumeSource",
+        &["cachingMode", "fsType", "kind"],
+    ),
+    ("io.k8s.api.core.v1.ISCSIVolumeSource", &["initiatorName"]),
+    (
+        "io.k8s.api.core.v1.ISCSIPersistentVolumeSource",
+        &["initiatorName"],
+    ),
+    (
+        "io.k8s.api.core.v1.ClusterTrustBundleProjection",
+        &["name", "signerName"],
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeClaimSpec",
+        &["storageClassName", "volumeMode", "volumeAttributesClassName"],
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeSpec",
+        &["volumeMode", "volumeAttributesClassName"],
+    ),
+    ("io.k8s.api.core.v1.TypedLocalObjectReference", &["apiGroup"]),
+    (
+        "io.k8s.api.core.v1.TypedObjectReference",
+        &["apiGroup", "namespace"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        &[
+            "loadBalancerClass",
+            "ipFamilyPolicy",
+            "internalTrafficPolicy",
+            "trafficDistribution",
+        ],
+    ),
+    ("io.k8s.api.core.v1.ServicePort", &["appProtocol"]),
+    // `json:"reportingComponent"`, `json:"reportingInstance"`: no omitempty.
+    (
+        "io.k8s.api.core.v1.Event",
+        &["reportingComponent", "reportingInstance"],
+    ),
+    // `json:"apiGroup"`: no omitempty (validation then refuses anything but the RBAC group).
+    ("io.k8s.api.rbac.v1.RoleRef", &["apiGroup"]),
+    (
+        "io.k8s.api.batch.v1.JobSpec",
+        &["completionMode", "podReplacementPolicy", "managedBy"],
+    ),
+    (
+        "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
+        &["containerName"],
+    ),
+    ("io.k8s.api.batch.v1.SuccessPolicyRule", &["succeededIndexes"]),
+    ("io.k8s.api.batch.v1.CronJobSpec", &["timeZone"]),
+    ("io.k8s.api.networking.v1.IngressSpec", &["ingressClassName"]),
+    ("io.k8s.api.networking.v1.NetworkPolicyPort", &["protocol"]),
+    (
+        "io.k8s.api.policy.v1.PodDisruptionBudgetSpec",
+        &["unhealthyPodEvictionPolicy"],
+    ),
+    (
+        "io.k8s.api.storage.v1.StorageClass",
+        &["reclaimPolicy", "volumeBindingMode"],
+    ),
+    (
+        "io.k8s.api.coordination.v1.LeaseSpec",
+        &["holderIdentity", "strategy", "preferredHolder"],
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
+        &["$ref", "x-kubernetes-list-type", "x-kubernetes-map-type"],
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
+        &["url"],
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference",
+        &["path"],
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
+        &["labelSelectorPath"],
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ValidationRule",
+        &["reason"],
+    ),
+];
+
+fn empty_kept(definition: &str, field: &str) -> bool {
+    EMPTY_KEPT
+        .iter()
+        .any(|(d, fields)| *d == definition && fields.contains(&field))
+}
+
+/// What kube-apiserver's round trip through Go structs does to a built-in object's empty values (JSON and
+/// protobuf bodies alike, and the result of a patch or an apply): an optional plain string field sent as
+/// `""` is dropped (`omitempty` on a non-pointer `string`), except the fields `EMPTY_KEPT` lists; a `null`
+/// value in a map of strings (labels, annotations, ConfigMap data, `nodeSelector`) becomes `""` (Go's
+/// decoder stores the zero value under the key). Nulls of declared fields are dropped by `prune`. Custom
+/// resources are stored as sent, as on a real server.
+pub fn drop_empty(info: &ResourceInfo, obj: &mut Value) {
+    if !info.builtin {
+        return;
+    }
+    let Some(schema) = schemas().get(&(info.group.as_str(), info.plural.as_str())) else {
+        return;
+    };
+    empty_walk(obj, &schema.root, &schema.defs, &schema.name, 0);
+}
+
+/// A schema's definition name when it is a `$ref` (or the root's), and the schema it resolves to.
+fn resolve_named<'a>(s: &'a Value, defs: &'a Map<String, Value>, name: &'a str) -> (&'a Value, &'a str) {
+    let mut s = s;
+    let mut name = name;
+    for _ in 0..8 {
+        let Some(r) = s.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let Some((n, d)) = r.rsplit('/').next().and_then(|n| defs.get_key_value(n)) else {
+            break;
+        };
+        name = n.as_str();
+        s = d;
+    }
+    (s, name)
+}
+
+/// A plain string: `type: string` without a format (times, bytes, quantities and int-or-strings decode
+/// into other Go types).
+fn is_plain_string(s: &Value) -> bool {
+    s.get("type").and_then(Value::as_str) == Some("string") && s.get("format").is_none()
+}
+
+fn empty_walk(v: &mut Value, schema: &Value, defs: &Map<String, Value>, name: &str, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    let (schema, name) = resolve_named(schema, defs, name);
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                let required: Vec<&str> = schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                m.retain(|k, child| {
+                    let Some(cs) = props.get(k) else {
+                        return true;
+                    };
+                    let (cs, _) = resolve_named(cs, defs, "");
+                    !(child.as_str() == Some("")
+                        && is_plain_string(cs)
+                        && !required.contains(&k.as_str())
+                        && !empty_kept(name, k))
+                });
+                for (k, child) in m.iter_mut() {
+                    if let Some(cs) = props.get(k) {
+                        empty_walk(child, cs, defs, "", depth + 1);
+                    }
+                }
+            } else if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                let (item, _) = resolve_named(additional, defs, "");
+                if item.get("type").and_then(Value::as_str) == Some("string") {
+                    for child in m.values_mut() {
+                        if child.is_null() {
+                            *child = Value::String(String::new());
+                        }
+                    }
+                } else {
+                    for child in m.values_mut() {
+                        empty_walk(child, additional, defs, "", depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items.iter_mut() {
+                    empty_walk(item, item_schema, defs, "", depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::resources::Registry;
@@ -248,6 +491,64 @@ mod tests {
         );
         assert_eq!(d["spec"]["replicas"], 2);
         assert_eq!(d["metadata"]["labels"], json!({"a": "b"}));
+    }
+
+    #[test]
+    fn empty_strings_and_null_map_values_come_back_as_go_encodes_them() {
+        // (kind, object sent, object stored)
+        let cases = [
+            (
+                info("", "pods"),
+                json!({"metadata": {"name": "p", "generateName": "", "labels": {"a": null, "b": ""}},
+                    "spec": {"serviceAccountName": "", "runtimeClassName": "", "nodeName": "",
+                    "containers": [{"name": "c", "image": "i", "workingDir": "", "env": [{"name": "E", "value": ""}],
+                        "securityContext": {"procMount": ""}}]}}),
+                json!({"metadata": {"name": "p", "labels": {"a": "", "b": ""}},
+                    "spec": {"runtimeClassName": "",
+                    "containers": [{"name": "c", "image": "i", "env": [{"name": "E"}],
+                        "securityContext": {"procMount": ""}}]}}),
+            ),
+            (
+                info("", "services"),
+                json!({"metadata": {"name": "s"}, "spec": {"clusterIP": "", "type": "", "loadBalancerClass": "",
+                    "ports": [{"name": "", "port": 80, "appProtocol": ""}]}}),
+                json!({"metadata": {"name": "s"}, "spec": {"loadBalancerClass": "",
+                    "ports": [{"port": 80, "appProtocol": ""}]}}),
+            ),
+            (
+                info("", "persistentvolumeclaims"),
+                json!({"metadata": {"name": "c"}, "spec": {"storageClassName": "", "volumeName": ""}}),
+                json!({"metadata": {"name": "c"}, "spec": {"storageClassName": ""}}),
+            ),
+            (
+                info("", "configmaps"),
+                json!({"metadata": {"name": "c", "annotations": {"x": null}}, "data": {"k": null, "e": ""}}),
+                json!({"metadata": {"name": "c", "annotations": {"x": ""}}, "data": {"k": "", "e": ""}}),
+            ),
+            (
+                info("", "events"),
+                json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "", "name": "p"}, "reason": "",
+                    "reportingComponent": "", "reportingInstance": ""}),
+                json!({"metadata": {"name": "e"}, "involvedObject": {"name": "p"},
+                    "reportingComponent": "", "reportingInstance": ""}),
+            ),
+            (
+                info("rbac.authorization.k8s.io", "rolebindings"),
+                json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "", "kind": "Role", "name": "r"},
+                    "subjects": [{"kind": "User", "name": "u", "apiGroup": "", "namespace": ""}]}),
+                json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "", "kind": "Role", "name": "r"},
+                    "subjects": [{"kind": "User", "name": "u"}]}),
+            ),
+            (
+                info("storage.k8s.io", "storageclasses"),
+                json!({"metadata": {"name": "s"}, "provisioner": "p", "reclaimPolicy": ""}),
+                json!({"metadata": {"name": "s"}, "provisioner": "p", "reclaimPolicy": ""}),
+            ),
+        ];
+        for (info, mut sent, stored) in cases {
+            drop_empty(&info, &mut sent);
+            assert_eq!(sent, stored, "{}", info.qualified());
+        }
     }
 
     #[test]

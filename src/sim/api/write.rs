@@ -519,6 +519,7 @@ impl State {
             }
         }
         self.prune(&info, &mut new)?;
+        prune::drop_empty(&info, &mut new);
         defaults::apply_defaults(&info, &mut new);
         defaults::object_defaults(&info, &mut new);
         defaults::server_fields(&info, old.as_deref(), &mut new, &mut self.cluster_ips);
