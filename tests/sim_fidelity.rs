@@ -506,3 +506,183 @@ async fn unknown_fields_warn_or_are_refused_nulls_store_nothing_and_sizes_are_li
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn empty_optional_strings_are_dropped_pointer_ones_kept_and_null_map_values_stored_empty() {
+    let (sim, _) = start().await;
+    let c = sim.client();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "generateName": "", "labels": {"nulled": null, "empty": ""}},
+        "spec": {"serviceAccountName": "", "runtimeClassName": "", "nodeName": "", "hostname": "",
+            "containers": [{"name": "c", "image": "i", "workingDir": "",
+                "env": [{"name": "E", "value": ""}], "ports": [{"name": "", "containerPort": 80}]}]}});
+    let (code, _, stored) = send(
+        &c,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        "application/json",
+        serde_json::to_vec(&pod).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 201, "{stored}");
+    assert!(stored["metadata"].get("generateName").is_none(), "{stored}");
+    assert_eq!(stored["metadata"]["labels"], json!({"nulled": "", "empty": ""}));
+    let spec = &stored["spec"];
+    // Dropped, then set by the ServiceAccount admission plugin as if it had never been sent.
+    assert_eq!(spec["serviceAccountName"], "default");
+    // `*string`: kept.
+    assert_eq!(spec["runtimeClassName"], "");
+    assert!(spec.get("hostname").is_none(), "{spec}");
+    let container = &spec["containers"][0];
+    assert!(container.get("workingDir").is_none(), "{container}");
+    assert_eq!(container["env"], json!([{"name": "E"}]));
+    assert_eq!(
+        container["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"clusterIP": "", "type": "", "ports": [{"port": 80, "name": ""}]}});
+    let (code, _, stored) = send(
+        &c,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        serde_json::to_vec(&svc).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 201, "{stored}");
+    assert_eq!(stored["spec"]["type"], "ClusterIP");
+    assert!(
+        stored["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{stored}"
+    );
+    assert!(stored["spec"]["ports"][0].get("name").is_none());
+    sim.shutdown().await;
+}
+
+/// Raw manifests with empty optional strings, as an operator may write them.
+const EMPTIES: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: empties
+  generateName: ""
+  labels:
+    empty-label: ""
+data:
+  empty: ""
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: empties
+spec:
+  clusterIP: ""
+  type: ""
+  selector:
+    app: empties
+  ports:
+  - name: ""
+    port: 80
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: empties
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: empties
+  template:
+    metadata:
+      labels:
+        app: empties
+    spec:
+      serviceAccountName: ""
+      nodeSelector:
+        openstack.org/control-plane: enabled
+      containers:
+      - name: c
+        image: quay.io/openstack.kolla/memcached:2025.1-ubuntu-noble
+        workingDir: ""
+        env:
+        - name: EMPTY
+          value: ""
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_with_empty_strings_the_server_drops_converge_and_a_second_pass_writes_nothing() {
+    let (sim, kube) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&example_repo(), dir.path());
+    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+    std::fs::write(dir.path().join("manifests/empties.yaml"), EMPTIES).unwrap();
+    let service = dir.path().join("services/memcached.yaml");
+    let mut text = std::fs::read_to_string(&service).unwrap();
+    text.push_str("  manifests:\n  - manifests/empties.yaml\n");
+    std::fs::write(&service, text).unwrap();
+    let settings = PassSettings {
+        poll_interval: Duration::from_millis(50),
+        ..PassSettings::default()
+    };
+    let pass = || async {
+        let snapshot = Snapshot::from_dir(dir.path(), DEFAULT_MAX_FILE_SIZE).expect("snapshot");
+        let prepared = reconciler::prepare(&kube, &snapshot, &settings)
+            .await
+            .expect("prepare");
+        let outcome = reconciler::execute(&kube, &prepared, &settings, CancellationToken::new(), None)
+            .await
+            .expect("pass");
+        (prepared, outcome)
+    };
+    let (_, outcome) = pass().await;
+    assert!(outcome.rollout.converged(), "{:#?}", outcome.rollout.components);
+
+    // What a real server stores: the empty strings are gone, the defaults took their place.
+    let client = sim.client();
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let (code, _, body) = send(&client, "GET", path, "application/json", Vec::new()).await;
+            assert_eq!(code, 200, "{path}");
+            body
+        }
+    };
+    let cm = get("/api/v1/namespaces/openstack/configmaps/empties").await;
+    assert!(cm["metadata"].get("generateName").is_none(), "{cm}");
+    assert_eq!(cm["metadata"]["labels"]["empty-label"], "");
+    assert_eq!(cm["data"], json!({"empty": ""}));
+    let svc = get("/api/v1/namespaces/openstack/services/empties").await;
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{svc}"
+    );
+    assert!(svc["spec"]["ports"][0].get("name").is_none(), "{svc}");
+    let deploy = get("/apis/apps/v1/namespaces/openstack/deployments/empties").await;
+    let pod_spec = &deploy["spec"]["template"]["spec"];
+    assert!(pod_spec.get("serviceAccountName").is_none(), "{pod_spec}");
+    assert!(
+        pod_spec["containers"][0].get("workingDir").is_none(),
+        "{pod_spec}"
+    );
+    assert_eq!(pod_spec["containers"][0]["env"], json!([{"name": "EMPTY"}]));
+
+    sim.clear_request_log();
+    let (prepared, outcome) = pass().await;
+    assert!(outcome.rollout.converged());
+    assert!(
+        !prepared.plan.has_changes(),
+        "{}",
+        keelson::plan::to_text(&prepared.plan, false)
+    );
+    let writes: Vec<_> = sim.request_log().into_iter().filter(|r| r.is_write()).collect();
+    assert!(writes.is_empty(), "second pass wrote: {writes:#?}");
+    sim.shutdown().await;
+}

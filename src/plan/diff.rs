@@ -129,6 +129,12 @@ fn compare(path: &mut Vec<Segment>, desired: &Value, live: Option<&Value>, out: 
     match (desired, live) {
         // An explicit null asks for the field to be unset; absent live is equal.
         (Value::Null, None | Some(Value::Null)) => {}
+        // An empty string leaves the field to the API server: a built-in kind's optional non-pointer
+        // string field (`omitempty`) sent as "" is dropped when the server decodes the body, and then
+        // defaulted or allocated (`type`, `clusterIP`) or left out. Sending it again would change
+        // nothing, so whatever is live is equal. (A pointer field the server keeps "" in is then not
+        // watched for drift.) Maps of strings keep "" values: there a missing or changed value is drift.
+        (Value::String(s), _) if s.is_empty() && !in_string_map(path) => {}
         (_, None) => push(path, None, Some(desired), out),
         (Value::Object(d), Some(Value::Object(l))) => {
             for (key, dv) in d {
@@ -151,6 +157,24 @@ fn compare(path: &mut Vec<Segment>, desired: &Value, live: Option<&Value>, out: 
             }
         }
     }
+}
+
+/// Maps of strings of the built-in kinds, where the API server stores "" values as sent.
+const STRING_MAPS: &[&str] = &[
+    "labels",
+    "annotations",
+    "data",
+    "stringData",
+    "binaryData",
+    "nodeSelector",
+    "matchLabels",
+    "selector",
+    "parameters",
+];
+
+/// Whether the last step of `path` is a key of one of the maps of strings.
+fn in_string_map(path: &[Segment]) -> bool {
+    matches!(path, [.., Segment::Key(parent), Segment::Key(_)] if STRING_MAPS.contains(&parent.as_str()))
 }
 
 /// Quantities (resource requests and limits, storage sizes, quotas: see `quantity::is_quantity_field`) come
@@ -216,7 +240,9 @@ fn compare_lists(
 fn merge_key(items: &[Value]) -> Option<&'static str> {
     MERGE_KEYS.iter().copied().find(|key| {
         let mut seen = Vec::new();
+        // An empty string is no key: the server may not store it.
         items.iter().all(|item| match item.get(key) {
+            Some(Value::String(s)) if s.is_empty() => false,
             Some(v @ (Value::String(_) | Value::Number(_))) => {
                 let label = scalar_label(v);
                 let fresh = !seen.contains(&label);
@@ -301,6 +327,18 @@ mod tests {
                 desired: json!({"spec": {"ports": [{"port": 80}, {"port": 443}]}}),
                 live: json!({"spec": {"ports": [{"port": 80, "protocol": "TCP"}]}}),
                 want: vec!["spec.ports[port=443]"],
+            },
+            Case {
+                name: "an empty string the server drops is no drift; a missing empty map value is",
+                desired: json!({"metadata": {"generateName": "", "labels": {"e": ""}, "annotations": {"a": ""}},
+                    "data": {"k": ""},
+                    "spec": {"type": "", "ports": [{"name": "", "port": 80}],
+                        "template": {"spec": {"serviceAccountName": "",
+                        "containers": [{"name": "c", "workingDir": "", "image": ""}]}}}}),
+                live: json!({"metadata": {"labels": {}, "annotations": {"a": ""}}, "data": {},
+                    "spec": {"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP"}],
+                        "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+                want: vec!["metadata.labels.e", "data.k"],
             },
             Case {
                 name: "scalar lists are atomic",
