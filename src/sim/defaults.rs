@@ -355,6 +355,15 @@ pub fn server_fields(info: &ResourceInfo, old: Option<&Value>, new: &mut Value, 
                     spec["internalTrafficPolicy"] = json!("Cluster");
                 }
             }
+            // SetDefaults_Service: traffic from outside the cluster may go to any node's endpoints.
+            if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+                && spec["externalTrafficPolicy"].is_null()
+            {
+                spec["externalTrafficPolicy"] = json!("Cluster");
+            }
+            if spec["type"] == "LoadBalancer" && spec["allocateLoadBalancerNodePorts"].is_null() {
+                spec["allocateLoadBalancerNodePorts"] = json!(true);
+            }
             if let Some(ports) = spec["ports"].as_array_mut() {
                 for p in ports {
                     if p["targetPort"].is_null() && !p["port"].is_null() {
