@@ -554,6 +554,17 @@ async fn apply(client: &kube::Client, path: &str, body: &Value, dry_run: bool) -
     }
 }
 
+/// (account, path, body, dry run, status, refusal message, verbs the request log says were authorized)
+type ApplyCase = (
+    &'static str,
+    String,
+    Value,
+    bool,
+    u16,
+    Option<String>,
+    Vec<&'static str>,
+);
+
 #[tokio::test]
 async fn server_side_apply_that_creates_is_authorized_as_create_as_well_as_patch() {
     let c = Cluster::start(SimOptions::default()).await.unwrap();
@@ -613,8 +624,7 @@ async fn server_side_apply_that_creates_is_authorized_as_create_as_well_as_patch
             "configmaps \"{name}\" is forbidden: User \"system:serviceaccount:app:{who}\" cannot patch resource \"configmaps\" in API group \"\" in the namespace \"app\""
         )
     };
-    // (account, path, body, dry run, status, refusal message, verbs the request log says were authorized)
-    let cases: Vec<(&str, String, Value, bool, u16, Option<String>, Vec<&str>)> = vec![
+    let cases: Vec<ApplyCase> = vec![
         // kube-apiserver's patch handler words the create refusal with the authorizer's reason alone.
         ("patcher", format!("{cms}/fresh"), cm("fresh"), false, 403, Some("configmaps \"fresh\" is forbidden: ".into()), vec!["patch"]),
         ("patcher", format!("{cms}/fresh"), cm("fresh"), true, 403, Some("configmaps \"fresh\" is forbidden: ".into()), vec!["patch"]),

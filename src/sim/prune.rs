@@ -411,10 +411,11 @@ fn empty_walk(v: &mut Value, schema: &Value, defs: &Map<String, Value>, name: &s
                         return true;
                     };
                     let (cs, _) = resolve_named(cs, defs, "");
-                    !(child.as_str() == Some("")
+                    let dropped = child.as_str() == Some("")
                         && is_plain_string(cs)
                         && !required.contains(&k.as_str())
-                        && !empty_kept(name, k))
+                        && !empty_kept(name, k);
+                    !dropped
                 });
                 for (k, child) in m.iter_mut() {
                     if let Some(cs) = props.get(k) {
