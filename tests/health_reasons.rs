@@ -256,6 +256,39 @@ async fn a_job_whose_pods_fail_names_their_exit_and_a_daemonset_matching_no_node
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_reference_that_does_not_parse_fails_at_once() {
+    let SimEnv { sim, .. } = SimEnv::start(support::sim_options(Duration::from_millis(100))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("hr-invalid");
+    // Keelson's own services refuse such a reference when validating; a raw manifest can still carry one.
+    // Its pod template carries the topology label, as Keelson's own templates do.
+    topology(
+        &repo,
+        "hr-invalid",
+        &[(
+            "raw",
+            "  workload: None\n  healthTimeout: 10m\n  manifests:\n  - manifests/raw.yaml\n",
+        )],
+    );
+    std::fs::create_dir_all(repo.join("manifests")).unwrap();
+    std::fs::write(
+        repo.join("manifests/raw.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: raw\nspec:\n  selector:\n    matchLabels:\n      \
+         app: raw\n  template:\n    metadata:\n      labels:\n        app: raw\n        keelson.dev/topology: hr-invalid\n    \
+         spec:\n      containers:\n      - name: raw\n        image: quay.io/openstack.kolla/Keystone:1\n",
+    )
+    .unwrap();
+    let ran = apply(&sim, &repo, &[]).await;
+    let out = &ran.stdout;
+    assert!(ran.elapsed < Duration::from_secs(30), "took {:?}:\n{out}", ran.elapsed);
+    let raw = finished(out, "raw");
+    assert!(
+        raw.contains("Deployment hr-invalid/raw: 0 of 1 replicas available — InvalidImageName: quay.io/openstack.kolla/Keystone:1 is not a valid image reference; this cannot heal on its own"),
+        "{raw}"
+    );
+}
+
 async fn component_events(kube: &Kube, reason: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(kube.client().clone(), KEELSON_NS);
     match api.list(&ListParams::default()).await {
