@@ -149,7 +149,8 @@ async fn an_unpullable_image_and_a_crash_loop_are_named_while_waiting_and_when_t
         "{looping}"
     );
     assert!(
-        looping.contains(" restart") && looping.contains("container looping, last exited with code 1 (Error)"),
+        looping.contains(" restart")
+            && looping.contains("container looping, last exited with code 1 (Error)"),
         "{looping}"
     );
     assert!(
@@ -188,7 +189,11 @@ async fn a_missing_secret_and_a_node_selector_no_node_matches_fail_after_the_gra
     let ran = apply(&sim, &repo, &["--pod-failure-grace", "2s"]).await;
     let out = &ran.stdout;
     // Both fail after the grace, far inside their ten-minute health timeouts.
-    assert!(ran.elapsed < Duration::from_secs(40), "took {:?}:\n{out}", ran.elapsed);
+    assert!(
+        ran.elapsed < Duration::from_secs(40),
+        "took {:?}:\n{out}",
+        ran.elapsed
+    );
     let api = finished(out, "api");
     assert!(
         api.contains("Deployment hr-grace/api: 0 of 1 replicas available — CreateContainerConfigError: secret \"api-db\" not found (for 2s, --pod-failure-grace; it does not heal on its own)"),
@@ -236,7 +241,11 @@ async fn a_job_whose_pods_fail_names_their_exit_and_a_daemonset_matching_no_node
     );
     let ran = apply(&sim, &repo, &["--pod-failure-grace", "3s"]).await;
     let out = &ran.stdout;
-    assert!(ran.elapsed < Duration::from_secs(60), "took {:?}:\n{out}", ran.elapsed);
+    assert!(
+        ran.elapsed < Duration::from_secs(60),
+        "took {:?}:\n{out}",
+        ran.elapsed
+    );
     let api = finished(out, "api");
     assert!(api.contains("Job hr-jobs/api-db-sync"), "{api}");
     assert!(
@@ -251,7 +260,8 @@ async fn a_job_whose_pods_fail_names_their_exit_and_a_daemonset_matching_no_node
     );
     let agent = finished(out, "agent");
     assert!(
-        agent.contains("matches no node — no node matches nodeSelector openstack.org/compute=enabled (for 3s"),
+        agent
+            .contains("matches no node — no node matches nodeSelector openstack.org/compute=enabled (for 3s"),
         "{agent}"
     );
 }
@@ -281,7 +291,11 @@ async fn an_image_reference_that_does_not_parse_fails_at_once() {
     .unwrap();
     let ran = apply(&sim, &repo, &[]).await;
     let out = &ran.stdout;
-    assert!(ran.elapsed < Duration::from_secs(30), "took {:?}:\n{out}", ran.elapsed);
+    assert!(
+        ran.elapsed < Duration::from_secs(30),
+        "took {:?}:\n{out}",
+        ran.elapsed
+    );
     let raw = finished(out, "raw");
     assert!(
         raw.contains("Deployment hr-invalid/raw: 0 of 1 replicas available — InvalidImageName: quay.io/openstack.kolla/Keystone:1 is not a valid image reference; this cannot heal on its own"),
@@ -323,7 +337,15 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
     let log = dir.path().join("run.log");
     let started = Instant::now();
     let _daemon = keelson()
-        .args(["run", "--listen", "127.0.0.1:0", "--interval", "1h", "--ref", "main"])
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1h",
+            "--ref",
+            "main",
+        ])
         .args(["--pod-failure-grace", "2s"])
         .arg("--repo")
         .arg(&repo.path)
@@ -345,23 +367,33 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
             .flatten()
             .unwrap_or_default()
     };
-    wait_for("the component failed naming the Secret", Duration::from_secs(60), || async {
-        status_of().await.components.iter().any(|c| {
-            c.name == "api" && c.state == ComponentPhase::Failed && c.reason.contains(plain)
-        })
-    })
+    wait_for(
+        "the component failed naming the Secret",
+        Duration::from_secs(60),
+        || async {
+            status_of()
+                .await
+                .components
+                .iter()
+                .any(|c| c.name == "api" && c.state == ComponentPhase::Failed && c.reason.contains(plain))
+        },
+    )
     .await;
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "{:?}",
         started.elapsed()
     );
-    wait_for("a ComponentFailed Event naming the Secret", Duration::from_secs(20), || async {
-        component_events(&kube, "ComponentFailed")
-            .await
-            .iter()
-            .any(|m| m.starts_with("api: ") && m.contains(plain))
-    })
+    wait_for(
+        "a ComponentFailed Event naming the Secret",
+        Duration::from_secs(20),
+        || async {
+            component_events(&kube, "ComponentFailed")
+                .await
+                .iter()
+                .any(|m| m.starts_with("api: ") && m.contains(plain))
+        },
+    )
     .await;
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(want), "the daemon log names the reason:\n{text}");

@@ -509,8 +509,10 @@ async fn without_a_view_the_reason_comes_from_a_bounded_list_of_the_workloads_po
     let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
     let a = outcome.component("a").expect("a");
     assert!(
-        a.reason.starts_with("not healthy within 3s: Deployment openstack/a: ")
-            && a.reason.contains(" — ImagePullBackOff: quay.io/openstack.kolla/a:broken"),
+        a.reason
+            .starts_with("not healthy within 3s: Deployment openstack/a: ")
+            && a.reason
+                .contains(" — ImagePullBackOff: quay.io/openstack.kolla/a:broken"),
         "{}",
         a.reason
     );

@@ -82,7 +82,10 @@ pub fn workload_pods<'a>(workload: &Value, pods: &[&'a Value], replica_sets: &[&
         .iter()
         .copied()
         .filter(|p| controller_uid(p).is_some_and(|u| owners.contains(u)))
-        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none_or(Value::is_null))
+        .filter(|p| {
+            p.pointer("/metadata/deletionTimestamp")
+                .is_none_or(Value::is_null)
+        })
         .collect();
     out.sort_by(|a, b| name(a).cmp(name(b)));
     out
@@ -104,7 +107,10 @@ pub fn slim(object: &Value) -> Value {
             meta.insert(key.into(), v.clone());
         }
     }
-    if let Some(owners) = object.pointer("/metadata/ownerReferences").and_then(Value::as_array) {
+    if let Some(owners) = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+    {
         let owners: Vec<Value> = owners
             .iter()
             .map(|o| pick(o, &["kind", "name", "uid", "controller"]))
@@ -141,13 +147,19 @@ pub fn slim(object: &Value) -> Value {
     if let Some(scheduled) = object
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled")))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled"))
+        })
     {
         let scheduled = pick(scheduled, &["type", "status", "reason", "message"]);
         status.insert("conditions".into(), Value::Array(vec![scheduled]));
     }
     for key in ["containerStatuses", "initContainerStatuses"] {
-        if let Some(list) = object.pointer(&format!("/status/{key}")).and_then(Value::as_array) {
+        if let Some(list) = object
+            .pointer(&format!("/status/{key}"))
+            .and_then(Value::as_array)
+        {
             let list = list
                 .iter()
                 .map(|c| pick(c, &["name", "image", "restartCount", "state", "lastState"]))
@@ -193,7 +205,11 @@ fn pod_reason(pod: &Value, job: bool) -> Option<(u8, PodReason)> {
         }
     };
     if let Some(reason) = unschedulable(pod) {
-        let rank = if reason.healing == Healing::AfterGrace { 2 } else { 5 };
+        let rank = if reason.healing == Healing::AfterGrace {
+            2
+        } else {
+            5
+        };
         offer(rank, reason);
     }
     for (list, specs, init) in [
@@ -250,7 +266,11 @@ fn waiting(pod: &Value, status: &Value, specs: &str, init: bool) -> Option<(u8, 
             format!("CreateContainerConfigError: {}", or(message, &which)),
         ),
         "ErrImagePull" | "ImagePullBackOff" => {
-            let kind = if reason == "ErrImagePull" { "ErrImagePull" } else { "ImagePullBackOff" };
+            let kind = if reason == "ErrImagePull" {
+                "ErrImagePull"
+            } else {
+                "ImagePullBackOff"
+            };
             (3, Healing::MayHeal, kind, format!("{reason}: {image}"))
         }
         "CrashLoopBackOff" => {
@@ -298,7 +318,11 @@ fn unschedulable(pod: &Value) -> Option<PodReason> {
     }
     let message = condition.get("message").and_then(Value::as_str).unwrap_or("");
     // The first sentence: what the nodes lack; the preemption sentence after it adds nothing here.
-    let first = message.split(". preemption:").next().unwrap_or(message).trim_end_matches('.');
+    let first = message
+        .split(". preemption:")
+        .next()
+        .unwrap_or(message)
+        .trim_end_matches('.');
     let no_nodes = message.starts_with("no nodes available");
     let fit = parse_fit_error(first);
     let no_match = match &fit {
@@ -320,7 +344,10 @@ fn unschedulable(pod: &Value) -> Option<PodReason> {
                 Healing::AfterGrace,
             )
         }
-        _ => (format!("Unschedulable: {}", or(first, "no node fits")), Healing::MayHeal),
+        _ => (
+            format!("Unschedulable: {}", or(first, "no node fits")),
+            Healing::MayHeal,
+        ),
     };
     Some(PodReason {
         text,
@@ -356,7 +383,10 @@ fn failed_pod(pod: &Value) -> PodReason {
         if let Some(t) = status.pointer("/state/terminated") {
             if t.get("exitCode").and_then(Value::as_i64).unwrap_or(0) != 0 {
                 let container = status.get("name").and_then(Value::as_str).unwrap_or("");
-                text = Some(format!("pod {pod_name} failed: container {container} {}", exit_text(t)));
+                text = Some(format!(
+                    "pod {pod_name} failed: container {container} {}",
+                    exit_text(t)
+                ));
                 break;
             }
         }
@@ -428,7 +458,9 @@ fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
 }
 
 fn text_or<'a>(object: &'a Value, pointer: &str, default: &'a str) -> &'a str {
-    Some(text(object, pointer)).filter(|t| !t.is_empty()).unwrap_or(default)
+    Some(text(object, pointer))
+        .filter(|t| !t.is_empty())
+        .unwrap_or(default)
 }
 
 fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
@@ -497,31 +529,46 @@ mod tests {
                 "image that does not pull",
                 "Deployment",
                 waiting("ImagePullBackOff", "Back-off pulling image"),
-                Some((Healing::MayHeal, "ImagePullBackOff: quay.io/openstack.kolla/keystone:broken")),
+                Some((
+                    Healing::MayHeal,
+                    "ImagePullBackOff: quay.io/openstack.kolla/keystone:broken",
+                )),
             ),
             (
                 "first pull failure",
                 "StatefulSet",
                 waiting("ErrImagePull", "rpc error: not found"),
-                Some((Healing::MayHeal, "ErrImagePull: quay.io/openstack.kolla/keystone:broken")),
+                Some((
+                    Healing::MayHeal,
+                    "ErrImagePull: quay.io/openstack.kolla/keystone:broken",
+                )),
             ),
             (
                 "invalid image reference",
                 "Deployment",
                 waiting("InvalidImageName", "couldn't parse image name"),
-                Some((Healing::Never, "InvalidImageName: quay.io/openstack.kolla/keystone:broken is not")),
+                Some((
+                    Healing::Never,
+                    "InvalidImageName: quay.io/openstack.kolla/keystone:broken is not",
+                )),
             ),
             (
                 "missing Secret",
                 "Deployment",
                 waiting("CreateContainerConfigError", "secret \"keystone\" not found"),
-                Some((Healing::AfterGrace, "CreateContainerConfigError: secret \"keystone\" not found")),
+                Some((
+                    Healing::AfterGrace,
+                    "CreateContainerConfigError: secret \"keystone\" not found",
+                )),
             ),
             (
                 "crash loop",
                 "DaemonSet",
                 crash,
-                Some((Healing::MayHeal, "CrashLoopBackOff (5 restarts): container api, last exited with code 1 (Error)")),
+                Some((
+                    Healing::MayHeal,
+                    "CrashLoopBackOff (5 restarts): container api, last exited with code 1 (Error)",
+                )),
             ),
             ("starting", "Deployment", waiting("ContainerCreating", ""), None),
             (
@@ -536,27 +583,41 @@ mod tests {
             (
                 "nodes full",
                 "Deployment",
-                unschedulable("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."),
-                Some((Healing::MayHeal, "Unschedulable: 0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu")),
+                unschedulable(
+                    "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.",
+                ),
+                Some((
+                    Healing::MayHeal,
+                    "Unschedulable: 0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu",
+                )),
             ),
             (
                 "no nodes at all",
                 "Deployment",
                 unschedulable("no nodes available to schedule pods"),
-                Some((Healing::AfterGrace, "Unschedulable: no nodes available to schedule pods")),
+                Some((
+                    Healing::AfterGrace,
+                    "Unschedulable: no nodes available to schedule pods",
+                )),
             ),
             (
                 "failed Pod of a Job",
                 "Job",
                 json!({"phase": "Failed", "containerStatuses": [
                     {"name": "api", "state": {"terminated": {"exitCode": 2, "reason": "Error"}}}]}),
-                Some((Healing::MayHeal, "pod p-1 failed: container api exited with code 2 (Error)")),
+                Some((
+                    Healing::MayHeal,
+                    "pod p-1 failed: container api exited with code 2 (Error)",
+                )),
             ),
             (
                 "evicted Pod of a Job",
                 "Job",
                 json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}),
-                Some((Healing::MayHeal, "pod p-1 failed: Evicted: The node was low on resource: memory.")),
+                Some((
+                    Healing::MayHeal,
+                    "pod p-1 failed: Evicted: The node was low on resource: memory.",
+                )),
             ),
         ];
         for (name, kind, status, want) in cases {
@@ -569,7 +630,11 @@ mod tests {
                 (None, None) => {}
                 (Some(got), Some((healing, text))) => {
                     assert_eq!(got.healing, healing, "{name}: {got:?}");
-                    assert!(got.text.starts_with(text), "{name}: {:?} does not start with {text:?}", got.text);
+                    assert!(
+                        got.text.starts_with(text),
+                        "{name}: {:?} does not start with {text:?}",
+                        got.text
+                    );
                     // The slimmed Pod, as the watch keeps it, explains the same.
                     let slim = slim(&p);
                     assert_eq!(explain(&w, &[&slim], &[&slim_rs(&sets[0])]), Some(got), "{name}");
@@ -588,7 +653,12 @@ mod tests {
         let d = workload("Deployment", "d");
         let sets = [rs("old", "d", "1"), rs("new", "d", "2"), rs("other", "x", "9")];
         let old = pod("a-old", "old", json!({}), waiting("ImagePullBackOff", ""));
-        let new = pod("b-new", "new", json!({}), waiting("CreateContainerConfigError", "secret \"x\" not found"));
+        let new = pod(
+            "b-new",
+            "new",
+            json!({}),
+            waiting("CreateContainerConfigError", "secret \"x\" not found"),
+        );
         let other = pod("c-other", "other", json!({}), waiting("InvalidImageName", ""));
         let loose = pod("d-loose", "d", json!({}), waiting("InvalidImageName", ""));
         let pods = [&old, &new, &other, &loose];
@@ -604,11 +674,17 @@ mod tests {
         going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         let crash = pod("s-1", "s", json!({}), waiting("ImagePullBackOff", ""));
         assert_eq!(workload_pods(&s, &[&going, &crash], &[]).len(), 1);
-        assert_eq!(explain(&s, &[&going, &crash], &[]).map(|r| r.kind), Some("ImagePullBackOff"));
+        assert_eq!(
+            explain(&s, &[&going, &crash], &[]).map(|r| r.kind),
+            Some("ImagePullBackOff")
+        );
 
         // The most telling reason wins across Pods: one that cannot heal over one that may.
         let bad = pod("s-2", "s", json!({}), waiting("InvalidImageName", ""));
-        assert_eq!(explain(&s, &[&crash, &bad], &[]).map(|r| r.healing), Some(Healing::Never));
+        assert_eq!(
+            explain(&s, &[&crash, &bad], &[]).map(|r| r.healing),
+            Some(Healing::Never)
+        );
         // A workload without a uid (not read from a server) has no Pods.
         let mut anonymous = s.clone();
         anonymous["metadata"]["uid"] = Value::Null;
@@ -622,7 +698,10 @@ mod tests {
         ds["status"]["desiredNumberScheduled"] = json!(0);
         let why = explain(&ds, &[], &[]).expect("a reason");
         assert_eq!(why.healing, Healing::AfterGrace);
-        assert_eq!(why.text, "no node matches nodeSelector openstack.org/compute=enabled");
+        assert_eq!(
+            why.text,
+            "no node matches nodeSelector openstack.org/compute=enabled"
+        );
         // Before the controller has seen the spec, nothing is known yet.
         ds["status"]["observedGeneration"] = json!(0);
         assert!(explain(&ds, &[], &[]).is_none());
@@ -632,13 +711,21 @@ mod tests {
 
     #[test]
     fn slim_keeps_what_explain_reads_and_nothing_else() {
-        let p = pod("p", "o", json!({"nodeSelector": {"a": "b"}}), unschedulable(NO_MATCH));
+        let p = pod(
+            "p",
+            "o",
+            json!({"nodeSelector": {"a": "b"}}),
+            unschedulable(NO_MATCH),
+        );
         let s = slim(&p);
         assert!(s.pointer("/metadata/labels").is_none());
         assert!(s.pointer("/metadata/managedFields").is_none());
         assert_eq!(s.pointer("/metadata/ownerReferences/0/uid"), Some(&json!("o")));
         assert_eq!(s.pointer("/spec/nodeSelector/a"), Some(&json!("b")));
-        assert_eq!(s.pointer("/status/conditions/0/reason"), Some(&json!("Unschedulable")));
+        assert_eq!(
+            s.pointer("/status/conditions/0/reason"),
+            Some(&json!("Unschedulable"))
+        );
         let r = slim(&rs("u", "d", "3"));
         assert_eq!(revision(&r), 3);
         assert!(r.get("spec").is_none());

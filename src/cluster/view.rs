@@ -29,10 +29,10 @@ use serde_json::Value;
 use tokio::sync::watch as signal;
 
 use super::inventory::{inventory_ref, parse_inventory};
+use super::pods;
 use super::watch::RetryBackoff;
 use super::{ClusterError, KindRef, Kube, ObjectRef, Verb, foreign_reason, has_status_rules, is_owned};
 use super::{owned_selector, to_value};
-use super::pods;
 use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
 
 /// Objects per page of a feed's first list: large, so a kind of a big topology is one request.
@@ -374,7 +374,8 @@ impl ClusterView {
     }
 
     /// Wakes on every change to the Pods and ReplicaSets of `namespace` (see [`ClusterView::pods`]),
-    /// starting their feeds when needed.
+    /// starting their feeds when needed. The first [`Changes::next`] returns at once, so a change that
+    /// came between an earlier read of [`ClusterView::pods`] and this call is not missed.
     pub async fn subscribe_pods(&self, namespace: &str) -> Result<Changes, ClusterError> {
         let mut receivers = Vec::new();
         for kind in pod_kinds() {
@@ -385,7 +386,7 @@ impl ClusterView {
             };
             let feed = self.feed(key).await?;
             let mut receiver = feed.changed.subscribe();
-            receiver.borrow_and_update();
+            receiver.mark_changed();
             receivers.push(receiver);
         }
         Ok(Changes { receivers })
@@ -449,7 +450,10 @@ impl ClusterView {
             (Form::Owned, None) => format!("owned {}", resource.plural),
             (Form::Names, Some(ns)) => format!("names of {} in namespace {ns}", resource.plural),
             (Form::Names, None) => format!("names of {}", resource.plural),
-            (Form::Pods, Some(ns)) => format!("{} of topology {} in namespace {ns}", resource.plural, self.inner.topology),
+            (Form::Pods, Some(ns)) => format!(
+                "{} of topology {} in namespace {ns}",
+                resource.plural, self.inner.topology
+            ),
             (Form::Pods, None) => format!("{} of topology {}", resource.plural, self.inner.topology),
         };
         let (changed, _) = signal::channel(0);

@@ -21,6 +21,9 @@ use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, out
 /// Without a view, a workload's Pods are listed at most this often while it is waited on.
 const POD_LIST_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Between a workload's own reason and the one its Pods give.
+const POD_REASON_SEPARATOR: &str = " — ";
+
 /// One read of an object, judged.
 enum Verdict {
     Healthy,
@@ -58,6 +61,7 @@ pub(super) async fn run(
         grace_since: HashMap::new(),
         pod_reads: HashMap::new(),
         pods_unreadable: false,
+        pods_read: Vec::new(),
         wake_at: None,
         told_waiting: String::new(),
     };
@@ -107,6 +111,8 @@ struct Step<'a> {
     pod_reads: HashMap<ObjectRef, (Instant, Option<PodReason>)>,
     /// Reading Pods failed once (not permitted, say): health goes on without their reasons.
     pods_unreadable: bool,
+    /// Namespaces whose Pods the view was asked for since the wait last looked (it then watches them).
+    pods_read: Vec<String>,
     /// When a grace ends: the wait looks again then even if nothing changes.
     wake_at: Option<Instant>,
     /// The waiting reason last sent as progress.
@@ -449,9 +455,13 @@ impl Step<'_> {
         };
         let Some(reason) = reason else {
             self.grace_since.remove(object);
-            return if failed { Err(Stop::Failed(why)) } else { Ok(Some(why)) };
+            return if failed {
+                Err(Stop::Failed(why))
+            } else {
+                Ok(Some(why))
+            };
         };
-        let text = format!("{why} — {}", reason.text);
+        let text = format!("{why}{POD_REASON_SEPARATOR}{}", reason.text);
         if failed {
             return Err(Stop::Failed(text));
         }
@@ -495,11 +505,16 @@ impl Step<'_> {
         }
         let namespace = object.namespace.clone()?;
         let read = match self.opts.view.clone() {
-            Some(view) => view.pods(&namespace).await.map(|(pods, sets)| {
-                let pods: Vec<&Value> = pods.iter().map(|p| p.as_ref()).collect();
-                let sets: Vec<&Value> = sets.iter().map(|r| r.as_ref()).collect();
-                pods::explain(live, &pods, &sets)
-            }),
+            Some(view) => {
+                if !self.pods_read.contains(&namespace) {
+                    self.pods_read.push(namespace.clone());
+                }
+                view.pods(&namespace).await.map(|(pods, sets)| {
+                    let pods: Vec<&Value> = pods.iter().map(|p| p.as_ref()).collect();
+                    let sets: Vec<&Value> = sets.iter().map(|r| r.as_ref()).collect();
+                    pods::explain(live, &pods, &sets)
+                })
+            }
             None => {
                 if let Some((at, said)) = self.pod_reads.get(object) {
                     if at.elapsed() < POD_LIST_INTERVAL.max(self.opts.poll_interval) {
@@ -507,14 +522,16 @@ impl Step<'_> {
                     }
                 }
                 let read = self.list_pods(&namespace, live).await;
-                if let Ok(said) = &read {
-                    self.pod_reads.insert(object.clone(), (Instant::now(), said.clone()));
-                }
+                // A failed list counts too: the next comes no sooner.
+                let said = read.as_ref().ok().cloned().flatten();
+                self.pod_reads.insert(object.clone(), (Instant::now(), said));
                 read
             }
         };
         match read {
             Ok(reason) => reason,
+            // The next look tries again.
+            Err(e) if e.is_transient() => None,
             Err(e) => {
                 tracing::warn!(component = %self.component.name, %object, error = %e,
                     "reading the workload's Pods failed; health goes on without their reasons");
@@ -575,11 +592,6 @@ impl Step<'_> {
         });
     }
 
-    /// The reason a round of a wait reports: the first that carries what the Pods said, else the last.
-    fn round_reason(told: Option<String>, last: String) -> String {
-        told.unwrap_or(last)
-    }
-
     /// When the wait should look again without an event: the step's deadline, or a grace's end.
     fn next_look(&self) -> Instant {
         self.wake_at.map_or(self.deadline, |w| w.min(self.deadline))
@@ -593,23 +605,9 @@ impl Step<'_> {
             .subscribe(&remaining)
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
-        let mut namespaces: Vec<&str> = remaining
-            .iter()
-            .filter(|o| runs_pods(&o.api_version, &o.kind))
-            .filter_map(|o| o.namespace.as_deref())
-            .collect();
-        namespaces.sort_unstable();
-        namespaces.dedup();
-        for namespace in namespaces {
-            match view.subscribe_pods(namespace).await {
-                Ok(pods) => changes.merge(pods),
-                Err(e) => {
-                    tracing::warn!(component = %self.component.name, namespace, error = %e,
-                        "watching the workloads' Pods failed; health goes on without their reasons");
-                    self.pods_unreadable = true;
-                }
-            }
-        }
+        // Pods are watched only once a workload turned out not to be ready (a pass whose workloads are
+        // all ready starts no feed of Pods).
+        let mut pods_watched: Vec<String> = Vec::new();
         loop {
             let mut still = Vec::new();
             let mut last = String::new();
@@ -628,7 +626,7 @@ impl Step<'_> {
                 match self.assess(&object, live.as_deref()).await? {
                     None => self.healthy(object),
                     Some(why) => {
-                        if told.is_none() && self.grace_or_pods(&why) {
+                        if told.is_none() && Self::names_pods_reason(&why) {
                             told = Some(why.clone());
                         }
                         last = why;
@@ -639,11 +637,26 @@ impl Step<'_> {
             if still.is_empty() {
                 return Ok(());
             }
-            let last = Self::round_reason(told, last);
+            // The first reason that carries what the Pods said, else the last.
+            let last = told.unwrap_or(last);
             if Instant::now() >= self.deadline {
                 return Err(self.timed_out(&last));
             }
-            if self.grace_or_pods(&last) {
+            for namespace in std::mem::take(&mut self.pods_read) {
+                if self.pods_unreadable || pods_watched.contains(&namespace) {
+                    continue;
+                }
+                match view.subscribe_pods(&namespace).await {
+                    Ok(pods) => changes.merge(pods),
+                    Err(e) => {
+                        tracing::warn!(component = %self.component.name, %namespace, error = %e,
+                            "watching the workloads' Pods failed; health goes on without their reasons");
+                        self.pods_unreadable = true;
+                    }
+                }
+                pods_watched.push(namespace);
+            }
+            if Self::names_pods_reason(&last) {
                 self.tell_waiting(&last);
             }
             let wake = tokio::time::Instant::from_std(self.next_look());
@@ -657,8 +670,8 @@ impl Step<'_> {
     }
 
     /// Whether a waiting reason carries what a workload's Pods said.
-    fn grace_or_pods(&self, why: &str) -> bool {
-        why.contains(" — ")
+    fn names_pods_reason(why: &str) -> bool {
+        why.contains(POD_REASON_SEPARATOR)
     }
 
     /// Health by reading each object every poll interval (no view).
@@ -687,7 +700,7 @@ impl Step<'_> {
                 match self.assess(&object, live.as_ref()).await? {
                     None => self.healthy(object),
                     Some(why) => {
-                        if told.is_none() && self.grace_or_pods(&why) {
+                        if told.is_none() && Self::names_pods_reason(&why) {
                             told = Some(why.clone());
                         }
                         last = why;
@@ -698,12 +711,13 @@ impl Step<'_> {
             if still.is_empty() {
                 return Ok(());
             }
-            let last = Self::round_reason(told, last);
+            // The first reason that carries what the Pods said, else the last.
+            let last = told.unwrap_or(last);
             let now = Instant::now();
             if now >= self.deadline {
                 return Err(self.timed_out(&last));
             }
-            if self.grace_or_pods(&last) {
+            if Self::names_pods_reason(&last) {
                 self.tell_waiting(&last);
             }
             let nap = self

@@ -178,7 +178,11 @@ fn fate(b: &Behaviour, pod: &Value, c: &Run) -> Fate {
 /// Why `image` is not a reference the kubelet can parse (docker/distribution's grammar, as
 /// `ParseNormalizedNamed` applies it), worded as the kubelet's `couldn't parse image name` error.
 fn invalid_reference(image: &str) -> Option<String> {
-    let invalid = |detail: &str| Some(format!("couldn't parse image name \"{image}\": invalid reference format{detail}"));
+    let invalid = |detail: &str| {
+        Some(format!(
+            "couldn't parse image name \"{image}\": invalid reference format{detail}"
+        ))
+    };
     let (rest, digest) = match image.split_once('@') {
         Some((rest, digest)) => (rest, Some(digest)),
         None => (image, None),
@@ -186,7 +190,9 @@ fn invalid_reference(image: &str) -> Option<String> {
     if let Some(digest) = digest {
         let ok = digest.split_once(':').is_some_and(|(algorithm, hex)| {
             algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
-                && algorithm.chars().all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c))
+                && algorithm
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c))
                 && hex.len() >= 32
                 && hex.chars().all(|c| c.is_ascii_hexdigit())
         });
@@ -202,9 +208,8 @@ fn invalid_reference(image: &str) -> Option<String> {
     };
     if let Some(tag) = tag {
         let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-        let ok = tag.len() <= 128
-            && tag.starts_with(word)
-            && tag.chars().all(|c| word(c) || c == '.' || c == '-');
+        let ok =
+            tag.len() <= 128 && tag.starts_with(word) && tag.chars().all(|c| word(c) || c == '.' || c == '-');
         if !ok {
             return invalid("");
         }
@@ -213,7 +218,10 @@ fn invalid_reference(image: &str) -> Option<String> {
     let first = parts.first().copied().unwrap_or("");
     // As `splitDockerDomain`: a first component with a dot, a port, `localhost` or an upper-case letter.
     let is_domain = parts.len() > 1
-        && (first.contains('.') || first.contains(':') || first == "localhost" || first.to_lowercase() != first);
+        && (first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.to_lowercase() != first);
     if is_domain {
         let (host, port) = match first.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -242,7 +250,11 @@ fn invalid_reference(image: &str) -> Option<String> {
     if parts.is_empty() || !parts.iter().all(|p| component(p)) {
         let lower = parts.join("/").to_lowercase();
         if !parts.is_empty() && lower.split('/').all(component) {
-            let remote = if is_domain || parts.len() > 1 { parts.join("/") } else { format!("library/{}", parts.join("/")) };
+            let remote = if is_domain || parts.len() > 1 {
+                parts.join("/")
+            } else {
+                format!("library/{}", parts.join("/"))
+            };
             return invalid(&format!(": repository name ({remote}) must be lowercase"));
         }
         return invalid("");
@@ -1173,8 +1185,14 @@ mod tests {
             assert_eq!(invalid_reference(good), None, "{good}");
         }
         for (bad, detail) in [
-            ("quay.io/Openstack/keystone:1", ": repository name (Openstack/keystone) must be lowercase"),
-            ("Keystone", ": repository name (library/Keystone) must be lowercase"),
+            (
+                "quay.io/Openstack/keystone:1",
+                ": repository name (Openstack/keystone) must be lowercase",
+            ),
+            (
+                "Keystone",
+                ": repository name (library/Keystone) must be lowercase",
+            ),
             ("quay.io/x/keystone:bad tag", ""),
             ("quay.io/x/keystone::1", ""),
             ("quay.io/x//keystone", ""),
@@ -1183,7 +1201,9 @@ mod tests {
         ] {
             assert_eq!(
                 invalid_reference(bad),
-                Some(format!("couldn't parse image name \"{bad}\": invalid reference format{detail}")),
+                Some(format!(
+                    "couldn't parse image name \"{bad}\": invalid reference format{detail}"
+                )),
                 "{bad}"
             );
         }
