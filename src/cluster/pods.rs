@@ -524,7 +524,9 @@ mod tests {
             {"name": "api", "restartCount": 5,
              "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 2m40s restarting failed container=api"}},
              "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]});
-        let cases: Vec<(&str, &str, Value, Option<(Healing, &str)>)> = vec![
+        // (case, workload kind, Pod status, expected healing and start of the text)
+        type Case<'a> = (&'a str, &'a str, Value, Option<(Healing, &'a str)>);
+        let cases: Vec<Case> = vec![
             (
                 "image that does not pull",
                 "Deployment",
