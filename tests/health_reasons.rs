@@ -327,10 +327,16 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
     topology(
         &repo.path,
         "hr-daemon",
-        &[(
-            "api",
-            &format!("  image: keystone\n  healthTimeout: 10m\n{secret}{PORTS}"),
-        )],
+        &[
+            (
+                "api",
+                &format!("  image: keystone\n  healthTimeout: 10m\n{secret}{PORTS}"),
+            ),
+            (
+                "pulling",
+                &format!("  image: keystone:broken\n  healthTimeout: 15s\n{PORTS}"),
+            ),
+        ],
     );
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "cloud"]);
@@ -384,9 +390,36 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
         "{:?}",
         started.elapsed()
     );
+    // While `pulling` waits (and after `api` failed), the status says what its Pods say, and so does
+    // `keelson status`.
+    let pulling = "Deployment hr-daemon/pulling: 0 of 1 replicas available — ImagePullBackOff: quay.io/openstack.kolla/keystone:broken";
+    wait_for(
+        "the waiting reason in the status",
+        Duration::from_secs(20),
+        || async {
+            status_of()
+                .await
+                .components
+                .iter()
+                .any(|c| c.name == "pulling" && c.state == ComponentPhase::Progressing && c.reason == pulling)
+        },
+    )
+    .await;
+    // The table cuts long reasons; the JSON form carries them whole.
+    let shown = keelson()
+        .args(["status", "-o", "json"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .await
+        .expect("keelson status runs");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains(pulling), "{shown}");
+    assert!(shown.contains(want), "{shown}");
+    // The Events come with the end of the pass, once `pulling` timed out.
     wait_for(
         "a ComponentFailed Event naming the Secret",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         || async {
             component_events(&kube, "ComponentFailed")
                 .await
