@@ -453,14 +453,6 @@ fn assert_least_privilege_and_every_write(objects: &[Value], requests: &[Request
             ("secrets", "patch"),
             "a derived Secret recomputed when its input changes (tests/openstack.rs)",
         ),
-        (
-            ("pods", "list"),
-            "health reading a workload's Pods for the reason it is not ready",
-        ),
-        (
-            ("pods", "get"),
-            "health reading a workload's Pods for the reason it is not ready",
-        ),
         // Kinds a topology may render (raw manifests, service accounts); example-repo renders none.
         (("serviceaccounts", ""), "a service's own ServiceAccount"),
         (("networkpolicies", ""), "a service's NetworkPolicy"),

@@ -336,7 +336,9 @@ fn target_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
             &["roles", "rolebindings"],
             APPLY_VERBS,
         ),
-        ("", &["pods"], &["get", "list"]),
+        // Health reads a workload's Pods (and a Deployment's ReplicaSets) for the reason it is not ready.
+        ("", &["pods"], &["list", "watch"]),
+        ("apps", &["replicasets"], &["list", "watch"]),
     ])
 }
 

@@ -487,6 +487,58 @@ async fn health_timeout_fails_the_component() {
 }
 
 #[tokio::test]
+async fn without_a_view_the_reason_comes_from_a_bounded_list_of_the_workloads_pods() {
+    let e = env(sim_opts()).await;
+    let t = topology(&[("a", &[]), ("b", &[])], Duration::from_secs(3));
+    let secret_env = json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "b-db", "key": "k"}}}]);
+    let desired = vec![
+        deployment("a", "quay.io/openstack.kolla/a:broken", json!({})),
+        deployment(
+            "b",
+            IMAGE,
+            json!({"template": {"metadata": {"labels": {"app": "b"}},
+                   "spec": {"containers": [{"name": "main", "image": IMAGE, "env": secret_env}]}}}),
+        ),
+    ];
+    let opts = RolloutOptions {
+        poll_interval: Duration::from_millis(50),
+        pod_failure_grace: Duration::from_millis(500),
+        ..RolloutOptions::default()
+    };
+    e.sim.clear_request_log();
+    let (_, outcome) = pass(&e.kube, &t, &desired, &opts).await;
+    let a = outcome.component("a").expect("a");
+    assert!(
+        a.reason
+            .starts_with("not healthy within 3s: Deployment openstack/a: ")
+            && a.reason
+                .contains(" — ImagePullBackOff: quay.io/openstack.kolla/a:broken"),
+        "{}",
+        a.reason
+    );
+    // A missing Secret heals only if someone creates it: it fails after the grace, not at the timeout.
+    let b = outcome.component("b").expect("b");
+    assert!(
+        b.reason.contains(
+            " — CreateContainerConfigError: secret \"b-db\" not found (for 500ms, --pod-failure-grace; it does not heal on its own)"
+        ),
+        "{}",
+        b.reason
+    );
+    assert!(!b.timed_out && b.elapsed < Duration::from_secs(3), "{b:?}");
+    // Pods are listed by the workload's selector, never read one by one, and at most every 2s per workload
+    // (a: 3s of waiting, b: under 3s).
+    let log = e.sim.request_log();
+    let pods: Vec<&RequestRecord> = log.iter().filter(|r| r.resource == "pods").collect();
+    assert!(pods.iter().all(|r| r.verb == "list"), "{pods:#?}");
+    assert!(
+        (2..=5).contains(&pods.len()),
+        "{} lists of Pods: {pods:#?}",
+        pods.len()
+    );
+}
+
+#[tokio::test]
 async fn cancellation_stops_health_waits_promptly_and_the_next_pass_converges() {
     let e = env(SimOptions {
         ready_after: Duration::from_secs(2),

@@ -30,6 +30,13 @@ pub struct PassArgs {
     #[arg(long, value_name = "DURATION", env = "KEELSON_PASS_TIMEOUT", default_value = "1h",
           value_parser = parse_pass_timeout)]
     pub pass_timeout: PassTimeout,
+    /// How long a workload may wait on something its Pods say heals only if someone acts (a missing
+    /// Secret or ConfigMap, no node matching its nodeSelector, a DaemonSet matching no node) before its
+    /// component fails, well before its health timeout. An invalid image reference fails at once;
+    /// ImagePullBackOff and CrashLoopBackOff are waited on and named if the health timeout passes.
+    #[arg(long, value_name = "DURATION", env = "KEELSON_POD_FAILURE_GRACE", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub pod_failure_grace: std::time::Duration,
 }
 
 /// A pass deadline; `0` means none.
@@ -56,6 +63,7 @@ impl PassArgs {
             concurrency: usize::from(self.concurrency),
             deadline: self.pass_timeout.0,
             write_concurrency: usize::from(self.write_concurrency),
+            pod_failure_grace: self.pod_failure_grace,
             ..PassSettings::default()
         }
     }

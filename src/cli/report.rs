@@ -82,6 +82,14 @@ pub async fn print_progress(plan: &Plan, mut events: UnboundedReceiver<ProgressE
             ProgressEvent::ObjectDeleted { object, change } => {
                 format!("[{at:6.1}s]   prune {object}: {change}")
             }
+            ProgressEvent::ComponentWaiting { component, reason } => {
+                let wave = plan
+                    .waves
+                    .iter()
+                    .find(|w| w.components.iter().any(|c| c.name == component))
+                    .map_or(0, |w| w.index + 1);
+                format!("[{at:6.1}s]   wave {wave}  {component:<28} waiting: {reason}")
+            }
             ProgressEvent::ObjectApplied { .. } | ProgressEvent::ObjectHealthy { .. } => continue,
         };
         if tty {

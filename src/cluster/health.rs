@@ -235,8 +235,10 @@ fn pvc(obj: &Value) -> Health {
     }
 }
 
-/// Custom resources: observedGeneration if reported, `Stalled` means failed, `Ready` decides if present;
-/// a resource without conditions is current as soon as it exists.
+/// Custom resources, by kstatus rules: a controller that has not observed the latest generation is in
+/// progress; `Stalled=True` means failed; `Reconciling=True` in progress; `Ready` decides if present, else
+/// `Available`; a resource without any of these conditions is current as soon as it exists (its kind
+/// reports nothing a wait could follow).
 fn custom(obj: &Value) -> Health {
     if obj.pointer("/status/observedGeneration").is_some() {
         if let Some(h) = generation_pending(obj) {
@@ -248,11 +250,22 @@ fn custom(obj: &Value) -> Health {
             return Health::failed(format!("stalled: {}", cond_text(c)));
         }
     }
-    match condition(obj, "Ready") {
-        Some(c) if cond_status(c) == "True" => Health::current("ready"),
-        Some(c) => Health::in_progress(format!("not ready: {}", cond_text(c))),
-        None => Health::current("exists"),
+    if let Some(c) = condition(obj, "Reconciling") {
+        if cond_status(c) == "True" {
+            return Health::in_progress(format!("reconciling: {}", cond_text(c)));
+        }
     }
+    for type_ in ["Ready", "Available"] {
+        if let Some(c) = condition(obj, type_) {
+            let lower = type_.to_lowercase();
+            return if cond_status(c) == "True" {
+                Health::current(lower)
+            } else {
+                Health::in_progress(format!("not {lower}: {}", cond_text(c)))
+            };
+        }
+    }
+    Health::current("exists")
 }
 
 /// Kubernetes' own API groups, whose objects without a specific rule are current once they exist.
@@ -528,6 +541,26 @@ mod tests {
                 json!({"apiVersion": "x.example.com/v1", "kind": "Thing", "metadata": {"generation": 4}, "status": {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": "True"}]}}),
                 InProgress,
                 "generation 4",
+            ),
+            (
+                "cr reconciling although ready",
+                json!({"apiVersion": "x.example.com/v1", "kind": "Thing", "status": {"conditions": [
+                    {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "creating replicas"},
+                    {"type": "Ready", "status": "True"}]}}),
+                InProgress,
+                "reconciling: Progressing: creating replicas",
+            ),
+            (
+                "cr available",
+                json!({"apiVersion": "x.example.com/v1", "kind": "Thing", "status": {"conditions": [{"type": "Available", "status": "True"}]}}),
+                Current,
+                "available",
+            ),
+            (
+                "cr not available",
+                json!({"apiVersion": "x.example.com/v1", "kind": "Thing", "status": {"conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]}}),
+                InProgress,
+                "not available: MinimumReplicasUnavailable",
             ),
             (
                 "cr without conditions",

@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod lease;
+pub mod pods;
 pub mod reach;
 pub mod retry;
 pub mod view;

@@ -6,7 +6,10 @@
 //! - **owned**: the topology's objects (ownership label selector), kept as the plan needs them: without
 //!   `managedFields`, and without `status` for kinds whose health is their existence;
 //! - **names**: every object of a kind in a namespace, metadata only (a metadata watch), so that a name
-//!   someone else holds is seen without a GET per object.
+//!   someone else holds is seen without a GET per object;
+//! - **pods**: the Pods and ReplicaSets made from the topology's pod templates (by the topology label),
+//!   slimmed to what [`super::pods::explain`] reads, so that a health wait can say why a workload is not
+//!   ready without a request per Pod.
 //!
 //! A feed whose watch breaks re-lists (kube-runtime does this on a `410 Gone` or a lost connection) and
 //! replaces its contents at once, so the view never keeps an object that went away while it was blind.
@@ -26,10 +29,11 @@ use serde_json::Value;
 use tokio::sync::watch as signal;
 
 use super::inventory::{inventory_ref, parse_inventory};
+use super::pods;
 use super::watch::RetryBackoff;
 use super::{ClusterError, KindRef, Kube, ObjectRef, Verb, foreign_reason, has_status_rules, is_owned};
 use super::{owned_selector, to_value};
-use crate::object::{LABEL_MANAGED_BY, MANAGED_BY_VALUE};
+use crate::object::{LABEL_MANAGED_BY, LABEL_TOPOLOGY, MANAGED_BY_VALUE};
 
 /// Objects per page of a feed's first list: large, so a kind of a big topology is one request.
 const PAGE_SIZE: u32 = 5_000;
@@ -38,6 +42,7 @@ const PAGE_SIZE: u32 = 5_000;
 enum Form {
     Owned,
     Names,
+    Pods,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -174,6 +179,11 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Also wake on `other`'s feeds.
+    pub fn merge(&mut self, other: Changes) {
+        self.receivers.extend(other.receivers);
+    }
+
     /// Returns after the next event of any feed (at once if one came since the last call). A view that is
     /// gone never wakes.
     pub async fn next(&mut self) {
@@ -341,6 +351,47 @@ impl ClusterView {
         Ok(Changes { receivers })
     }
 
+    /// The Pods and the ReplicaSets of `namespace` made from this topology's pod templates, as
+    /// [`super::pods::slim`] keeps them: one list and one watch per kind and namespace the first time,
+    /// then nothing.
+    pub async fn pods(&self, namespace: &str) -> Result<(Vec<Arc<Value>>, Vec<Arc<Value>>), ClusterError> {
+        let mut out = Vec::new();
+        for kind in pod_kinds() {
+            let key = FeedKey {
+                form: Form::Pods,
+                kind,
+                namespace: Some(namespace.to_string()),
+            };
+            let feed = self.feed(key).await?;
+            self.listed(&feed).await?;
+            let mut objects: Vec<Arc<Value>> = feed.lock().objects.values().cloned().collect();
+            objects.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+            out.push(objects);
+        }
+        let replica_sets = out.pop().unwrap_or_default();
+        let pods = out.pop().unwrap_or_default();
+        Ok((pods, replica_sets))
+    }
+
+    /// Wakes on every change to the Pods and ReplicaSets of `namespace` (see [`ClusterView::pods`]),
+    /// starting their feeds when needed. The first [`Changes::next`] returns at once, so a change that
+    /// came between an earlier read of [`ClusterView::pods`] and this call is not missed.
+    pub async fn subscribe_pods(&self, namespace: &str) -> Result<Changes, ClusterError> {
+        let mut receivers = Vec::new();
+        for kind in pod_kinds() {
+            let key = FeedKey {
+                form: Form::Pods,
+                kind,
+                namespace: Some(namespace.to_string()),
+            };
+            let feed = self.feed(key).await?;
+            let mut receiver = feed.changed.subscribe();
+            receiver.mark_changed();
+            receivers.push(receiver);
+        }
+        Ok(Changes { receivers })
+    }
+
     /// The feed key for `reference`'s kind and namespace; `None` when the server does not serve the kind.
     async fn key_of(&self, form: Form, reference: &ObjectRef) -> Result<Option<FeedKey>, ClusterError> {
         let kind = KindRef::of(reference);
@@ -399,6 +450,11 @@ impl ClusterView {
             (Form::Owned, None) => format!("owned {}", resource.plural),
             (Form::Names, Some(ns)) => format!("names of {} in namespace {ns}", resource.plural),
             (Form::Names, None) => format!("names of {}", resource.plural),
+            (Form::Pods, Some(ns)) => format!(
+                "{} of topology {} in namespace {ns}",
+                resource.plural, self.inner.topology
+            ),
+            (Form::Pods, None) => format!("{} of topology {}", resource.plural, self.inner.topology),
         };
         let (changed, _) = signal::channel(0);
         let feed = Arc::new(Feed {
@@ -448,6 +504,20 @@ impl ClusterView {
                             let name = o.metadata.name.clone().unwrap_or_default();
                             let metadata = serde_json::to_value(&o.metadata).unwrap_or_default();
                             Ok((name, serde_json::json!({ "metadata": metadata })))
+                        })
+                    })
+                });
+                tokio::spawn(run_feed(Arc::downgrade(&feed), stream))
+            }
+            Form::Pods => {
+                let selector = format!("{LABEL_TOPOLOGY}={}", self.inner.topology);
+                let config = watcher::Config::default().labels(&selector).page_size(PAGE_SIZE);
+                let (api_version, kind) = (resource.api_version.clone(), resource.kind.clone());
+                let stream = watcher::watcher(api, config).backoff(backoff).map(move |event| {
+                    event.map_err(|e| watch_error(&what, e)).and_then(|event| {
+                        map_event(event, |o| {
+                            let (name, value) = slim(&what, o, &api_version, &kind, true)?;
+                            Ok((name, pods::slim(&value)))
                         })
                     })
                 });
@@ -562,6 +632,11 @@ fn watch_error(what: &str, error: watcher::Error) -> ClusterError {
             reason: "the server sent no resourceVersion; the kind cannot be watched".into(),
         },
     }
+}
+
+/// The kinds of the pods feeds, Pods first.
+fn pod_kinds() -> [KindRef; 2] {
+    [KindRef::new("v1", "Pod"), KindRef::new("apps/v1", "ReplicaSet")]
 }
 
 fn name_of(object: &Value) -> &str {

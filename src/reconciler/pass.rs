@@ -61,6 +61,9 @@ pub struct PassSettings {
     /// The longest a whole pass may take, reading and planning included (`--pass-timeout`); a rollout
     /// still running then is cancelled. `None`: no bound beyond each request's and each health timeout.
     pub deadline: Option<Duration>,
+    /// How long a workload may wait on a reason that heals only if someone acts before its component
+    /// fails (`--pod-failure-grace`).
+    pub pod_failure_grace: Duration,
 }
 
 /// The default of `--pass-timeout`: longer than any rollout of a whole cloud should take, short enough that
@@ -80,6 +83,7 @@ impl Default for PassSettings {
             age_key_secret: None,
             cancel_reason: CancelReason::default(),
             deadline: Some(DEFAULT_PASS_TIMEOUT),
+            pod_failure_grace: rollout::DEFAULT_POD_FAILURE_GRACE,
         }
     }
 }
@@ -542,6 +546,7 @@ async fn roll_out(
         dry_run: settings.dry_run,
         age_keys: AgeKeys::from_secret(settings.age_key_secret.clone()),
         view: prepared.view.clone(),
+        pod_failure_grace: settings.pod_failure_grace,
         ..RolloutOptions::default()
     };
     rollout::execute(kube, &prepared.plan, &options).await

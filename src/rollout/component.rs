@@ -8,14 +8,31 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use serde_json::Value;
 
+use crate::cluster::pods::{self, Healing, PodReason, runs_pods};
 use crate::cluster::{
     ApplyOptions, ChangeKind, ChangeSet, ClusterError, ClusterView, DeleteOptions, Health, HealthStatus,
-    Kube, ObjectRef, PropagationPolicy, has_status_rules, health,
+    KindRef, Kube, ObjectRef, PropagationPolicy, has_status_rules, health,
 };
 use crate::object::ANNOTATION_HASH;
 use crate::plan::{Action, Change, ComponentPlan};
 
 use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome, secrets};
+
+/// Without a view, a workload's Pods are listed at most this often while it is waited on.
+const POD_LIST_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Between a workload's own reason and the one its Pods give.
+const POD_REASON_SEPARATOR: &str = " — ";
+
+/// One read of an object, judged.
+enum Verdict {
+    Healthy,
+    /// Not yet; its status was read and is what the reason says.
+    Waiting(String),
+    /// Not yet, and its status says nothing yet (not found, or this write not visible yet).
+    Unread(String),
+    Failed(String),
+}
 
 /// Why a component stopped before becoming healthy.
 enum Stop {
@@ -41,6 +58,12 @@ pub(super) async fn run(
         component_timeout: timeout,
         changes: ChangeSet::default(),
         applied: HashMap::new(),
+        grace_since: HashMap::new(),
+        pod_reads: HashMap::new(),
+        pods_unreadable: false,
+        pods_read: Vec::new(),
+        wake_at: None,
+        told_waiting: String::new(),
     };
     let result = step.all_stages().await;
     let timed_out = matches!(result, Err(Stop::TimedOut(_)));
@@ -82,6 +105,18 @@ struct Step<'a> {
     /// What the server answered for each object written: a health wait judges an object only once the
     /// view shows this write (same uid, at least this generation), never an older copy.
     applied: HashMap<ObjectRef, Written>,
+    /// Since when each object's Pods have shown a reason that heals only if someone acts (and which).
+    grace_since: HashMap<ObjectRef, (&'static str, Instant)>,
+    /// Without a view: when each workload's Pods were last listed, and what they said.
+    pod_reads: HashMap<ObjectRef, (Instant, Option<PodReason>)>,
+    /// Reading Pods failed once (not permitted, say): health goes on without their reasons.
+    pods_unreadable: bool,
+    /// Namespaces whose Pods the view was asked for since the wait last looked (it then watches them).
+    pods_read: Vec<String>,
+    /// When a grace ends: the wait looks again then even if nothing changes.
+    wake_at: Option<Instant>,
+    /// The waiting reason last sent as progress.
+    told_waiting: String,
 }
 
 /// Identity, generation and content hash of an object as a write left it.
@@ -379,26 +414,165 @@ impl Step<'_> {
         });
     }
 
-    /// Judges one read of `object`: `Ok(None)` when Current, `Ok(Some(why))` while waiting, `Err` when
-    /// Failed for good.
-    fn judge(&self, object: &ObjectRef, live: Option<&Value>) -> Result<Option<String>, Stop> {
+    /// Judges one read of `object`.
+    fn judge(&self, object: &ObjectRef, live: Option<&Value>) -> Verdict {
         let Some(live) = live else {
-            return Ok(Some(format!("{object}: not found")));
+            return Verdict::Unread(format!("{object}: not found"));
         };
         if let Some(written) = self.applied.get(object) {
             if !written.seen_in(live) {
-                return Ok(Some(format!("{object}: the write is not visible yet")));
+                return Verdict::Unread(format!("{object}: the write is not visible yet"));
             }
         }
         if !has_status_rules(&object.api_version, &object.kind) {
-            return Ok(None);
+            return Verdict::Healthy;
         }
         let Health { status, reason } = health(live);
         match status {
-            HealthStatus::Current => Ok(None),
-            HealthStatus::Failed => Err(Stop::Failed(format!("{object}: {reason}"))),
-            HealthStatus::InProgress => Ok(Some(format!("{object}: {reason}"))),
+            HealthStatus::Current => Verdict::Healthy,
+            HealthStatus::Failed => Verdict::Failed(format!("{object}: {reason}")),
+            HealthStatus::InProgress => Verdict::Waiting(format!("{object}: {reason}")),
         }
+    }
+
+    /// Judges one read of `object` and, for a workload that is not ready, adds the reason its Pods give:
+    /// `Ok(None)` when Current, `Ok(Some(why))` while waiting, `Err` when Failed for good. A reason that
+    /// cannot heal fails at once, one that heals only if someone acts fails after the pod failure grace,
+    /// any other is waited on (and named if the wait times out).
+    async fn assess(&mut self, object: &ObjectRef, live: Option<&Value>) -> Result<Option<String>, Stop> {
+        let (why, failed) = match self.judge(object, live) {
+            Verdict::Healthy => {
+                self.grace_since.remove(object);
+                return Ok(None);
+            }
+            Verdict::Unread(why) => return Ok(Some(why)),
+            Verdict::Waiting(why) => (why, false),
+            Verdict::Failed(why) => (why, true),
+        };
+        let reason = match live {
+            Some(live) if runs_pods(&object.api_version, &object.kind) => self.pod_reason(object, live).await,
+            _ => None,
+        };
+        let Some(reason) = reason else {
+            self.grace_since.remove(object);
+            return if failed {
+                Err(Stop::Failed(why))
+            } else {
+                Ok(Some(why))
+            };
+        };
+        let text = format!("{why}{POD_REASON_SEPARATOR}{}", reason.text);
+        if failed {
+            return Err(Stop::Failed(text));
+        }
+        match reason.healing {
+            Healing::Never => Err(Stop::Failed(format!("{text}; this cannot heal on its own"))),
+            Healing::MayHeal => {
+                self.grace_since.remove(object);
+                Ok(Some(text))
+            }
+            Healing::AfterGrace => {
+                let now = Instant::now();
+                let since = match self.grace_since.get(object) {
+                    Some((kind, since)) if *kind == reason.kind => *since,
+                    _ => {
+                        tracing::warn!(component = %self.component.name, %object, reason = %reason.text,
+                            "a workload waits on something that heals only if someone acts");
+                        self.grace_since.insert(object.clone(), (reason.kind, now));
+                        now
+                    }
+                };
+                let grace = self.opts.pod_failure_grace;
+                if now.duration_since(since) >= grace {
+                    let grace = humantime::format_duration(grace);
+                    return Err(Stop::Failed(format!(
+                        "{text} (for {grace}, --pod-failure-grace; it does not heal on its own)"
+                    )));
+                }
+                let ends = since + grace;
+                self.wake_at = Some(self.wake_at.map_or(ends, |w| w.min(ends)));
+                Ok(Some(text))
+            }
+        }
+    }
+
+    /// The most telling reason the Pods of workload `object` give: from the view's Pod and ReplicaSet
+    /// feeds, or, without a view, from a list of the Pods (and ReplicaSets) its selector picks, at most
+    /// every [`POD_LIST_INTERVAL`]. A read that fails is logged once and health goes on without reasons.
+    async fn pod_reason(&mut self, object: &ObjectRef, live: &Value) -> Option<PodReason> {
+        if self.pods_unreadable {
+            return None;
+        }
+        let namespace = object.namespace.clone()?;
+        let read = match self.opts.view.clone() {
+            Some(view) => {
+                if !self.pods_read.contains(&namespace) {
+                    self.pods_read.push(namespace.clone());
+                }
+                view.pods(&namespace).await.map(|(pods, sets)| {
+                    let pods: Vec<&Value> = pods.iter().map(|p| p.as_ref()).collect();
+                    let sets: Vec<&Value> = sets.iter().map(|r| r.as_ref()).collect();
+                    pods::explain(live, &pods, &sets)
+                })
+            }
+            None => {
+                if let Some((at, said)) = self.pod_reads.get(object) {
+                    if at.elapsed() < POD_LIST_INTERVAL.max(self.opts.poll_interval) {
+                        return said.clone();
+                    }
+                }
+                let read = self.list_pods(&namespace, live).await;
+                // A failed list counts too: the next comes no sooner.
+                let said = read.as_ref().ok().cloned().flatten();
+                self.pod_reads.insert(object.clone(), (Instant::now(), said));
+                read
+            }
+        };
+        match read {
+            Ok(reason) => reason,
+            // The next look tries again.
+            Err(e) if e.is_transient() => None,
+            Err(e) => {
+                tracing::warn!(component = %self.component.name, %object, error = %e,
+                    "reading the workload's Pods failed; health goes on without their reasons");
+                self.pods_unreadable = true;
+                None
+            }
+        }
+    }
+
+    /// Without a view: the Pods (and, for a Deployment, ReplicaSets) `workload`'s selector picks.
+    async fn list_pods(&self, namespace: &str, workload: &Value) -> Result<Option<PodReason>, ClusterError> {
+        let Some(labels) = workload
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .filter(|l| !l.is_empty())
+        else {
+            return Ok(pods::explain(workload, &[], &[]));
+        };
+        let selector = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let namespaces = [namespace.to_string()];
+        let listed = self
+            .kube
+            .list_owned(&[KindRef::new("v1", "Pod")], &namespaces, &selector)
+            .await?;
+        let pods: Vec<Value> = listed.iter().map(pods::slim).collect();
+        let sets: Vec<Value> = if workload.get("kind").and_then(Value::as_str) == Some("Deployment") {
+            let listed = self
+                .kube
+                .list_owned(&[KindRef::new("apps/v1", "ReplicaSet")], &namespaces, &selector)
+                .await?;
+            listed.iter().map(pods::slim).collect()
+        } else {
+            Vec::new()
+        };
+        let pods: Vec<&Value> = pods.iter().collect();
+        let sets: Vec<&Value> = sets.iter().collect();
+        Ok(pods::explain(workload, &pods, &sets))
     }
 
     fn timed_out(&self, last: &str) -> Stop {
@@ -406,17 +580,39 @@ impl Step<'_> {
         Stop::TimedOut(format!("not healthy within {timeout}: {last}"))
     }
 
+    /// Sends the waiting reason as progress when it changed.
+    fn tell_waiting(&mut self, reason: &str) {
+        if reason == self.told_waiting {
+            return;
+        }
+        self.told_waiting = reason.to_string();
+        self.opts.emit(ProgressEvent::ComponentWaiting {
+            component: self.component.name.clone(),
+            reason: reason.to_string(),
+        });
+    }
+
+    /// When the wait should look again without an event: the step's deadline, or a grace's end.
+    fn next_look(&self) -> Instant {
+        self.wake_at.map_or(self.deadline, |w| w.min(self.deadline))
+    }
+
     /// Health from the view: look at the objects as the view holds them, then sleep until one of their
-    /// kinds changes.
+    /// kinds (or, for workloads, their Pods) changes.
     async fn wait_watched(&mut self, view: &ClusterView, mut remaining: Vec<ObjectRef>) -> Result<(), Stop> {
         let cancel = self.opts.cancel.clone();
         let mut changes = view
             .subscribe(&remaining)
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
+        // Pods are watched only once a workload turned out not to be ready (a pass whose workloads are
+        // all ready starts no feed of Pods).
+        let mut pods_watched: Vec<String> = Vec::new();
         loop {
             let mut still = Vec::new();
             let mut last = String::new();
+            let mut told = None;
+            self.wake_at = None;
             for object in remaining {
                 let live = match view.object(&object).await {
                     Ok(live) => live,
@@ -427,9 +623,12 @@ impl Step<'_> {
                     }
                     Err(e) => return Err(Stop::Failed(e.to_string())),
                 };
-                match self.judge(&object, live.as_deref())? {
+                match self.assess(&object, live.as_deref()).await? {
                     None => self.healthy(object),
                     Some(why) => {
+                        if told.is_none() && Self::names_pods_reason(&why) {
+                            told = Some(why.clone());
+                        }
                         last = why;
                         still.push(object);
                     }
@@ -438,17 +637,41 @@ impl Step<'_> {
             if still.is_empty() {
                 return Ok(());
             }
+            // The first reason that carries what the Pods said, else the last.
+            let last = told.unwrap_or(last);
             if Instant::now() >= self.deadline {
                 return Err(self.timed_out(&last));
             }
-            let deadline = tokio::time::Instant::from_std(self.deadline);
+            for namespace in std::mem::take(&mut self.pods_read) {
+                if self.pods_unreadable || pods_watched.contains(&namespace) {
+                    continue;
+                }
+                match view.subscribe_pods(&namespace).await {
+                    Ok(pods) => changes.merge(pods),
+                    Err(e) => {
+                        tracing::warn!(component = %self.component.name, %namespace, error = %e,
+                            "watching the workloads' Pods failed; health goes on without their reasons");
+                        self.pods_unreadable = true;
+                    }
+                }
+                pods_watched.push(namespace);
+            }
+            if Self::names_pods_reason(&last) {
+                self.tell_waiting(&last);
+            }
+            let wake = tokio::time::Instant::from_std(self.next_look());
             tokio::select! {
                 _ = cancel.cancelled() => return Err(Stop::Cancelled),
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = changes.next() => {}
             }
             remaining = still;
         }
+    }
+
+    /// Whether a waiting reason carries what a workload's Pods said.
+    fn names_pods_reason(why: &str) -> bool {
+        why.contains(POD_REASON_SEPARATOR)
     }
 
     /// Health by reading each object every poll interval (no view).
@@ -457,6 +680,8 @@ impl Step<'_> {
         loop {
             let mut still = Vec::new();
             let mut last = String::new();
+            let mut told = None;
+            self.wake_at = None;
             for object in remaining {
                 let read = tokio::select! {
                     _ = cancel.cancelled() => return Err(Stop::Cancelled),
@@ -472,9 +697,12 @@ impl Step<'_> {
                     }
                     Err(e) => return Err(Stop::Failed(e.to_string())),
                 };
-                match self.judge(&object, live.as_ref())? {
+                match self.assess(&object, live.as_ref()).await? {
                     None => self.healthy(object),
                     Some(why) => {
+                        if told.is_none() && Self::names_pods_reason(&why) {
+                            told = Some(why.clone());
+                        }
                         last = why;
                         still.push(object);
                     }
@@ -483,11 +711,19 @@ impl Step<'_> {
             if still.is_empty() {
                 return Ok(());
             }
+            // The first reason that carries what the Pods said, else the last.
+            let last = told.unwrap_or(last);
             let now = Instant::now();
             if now >= self.deadline {
                 return Err(self.timed_out(&last));
             }
-            let nap = self.opts.poll_interval.min(self.deadline - now);
+            if Self::names_pods_reason(&last) {
+                self.tell_waiting(&last);
+            }
+            let nap = self
+                .opts
+                .poll_interval
+                .min(self.next_look().saturating_duration_since(now));
             tokio::select! {
                 _ = cancel.cancelled() => return Err(Stop::Cancelled),
                 _ = tokio::time::sleep(nap) => {}

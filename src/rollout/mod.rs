@@ -49,7 +49,14 @@ pub struct RolloutOptions {
     /// create guard asks it, instead of reading objects one by one. `None`: read by GET every
     /// `poll_interval`.
     pub view: Option<ClusterView>,
+    /// How long a workload may wait on a reason that heals only if someone acts (a missing Secret or
+    /// ConfigMap, no node matching its node selection) before its component fails.
+    pub pod_failure_grace: Duration,
 }
+
+/// The default of `--pod-failure-grace`: long enough for a Secret created right after the apply (or a
+/// node being labelled) to be picked up, short beside any health timeout.
+pub const DEFAULT_POD_FAILURE_GRACE: Duration = Duration::from_secs(30);
 
 impl Default for RolloutOptions {
     fn default() -> Self {
@@ -64,6 +71,7 @@ impl Default for RolloutOptions {
             age_keys: AgeKeys::default(),
             write_concurrency: 4,
             view: None,
+            pod_failure_grace: DEFAULT_POD_FAILURE_GRACE,
         }
     }
 }
@@ -179,6 +187,12 @@ pub enum ProgressEvent {
         component: String,
         object: ObjectRef,
         at: Instant,
+    },
+    /// What a component waits on, sent when it changes and names what the workload's Pods say
+    /// (`Deployment openstack/keystone: 0 of 1 replicas available — ImagePullBackOff: ...`).
+    ComponentWaiting {
+        component: String,
+        reason: String,
     },
     ComponentFinished {
         component: String,

@@ -51,7 +51,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/*
 What Keelson needs in a namespace it applies OpenStack objects to: the kinds it renders, with the verbs
-of server-side apply, drift watching and pruning; pods read-only for diagnostics; Events about the objects.
+of server-side apply, drift watching and pruning; Pods and ReplicaSets listed and watched (never changed)
+for the reason a workload is not ready; Events about the objects.
 Secrets, because Keelson makes the ones the topology declares (spec.secrets), creating them only when
 absent and deleting a generated one only for a tombstone. Roles and RoleBindings are only
 ever as wide as these rules, because the API server refuses to let Keelson grant what it does not hold.
@@ -81,7 +82,10 @@ deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifest
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
+  verbs: [list, watch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [list, watch]
 {{- with .Values.rbac.extraRules }}
 {{ toYaml . }}
 {{- end }}

@@ -69,6 +69,10 @@ impl ProgressTracker {
                     }
                     (component, component_phase(state), reason)
                 }
+                // What the component waits on, as its workload's Pods tell it, while it waits.
+                ProgressEvent::ComponentWaiting { component, reason } => {
+                    (component, ComponentPhase::Progressing, reason)
+                }
                 _ => continue,
             };
             self.shared.update(|s| {

@@ -175,6 +175,93 @@ fn fate(b: &Behaviour, pod: &Value, c: &Run) -> Fate {
     Fate::Exit(if fails { 1 } else { 0 })
 }
 
+/// Why `image` is not a reference the kubelet can parse (docker/distribution's grammar, as
+/// `ParseNormalizedNamed` applies it), worded as the kubelet's `couldn't parse image name` error.
+fn invalid_reference(image: &str) -> Option<String> {
+    let invalid = |detail: &str| {
+        Some(format!(
+            "couldn't parse image name \"{image}\": invalid reference format{detail}"
+        ))
+    };
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let ok = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
+                && algorithm
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c))
+                && hex.len() >= 32
+                && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        if !ok {
+            return invalid("");
+        }
+    }
+    // A tag follows the last `:` after the last `/` (a `:` before it belongs to a registry's port).
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let ok =
+            tag.len() <= 128 && tag.starts_with(word) && tag.chars().all(|c| word(c) || c == '.' || c == '-');
+        if !ok {
+            return invalid("");
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    let first = parts.first().copied().unwrap_or("");
+    // As `splitDockerDomain`: a first component with a dot, a port, `localhost` or an upper-case letter.
+    let is_domain = parts.len() > 1
+        && (first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.to_lowercase() != first);
+    if is_domain {
+        let (host, port) = match first.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (first, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !host_ok || port.is_some_and(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
+            return invalid("");
+        }
+        parts.remove(0);
+    }
+    // [a-z0-9]+ runs separated by `.`, `_`, `__` or any number of `-`.
+    let component = |part: &str| {
+        let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let mut runs = part.split(alnum).filter(|sep| !sep.is_empty());
+        part.starts_with(alnum)
+            && part.ends_with(alnum)
+            && runs.all(|sep| matches!(sep, "." | "_" | "__") || sep.chars().all(|c| c == '-'))
+    };
+    if parts.is_empty() || !parts.iter().all(|p| component(p)) {
+        let lower = parts.join("/").to_lowercase();
+        if !parts.is_empty() && lower.split('/').all(component) {
+            let remote = if is_domain || parts.len() > 1 {
+                parts.join("/")
+            } else {
+                format!("library/{}", parts.join("/"))
+            };
+            return invalid(&format!(": repository name ({remote}) must be lowercase"));
+        }
+        return invalid("");
+    }
+    None
+}
+
 /// `docker.io/library/nginx:latest` for `nginx`, as the runtime resolves short names.
 fn reference(image: &str) -> String {
     let (path, has_tag) = match image.rsplit_once('/') {
@@ -458,6 +545,23 @@ fn advance(
                 let never = podspec::containers(spec)
                     .nth(i)
                     .is_some_and(|(_, s)| s["imagePullPolicy"] == "Never");
+                let invalid = invalid_reference(&c.image);
+                if let Some(error) = invalid {
+                    // The kubelet parses the reference before pulling: nothing is pulled, nothing heals.
+                    if !sandbox_up {
+                        continue;
+                    }
+                    let message = format!("Failed to apply default image tag \"{}\": {error}", c.image);
+                    if run.told.insert(key("invalid")) {
+                        events.push(note(cref, true, "InspectFailed", message.clone()));
+                        events.push(note(cref, true, "Failed", "Error: InvalidImageName".into()));
+                    }
+                    run.containers[i].state = State::Waiting {
+                        reason: "InvalidImageName".into(),
+                        message,
+                    };
+                    continue;
+                }
                 if !cached && !never && run.told.insert(key("pulling")) {
                     events.push(note(
                         cref,
@@ -1068,6 +1172,55 @@ mod tests {
         s.at(ms(0));
         s.at(ms(100));
         assert_eq!(s.status()["phase"], "Running");
+    }
+
+    #[test]
+    fn an_image_reference_that_does_not_parse_is_invalid_image_name_as_the_kubelet_says() {
+        for good in [
+            "quay.io/openstack.kolla/keystone:2025.1-ubuntu-noble",
+            "nginx",
+            "localhost:5000/a/b_c__d---e.f:v1",
+            "registry.example.com:443/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(invalid_reference(good), None, "{good}");
+        }
+        for (bad, detail) in [
+            (
+                "quay.io/Openstack/keystone:1",
+                ": repository name (Openstack/keystone) must be lowercase",
+            ),
+            (
+                "Keystone",
+                ": repository name (library/Keystone) must be lowercase",
+            ),
+            ("quay.io/x/keystone:bad tag", ""),
+            ("quay.io/x/keystone::1", ""),
+            ("quay.io/x//keystone", ""),
+            ("quay.io/x/keystone@sha256:xyz", ""),
+            ("quay.io/x/-keystone", ""),
+        ] {
+            assert_eq!(
+                invalid_reference(bad),
+                Some(format!(
+                    "couldn't parse image name \"{bad}\": invalid reference format{detail}"
+                )),
+                "{bad}"
+            );
+        }
+        let mut s = Sim::new(spec("quay.io/x/API:1"), vec![]);
+        s.at(ms(0));
+        let events = s.at(ms(100));
+        assert_eq!(s.waiting(), "InvalidImageName");
+        assert_eq!(
+            s.status()["containerStatuses"][0]["state"]["waiting"]["message"],
+            "Failed to apply default image tag \"quay.io/x/API:1\": couldn't parse image name \"quay.io/x/API:1\": invalid reference format: repository name (x/API) must be lowercase"
+        );
+        assert_eq!(events[0].0, "InspectFailed");
+        assert_eq!(events[1], ("Failed", "Error: InvalidImageName".to_string()));
+        // It stays so: nothing is pulled, nothing heals.
+        let later = s.at(ms(2000));
+        assert_eq!(s.waiting(), "InvalidImageName");
+        assert!(later.is_empty(), "{later:?}");
     }
 
     #[test]
