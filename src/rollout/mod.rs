@@ -161,6 +161,18 @@ impl RolloutOutcome {
                 .all(|e| !matches!(e.change, ChangeKind::Failed | ChangeKind::Skipped))
     }
 
+    /// For a dry run: every component went through and the server refused no write. Objects a dry run
+    /// cannot check (custom resources of a CRD it did not create) are skipped, not failed.
+    pub fn passed_dry_run(&self) -> bool {
+        !self.cancelled
+            && self.components.iter().all(|c| c.state == ComponentState::Healthy)
+            && self
+                .changes
+                .entries
+                .iter()
+                .all(|e| e.change != ChangeKind::Failed)
+    }
+
     pub fn component(&self, name: &str) -> Option<&ComponentOutcome> {
         self.components.iter().find(|c| c.name == name)
     }
