@@ -3,6 +3,8 @@
 //! the one component whose Secret is missing while an independent one converges, the next pass converges
 //! once the Secret exists, and a Keelson without list on a referenced kind says once that it skipped it.
 
+#[path = "source_support/mod.rs"]
+mod source_support;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -396,4 +398,88 @@ async fn a_keelson_that_may_not_list_a_referenced_kind_says_once_that_it_skipped
         1,
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reports_the_missing_secret_and_converges_on_reconcile_once_it_exists() {
+    use keelson::reconciler::Daemon;
+    use keelson::source::GitSourceConfig;
+    use keelson::status::{self, ComponentPhase, Phase};
+
+    const KEELSON_NS: &str = "keelson-system";
+    let env = SimEnv::start(support::fast_sim()).await;
+    namespace(&env.kube).await;
+    apply_object(
+        &env.kube,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEELSON_NS}}),
+    )
+    .await;
+    apply_object(
+        &env.kube,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-settings", "namespace": NS},
+               "data": {"mode": "fast"}}),
+    )
+    .await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = source_support::Repo::init(tmp.path().join("repo"));
+    write_topology(&repo.path);
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "api, frontend and worker"]);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+
+    let mut source = GitSourceConfig::new(repo.path.to_string_lossy().into_owned(), "main");
+    source.cache_dir = tmp.path().join("cache");
+    let mut daemon =
+        Daemon::new(env.kube.clone(), source, support::test_daemon_config(KEELSON_NS)).expect("daemon");
+    daemon.bind().await.expect("bind");
+    let shared = daemon.shared();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    let task = tokio::spawn(async move {
+        daemon
+            .run(async move { shutdown.cancelled().await })
+            .await
+            .expect("daemon runs");
+    });
+
+    support::wait_for("the first pass fails on api", Duration::from_secs(30), || async {
+        shared.status().phase == Phase::Failed
+    })
+    .await;
+    let status = shared.status();
+    let component = |name: &str| {
+        status
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.state, c.reason.clone()))
+            .expect("component in the status")
+    };
+    let (api, reason) = component("api");
+    assert_eq!(api, ComponentPhase::Failed, "{reason}");
+    assert!(
+        reason.starts_with("not started: referenced Secret \"api-db\""),
+        "{reason}"
+    );
+    assert_eq!(component("worker").0, ComponentPhase::Healthy);
+
+    apply_object(
+        &env.kube,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-db", "namespace": NS},
+               "stringData": {"password": "s3cret"}}),
+    )
+    .await;
+    status::request_reconcile(&env.kube, KEELSON_NS, "secret created")
+        .await
+        .expect("reconcile requested");
+    support::wait_for("converged after reconcile", Duration::from_secs(30), || async {
+        let s = shared.status();
+        s.phase == Phase::Ready && s.last_applied_revision.as_deref() == Some(head.as_str())
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("daemon stops")
+        .expect("daemon task");
 }
