@@ -243,3 +243,40 @@ async fn a_custom_resource_of_a_kind_nothing_serves_fails_the_pass_naming_object
     );
     assert!(support::writes(&env.sim.request_log()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_resource_in_another_component_waits_until_its_kind_is_served() {
+    let env = SimEnv::start(support::fast_sim()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_topology(dir.path());
+    // The CRD stays with `widgets`; its resource moves to `gadgets`, which depends on nothing.
+    let (widget, crd) = MANIFEST.split_once("---\n").expect("two documents");
+    std::fs::write(dir.path().join("manifests/widgets.yaml"), crd).expect("write");
+    std::fs::write(dir.path().join("manifests/gadgets.yaml"), widget).expect("write");
+    std::fs::write(
+        dir.path().join("services/gadgets.yaml"),
+        WIDGETS
+            .replace("name: widgets", "name: gadgets")
+            .replace("widgets.yaml", "gadgets.yaml"),
+    )
+    .expect("write");
+    let snapshot = Snapshot::from_dir(dir.path(), DEFAULT_MAX_FILE_SIZE).expect("snapshot");
+    env.sim.clear_request_log();
+    let prepared = reconciler::prepare(&env.kube, &snapshot, &settings())
+        .await
+        .expect("plans");
+    let outcome = reconciler::execute(&env.kube, &prepared, &settings(), CancellationToken::new(), None)
+        .await
+        .expect("pass");
+    assert!(outcome.rollout.converged(), "{:#?}", outcome.rollout.components);
+    let log = env.sim.request_log();
+    let crd_write = log
+        .iter()
+        .find(|r| r.resource == "customresourcedefinitions" && r.is_write() && r.subresource.is_none())
+        .expect("the CRD was written");
+    let widget_write = log
+        .iter()
+        .find(|r| r.resource == "widgets" && r.is_write() && (200..300).contains(&r.status))
+        .expect("the Widget was written");
+    assert!(widget_write.at >= crd_write.at + Duration::from_millis(200));
+}
