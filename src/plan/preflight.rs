@@ -306,12 +306,28 @@ impl Found<'_> {
     }
 }
 
-/// The kinds and namespaces whose names the check needs (`None`: a cluster-scoped kind).
-pub fn needed(references: &[Reference]) -> BTreeSet<(RefKind, Option<String>)> {
+/// The kinds and namespaces whose live names the check needs (`None`: a cluster-scoped kind): those of
+/// references that neither always resolve nor name an object the revision makes, so that a topology that
+/// makes everything it references costs no read.
+pub fn needed(desired: &[RenderedObject], references: &[Reference]) -> BTreeSet<(RefKind, Option<String>)> {
+    let made = made(desired);
     references
         .iter()
         .filter(|r| !always_there(r.target, &r.name))
+        .filter(|r| !made.contains(&(r.target, r.namespace.as_ref(), r.name.as_str())))
         .map(|r| (r.target, r.namespace.clone()))
+        .collect()
+}
+
+/// The objects of the referenced kinds the revision makes.
+fn made(desired: &[RenderedObject]) -> BTreeSet<(RefKind, Option<&String>, &str)> {
+    desired
+        .iter()
+        .filter_map(|o| {
+            let r = &o.reference;
+            let kind = RefKind::of(&r.api_version, &r.kind)?;
+            Some((kind, r.namespace.as_ref(), r.name.as_str()))
+        })
         .collect()
 }
 
@@ -325,14 +341,7 @@ pub struct Preflight {
 
 /// Check `references` (made by `desired`) against the desired objects and the live names.
 pub fn check(desired: &[RenderedObject], references: &[Reference], live: &LiveNames) -> Preflight {
-    let made: BTreeSet<(RefKind, Option<&String>, &str)> = desired
-        .iter()
-        .filter_map(|o| {
-            let r = &o.reference;
-            let kind = RefKind::of(&r.api_version, &r.kind)?;
-            Some((kind, r.namespace.as_ref(), r.name.as_str()))
-        })
-        .collect();
+    let made = made(desired);
     let mut warnings = Vec::new();
     let mut seen = BTreeSet::new();
     for r in references {
@@ -624,6 +633,17 @@ mod tests {
         );
         live.skip(RefKind::PriorityClass, "list not granted".into());
         live.skip(RefKind::StorageClass, "list not granted".into());
+        // What the revision makes is not read.
+        let needed: Vec<(RefKind, Option<String>)> = needed(&desired, &refs).into_iter().collect();
+        assert_eq!(
+            needed,
+            vec![
+                (RefKind::Secret, ns.clone()),
+                (RefKind::ConfigMap, ns.clone()),
+                (RefKind::ServiceAccount, ns.clone()),
+                (RefKind::PriorityClass, None),
+            ]
+        );
         let found = check(&desired, &refs, &live);
         let messages: Vec<(&str, &str)> = found
             .warnings
@@ -676,7 +696,7 @@ mod tests {
         );
         let refs = references(std::slice::from_ref(&pod));
         assert_eq!(refs.len(), 2);
-        assert!(needed(&refs).is_empty());
+        assert!(needed(std::slice::from_ref(&pod), &refs).is_empty());
         assert!(check(&[pod], &refs, &LiveNames::default()).warnings.is_empty());
     }
 

@@ -499,7 +499,7 @@ async fn check_kinds(view: &ClusterView, rendered: &Rendered) -> Result<(), Pass
 async fn preflight(view: &ClusterView, rendered: &Rendered) -> Result<plan::Preflight, PassError> {
     let references = plan::preflight::references(&rendered.objects);
     let mut live = LiveNames::default();
-    for (kind, namespace) in plan::preflight::needed(&references) {
+    for (kind, namespace) in plan::preflight::needed(&rendered.objects, &references) {
         if live.skipped(kind) {
             continue;
         }
