@@ -793,6 +793,7 @@ fn selector_change_plan(recreate_on_immutable_change: bool) -> Plan {
         deletions: Vec::new(),
         refusals: Vec::new(),
         warnings: Vec::new(),
+        skipped_checks: Vec::new(),
         summary: Summary::default(),
     }
 }

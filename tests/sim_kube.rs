@@ -380,16 +380,38 @@ async fn discovery_dynamic_api_and_crds() {
         )
         .await
         .unwrap();
-    let established = created
-        .status
-        .unwrap()
-        .conditions
-        .unwrap()
-        .iter()
-        .any(|c| c.type_ == "Established" && c.status == "True");
-    assert!(established);
-
+    // As on a real server, the names are accepted at once and the definition is Established a moment
+    // later; until then the kind is not served.
+    let condition = |crd: &CustomResourceDefinition, type_: &str| {
+        crd.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == type_))
+            .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()))
+    };
+    assert_eq!(
+        condition(&created, "NamesAccepted"),
+        Some(("True".to_string(), "NoConflicts".to_string()))
+    );
+    assert_eq!(
+        condition(&created, "Established"),
+        Some(("False".to_string(), "Installing".to_string()))
+    );
     let gvk = GroupVersionKind::gvk("example.com", "v1", "Widget");
+    assert!(discovery::pinned_kind(&c.client(), &gvk).await.is_err());
+    let started = std::time::Instant::now();
+    loop {
+        let crd = crds.get("widgets.example.com").await.unwrap();
+        if condition(&crd, "Established").is_some_and(|(status, _)| status == "True") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "never Established"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     let (ar, caps) = discovery::pinned_kind(&c.client(), &gvk)
         .await
         .expect("widget discovered");

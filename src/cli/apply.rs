@@ -40,6 +40,12 @@ pub struct ApplyArgs {
     pub verify: VerifyArgs,
     #[command(flatten)]
     pub decrypt: DecryptArgs,
+    /// Send every write as a server-side dry run: the API server checks each object (schema, admission,
+    /// RBAC) and stores nothing; nothing is waited on and the inventory is not recorded. Custom resources
+    /// whose CustomResourceDefinition this revision creates are skipped with a note (their kind does not
+    /// exist yet).
+    #[arg(long)]
+    pub dry_run: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ApplyFormat::Text)]
     pub output: ApplyFormat,
@@ -65,12 +71,14 @@ pub fn run(args: ApplyArgs) -> ExitCode {
         }
         let mut settings = args.verify.settings(&args.pass);
         args.decrypt.apply_to(&mut settings);
+        settings.dry_run |= args.dry_run;
         let outcome = match args.output {
             ApplyFormat::Text => apply_with_progress(&connection.kube, &snapshot, &settings).await,
             ApplyFormat::Json => apply_as_json(&connection.kube, &snapshot, &settings).await,
         };
         match outcome {
             Some(outcome) if outcome.rollout.converged() => ExitCode::SUCCESS,
+            Some(outcome) if settings.dry_run && outcome.rollout.passed_dry_run() => ExitCode::SUCCESS,
             _ => ExitCode::from(EXIT_FAILURE),
         }
     })

@@ -59,6 +59,7 @@ pub fn health(obj: &Value) -> Health {
         ("batch/v1", "Job") => job(obj),
         ("v1", "Pod") => pod(obj),
         ("v1", "PersistentVolumeClaim") => pvc(obj),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => crd(obj),
         _ if is_builtin(api_version) => Health::current("exists"),
         _ => custom(obj),
     }
@@ -72,6 +73,7 @@ pub fn has_status_rules(api_version: &str, kind: &str) -> bool {
         ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet")
             | ("batch/v1", "Job")
             | ("v1", "Pod" | "PersistentVolumeClaim")
+            | ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
     ) || !is_builtin(api_version)
 }
 
@@ -235,6 +237,21 @@ fn pvc(obj: &Value) -> Health {
     }
 }
 
+/// A CustomResourceDefinition serves its kinds once `Established`; names another definition holds
+/// (`NamesAccepted=False`) never will be, until someone changes one of them.
+fn crd(obj: &Value) -> Health {
+    if let Some(c) = condition(obj, "NamesAccepted")
+        && cond_status(c) == "False"
+    {
+        return Health::failed(format!("names not accepted: {}", cond_text(c)));
+    }
+    match condition(obj, "Established") {
+        Some(c) if cond_status(c) == "True" => Health::current("established"),
+        Some(c) => Health::in_progress(format!("not established: {}", cond_text(c))),
+        None => Health::in_progress("not established yet"),
+    }
+}
+
 /// Custom resources, by kstatus rules: a controller that has not observed the latest generation is in
 /// progress; `Stalled=True` means failed; `Reconciling=True` in progress; `Ready` decides if present, else
 /// `Available`; a resource without any of these conditions is current as soon as it exists (its kind
@@ -293,6 +310,7 @@ mod tests {
             ("apps/v1", "StatefulSet", true),
             ("batch/v1", "Job", true),
             ("v1", "PersistentVolumeClaim", true),
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition", true),
             ("mariadb.mmontes.io/v1", "MariaDB", true),
             ("v1", "ConfigMap", false),
             ("v1", "Service", false),
@@ -567,6 +585,36 @@ mod tests {
                 json!({"apiVersion": "x.example.com/v1", "kind": "Thing"}),
                 Current,
                 "exists",
+            ),
+            (
+                "crd established",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "status": {"conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}]}}),
+                Current,
+                "established",
+            ),
+            (
+                "crd installing",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "status": {"conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+                    {"type": "Established", "status": "False", "reason": "Installing", "message": "the initial names have been accepted"}]}}),
+                InProgress,
+                "not established: Installing",
+            ),
+            (
+                "crd without status",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"}),
+                InProgress,
+                "not established",
+            ),
+            (
+                "crd names taken",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "status": {"conditions": [
+                    {"type": "NamesAccepted", "status": "False", "reason": "MultipleConflicts", "message": "\"widgets\" is already in use"},
+                    {"type": "Established", "status": "False", "reason": "NotAccepted"}]}}),
+                Failed,
+                "names not accepted: MultipleConflicts",
             ),
         ];
         for (name, obj, status, reason) in cases {

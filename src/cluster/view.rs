@@ -330,6 +330,36 @@ impl ClusterView {
         Ok((!is_owned(live, topology)).then(|| foreign_reason(live, topology)))
     }
 
+    /// The names of every object of `kind` in `namespace` (`None` for a cluster-scoped kind), from the same
+    /// metadata watch the create guard reads: one list the first time, then nothing. `None` when the server
+    /// does not serve the kind.
+    pub async fn names(
+        &self,
+        kind: &KindRef,
+        namespace: Option<&str>,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, ClusterError> {
+        let Some(scope) = self.scope_of(kind).await? else {
+            return Ok(None);
+        };
+        let key = FeedKey {
+            form: Form::Names,
+            kind: kind.clone(),
+            namespace: match scope {
+                Scope::Cluster => None,
+                Scope::Namespaced => namespace.map(str::to_string),
+            },
+        };
+        let feed = self.feed(key).await?;
+        self.listed(&feed).await?;
+        let names = feed.lock().objects.keys().cloned().collect();
+        Ok(Some(names))
+    }
+
+    /// Whether the server serves `kind` (discovery, cached; a miss asks again).
+    pub async fn served(&self, kind: &KindRef) -> Result<bool, ClusterError> {
+        Ok(self.scope_of(kind).await?.is_some())
+    }
+
     /// Wakes on every change to the owned feeds of `references` (starting them when needed). Subscribe
     /// first, then read: a change made in between still wakes the next [`Changes::next`].
     pub async fn subscribe(&self, references: &[ObjectRef]) -> Result<Changes, ClusterError> {

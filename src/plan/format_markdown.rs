@@ -132,6 +132,14 @@ pub(super) fn body(plan: &Plan, diff_budget: usize) -> String {
         }
         let _ = writeln!(out);
     }
+    if !plan.skipped_checks.is_empty() {
+        let _ = writeln!(out, "#### Pre-flight skipped");
+        let _ = writeln!(out);
+        for s in &plan.skipped_checks {
+            let _ = writeln!(out, "- {}: {}", code(&s.resource), cell(&s.reason));
+        }
+        let _ = writeln!(out);
+    }
     if budget.omitted > 0 {
         let _ = writeln!(
             out,
@@ -280,6 +288,7 @@ mod tests {
             deletions: vec![],
             refusals: vec![],
             warnings: Vec::new(),
+            skipped_checks: Vec::new(),
             summary: Summary {
                 update: 3,
                 ..Summary::default()

@@ -144,6 +144,20 @@ pub(super) fn body(plan: &Plan, color: bool) -> String {
         }
     }
 
+    if !plan.skipped_checks.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", p.paint(BOLD, "Pre-flight"));
+        for s in &plan.skipped_checks {
+            let _ = writeln!(
+                out,
+                "  {} pre-flight skipped for {}: {}",
+                p.paint(YELLOW, "! skipped"),
+                s.resource,
+                s.reason
+            );
+        }
+    }
+
     let _ = writeln!(out);
     match plan.blocked_message() {
         Some(message) => {

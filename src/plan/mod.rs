@@ -16,6 +16,7 @@ mod inventory;
 mod migration;
 mod model;
 mod order;
+pub mod preflight;
 mod review;
 mod review_json;
 mod review_markdown;
@@ -47,6 +48,7 @@ pub use model::{
     Action, Change, ComponentPlan, DeletionWave, FieldDiff, Plan, PlanInput, PlanOptions, PlanWarning,
     Refusal, RefusalReason, Summary, WarningKind, Wave,
 };
+pub use preflight::{LiveNames, Preflight, RefKind, SkippedCheck};
 pub use review::{
     ChangeOnly, Edge, GraphChange, OutsideChange, REVIEW_SCHEMA_VERSION, Review, RevisionInfo, Side,
     WaveMove, graph_change, outside_change, plan_change,
@@ -76,6 +78,11 @@ pub enum PlanError {
     InventoryMalformed { reason: String },
     #[error("inventory: recorded for topology `{inventory}`, not `{topology}`")]
     InventoryTopology { inventory: String, topology: String },
+    #[error(
+        "desired object {reference}: kind {kind} is served by no CustomResourceDefinition, in the cluster or \
+         in this revision; add its CRD to the topology's manifests or install it first"
+    )]
+    UnservedKind { reference: String, kind: String },
 }
 
 /// A live object and where it came from.
@@ -192,6 +199,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             let mut changes = per_component.remove(name.as_str()).unwrap_or_default();
             // Stable: the renderer's order is kept inside a stage.
             changes.sort_by_key(|c| c.stage);
+            order_custom_resources(&mut changes);
             wave_of.insert(name.clone(), index);
             components.push(ComponentPlan {
                 name,
@@ -219,10 +227,39 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
         deletions,
         refusals,
         warnings,
+        skipped_checks: Vec::new(),
         summary: Summary::default(),
     };
     plan.summary = summarize(&plan);
     Ok(plan)
+}
+
+/// Custom resources of a CustomResourceDefinition the same component applies go one step after it: the
+/// rollout waits until the CRD is Established before it writes objects of its kind.
+fn order_custom_resources(changes: &mut [Change]) {
+    let mut defined: BTreeMap<(String, String), (crate::render::Stage, u32)> = BTreeMap::new();
+    for c in changes.iter().filter(|c| preflight::is_crd(&c.reference)) {
+        for kind in c.desired.as_ref().map(preflight::crd_kinds).unwrap_or_default() {
+            defined.insert(kind, (c.stage, c.step));
+        }
+    }
+    if defined.is_empty() {
+        return;
+    }
+    let mut moved = false;
+    for c in changes.iter_mut() {
+        let kind = (c.reference.api_version.clone(), c.reference.kind.clone());
+        if let Some(&(stage, step)) = defined.get(&kind)
+            && (c.stage, c.step) <= (stage, step)
+        {
+            c.stage = stage;
+            c.step = step + 1;
+            moved = true;
+        }
+    }
+    if moved {
+        changes.sort_by_key(|c| (c.stage, c.step));
+    }
 }
 
 /// Parse the live list into references, keyed by identity. A duplicate (the same object listed by label and

@@ -11,6 +11,7 @@ use crate::render::{RenderedObject, SecretRecipe, Stage};
 use crate::topology::Topology;
 
 use super::inventory::Inventory;
+use super::preflight::SkippedCheck;
 
 /// Everything [`super::plan`] looks at. All of it is read by the caller beforehand; planning is pure.
 #[derive(Debug, Clone, Copy)]
@@ -277,6 +278,18 @@ pub enum WarningKind {
     /// digest, a tag naming no release); it is applied.
     #[serde(rename_all = "camelCase")]
     ImageOrderUnknown { from: String, to: String },
+    /// Pre-flight: a name the object gives (`field`) resolves neither to an object this revision makes nor
+    /// to one in the cluster. With `blocks_apply` (a Secret its pods mount or read), the rollout does not
+    /// start the component.
+    #[serde(rename_all = "camelCase")]
+    UnresolvedReference {
+        field: String,
+        target_kind: String,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        blocks_apply: bool,
+    },
 }
 
 /// An object Keelson refuses to write or delete, and why.
@@ -324,6 +337,9 @@ pub struct Plan {
     /// migrating components that cannot be ordered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<PlanWarning>,
+    /// Pre-flight checks that could not run (the names of a kind could not be read), once per kind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_checks: Vec<SkippedCheck>,
     pub summary: Summary,
 }
 
@@ -365,6 +381,39 @@ impl Plan {
         Some(lines.join("\n"))
     }
 
+    /// Why `component` may not start: a Secret its pods mount or read exists neither in this revision nor
+    /// in the cluster (pre-flight). `None` when nothing keeps it back.
+    pub fn missing_secrets(&self, component: &str) -> Option<String> {
+        let missing: Vec<String> = self
+            .warnings
+            .iter()
+            .filter(|w| w.component == component)
+            .filter_map(|w| match &w.kind {
+                WarningKind::UnresolvedReference {
+                    target_kind,
+                    name,
+                    blocks_apply: true,
+                    ..
+                } => Some(format!(
+                    "{target_kind} \"{name}\" ({} {})",
+                    w.reference,
+                    field_of(&w.kind)
+                )),
+                _ => None,
+            })
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let mut unique = missing;
+        unique.dedup();
+        Some(format!(
+            "not started: referenced {} not found; create it (or declare it in the topology's secrets) and \
+             the next pass starts it",
+            unique.join(", ")
+        ))
+    }
+
     /// All changes of the apply waves, in apply order.
     pub fn apply_changes(&self) -> impl Iterator<Item = &Change> {
         self.waves
@@ -379,5 +428,12 @@ impl Plan {
             .iter()
             .flat_map(|w| w.components.iter())
             .flat_map(|c| c.changes.iter())
+    }
+}
+
+fn field_of(kind: &WarningKind) -> &str {
+    match kind {
+        WarningKind::UnresolvedReference { field, .. } => field,
+        _ => "",
     }
 }

@@ -15,7 +15,7 @@ use tracing::instrument;
 
 use crate::cluster::{ClusterError, ClusterView, FIELD_MANAGER, KindRef, Kube};
 use crate::object::ObjectRef;
-use crate::plan::{self, Action, Inventory, Plan, PlanError, PlanInput, PlanOptions};
+use crate::plan::{self, Action, Inventory, LiveNames, Plan, PlanError, PlanInput, PlanOptions, RefKind};
 use crate::render::{self, RenderError, RenderOptions, Rendered};
 use crate::rollout::{
     self, AgeKeySecret, AgeKeys, CancelReason, ProgressEvent, RolloutOptions, RolloutOutcome,
@@ -293,8 +293,9 @@ async fn read_and_plan(
     let inventory = read_inventory(&view).await?;
     let live = read_live(&view, &topology, &rendered, inventory.as_ref()).await?;
     let foreign = find_foreign(&view, &rendered, &live).await?;
+    check_kinds(&view, &rendered).await?;
     let options = plan_options(snapshot, settings);
-    let plan = make_plan(&PlanInput {
+    let mut plan = make_plan(&PlanInput {
         topology: &topology,
         revision: &snapshot.revision.id,
         desired: &rendered.objects,
@@ -303,6 +304,9 @@ async fn read_and_plan(
         inventory: inventory.as_ref(),
         options: &options,
     })?;
+    let found = preflight(&view, &rendered).await?;
+    plan.warnings.extend(found.warnings);
+    plan.skipped_checks = found.skipped;
     Ok(Prepared {
         revision: snapshot.revision.clone(),
         commit: snapshot.commit.clone(),
@@ -468,6 +472,70 @@ async fn find_foreign(
         }
     }
     Ok(foreign)
+}
+
+/// Every desired object's kind is served, or defined by a CustomResourceDefinition of the same revision
+/// (its objects are then created after it); otherwise the pass stops here, naming the object and the kind.
+#[instrument(skip_all)]
+async fn check_kinds(view: &ClusterView, rendered: &Rendered) -> Result<(), PassError> {
+    let kinds: BTreeSet<(String, String)> = rendered
+        .objects
+        .iter()
+        .map(|o| (o.reference.api_version.clone(), o.reference.kind.clone()))
+        .collect();
+    let mut unserved = BTreeSet::new();
+    for (api_version, kind) in kinds {
+        let served = view
+            .served(&KindRef::new(api_version.as_str(), kind.as_str()))
+            .await
+            .map_err(|source| PassError::ReadLive { source })?;
+        if !served {
+            unserved.insert((api_version, kind));
+        }
+    }
+    plan::preflight::check_unserved(&rendered.objects, &unserved).map_err(|source| PassError::Plan { source })
+}
+
+/// Pre-flight: the names the desired objects reference that exist live, read from the view's metadata
+/// watches (one list per kind and namespace, then nothing), checked against what the revision makes. A
+/// kind whose names Keelson may not list is skipped, and said once.
+#[instrument(skip_all)]
+async fn preflight(view: &ClusterView, rendered: &Rendered) -> Result<plan::Preflight, PassError> {
+    let references = plan::preflight::references(&rendered.objects);
+    let mut live = LiveNames::default();
+    for (kind, namespace) in plan::preflight::needed(&rendered.objects, &references) {
+        if live.skipped(kind) {
+            continue;
+        }
+        let kind_ref = KindRef::new(kind.api_version(), kind.kind());
+        match view.names(&kind_ref, namespace.as_deref()).await {
+            Ok(names) => live.insert(kind, namespace, names.unwrap_or_default()),
+            Err(e) if e.code() == Some(403) => {
+                let place = namespace
+                    .map(|ns| format!(" in namespace {ns}"))
+                    .unwrap_or_default();
+                let reason = format!(
+                    "list not granted{place}; grant list and watch on {} to have references to them checked",
+                    kind.plural()
+                );
+                say_skipped_once(kind, &reason);
+                live.skip(kind, reason);
+            }
+            Err(source) => return Err(PassError::ReadLive { source }),
+        }
+    }
+    Ok(plan::preflight::check(&rendered.objects, &references, &live))
+}
+
+/// A daemon plans again and again; a missing grant is logged at warning level once per process.
+fn say_skipped_once(kind: RefKind, reason: &str) {
+    static SAID: std::sync::Mutex<BTreeSet<RefKind>> = std::sync::Mutex::new(BTreeSet::new());
+    let first = SAID.lock().unwrap_or_else(|p| p.into_inner()).insert(kind);
+    if first {
+        tracing::warn!(resource = kind.plural(), %reason, "pre-flight skipped");
+    } else {
+        tracing::debug!(resource = kind.plural(), %reason, "pre-flight skipped");
+    }
 }
 
 /// Desired vs live: the plan (pure).

@@ -324,7 +324,28 @@ impl Step<'_> {
             create_guard: creating && view.is_none(),
             ..ApplyOptions::default()
         };
-        let result = match self.kube.apply(body, &apply_opts).await {
+        let kind = (object.api_version.clone(), object.kind.clone());
+        let defined_here = self.opts.defined_kinds.contains(&kind);
+        if defined_here && self.opts.dry_run {
+            // A dry run creates no CRD, so the server cannot check an object of the kind it defines.
+            match self
+                .kube
+                .resolve(&KindRef::new(kind.0.as_str(), kind.1.as_str()))
+                .await
+            {
+                Err(ClusterError::UnknownKind { .. }) => {
+                    let note = format!(
+                        "not checked: kind {} {} does not exist yet; this revision's CustomResourceDefinition \
+                         creates it",
+                        object.kind, object.api_version
+                    );
+                    return done(Ok((ChangeKind::Skipped, Some(note), None)));
+                }
+                Err(e) => return done(Err(e.to_string())),
+                Ok(_) => {}
+            }
+        }
+        let result = match self.apply_when_served(body, &apply_opts, defined_here).await {
             Err(ClusterError::Immutable { field, .. })
                 if self.component.recreate_on_immutable_change && !self.opts.dry_run =>
             {
@@ -349,6 +370,26 @@ impl Step<'_> {
                 done(Ok((kind, note, written)))
             }
             Err(e) => done(Err(e.to_string())),
+        }
+    }
+
+    /// Apply `body`; an object whose kind this plan's CustomResourceDefinition defines waits, until the
+    /// step's deadline, for the kind to be served (its CRD may belong to a component running beside this one).
+    async fn apply_when_served(
+        &self,
+        body: &Value,
+        apply_opts: &ApplyOptions,
+        defined_here: bool,
+    ) -> Result<crate::cluster::Applied, ClusterError> {
+        loop {
+            match self.kube.apply(body, apply_opts).await {
+                Err(ClusterError::UnknownKind { .. })
+                    if defined_here && Instant::now() < self.deadline && !self.opts.cancel.is_cancelled() =>
+                {
+                    tokio::time::sleep(self.opts.poll_interval).await;
+                }
+                other => return other,
+            }
         }
     }
 

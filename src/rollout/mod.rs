@@ -52,6 +52,9 @@ pub struct RolloutOptions {
     /// How long a workload may wait on a reason that heals only if someone acts (a missing Secret or
     /// ConfigMap, no node matching its node selection) before its component fails.
     pub pod_failure_grace: Duration,
+    /// Kinds (apiVersion, kind) a CustomResourceDefinition of the plan defines: their objects wait for the
+    /// kind to be served, and a dry run (which creates no CRD) skips them. Filled by [`execute`].
+    pub defined_kinds: Arc<BTreeSet<(String, String)>>,
 }
 
 /// The default of `--pod-failure-grace`: long enough for a Secret created right after the apply (or a
@@ -65,6 +68,7 @@ impl Default for RolloutOptions {
             cancel: CancellationToken::new(),
             cancel_reason: CancelReason::default(),
             progress: None,
+            defined_kinds: Arc::default(),
             poll_interval: Duration::from_secs(2),
             dry_run: false,
             prune: true,
@@ -165,6 +169,18 @@ impl RolloutOutcome {
                 .all(|e| !matches!(e.change, ChangeKind::Failed | ChangeKind::Skipped))
     }
 
+    /// For a dry run: every component went through and the server refused no write. Objects a dry run
+    /// cannot check (custom resources of a CRD it did not create) are skipped, not failed.
+    pub fn passed_dry_run(&self) -> bool {
+        !self.cancelled
+            && self.components.iter().all(|c| c.state == ComponentState::Healthy)
+            && self
+                .changes
+                .entries
+                .iter()
+                .all(|e| e.change != ChangeKind::Failed)
+    }
+
     pub fn component(&self, name: &str) -> Option<&ComponentOutcome> {
         self.components.iter().find(|c| c.name == name)
     }
@@ -209,6 +225,20 @@ pub enum ProgressEvent {
 /// Run `plan` against the cluster. Never fails as a whole: the outcome says what happened to what.
 pub async fn execute(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> RolloutOutcome {
     let started = Instant::now();
+    let defined: BTreeSet<(String, String)> = plan
+        .apply_changes()
+        .filter(|c| crate::plan::preflight::is_crd(&c.reference))
+        .flat_map(|c| {
+            c.desired
+                .as_ref()
+                .map(crate::plan::preflight::crd_kinds)
+                .unwrap_or_default()
+        })
+        .collect();
+    let opts = &RolloutOptions {
+        defined_kinds: Arc::new(defined),
+        ..opts.clone()
+    };
     let mut run = Rollout::new(plan);
     if let Some(message) = plan.blocked_message() {
         run.skip_all(&message);
@@ -224,6 +254,8 @@ struct Rollout {
     /// Components in plan order (wave by wave).
     order: Vec<ComponentPlan>,
     wave_of: HashMap<String, usize>,
+    /// Components not to start, and why (pre-flight found a Secret their pods need missing).
+    missing: HashMap<String, String>,
     results: HashMap<String, ComponentOutcome>,
     changes: ChangeSet,
     cancelled: bool,
@@ -241,9 +273,19 @@ impl Rollout {
             .iter()
             .flat_map(|w| w.components.iter().map(move |c| (c.name.clone(), w.index)))
             .collect();
+        let missing = plan
+            .waves
+            .iter()
+            .flat_map(|w| &w.components)
+            .filter_map(|c| {
+                plan.missing_secrets(&c.name)
+                    .map(|reason| (c.name.clone(), reason))
+            })
+            .collect();
         Self {
             order,
             wave_of,
+            missing,
             results: HashMap::new(),
             changes: ChangeSet::default(),
             cancelled: false,
@@ -290,6 +332,11 @@ impl Rollout {
                     match self.readiness(&c, &names) {
                         Readiness::Blocked(reason) => {
                             self.block(&c, reason, opts);
+                            progressed = true;
+                        }
+                        Readiness::Ready if !self.cancelled && self.missing.contains_key(&c.name) => {
+                            let reason = self.missing.get(&c.name).cloned().unwrap_or_default();
+                            self.refuse(&c, reason, opts);
                             progressed = true;
                         }
                         Readiness::Ready if !self.cancelled && running.len() < limit => {
@@ -375,10 +422,21 @@ impl Rollout {
     }
 
     fn block(&mut self, c: &ComponentPlan, reason: String, opts: &RolloutOptions) {
+        self.settle(c, ComponentState::Blocked, reason, opts);
+    }
+
+    /// The component cannot run (a Secret its pods need is missing): failed before any write of it, so
+    /// that its dependents are blocked as after any failure.
+    fn refuse(&mut self, c: &ComponentPlan, reason: String, opts: &RolloutOptions) {
+        tracing::warn!(component = %c.name, %reason, "component not started");
+        self.settle(c, ComponentState::Failed, reason, opts);
+    }
+
+    fn settle(&mut self, c: &ComponentPlan, state: ComponentState, reason: String, opts: &RolloutOptions) {
         opts.emit(ProgressEvent::ComponentFinished {
             component: c.name.clone(),
             wave: self.wave(&c.name),
-            state: ComponentState::Blocked,
+            state,
             reason: reason.clone(),
         });
         for change in &c.changes {
@@ -388,10 +446,8 @@ impl Rollout {
                 Some(reason.clone()),
             );
         }
-        self.results.insert(
-            c.name.clone(),
-            outcome(&c.name, ComponentState::Blocked, &reason, Duration::ZERO),
-        );
+        self.results
+            .insert(c.name.clone(), outcome(&c.name, state, &reason, Duration::ZERO));
     }
 
     /// Deletions run only when every component is healthy: pruning while something failed could remove
@@ -525,6 +581,7 @@ mod tests {
             deletions: Vec::new(),
             refusals: Vec::new(),
             warnings: Vec::new(),
+            skipped_checks: Vec::new(),
             summary: Summary::default(),
         }
     }

@@ -7,8 +7,47 @@ use serde_json::{Value, json};
 
 use super::super::resources::{ResKey, ResourceInfo};
 use super::State;
+use super::write::Managed;
+use crate::sim::request::Target;
+
+/// From a CustomResourceDefinition's creation until it is Established and its kinds are served. A real
+/// API server takes a moment too (its establishing controller runs after the names are accepted), and
+/// clients must wait for `Established` before they use the kind.
+pub(super) const ESTABLISH_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl State {
+    /// Establish the definitions whose time has come: their status says `Established=True` (a status
+    /// write, seen by watches) and their kinds join discovery.
+    pub(super) fn establish_crds(&mut self, now: std::time::Instant) {
+        let due: Vec<String> = self
+            .crds_installing
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            self.crds_installing.remove(&name);
+            let info = self.info("apiextensions.k8s.io", "customresourcedefinitions");
+            let Some(current) = self.store.get(&info.key(), "", &name).cloned() else {
+                continue;
+            };
+            self.crds_established.insert(name.clone());
+            let t = Target {
+                info,
+                namespace: None,
+                name: Some(name),
+                sub: Some("status".into()),
+            };
+            let body = Value::clone(&current);
+            let _ = self.commit(&t, Some(current), body, Managed::Update("kube-apiserver"), false);
+        }
+    }
+
+    /// When the next definition becomes Established.
+    pub(super) fn next_establishing(&self) -> Option<std::time::Instant> {
+        self.crds_installing.values().min().copied()
+    }
+
     pub(super) fn register_crd(&mut self, crd: &Value) {
         let spec = &crd["spec"];
         let group = spec["group"].as_str().unwrap_or("").to_string();
@@ -58,6 +97,10 @@ impl State {
 
     /// The CRD is gone: its kinds are no longer served and their objects go with it.
     pub(super) fn unregister_crd(&mut self, last: &Value) {
+        if let Some(name) = last["metadata"]["name"].as_str() {
+            self.crds_established.remove(name);
+            self.crds_installing.remove(name);
+        }
         let group = last["spec"]["group"].as_str().unwrap_or("").to_string();
         let plural = last["spec"]["names"]["plural"].as_str().unwrap_or("").to_string();
         self.registry.remove_resource(&group, &plural);
@@ -124,7 +167,9 @@ pub(super) fn validate_crd(obj: &Value, name: &str) -> Vec<(String, String)> {
     errs
 }
 
-pub(super) fn set_crd_status(old: Option<&Value>, new: &mut Value, now: &str) {
+/// The status the API server keeps: names accepted at once (conflicts between definitions are not
+/// simulated), `Established` once the establishing step ran (`established`).
+pub(super) fn set_crd_status(old: Option<&Value>, new: &mut Value, now: &str, established: bool) {
     let mut names = new["spec"]["names"].clone();
     if names["singular"].is_null() {
         names["singular"] = json!(names["kind"].as_str().unwrap_or("").to_lowercase());
@@ -146,11 +191,24 @@ pub(super) fn set_crd_status(old: Option<&Value>, new: &mut Value, now: &str) {
         .and_then(|c| c.first())
         .map(|c| c["lastTransitionTime"].clone())
         .unwrap_or(json!(now));
+    let was_established = old
+        .and_then(|o| o["status"]["conditions"].as_array())
+        .and_then(|c| c.iter().find(|c| c["type"] == "Established"))
+        .filter(|c| c["status"] == "True")
+        .map(|c| c["lastTransitionTime"].clone());
+    let establishing = if established {
+        json!({"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+            "message": "the initial names have been accepted",
+            "lastTransitionTime": was_established.unwrap_or(json!(now))})
+    } else {
+        json!({"type": "Established", "status": "False", "reason": "Installing",
+            "message": "the initial names have been accepted", "lastTransitionTime": since})
+    };
     new["status"] = json!({
         "acceptedNames": names,
         "conditions": [
             {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": since},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": since},
+            establishing,
         ],
         "storedVersions": storage,
     });

@@ -35,6 +35,11 @@ pub(crate) struct State {
     /// The request being handled: its field validation, the warnings it collects.
     pub request: RequestContext,
     cluster_ips: ClusterIps,
+    /// CustomResourceDefinitions being installed, by name: when they become Established (and their kinds
+    /// served), as the apiextensions-apiserver's establishing controller does a moment after creation.
+    crds_installing: std::collections::BTreeMap<String, std::time::Instant>,
+    /// CustomResourceDefinitions that are Established, by name.
+    crds_established: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -50,6 +55,8 @@ impl State {
             ticked: (0, std::time::Instant::now()),
             request: RequestContext::default(),
             cluster_ips: ClusterIps::default(),
+            crds_installing: Default::default(),
+            crds_established: Default::default(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let info = s.info("", "namespaces");

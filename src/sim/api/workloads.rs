@@ -34,6 +34,7 @@ impl State {
     /// another round should follow (a Deployment's ReplicaSet, then its Pods, then their binding...).
     pub fn run_round(&mut self) -> bool {
         let now = Instant::now();
+        self.establish_crds(now);
         // Nothing written since the last settled round and nothing due: the control plane rests (at most a
         // second, for what is timed in whole seconds: Job deadlines, Event expiry).
         let quiet = self.store.current_rv() == self.ticked.0;
@@ -59,7 +60,8 @@ impl State {
     /// When the control plane should look again without being told of a change.
     pub fn next_wake(&self) -> Instant {
         let heartbeat = self.ticked.1 + HEARTBEAT;
-        self.memory.wake().map_or(heartbeat, |w| w.min(heartbeat))
+        let wake = self.memory.wake().map_or(heartbeat, |w| w.min(heartbeat));
+        self.next_establishing().map_or(wake, |at| at.min(wake))
     }
 
     fn target_for(&self, key: &ResKey, ns: &str, name: &str, sub: Option<&str>) -> Option<Target> {

@@ -576,7 +576,8 @@ impl State {
             Managed::Applied => {}
         }
         if info.group == "apiextensions.k8s.io" {
-            crd::set_crd_status(old.as_deref(), &mut new, &now);
+            let established = self.crds_established.contains(t.name());
+            crd::set_crd_status(old.as_deref(), &mut new, &now, established);
         }
 
         if info.group == auth::rbac::GROUP && t.sub.is_none() {
@@ -627,7 +628,13 @@ impl State {
 
     fn after_write(&mut self, info: &ResourceInfo, t: &Target, old: Option<&Value>, stored: &Value) {
         if info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions" {
-            self.register_crd(stored);
+            if self.crds_established.contains(t.name()) {
+                self.register_crd(stored);
+            } else {
+                self.crds_installing
+                    .entry(t.name().to_string())
+                    .or_insert_with(|| std::time::Instant::now() + crd::ESTABLISH_AFTER);
+            }
         }
         if info.group.is_empty() && info.plural == "namespaces" && old.is_none() {
             let sa = self.info("", "serviceaccounts");
