@@ -196,7 +196,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             components.push(ComponentPlan {
                 name,
                 project: component.project.clone(),
-                depends_on: component.spec.depends_on.clone(),
+                depends_on: component.spec.dependency_names(),
+                waits_for: component.spec.relaxed_dependencies(),
                 changes,
                 health_timeout: component.health_timeout,
                 recreate_on_immutable_change: component.spec.recreate_on_immutable_change,
@@ -466,7 +467,10 @@ fn plan_deletions(
                         project: component
                             .map(|c| c.project.clone())
                             .unwrap_or_else(|| name.clone()),
-                        depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
+                        depends_on: component.map(|c| c.spec.dependency_names()).unwrap_or_default(),
+                        waits_for: component
+                            .map(|c| c.spec.relaxed_dependencies())
+                            .unwrap_or_default(),
                         name,
                         changes,
                         // A component removed from the topology waits as long as the topology says.
