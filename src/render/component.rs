@@ -135,8 +135,13 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Piece>, RenderError> {
     }
     if spec.workload != WorkloadKind::None {
         if !same_node::dependencies(ctx).is_empty() {
-            for body in same_node::access_objects(ctx) {
-                out.push(Piece::new(Stage::Config, body));
+            // kube-apiserver checks a RoleBinding against the Role it names (the escalation check): the
+            // binding is written one step after the Role exists.
+            for (step, body) in same_node::access_objects(ctx) {
+                out.push(Piece {
+                    step,
+                    ..Piece::new(Stage::Config, body)
+                });
             }
         }
         if let Some(budget) = pod_disruption_budget(ctx) {

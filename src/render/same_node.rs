@@ -62,10 +62,11 @@ pub fn wait_container(ctx: &Ctx<'_>, dependencies: &[&str]) -> Value {
     })
 }
 
-/// The ServiceAccount, Role (read Pods) and RoleBinding of the waiting Pods.
-pub fn access_objects(ctx: &Ctx<'_>) -> Vec<Value> {
+/// The ServiceAccount, Role (read Pods) and RoleBinding of the waiting Pods, each with its step in the
+/// configuration stage: the binding comes after the Role it names.
+pub fn access_objects(ctx: &Ctx<'_>) -> Vec<(u32, Value)> {
     let name = service_account_name(&ctx.component.name);
-    vec![
+    let [account, role, binding] = [
         json!({
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -84,5 +85,6 @@ pub fn access_objects(ctx: &Ctx<'_>) -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ctx.namespace()}],
         }),
-    ]
+    ];
+    vec![(0, account), (0, role), (1, binding)]
 }
