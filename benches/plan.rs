@@ -231,7 +231,7 @@ fn main() {
     }
     // Nothing may depend on a removed component; the layered graph only points backwards, so cut those edges.
     for c in smaller.components.values_mut() {
-        c.spec.depends_on.retain(|d| !removed.contains(d));
+        c.spec.depends_on.retain(|d| !removed.contains(&d.component));
     }
     let v2 = render(&smaller, |i| if i % 10 == 0 { 2 } else { 1 });
     let inventory = Inventory::from_plan(&idle_plan);

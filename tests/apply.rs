@@ -164,7 +164,8 @@ async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pas
             &|e| matches!(e, ProgressEvent::ComponentStarted { component, .. } if component == name),
         )
         .unwrap_or_else(|| panic!("{name} never started"));
-        for dependency in &component.spec.depends_on {
+        for dependency in component.spec.dependency_names() {
+            let dependency = &dependency;
             let healthy = position(&|e| {
                 matches!(e, ProgressEvent::ComponentFinished { component, state: ComponentState::Healthy, .. } if component == dependency)
             })

@@ -184,9 +184,9 @@ fn cycles_are_reported_with_their_path_and_a_depends_on_line() {
     assert_eq!(
         lines,
         [
-            "services/alpha.yaml:7:7: spec.dependsOn[0]: dependency cycle: alpha -> beta -> gamma -> alpha",
-            "services/beta.yaml:7:7: spec.dependsOn[0]: dependency cycle: beta -> gamma -> alpha -> beta",
-            "services/gamma.yaml:7:7: spec.dependsOn[0]: dependency cycle: gamma -> alpha -> beta -> gamma",
+            "services/alpha.yaml:7:7: spec.dependsOn[0]: dependency cycle: alpha -> beta -> gamma -> alpha; to break it, cut `alpha` -> `beta` (services/alpha.yaml:7): drop that entry, or move what both need into a jobs-only component (`workload: None`) that each depends on",
+            "services/beta.yaml:7:7: spec.dependsOn[0]: dependency cycle: beta -> gamma -> alpha -> beta; to break it, cut `alpha` -> `beta` (services/alpha.yaml:7): drop that entry, or move what both need into a jobs-only component (`workload: None`) that each depends on",
+            "services/gamma.yaml:7:7: spec.dependsOn[0]: dependency cycle: gamma -> alpha -> beta -> gamma; to break it, cut `alpha` -> `beta` (services/alpha.yaml:7): drop that entry, or move what both need into a jobs-only component (`workload: None`) that each depends on",
         ]
     );
 }
@@ -289,8 +289,10 @@ fn a_thousand_component_ring_is_one_cycle() {
         "{}",
         &message[..80]
     );
-    assert!(message.ends_with("c0001 -> c0000"));
-    assert_eq!(message.matches(" -> ").count(), 1000);
+    let (path, advice) = message.split_once(';').expect("a cycle names the edge to cut");
+    assert!(path.ends_with("c0001 -> c0000"));
+    assert_eq!(path.matches(" -> ").count(), 1000);
+    assert!(advice.contains("cut `c0000` -> `c0999`"), "{advice}");
 }
 
 #[test]

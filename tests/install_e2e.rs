@@ -453,7 +453,12 @@ fn assert_least_privilege_and_every_write(objects: &[Value], requests: &[Request
             ("secrets", "patch"),
             "a derived Secret recomputed when its input changes (tests/openstack.rs)",
         ),
-        // Kinds a topology may render (raw manifests, service accounts); example-repo renders none.
+        (
+            ("pods", "get"),
+            "held, not sent: the entrypoint Role of a `for: SameNode` component grants its Pods get on Pods, \
+             and kube-apiserver's escalation check lets Keelson write it only while Keelson holds it",
+        ),
+        // Kinds a topology may render (raw manifests, service accounts).
         (("serviceaccounts", ""), "a service's own ServiceAccount"),
         (("networkpolicies", ""), "a service's NetworkPolicy"),
         (("roles", ""), "a service's Role (never wider than Keelson's own)"),

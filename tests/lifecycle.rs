@@ -58,7 +58,7 @@ fn assert_dependency_order(
         let Some(spec) = topology.components.get(component) else {
             panic!("{component} is not in the topology");
         };
-        for dependency in &spec.spec.depends_on {
+        for dependency in &spec.spec.dependency_names() {
             if !components.contains(dependency) {
                 continue;
             }
@@ -124,8 +124,8 @@ fn edges_within(topology: &Topology, components: &BTreeSet<String>) -> Vec<(Stri
                 .spec
                 .depends_on
                 .iter()
-                .filter(|d| components.contains(*d))
-                .map(move |d| (c.clone(), d.clone()))
+                .filter(|d| components.contains(&d.component))
+                .map(move |d| (c.clone(), d.component.clone()))
         })
         .collect()
 }

@@ -141,7 +141,7 @@ async fn demo_runs_from_any_directory_and_its_no_op_pass_is_one_line() {
     );
     let pass_two = stdout.split("== Pass 2").nth(1).expect("a second pass");
     assert!(
-        pass_two.contains("nothing to change: 26 components healthy, 126 objects unchanged"),
+        pass_two.contains("nothing to change: 26 components healthy, 141 objects unchanged"),
         "{pass_two}"
     );
     assert!(

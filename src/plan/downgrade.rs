@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::object::{LABEL_JOB, LABEL_SERVICE};
 use crate::render::{RenderedObject, Stage};
 use crate::topology::Topology;
 
+use super::migration::{MigrationKind, classify};
 use super::model::{PlanWarning, RefusalReason, WarningKind};
 use super::order::ObjectKey;
 
@@ -265,6 +267,14 @@ pub(super) fn findings(
             continue;
         };
         let (from_tag, to_tag) = (tag_of(from), tag_of(to));
+        let contracted = completed_contract(live_owned, component);
+        let contract_text = match &contracted {
+            Some(job) => format!(
+                "; its contract phase ran on {from_tag} (Job {job} completed), which removed what older code \
+                 reads, so {to_tag} needs the database restored from before the upgrade"
+            ),
+            None => String::new(),
+        };
         let project = topology
             .components
             .get(component)
@@ -287,7 +297,8 @@ pub(super) fn findings(
                 component: component.to_string(),
                 message: format!(
                     "schema-downgrade risk allowed by {allowed_by}: component {component} has database \
-                     migrations (pre-jobs) and moves from {from_tag} back to the older release {to_tag}"
+                     migrations (pre-jobs) and moves from {from_tag} back to the older release \
+                     {to_tag}{contract_text}"
                 ),
                 kind: WarningKind::SchemaDowngradeAllowed {
                     from: from_tag,
@@ -300,18 +311,63 @@ pub(super) fn findings(
                     from: from_tag.clone(),
                     to: to_tag.clone(),
                 },
-                format!(
-                    "schema-downgrade risk: component {component} has database migrations (pre-jobs) and would \
-                     move from {from_tag} back to the older release {to_tag}, whose code may not run against \
-                     the migrated database; to allow it, add the trailer `{ALLOW_TRAILER}: {component}` (or \
-                     `{project}`, or `{ALLOW_ALL}`) to the commit message, or set \
-                     `spec.policy.allowSchemaDowngrade: true` in keelson.yaml"
-                ),
+                match &contracted {
+                    Some(job) => format!(
+                        "schema downgrade after contract: component {component} ran the contract phase of \
+                         {from_tag} (Job {job} completed), which removed the columns and tables the older \
+                         release {to_tag} reads, so its code cannot run against this database; restore the \
+                         database from before the upgrade first, then allow the move with the trailer \
+                         `{ALLOW_TRAILER}: {component}` (or `{project}`, or `{ALLOW_ALL}`)"
+                    ),
+                    None => format!(
+                        "schema-downgrade risk: component {component} has database migrations (pre-jobs) and \
+                         would move from {from_tag} back to the older release {to_tag}, whose code may not run \
+                         against the migrated database; to allow it, add the trailer `{ALLOW_TRAILER}: \
+                         {component}` (or `{project}`, or `{ALLOW_ALL}`) to the commit message, or set \
+                         `spec.policy.allowSchemaDowngrade: true` in keelson.yaml"
+                    ),
+                },
             )),
         }
     }
     out.retain(|_, f| !f.is_empty());
     out
+}
+
+/// The live, completed Job of `component` that ran a contract phase (`db_sync --contract`,
+/// `db contract`, `upgrade --contract`), as `namespace/name`: its release's schema no longer serves older
+/// code.
+fn completed_contract(live_owned: &BTreeMap<ObjectKey, &Value>, component: &str) -> Option<String> {
+    // The job's name as written in the service file is on its Pods' labels.
+    let label = |o: &Value, at: &str, key: &str| {
+        o.pointer(at)
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    live_owned.values().find_map(|job| {
+        let is_job = job.get("kind").and_then(Value::as_str) == Some("Job");
+        if !is_job || label(job, "/metadata/labels", LABEL_SERVICE).as_deref() != Some(component) {
+            return None;
+        }
+        let name = label(job, "/spec/template/metadata/labels", LABEL_JOB)?;
+        if classify(&name, "") != Some(MigrationKind::Contract) {
+            return None;
+        }
+        let complete = job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Complete" && c["status"] == "True"));
+        let namespace = job
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let object = job
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        complete.then(|| format!("{namespace}/{object}"))
+    })
 }
 
 #[cfg(test)]

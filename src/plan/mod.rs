@@ -204,7 +204,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PlanError> {
             components.push(ComponentPlan {
                 name,
                 project: component.project.clone(),
-                depends_on: component.spec.depends_on.clone(),
+                depends_on: component.spec.dependency_names(),
+                waits_for: component.spec.relaxed_dependencies(),
                 changes,
                 health_timeout: component.health_timeout,
                 recreate_on_immutable_change: component.spec.recreate_on_immutable_change,
@@ -381,6 +382,13 @@ fn policy_refusal(topology: &crate::topology::Topology, r: &ObjectRef) -> Option
     })
 }
 
+/// The job's name as its service file writes it, from the Job's Pod template labels.
+fn job_run_label(job: &Value) -> Option<&str> {
+    job.pointer("/spec/template/metadata/labels")
+        .and_then(|l| l.get(crate::object::LABEL_JOB))
+        .and_then(Value::as_str)
+}
+
 /// Owned live objects that are no longer desired, checked and ordered.
 fn plan_deletions(
     input: &PlanInput,
@@ -400,6 +408,15 @@ fn plan_deletions(
             .chain(live.values().filter(|l| l.owned).map(|l| l.object)),
     );
     let recorded = input.inventory.map(Inventory::index).unwrap_or_default();
+    // A Job that a new run of the same job replaces (a release bump re-runs every migration) is not a loss
+    // the prune budget guards against: it does not count.
+    let desired_runs: BTreeSet<(&str, &str)> = input
+        .desired
+        .iter()
+        .filter(|o| o.reference.kind == "Job")
+        .filter_map(|o| Some((o.component.as_str(), job_run_label(&o.body)?)))
+        .collect();
+    let mut replaced_runs = 0;
     let mut planned: Vec<Change> = Vec::new();
     for (key, l) in live {
         if !l.owned
@@ -443,26 +460,33 @@ fn plan_deletions(
                 blocking,
                 message,
             }),
-            None => planned.push(Change {
-                action: Action::Delete,
-                reference: l.reference.clone(),
-                component,
-                stage,
-                step: 0,
-                timeout: None,
-                diff: Vec::new(),
-                drift: false,
-                desired: None,
-                secret: None,
-            }),
+            None => {
+                let replaced = l.reference.kind == "Job"
+                    && job_run_label(l.object)
+                        .is_some_and(|job| desired_runs.contains(&(component.as_str(), job)));
+                replaced_runs += usize::from(replaced);
+                planned.push(Change {
+                    action: Action::Delete,
+                    reference: l.reference.clone(),
+                    component,
+                    stage,
+                    step: 0,
+                    timeout: None,
+                    diff: Vec::new(),
+                    drift: false,
+                    desired: None,
+                    secret: None,
+                });
+            }
         }
     }
 
     let budget = policy.prune_budget_percent;
-    if safety::over_budget(planned.len(), owned, budget) && !input.options.allow_prune_over_budget {
-        let message = safety::budget_message(planned.len(), owned, budget);
+    let counted = planned.len() - replaced_runs;
+    if safety::over_budget(counted, owned, budget) && !input.options.allow_prune_over_budget {
+        let message = safety::budget_message(counted, owned, budget);
         let reason = RefusalReason::PruneOverBudget {
-            deletions: planned.len(),
+            deletions: counted,
             owned,
             budget_percent: budget,
         };
@@ -503,7 +527,10 @@ fn plan_deletions(
                         project: component
                             .map(|c| c.project.clone())
                             .unwrap_or_else(|| name.clone()),
-                        depends_on: component.map(|c| c.spec.depends_on.clone()).unwrap_or_default(),
+                        depends_on: component.map(|c| c.spec.dependency_names()).unwrap_or_default(),
+                        waits_for: component
+                            .map(|c| c.spec.relaxed_dependencies())
+                            .unwrap_or_default(),
                         name,
                         changes,
                         // A component removed from the topology waits as long as the topology says.

@@ -1,14 +1,14 @@
 //! The values a plan is made of: what goes in ([`PlanInput`], [`PlanOptions`]) and what comes out
 //! ([`Plan`] with its waves, changes, deletions and refusals).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::object::ObjectRef;
 use crate::render::{RenderedObject, SecretRecipe, Stage};
-use crate::topology::Topology;
+use crate::topology::{Topology, WaitFor};
 
 use super::inventory::Inventory;
 use super::preflight::SkippedCheck;
@@ -170,6 +170,10 @@ pub struct ComponentPlan {
     pub name: String,
     pub project: String,
     pub depends_on: Vec<String>,
+    /// The dependencies waited for less than fully healthy (`for: Service` or `for: SameNode`); the others
+    /// gate on health.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub waits_for: BTreeMap<String, WaitFor>,
     /// In stage order (config, services, pre-jobs, workload, post-jobs); for deletions the reverse.
     pub changes: Vec<Change>,
     /// How long the component may take to become healthy (for deletions: to be gone); its own
@@ -190,6 +194,7 @@ impl Default for ComponentPlan {
             name: String::new(),
             project: String::new(),
             depends_on: Vec::new(),
+            waits_for: BTreeMap::new(),
             changes: Vec::new(),
             health_timeout: DEFAULT_HEALTH_TIMEOUT,
             recreate_on_immutable_change: false,

@@ -40,10 +40,10 @@ pub fn component_waves(topology: &Topology) -> Result<Vec<Vec<String>>, PlanErro
     let comps = &topology.components;
     for c in comps.values() {
         for dep in &c.spec.depends_on {
-            if !comps.contains_key(dep) {
+            if !comps.contains_key(&dep.component) {
                 return Err(PlanError::UnknownDependency {
                     component: c.name.clone(),
-                    dependency: dep.clone(),
+                    dependency: dep.component.clone(),
                 });
             }
         }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::render::Rendered;
-use crate::topology::{Topology, graph};
+use crate::topology::{Topology, WaitFor, graph};
 
 use super::impact::{Impact, ImpactInput, impact};
 use super::inventory::{Inventory, InventoryEntry};
@@ -61,6 +61,19 @@ pub struct Side<'a> {
 pub struct Edge {
     pub component: String,
     pub dependency: String,
+    /// What of the dependency it waits for; a change of it shows as one edge removed and one added.
+    #[serde(rename = "for")]
+    pub wait_for: WaitFor,
+}
+
+impl Edge {
+    /// How the review names what is waited for: nothing for the default (health).
+    pub fn wait_text(&self) -> String {
+        match self.wait_for {
+            WaitFor::Healthy => String::new(),
+            other => format!(" ({})", other.label()),
+        }
+    }
 }
 
 /// A component whose wave changed.
@@ -192,7 +205,8 @@ pub fn graph_change(base: Option<&Topology>, head: &Topology) -> GraphChange {
             .flat_map(|c| {
                 c.spec.depends_on.iter().map(|d| Edge {
                     component: c.name.clone(),
-                    dependency: d.clone(),
+                    dependency: d.component.clone(),
+                    wait_for: d.wait_for,
                 })
             })
             .collect()

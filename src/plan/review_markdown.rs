@@ -188,17 +188,19 @@ fn graph_section(graph: &GraphChange) -> String {
     for e in &graph.added_edges {
         let _ = writeln!(
             content,
-            "- new edge: {} waits for {}",
+            "- new edge: {} waits for {}{}",
             code(&e.component),
-            code(&e.dependency)
+            code(&e.dependency),
+            e.wait_text()
         );
     }
     for e in &graph.removed_edges {
         let _ = writeln!(
             content,
-            "- removed edge: {} no longer waits for {}",
+            "- removed edge: {} no longer waits for {}{}",
             code(&e.component),
-            code(&e.dependency)
+            code(&e.dependency),
+            e.wait_text()
         );
     }
     for m in &graph.moved {

@@ -7,7 +7,7 @@ use super::fixtures::*;
 use super::*;
 use crate::object::ANNOTATION_CONFIG_HASH;
 use crate::render::{Rendered, RenderedObject, Stage};
-use crate::topology::{JobSpec, Topology};
+use crate::topology::{JobSpec, Topology, WaitFor};
 
 fn side<'a>(topology: &'a Topology, rendered: &'a Rendered, revision: &'a str) -> Side<'a> {
     Side {
@@ -386,11 +386,13 @@ fn the_graph_change_lists_new_edges_and_moved_waves() {
         vec![
             Edge {
                 component: "glance".into(),
-                dependency: "keystone".into()
+                dependency: "keystone".into(),
+                wait_for: WaitFor::Healthy,
             },
             Edge {
                 component: "horizon".into(),
-                dependency: "glance".into()
+                dependency: "glance".into(),
+                wait_for: WaitFor::Healthy,
             }
         ]
     );
@@ -398,7 +400,8 @@ fn the_graph_change_lists_new_edges_and_moved_waves() {
         change.removed_edges,
         vec![Edge {
             component: "glance".into(),
-            dependency: "mariadb".into()
+            dependency: "mariadb".into(),
+            wait_for: WaitFor::Healthy,
         }]
     );
     assert_eq!(

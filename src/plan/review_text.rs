@@ -149,10 +149,22 @@ fn write_graph(out: &mut String, graph: &GraphChange, bold: &dyn Fn(&str) -> Str
         let _ = writeln!(out, "  - component {c}");
     }
     for e in &graph.added_edges {
-        let _ = writeln!(out, "  + {} waits for {}", e.component, e.dependency);
+        let _ = writeln!(
+            out,
+            "  + {} waits for {}{}",
+            e.component,
+            e.dependency,
+            e.wait_text()
+        );
     }
     for e in &graph.removed_edges {
-        let _ = writeln!(out, "  - {} no longer waits for {}", e.component, e.dependency);
+        let _ = writeln!(
+            out,
+            "  - {} no longer waits for {}{}",
+            e.component,
+            e.dependency,
+            e.wait_text()
+        );
     }
     for m in &graph.moved {
         let _ = writeln!(

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::bootstrap::{self, ToolboxJob};
 use super::kolla::{self, KeyedFile, Permission};
-use super::{Ctx, Piece, RenderError, Stage, hash_value, secrets};
+use super::{Ctx, Piece, RenderError, Stage, hash_value, same_node, secrets};
 use crate::object::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_PERSISTENT, ANNOTATION_SCRIPT_HASH, ANNOTATION_SECRETS_HASH,
     LABEL_JOB, LABEL_ROLE, ROLE_JOB, ROLE_WORKLOAD,
@@ -134,6 +134,16 @@ pub fn render(ctx: &Ctx<'_>) -> Result<Vec<Piece>, RenderError> {
         }
     }
     if spec.workload != WorkloadKind::None {
+        if !same_node::dependencies(ctx).is_empty() {
+            // kube-apiserver checks a RoleBinding against the Role it names (the escalation check): the
+            // binding is written one step after the Role exists.
+            for (step, body) in same_node::access_objects(ctx) {
+                out.push(Piece {
+                    step,
+                    ..Piece::new(Stage::Config, body)
+                });
+            }
+        }
         if let Some(budget) = pod_disruption_budget(ctx) {
             out.push(Piece::new(Stage::Config, budget));
         }
@@ -716,14 +726,20 @@ fn workload(ctx: &Ctx<'_>, files: &[KeyedFile<'_>], config_hash: Option<&str>) -
     if !mounts.is_empty() {
         container.insert("volumeMounts".into(), Value::Array(mounts));
     }
-    let init_containers: Vec<Value> = spec
-        .init_containers
-        .iter()
-        .map(|i| extra_container(ctx, i, false))
+    let same_node = same_node::dependencies(ctx);
+    // The per-node wait comes first: nothing of the Pod starts before its node's dependencies are Ready.
+    let init_containers: Vec<Value> = (!same_node.is_empty())
+        .then(|| same_node::wait_container(ctx, &same_node))
+        .into_iter()
+        .chain(
+            spec.init_containers
+                .iter()
+                .map(|i| extra_container(ctx, i, false)),
+        )
         .chain(spec.sidecars.iter().map(|s| extra_container(ctx, s, true)))
         .collect();
 
-    let pod = pod_spec(
+    let mut pod = pod_spec(
         ctx,
         PodParts {
             container,
@@ -734,6 +750,11 @@ fn workload(ctx: &Ctx<'_>, files: &[KeyedFile<'_>], config_hash: Option<&str>) -
             workload: true,
         },
     );
+    if !same_node.is_empty() {
+        // kubernetes-entrypoint reads Pods through the API: the one Pod that gets a token.
+        pod["serviceAccountName"] = json!(same_node::service_account_name(&c.name));
+        pod["automountServiceAccountToken"] = json!(true);
+    }
     let mut labels = ctx.labels();
     labels.insert(LABEL_ROLE.into(), json!(ROLE_WORKLOAD));
     let mut template_meta = Map::new();

@@ -10,6 +10,7 @@ mod canonical;
 mod component;
 pub mod kolla;
 mod manifests;
+mod same_node;
 pub mod secrets;
 
 use std::collections::BTreeSet;

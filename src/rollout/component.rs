@@ -15,8 +15,11 @@ use crate::cluster::{
 };
 use crate::object::ANNOTATION_HASH;
 use crate::plan::{Action, Change, ComponentPlan};
+use crate::render::Stage;
 
-use super::{ComponentOutcome, ComponentState, ProgressEvent, RolloutOptions, outcome, secrets};
+use super::{
+    ComponentOutcome, ComponentState, Milestone, Milestones, ProgressEvent, RolloutOptions, outcome, secrets,
+};
 
 /// Without a view, a workload's Pods are listed at most this often while it is waited on.
 const POD_LIST_INTERVAL: Duration = Duration::from_secs(2);
@@ -46,6 +49,7 @@ pub(super) async fn run(
     kube: &Kube,
     c: &ComponentPlan,
     opts: &RolloutOptions,
+    milestones: &Milestones,
 ) -> (ComponentOutcome, ChangeSet) {
     let started = Instant::now();
     let timeout = c.health_timeout;
@@ -53,6 +57,7 @@ pub(super) async fn run(
         kube,
         component: c,
         opts,
+        milestones,
         deadline: started + timeout,
         timeout,
         component_timeout: timeout,
@@ -97,6 +102,7 @@ struct Step<'a> {
     kube: &'a Kube,
     component: &'a ComponentPlan,
     opts: &'a RolloutOptions,
+    milestones: &'a Milestones,
     /// The current step's deadline and length.
     deadline: Instant,
     timeout: Duration,
@@ -186,9 +192,19 @@ impl Step<'_> {
                 .unwrap_or(self.component_timeout);
             self.deadline = Instant::now() + self.timeout;
             self.apply_all(group).await?;
+            let workload = key.0 == Stage::Workload;
+            if workload {
+                self.milestones
+                    .reach(&self.component.name, Milestone::WorkloadApplied);
+            }
             if !self.opts.dry_run {
                 let refs: Vec<ObjectRef> = group.iter().map(|c| c.reference.clone()).collect();
                 self.wait_healthy(refs).await?;
+            }
+            let workload_done = changes.get(end).is_none_or(|next| next.stage != Stage::Workload);
+            if workload && workload_done {
+                self.milestones
+                    .reach(&self.component.name, Milestone::WorkloadAvailable);
             }
             start = end;
         }

@@ -1,5 +1,6 @@
-//! Executes a [`Plan`]: components start as soon as every dependency is healthy (the plan's waves give
-//! the order, `depends_on` the gates), bounded parallelism, health waits with timeouts, failure isolation
+//! Executes a [`Plan`]: components start as soon as every dependency is ready (the plan's waves give
+//! the order, `depends_on` the gates: healthy by default, the workload available for `for: Service`, the
+//! workload applied for `for: SameNode`, whose Pods then wait per node), bounded parallelism, health waits with timeouts, failure isolation
 //! (dependents of a failed component are Blocked, independent branches finish), pruning last and in
 //! reverse order, and cancellation (by a newer revision, Ctrl-C, a suspend or shutdown).
 
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ChangeKind, ChangeSet, ClusterView, Kube, ObjectRef};
 use crate::plan::{ComponentPlan, Plan};
+use crate::topology::WaitFor;
 
 /// How a rollout runs.
 #[derive(Debug, Clone)]
@@ -249,6 +251,42 @@ pub async fn execute(kube: &Kube, plan: &Plan, opts: &RolloutOptions) -> Rollout
     run.finish(plan, opts, started)
 }
 
+/// How far a running component has come before it is healthy, as its `for: SameNode` and `for: Service`
+/// dependents need to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Milestone {
+    /// Its workload is applied (the API accepted it; its Pods may not run yet).
+    WorkloadApplied,
+    /// Its workload is available: every replica Ready, so its Service has ready endpoints.
+    WorkloadAvailable,
+}
+
+/// Milestones of the running components, shared with their tasks; the scheduler wakes on each.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Milestones {
+    reached: Arc<Mutex<HashMap<String, Milestone>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl Milestones {
+    pub(crate) fn reach(&self, component: &str, milestone: Milestone) {
+        let mut reached = self.reached.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = reached.entry(component.to_string()).or_insert(milestone);
+        *entry = (*entry).max(milestone);
+        drop(reached);
+        // A permit is stored when the scheduler is not waiting yet, so no milestone is missed.
+        self.changed.notify_one();
+    }
+
+    fn of(&self, component: &str) -> Option<Milestone> {
+        self.reached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(component)
+            .copied()
+    }
+}
+
 /// The state of one execution.
 struct Rollout {
     /// Components in plan order (wave by wave).
@@ -259,6 +297,7 @@ struct Rollout {
     results: HashMap<String, ComponentOutcome>,
     changes: ChangeSet,
     cancelled: bool,
+    milestones: Milestones,
 }
 
 impl Rollout {
@@ -289,6 +328,7 @@ impl Rollout {
             results: HashMap::new(),
             changes: ChangeSet::default(),
             cancelled: false,
+            milestones: Milestones::default(),
         }
     }
 
@@ -312,8 +352,9 @@ impl Rollout {
         }
     }
 
-    /// Start each component as soon as all its dependencies are Healthy, at most `concurrency` at once;
-    /// mark dependents of failed components Blocked without starting them.
+    /// Start each component as soon as all its dependencies are ready (healthy, or the milestone its
+    /// `for:` names), at most `concurrency` at once; mark dependents of failed components Blocked without
+    /// starting them.
     async fn apply_components(&mut self, kube: &Kube, opts: &RolloutOptions) {
         let names: BTreeSet<String> = self.order.iter().map(|c| c.name.clone()).collect();
         let mut pending: Vec<ComponentPlan> = self.order.clone();
@@ -347,14 +388,23 @@ impl Rollout {
                                 at,
                             });
                             let (kube, opts, c) = (kube.clone(), opts.clone(), c.clone());
-                            running.spawn(async move { component::run(&kube, &c, &opts).await });
+                            let milestones = self.milestones.clone();
+                            running.spawn(async move { component::run(&kube, &c, &opts, &milestones).await });
                         }
                         _ => still_pending.push(c),
                     }
                 }
                 pending = still_pending;
             }
-            let Some(joined) = running.join_next().await else {
+            if running.is_empty() {
+                break;
+            }
+            let joined = tokio::select! {
+                joined = running.join_next() => joined,
+                // A running component reached a milestone: a dependent may be ready to start.
+                _ = self.milestones.changed.notified() => continue,
+            };
+            let Some(joined) = joined else {
                 break;
             };
             match joined {
@@ -411,7 +461,18 @@ impl Rollout {
                 Some(ComponentState::Blocked) => {
                     return Readiness::Blocked(format!("dependency {dep} is blocked"));
                 }
-                Some(ComponentState::Skipped) | None => ready = false,
+                Some(ComponentState::Skipped) => ready = false,
+                None => {
+                    let needed = match c.waits_for.get(dep) {
+                        Some(WaitFor::Service) => Some(Milestone::WorkloadAvailable),
+                        Some(WaitFor::SameNode) => Some(Milestone::WorkloadApplied),
+                        Some(WaitFor::Healthy) | None => None,
+                    };
+                    let reached = self.milestones.of(dep);
+                    if needed.is_none_or(|needed| reached.is_none_or(|r| r < needed)) {
+                        ready = false;
+                    }
+                }
             }
         }
         if ready {

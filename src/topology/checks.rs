@@ -657,7 +657,12 @@ pub(super) fn check_secret_references(
         .map(|s| {
             (
                 known_name(s),
-                s.document.spec.depends_on.iter().map(String::as_str).collect(),
+                s.document
+                    .spec
+                    .depends_on
+                    .iter()
+                    .map(|d| d.component.as_str())
+                    .collect(),
             )
         })
         .collect();

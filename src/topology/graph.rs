@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
-use super::Topology;
+use super::{Topology, WaitFor};
 
 /// Components in apply order: wave `n` holds the components whose dependencies all lie in earlier
 /// waves; names are sorted inside a wave. Components on a cycle (impossible in a validated
@@ -67,11 +67,19 @@ pub fn format_text(topology: &Topology) -> String {
         let _ = writeln!(out, "wave {}: {}", i + 1, wave.join(", "));
         for name in wave {
             if let Some(component) = topology.components.get(name) {
-                let deps: BTreeSet<&str> = component.spec.depends_on.iter().map(String::as_str).collect();
+                let deps: BTreeSet<String> = component
+                    .spec
+                    .depends_on
+                    .iter()
+                    .map(|d| match d.wait_for {
+                        WaitFor::Healthy => d.component.clone(),
+                        other => format!("{} [{}]", d.component, other.label()),
+                    })
+                    .collect();
                 if deps.is_empty() {
                     let _ = writeln!(out, "  {name} ({})", component.project);
                 } else {
-                    let deps: Vec<&str> = deps.into_iter().collect();
+                    let deps: Vec<String> = deps.into_iter().collect();
                     let _ = writeln!(out, "  {name} ({}) <- {}", component.project, deps.join(", "));
                 }
             }
@@ -93,7 +101,11 @@ pub fn format_dot(topology: &Topology) -> String {
     }
     for (component, deps) in edges(topology) {
         for dep in deps {
-            let _ = writeln!(out, "  {} -> {};", dot_id(component), dot_id(dep));
+            let style = match wait_for(topology, component, dep) {
+                WaitFor::Healthy => String::new(),
+                other => format!(" [style=dashed, label={}]", dot_id(other.label())),
+            };
+            let _ = writeln!(out, "  {} -> {}{style};", dot_id(component), dot_id(dep));
         }
     }
     out.push_str("}\n");
@@ -122,7 +134,14 @@ pub fn format_mermaid(topology: &Topology) -> String {
     for (component, deps) in edges(topology) {
         for dep in deps {
             if let (Some(from), Some(to)) = (ids.get(component), ids.get(dep)) {
-                let _ = writeln!(out, "  {from} --> {to}");
+                match wait_for(topology, component, dep) {
+                    WaitFor::Healthy => {
+                        let _ = writeln!(out, "  {from} --> {to}");
+                    }
+                    other => {
+                        let _ = writeln!(out, "  {from} -. {} .-> {to}", other.label());
+                    }
+                }
             }
         }
     }
@@ -139,12 +158,21 @@ fn edges(topology: &Topology) -> BTreeMap<&str, Vec<&str>> {
                 .spec
                 .depends_on
                 .iter()
-                .map(String::as_str)
+                .map(|d| d.component.as_str())
                 .filter(|dep| topology.components.contains_key(*dep))
                 .collect();
             (name.as_str(), deps.into_iter().collect())
         })
         .collect()
+}
+
+/// What `component` waits for of `dep`.
+fn wait_for(topology: &Topology, component: &str, dep: &str) -> WaitFor {
+    topology
+        .components
+        .get(component)
+        .and_then(|c| c.spec.depends_on.iter().find(|d| d.component == dep))
+        .map_or(WaitFor::Healthy, |d| d.wait_for)
 }
 
 fn projects(topology: &Topology) -> BTreeMap<&str, Vec<&str>> {

@@ -13,8 +13,8 @@ use super::checks::{
 };
 use super::diagnostics::{Diagnostic, Diagnostics};
 use super::spec::{
-    API_VERSION, ConfigFile, EnvVar, JobSpec, MountPropagation, Policy, Probe, ServiceDocument, ServiceSpec,
-    TopologyDocument, TopologySpec, Volume, WorkloadKind,
+    API_VERSION, ConfigFile, Dependency, EnvVar, JobSpec, MountPropagation, Policy, Probe, ServiceDocument,
+    ServiceSpec, TopologyDocument, TopologySpec, Volume, WaitFor, WorkloadKind,
 };
 use super::sync_windows::{SyncWindow, SyncWindows};
 use super::{Component, RawManifest, Topology, graph, image, names, oslo, policy, suggest};
@@ -174,7 +174,10 @@ pub fn load_with_warnings(snapshot: &Snapshot) -> Loaded {
         if !root.document.spec.secrets.is_empty() {
             let shared = shared_component(root, context.spec);
             for component in components.values_mut() {
-                component.spec.depends_on.insert(0, SHARED_COMPONENT.to_string());
+                component
+                    .spec
+                    .depends_on
+                    .insert(0, Dependency::healthy(SHARED_COMPONENT));
             }
             components.insert(SHARED_COMPONENT.to_string(), shared);
         }
@@ -636,10 +639,10 @@ fn check_component(
     }
     let mut seen = BTreeSet::new();
     for (i, dep) in spec.depends_on.iter().enumerate() {
-        if !seen.insert(dep) {
+        if !seen.insert(dep.component.as_str()) {
             check.at(
                 &format!("spec.dependsOn[{i}]"),
-                format!("`{dep}` is listed twice"),
+                format!("`{}` is listed twice", dep.component),
             );
         }
     }
@@ -1318,13 +1321,19 @@ fn check_manifest(
 /// Cycles up to this length are reported at each of their `dependsOn` entries.
 const CYCLE_ENTRIES_REPORTED: usize = 10;
 
-/// `dependsOn` entries must name other, existing components, without cycles.
+/// `dependsOn` entries must name other, existing components, wait for what the dependency has, and form
+/// no cycle.
 fn check_dependencies(
     parsed: &[ParsedService],
     declared: &BTreeMap<&str, &str>,
     unreadable: &BTreeSet<String>,
     diags: &mut Vec<Diagnostic>,
 ) {
+    let specs: BTreeMap<&str, &ServiceSpec> = parsed
+        .iter()
+        .filter(|s| declared.get(s.document.metadata.name.as_str()) == Some(&s.file.as_str()))
+        .map(|s| (s.document.metadata.name.as_str(), &s.document.spec))
+        .collect();
     let mut graph: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut entry_location: BTreeMap<(&str, &str), (&str, Location, String)> = BTreeMap::new();
     for service in parsed {
@@ -1333,7 +1342,8 @@ fn check_dependencies(
             continue;
         }
         let mut deps = Vec::new();
-        for (i, dep) in service.document.spec.depends_on.iter().enumerate() {
+        for (i, entry) in service.document.spec.depends_on.iter().enumerate() {
+            let dep = entry.component.as_str();
             let field = format!("spec.dependsOn[{i}]");
             let at = service.doc.locate(&field);
             if dep == name {
@@ -1345,7 +1355,7 @@ fn check_dependencies(
                 ));
             } else if unreadable.contains(dep) {
                 // Reported where it is broken.
-            } else if !declared.contains_key(dep.as_str()) {
+            } else if !declared.contains_key(dep) {
                 let known = declared
                     .keys()
                     .copied()
@@ -1361,15 +1371,31 @@ fn check_dependencies(
                     format!("unknown component `{dep}` (no {SERVICES_DIR}/{dep}.yaml){hint}"),
                 ));
             } else {
-                deps.push(dep.as_str());
+                if let Some(problem) =
+                    wait_for_problem(name, &service.document.spec, dep, entry.wait_for, &specs)
+                {
+                    let field = format!("{field}.for");
+                    let at = service.doc.locate(&field);
+                    diags.push(diag(&service.file, at, &field, problem));
+                }
+                deps.push(dep);
                 entry_location
-                    .entry((name, dep.as_str()))
+                    .entry((name, dep))
                     .or_insert((service.file.as_str(), at, field));
             }
         }
         graph.insert(name, deps);
     }
     for cycle in graph::cycles(&graph) {
+        let cut = edge_to_cut(&cycle, &graph);
+        let cut_text = match entry_location.get(&cut) {
+            Some((file, at, _)) => format!(
+                "; to break it, cut `{}` -> `{}` ({file}:{}): drop that entry, or move what both need into a \
+                 jobs-only component (`workload: None`) that each depends on",
+                cut.0, cut.1, at.line
+            ),
+            None => String::new(),
+        };
         // Every entry of a short cycle is reported where it is written, so the file a change edited is
         // among them; a long one (a generated topology) only at its first entry.
         let starts = if cycle.len() <= CYCLE_ENTRIES_REPORTED {
@@ -1386,9 +1412,67 @@ fn check_dependencies(
             let (from, to) = (rotated[0], rotated.get(1).copied().unwrap_or(rotated[0]));
             if let Some((file, at, field)) = entry_location.get(&(from, to)) {
                 let text = format!("{} -> {from}", rotated.join(" -> "));
-                diags.push(diag(file, *at, field, format!("dependency cycle: {text}")));
+                diags.push(diag(
+                    file,
+                    *at,
+                    field,
+                    format!("dependency cycle: {text}{cut_text}"),
+                ));
             }
         }
+    }
+}
+
+/// The edge of `cycle` the report proposes to cut: the one leaving the member with the most dependencies
+/// (the component most likely to wait for more than it needs), the first such in cycle order on a tie.
+fn edge_to_cut<'a>(cycle: &'a [String], graph: &BTreeMap<&str, Vec<&str>>) -> (&'a str, &'a str) {
+    let edges = cycle
+        .iter()
+        .zip(cycle.iter().cycle().skip(1))
+        .map(|(from, to)| (from.as_str(), to.as_str()));
+    let degree = |from: &str| graph.get(from).map_or(0, Vec::len);
+    let mut best: Option<(&str, &str)> = None;
+    for edge in edges {
+        if best.is_none_or(|b| degree(edge.0) > degree(b.0)) {
+            best = Some(edge);
+        }
+    }
+    best.unwrap_or(("", ""))
+}
+
+/// What is wrong with waiting for `wait_for` of `dep`, if anything: a Service needs a workload with ports,
+/// a per-node wait needs a DaemonSet on both sides.
+fn wait_for_problem(
+    name: &str,
+    spec: &ServiceSpec,
+    dep: &str,
+    wait_for: WaitFor,
+    specs: &BTreeMap<&str, &ServiceSpec>,
+) -> Option<String> {
+    let dependency = specs.get(dep)?;
+    match wait_for {
+        WaitFor::Healthy => None,
+        WaitFor::Service if dependency.workload == WorkloadKind::None || dependency.ports.is_empty() => {
+            Some(format!(
+                "`for: Service` waits for `{dep}`'s Service, but `{dep}` has {}; use `for: Healthy`",
+                if dependency.workload == WorkloadKind::None {
+                    "no workload"
+                } else {
+                    "no ports, so no Service"
+                }
+            ))
+        }
+        WaitFor::Service => None,
+        WaitFor::SameNode if spec.workload != WorkloadKind::DaemonSet => Some(format!(
+            "`for: SameNode` holds each Pod of `{name}` until `{dep}`'s Pod on its node is Ready, so `{name}` \
+             must be a DaemonSet (it is a {:?})",
+            spec.workload
+        )),
+        WaitFor::SameNode if dependency.workload != WorkloadKind::DaemonSet => Some(format!(
+            "`for: SameNode` waits for `{dep}`'s Pod on the same node, so `{dep}` must be a DaemonSet (it is a {:?})",
+            dependency.workload
+        )),
+        WaitFor::SameNode => None,
     }
 }
 

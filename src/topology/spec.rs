@@ -291,6 +291,10 @@ pub struct ImageDefaults {
     /// Secrets (existing in the target namespace) used to pull images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_secrets: Vec<String>,
+    /// The image of the init container that holds a Pod until its `for: SameNode` dependencies' Pods on
+    /// the same node are Ready (OpenStack-Helm's kubernetes-entrypoint).
+    #[serde(default = "default_entrypoint_image")]
+    pub entrypoint: String,
 }
 
 impl Default for ImageDefaults {
@@ -301,8 +305,13 @@ impl Default for ImageDefaults {
             tag: default_tag(),
             pull_policy: default_pull_policy(),
             pull_secrets: Vec::new(),
+            entrypoint: default_entrypoint_image(),
         }
     }
+}
+
+fn default_entrypoint_image() -> String {
+    "quay.io/airshipit/kubernetes-entrypoint:latest-ubuntu_jammy".to_string()
 }
 
 fn default_registry() -> String {
@@ -396,8 +405,9 @@ pub struct ServiceSpec {
     /// The OpenStack project this component belongs to (`nova` for nova-api); defaults to the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// What must be ready before this component is applied: component names, or `{component, for}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<Dependency>,
     #[serde(default)]
     pub workload: WorkloadKind,
     /// A short Kolla image name (`keystone`) resolved with the topology's defaults, or a full reference.
@@ -484,6 +494,116 @@ pub struct ServiceSpec {
 
 fn default_replicas() -> i32 {
     1
+}
+
+/// One `dependsOn` entry: what of `component` this one waits for before it is applied. Written as the
+/// component's name alone (wait until it is healthy) or as `{component: NAME, for: Healthy|Service|SameNode}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Dependency {
+    pub component: String,
+    #[serde(rename = "for", skip_serializing_if = "WaitFor::is_healthy")]
+    pub wait_for: WaitFor,
+}
+
+impl Dependency {
+    /// A dependency on `component` being healthy, as a plain name in `dependsOn` says.
+    pub fn healthy(component: impl Into<String>) -> Self {
+        Self {
+            component: component.into(),
+            wait_for: WaitFor::Healthy,
+        }
+    }
+}
+
+impl From<&str> for Dependency {
+    fn from(component: &str) -> Self {
+        Dependency::healthy(component)
+    }
+}
+
+/// How much of a dependency must be ready before its dependent starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+pub enum WaitFor {
+    /// Every object of the dependency healthy, its post-jobs finished.
+    #[default]
+    Healthy,
+    /// The dependency's workload available (every replica Ready, so its Service has ready endpoints);
+    /// its post-jobs may still run.
+    Service,
+    /// DaemonSet on DaemonSet, per node: the dependent is applied once the dependency's objects are, and
+    /// each of its Pods waits in an init container until the dependency's Pod on the same node is Ready.
+    SameNode,
+}
+
+impl WaitFor {
+    pub fn is_healthy(&self) -> bool {
+        *self == WaitFor::Healthy
+    }
+
+    /// How `keelson graph` and the plan name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            WaitFor::Healthy => "healthy",
+            WaitFor::Service => "service",
+            WaitFor::SameNode => "same node",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dependency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DependencyVisitor)
+    }
+}
+
+struct DependencyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DependencyVisitor {
+    type Value = Dependency;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a component name, or a mapping with `component` and `for`")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Dependency, E> {
+        Ok(Dependency::healthy(name))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Dependency, A::Error> {
+        const FIELDS: &[&str] = &["component", "for"];
+        let mut component: Option<String> = None;
+        let mut wait_for: Option<WaitFor> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "component" if component.is_none() => component = Some(map.next_value()?),
+                "for" if wait_for.is_none() => wait_for = Some(map.next_value()?),
+                "component" => return Err(serde::de::Error::duplicate_field("component")),
+                "for" => return Err(serde::de::Error::duplicate_field("for")),
+                other => return Err(serde::de::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        let component = component.ok_or_else(|| serde::de::Error::missing_field("component"))?;
+        Ok(Dependency {
+            component,
+            wait_for: wait_for.unwrap_or_default(),
+        })
+    }
+}
+
+impl ServiceSpec {
+    /// The names in `dependsOn`, in order.
+    pub fn dependency_names(&self) -> Vec<String> {
+        self.depends_on.iter().map(|d| d.component.clone()).collect()
+    }
+
+    /// The dependencies waited for less than fully healthy, by name.
+    pub fn relaxed_dependencies(&self) -> BTreeMap<String, WaitFor> {
+        self.depends_on
+            .iter()
+            .filter(|d| !d.wait_for.is_healthy())
+            .map(|d| (d.component.clone(), d.wait_for))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -80,9 +80,11 @@ deploy/manifests/rbac-target.yaml carries the same rules (tests/install_manifest
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, list, watch, create, patch, delete]
+# list/watch: a workload's Pods for the reason it is not ready; get: held so that Keelson may write the Role
+# of a `for: SameNode` component, which grants its Pods get and list on Pods (RBAC escalation check).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [get, list, watch]
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch]

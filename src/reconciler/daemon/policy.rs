@@ -213,7 +213,7 @@ pub fn with_their_dependencies(topology: &Topology, mut names: BTreeSet<String>)
                     c.spec
                         .depends_on
                         .iter()
-                        .any(|dependency| !names.contains(dependency))
+                        .any(|dependency| !names.contains(&dependency.component))
                 })
             })
             .cloned()

@@ -11,6 +11,7 @@
 
 mod daemonset;
 mod deployment;
+mod entrypoint;
 pub mod gc;
 mod job;
 pub mod nodes;
@@ -118,6 +119,11 @@ impl<'a> View<'a> {
     /// looks again only after one.
     pub fn deletion_epoch(&self) -> u64 {
         self.store.deletion_epoch()
+    }
+
+    /// Whether RBAC lets `user` do what `a` asks (what a Pod's own token may read).
+    pub fn authorized(&self, user: &super::auth::User, a: &super::auth::Attributes) -> bool {
+        super::auth::authorize(self.store, user, a).0
     }
 
     pub fn list(&self, r: Res) -> impl Iterator<Item = &'a Value> + 'a {

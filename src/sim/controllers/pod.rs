@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::entrypoint::{self, Hold};
 use super::podspec::{self, ConfigRef, UsedBy};
 use super::{
     Action, Behaviour, CONFIGMAPS, Event, Involved, NODES, PODS, SECRETS, View, condition, is_deleting,
@@ -421,7 +422,11 @@ fn next_wake(now: Instant, b: &Behaviour, pod: &Value, run: &PodRun) -> Option<I
             },
             State::Running { since, .. } => {
                 if c.init {
-                    at(soon);
+                    // An entrypoint polls its dependencies; any other init container is done at once.
+                    let entrypoint = podspec::containers(&pod["spec"])
+                        .find(|(init, s)| *init && s["name"] == c.name.as_str())
+                        .is_some_and(|(_, s)| entrypoint::is_entrypoint(s));
+                    at(if entrypoint { now + RETRY } else { soon });
                     continue;
                 }
                 at(*since + b.ready_after.saturating_sub(startup));
@@ -660,8 +665,18 @@ fn advance(
             State::Waiting { .. } => None,
             State::Running { since, wall } => {
                 let f = fate(b, pod, &c);
+                let held = if c.init {
+                    let spec_container = podspec::containers(spec).nth(i).map(|(_, s)| s);
+                    spec_container.map_or(Hold::Released, |s| entrypoint::hold(view, pod, s))
+                } else {
+                    Hold::Released
+                };
                 let ends = match f {
-                    Fate::Serve if c.init => Some((0, "Completed")),
+                    Fate::Serve if c.init => match held {
+                        Hold::Released => Some((0, "Completed")),
+                        Hold::Waiting(_) => None,
+                        Hold::Fails(_) => Some((1, "Error")),
+                    },
                     Fate::Serve => None,
                     Fate::Crash if view.now >= *since + b.ready_after / 2 => Some((1, "Error")),
                     Fate::Crash => None,
