@@ -164,7 +164,13 @@ async fn dependencies_are_healthy_before_dependents_are_written_and_a_second_pas
             &|e| matches!(e, ProgressEvent::ComponentStarted { component, .. } if component == name),
         )
         .unwrap_or_else(|| panic!("{name} never started"));
-        for dependency in component.spec.dependency_names() {
+        // Edges that wait for less than health (`for: SameNode`, `for: Service`) are pinned by tests/ordering.rs.
+        let healthy_edges = component
+            .spec
+            .depends_on
+            .iter()
+            .filter(|d| d.wait_for.is_healthy());
+        for dependency in healthy_edges.map(|d| d.component.clone()) {
             let dependency = &dependency;
             let healthy = position(&|e| {
                 matches!(e, ProgressEvent::ComponentFinished { component, state: ComponentState::Healthy, .. } if component == dependency)

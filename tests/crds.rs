@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use keelson::plan::Action;
@@ -68,25 +67,14 @@ spec:
 ";
 
 fn write_topology(dir: &Path) {
-    for (path, text) in [
-        ("keelson.yaml", TOPOLOGY),
-        ("services/widgets.yaml", WIDGETS),
-        ("manifests/widgets.yaml", MANIFEST),
-    ] {
-        let full = dir.join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, text).expect("write");
-    }
-}
-
-fn keelson(args: &[&str], kubeconfig: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keelson"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .expect("runs keelson")
+    support::write_files(
+        dir,
+        &[
+            ("keelson.yaml", TOPOLOGY),
+            ("services/widgets.yaml", WIDGETS),
+            ("manifests/widgets.yaml", MANIFEST),
+        ],
+    );
 }
 
 fn settings() -> PassSettings {
@@ -195,13 +183,13 @@ async fn plan_and_a_dry_run_of_a_crd_with_its_resources_exit_zero() {
     env.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let topology = dir.path().to_str().expect("utf-8 path");
 
-    let out = keelson(&["plan", topology, "-o", "json"], &kubeconfig);
+    let out = support::keelson_on(&["plan", topology, "-o", "json"], &kubeconfig);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let plan: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert_eq!(plan["summary"]["create"], 2, "{plan:#}");
 
     env.sim.clear_request_log();
-    let out = keelson(&["apply", topology, "--dry-run", "-o", "json"], &kubeconfig);
+    let out = support::keelson_on(&["apply", topology, "--dry-run", "-o", "json"], &kubeconfig);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -443,10 +443,15 @@ async fn ctrl_c_during_apply_says_interrupted_and_timed_out_components_are_count
         .await
         .expect("apply ends after Ctrl-C")
         .unwrap();
+    // Everything the process printed: the reader ends at end of file, which may come after its exit is seen.
     let mut stdout: Vec<String> = Vec::new();
-    while let Ok(line) = rx.try_recv() {
-        stdout.push(line);
-    }
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = rx.recv().await {
+            stdout.push(line);
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the output did not end: {stdout:?}");
     let stdout = stdout.join("\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));

@@ -1,8 +1,9 @@
 //! Failures say why: a rollout that cannot finish names the reason its workload's Pods give, as a kubelet
-//! or the scheduler wrote it (an image that does not pull, a crash loop, a missing Secret, a nodeSelector
+//! or the scheduler wrote it (an image that does not pull, a crash loop, a missing ConfigMap, a nodeSelector
 //! no node matches, a Job whose Pods fail, a DaemonSet that matches no node), in `apply`'s live progress
 //! and summary, the status object, the component's Event and the daemon log. What cannot heal on its own
-//! fails after `--pod-failure-grace`, well before the health timeout.
+//! fails after `--pod-failure-grace`, well before the health timeout. (A missing Secret never gets this far:
+//! the pre-flight does not start its component, tests/preflight.rs.)
 
 #[path = "source_support/mod.rs"]
 mod source_support;
@@ -160,18 +161,18 @@ async fn an_unpullable_image_and_a_crash_loop_are_named_while_waiting_and_when_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_secret_and_a_node_selector_no_node_matches_fail_after_the_grace_naming_them() {
+async fn a_missing_config_map_and_a_node_selector_no_node_matches_fail_after_the_grace_naming_them() {
     let SimEnv { sim, .. } = SimEnv::start(support::sim_options(Duration::from_millis(200))).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("hr-grace");
-    let secret = "  env:\n  - name: OS_DATABASE__CONNECTION\n    secretKeyRef:\n      name: api-db\n      key: connection\n";
+    let settings = "  env:\n  - name: OS_DATABASE__CONNECTION\n    configMapKeyRef:\n      name: api-settings\n      key: connection\n";
     topology(
         &repo,
         "hr-grace",
         &[
             (
                 "api",
-                &format!("  image: keystone\n  healthTimeout: 10m\n{secret}{PORTS}"),
+                &format!("  image: keystone\n  healthTimeout: 10m\n{settings}{PORTS}"),
             ),
             (
                 "compute",
@@ -196,7 +197,7 @@ async fn a_missing_secret_and_a_node_selector_no_node_matches_fail_after_the_gra
     );
     let api = finished(out, "api");
     assert!(
-        api.contains("Deployment hr-grace/api: 0 of 1 replicas available — CreateContainerConfigError: secret \"api-db\" not found (for 2s, --pod-failure-grace; it does not heal on its own)"),
+        api.contains("Deployment hr-grace/api: 0 of 1 replicas available — CreateContainerConfigError: configmap \"api-settings\" not found (for 2s, --pod-failure-grace; it does not heal on its own)"),
         "{api}"
     );
     assert!(!api.contains("not healthy within"), "{api}");
@@ -317,20 +318,20 @@ async fn component_events(kube: &Kube, reason: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_the_health_timeout() {
+async fn the_daemon_tells_a_missing_config_map_in_its_status_events_and_log_before_the_health_timeout() {
     let SimEnv { sim, kube } = SimEnv::start(support::sim_options(Duration::from_millis(200))).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kc");
     sim.write_kubeconfig(&kubeconfig).unwrap();
     let repo = Repo::init(dir.path().join("cloud"));
-    let secret = "  env:\n  - name: OS_DATABASE__CONNECTION\n    secretKeyRef:\n      name: api-db\n      key: connection\n";
+    let settings = "  env:\n  - name: OS_DATABASE__CONNECTION\n    configMapKeyRef:\n      name: api-settings\n      key: connection\n";
     topology(
         &repo.path,
         "hr-daemon",
         &[
             (
                 "api",
-                &format!("  image: keystone\n  healthTimeout: 10m\n{secret}{PORTS}"),
+                &format!("  image: keystone\n  healthTimeout: 10m\n{settings}{PORTS}"),
             ),
             (
                 "pulling",
@@ -364,8 +365,8 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
         .spawn()
         .expect("keelson run starts");
 
-    let want = "CreateContainerConfigError: secret \\\"api-db\\\" not found";
-    let plain = "CreateContainerConfigError: secret \"api-db\" not found";
+    let want = "CreateContainerConfigError: configmap \\\"api-settings\\\" not found";
+    let plain = "CreateContainerConfigError: configmap \"api-settings\" not found";
     let status_of = || async {
         status::read_status(&kube, KEELSON_NS)
             .await
@@ -374,7 +375,7 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
             .unwrap_or_default()
     };
     wait_for(
-        "the component failed naming the Secret",
+        "the component failed naming the ConfigMap",
         Duration::from_secs(60),
         || async {
             status_of()
@@ -418,7 +419,7 @@ async fn the_daemon_tells_a_missing_secret_in_its_status_events_and_log_before_t
     assert!(shown.contains(want), "{shown}");
     // The Events come with the end of the pass, once `pulling` timed out.
     wait_for(
-        "a ComponentFailed Event naming the Secret",
+        "a ComponentFailed Event naming the ConfigMap",
         Duration::from_secs(40),
         || async {
             component_events(&kube, "ComponentFailed")

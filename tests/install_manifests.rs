@@ -336,8 +336,9 @@ fn target_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
             &["roles", "rolebindings"],
             APPLY_VERBS,
         ),
-        // Health reads a workload's Pods (and a Deployment's ReplicaSets) for the reason it is not ready.
-        ("", &["pods"], &["list", "watch"]),
+        // Health reads a workload's Pods (and a Deployment's ReplicaSets) for the reason it is not ready;
+        // `get` is held for the Role of a `for: SameNode` component, which grants its Pods get and list.
+        ("", &["pods"], &["get", "list", "watch"]),
         ("apps", &["replicasets"], &["list", "watch"]),
     ])
 }

@@ -124,7 +124,9 @@ fn edges_within(topology: &Topology, components: &BTreeSet<String>) -> Vec<(Stri
                 .spec
                 .depends_on
                 .iter()
-                .filter(|d| components.contains(&d.component))
+                // Edges that wait for less than health (`for: SameNode`, `for: Service`) are pinned by
+                // tests/ordering.rs.
+                .filter(|d| components.contains(&d.component) && d.wait_for.is_healthy())
                 .map(move |d| (c.clone(), d.component.clone()))
         })
         .collect()

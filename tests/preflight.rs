@@ -8,7 +8,7 @@ mod source_support;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use keelson::cluster::{ApplyOptions, Kube, Target, connect};
@@ -71,26 +71,15 @@ spec:
 ";
 
 fn write_topology(dir: &Path) {
-    for (path, text) in [
-        ("keelson.yaml", TOPOLOGY),
-        ("services/api.yaml", API),
-        ("services/frontend.yaml", FRONTEND),
-        ("services/worker.yaml", WORKER),
-    ] {
-        let full = dir.join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, text).expect("write");
-    }
-}
-
-fn keelson(args: &[&str], kubeconfig: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keelson"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .expect("runs keelson")
+    support::write_files(
+        dir,
+        &[
+            ("keelson.yaml", TOPOLOGY),
+            ("services/api.yaml", API),
+            ("services/frontend.yaml", FRONTEND),
+            ("services/worker.yaml", WORKER),
+        ],
+    );
 }
 
 fn settings() -> PassSettings {
@@ -131,7 +120,7 @@ async fn plan_names_each_unresolved_reference_with_component_and_field_in_every_
     env.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let topology = dir.path().to_str().expect("utf-8 path");
 
-    let out = keelson(&["plan", topology], &kubeconfig);
+    let out = support::keelson_on(&["plan", topology], &kubeconfig);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -148,14 +137,14 @@ async fn plan_names_each_unresolved_reference_with_component_and_field_in_every_
         "an optional reference is no warning: {text}"
     );
 
-    let out = keelson(&["plan", topology, "-o", "markdown"], &kubeconfig);
+    let out = support::keelson_on(&["plan", topology, "-o", "markdown"], &kubeconfig);
     let markdown = String::from_utf8_lossy(&out.stdout);
     assert!(
         markdown.contains("secretKeyRef.name: Secret \"api-db\" not found in namespace openstack"),
         "{markdown}"
     );
 
-    let out = keelson(&["plan", topology, "-o", "json"], &kubeconfig);
+    let out = support::keelson_on(&["plan", topology, "-o", "json"], &kubeconfig);
     let plan: Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     let warnings = plan["warnings"].as_array().expect("warnings");
     assert_eq!(warnings.len(), 1, "{warnings:#?}");

@@ -31,6 +31,8 @@ use crate::object::{ANNOTATION_HASH, LABEL_SERVICE, ObjectRef};
 use crate::render::RenderedObject;
 
 pub use crate::object::ANNOTATION_PERSISTENT;
+/// What a component's dependency gate waits for travels on the plan ([`ComponentPlan::waits_for`]).
+pub use crate::topology::WaitFor;
 pub use diff::REDACTED;
 pub use downgrade::{
     ALLOW_ALL, ALLOW_TRAILER, Direction, Series, allowed_downgrades, compare_images, tag_series,

@@ -20,8 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ChangeKind, ChangeSet, ClusterView, Kube, ObjectRef};
-use crate::plan::{ComponentPlan, Plan};
-use crate::topology::WaitFor;
+use crate::plan::{ComponentPlan, Plan, WaitFor};
 
 /// How a rollout runs.
 #[derive(Debug, Clone)]

@@ -4,6 +4,8 @@
 //! | --- | --- |
 //! | [`example_repo`], [`topology_copy`], [`copy_tree`] | the example topology; a fresh copy of it in a temp dir, to edit |
 //! | [`edit`], [`remove`] | one change to a file of a copy (the text to replace must be there) |
+//! | [`write_files`] | a topology written file by file (`keelson.yaml`, `services/x.yaml`, ...) |
+//! | [`keelson_on`] | the built binary run against a cluster's kubeconfig file |
 //! | [`sim_options`], [`fast_sim`] | simulator options: workloads and Jobs ready after a short time, images tagged `broken` never pull |
 //! | [`SimEnv::start`] | a simulated cluster and a [`Kube`] connected to it through its kubeconfig |
 //! | [`wait_for`] | polls a condition until it holds, failing the test after a generous bound |
@@ -78,6 +80,26 @@ pub fn edit(dir: &Path, file: &str, from: &str, to: &str) {
     let text = std::fs::read_to_string(&path).expect("read");
     assert!(text.contains(from), "{file} does not contain {from:?}");
     std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+/// Writes each `(relative path, text)` under `dir`, making the folders on the way.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    }
+}
+
+/// Runs the built `keelson` with `args` against the cluster of `kubeconfig` (never an in-cluster one).
+pub fn keelson_on(args: &[&str], kubeconfig: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("runs keelson")
 }
 
 /// Removes `dir/file`.
