@@ -396,6 +396,10 @@ async fn keelson_pass(
         .find_map(|l| l.strip_prefix("RESULT "))
         .ok_or_else(|| format!("{label}: the child printed no RESULT line:\n{out}"))
         .and_then(ChildReport::parse)?;
+    if !report.converged {
+        let why: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("UNHEALTHY ")).collect();
+        return Err(format!("{label}: the pass did not converge: {}", why.join("; ")));
+    }
     let (by_verb, other, writes) = diff(&before, &after);
     Ok((
         Figures {
@@ -551,6 +555,16 @@ async fn keelson_child(dir: &Path, kubeconfig: &Path) -> Result<ChildReport, Str
     let outcome = reconciler::execute(&kube, &prepared, &settings, CancellationToken::new(), None)
         .await
         .map_err(|e| e.to_string())?;
+    // A pass that did not converge says why (its first few components that did not end healthy).
+    for c in outcome
+        .rollout
+        .components
+        .iter()
+        .filter(|c| c.state != keelson::rollout::ComponentState::Healthy)
+        .take(5)
+    {
+        println!("UNHEALTHY {}: {} ({})", c.name, c.state, c.reason);
+    }
     let s = &prepared.plan.summary;
     Ok(ChildReport {
         prepare_ms,
@@ -562,6 +576,19 @@ async fn keelson_child(dir: &Path, kubeconfig: &Path) -> Result<ChildReport, Str
         delete: s.delete,
         converged: outcome.rollout.converged() && outcome.inventory_recorded,
     })
+}
+
+/// Creates the Secrets the topology's pods read but it does not make, as an operator does before the first
+/// pass (Keelson's pre-flight does not start a component whose Secret is missing). Not measured.
+async fn operator_secrets(kubeconfig: &Path, dir: &Path) -> Result<usize, String> {
+    let kube = cluster::connect(Target::Kubeconfig {
+        path: Some(kubeconfig.to_path_buf()),
+        context: None,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let snapshot = Snapshot::from_dir(dir, MAX_FILE).map_err(|e| e.to_string())?;
+    keelson::cli::example_cluster::create_referenced_secrets(&kube, &snapshot).await
 }
 
 fn settings() -> PassSettings {
@@ -671,6 +698,10 @@ async fn run(count: usize) -> Result<(), String> {
     let sim = Cluster::start(sim_options()).await.map_err(|e| e.to_string())?;
     let kc = tmp.path().join("keelson.kubeconfig");
     sim.write_kubeconfig(&kc).map_err(|e| e.to_string())?;
+    let secrets = operator_secrets(&kc, &dir).await?;
+    println!(
+        "before each client: {secrets} Secrets the topology reads but does not make, created as an operator would"
+    );
     let (mut k_full, full) = keelson_pass(&sim, "keelson full rollout", &dir, &kc).await?;
     if !full.converged || full.create == 0 {
         return Err(format!("the full rollout did not converge: {}", full.line()));
@@ -692,6 +723,7 @@ async fn run(count: usize) -> Result<(), String> {
     let sim = Cluster::start(sim_options()).await.map_err(|e| e.to_string())?;
     let kc = tmp.path().join("kubectl.kubeconfig");
     sim.write_kubeconfig(&kc).map_err(|e| e.to_string())?;
+    operator_secrets(&kc, &dir).await?;
     let mut c_full = kubectl_apply(&sim, "full", &kc, &yaml_file).await?;
     c_full.label = "kubectl apply --server-side (create)".into();
     c_full.note = "no health waits, no dependency order".into();
