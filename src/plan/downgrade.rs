@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::object::{LABEL_JOB, LABEL_SERVICE};
+use crate::object::LABEL_SERVICE;
 use crate::render::{RenderedObject, Stage};
 use crate::topology::Topology;
 
@@ -350,8 +350,8 @@ fn completed_contract(live_owned: &BTreeMap<ObjectKey, &Value>, component: &str)
         if !is_job || label(job, "/metadata/labels", LABEL_SERVICE).as_deref() != Some(component) {
             return None;
         }
-        let name = label(job, "/spec/template/metadata/labels", LABEL_JOB)?;
-        if classify(&name, "") != Some(MigrationKind::Contract) {
+        let name = super::impact::job_label(job)?;
+        if classify(name, "") != Some(MigrationKind::Contract) {
             return None;
         }
         let complete = job

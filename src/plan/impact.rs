@@ -315,7 +315,7 @@ fn reference_of(v: &Value) -> Option<ObjectRef> {
 }
 
 /// The job's name in its service file: the `keelson.dev/job` label of the Job or of its Pod template.
-fn job_label(body: &Value) -> Option<&str> {
+pub(super) fn job_label(body: &Value) -> Option<&str> {
     meta_map(body, "labels")
         .and_then(|m| m.get(LABEL_JOB))
         .or_else(|| {

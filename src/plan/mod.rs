@@ -384,13 +384,6 @@ fn policy_refusal(topology: &crate::topology::Topology, r: &ObjectRef) -> Option
     })
 }
 
-/// The job's name as its service file writes it, from the Job's Pod template labels.
-fn job_run_label(job: &Value) -> Option<&str> {
-    job.pointer("/spec/template/metadata/labels")
-        .and_then(|l| l.get(crate::object::LABEL_JOB))
-        .and_then(Value::as_str)
-}
-
 /// Owned live objects that are no longer desired, checked and ordered.
 fn plan_deletions(
     input: &PlanInput,
@@ -416,7 +409,7 @@ fn plan_deletions(
         .desired
         .iter()
         .filter(|o| o.reference.kind == "Job")
-        .filter_map(|o| Some((o.component.as_str(), job_run_label(&o.body)?)))
+        .filter_map(|o| Some((o.component.as_str(), impact::job_label(&o.body)?)))
         .collect();
     let mut replaced_runs = 0;
     let mut planned: Vec<Change> = Vec::new();
@@ -464,7 +457,7 @@ fn plan_deletions(
             }),
             None => {
                 let replaced = l.reference.kind == "Job"
-                    && job_run_label(l.object)
+                    && impact::job_label(l.object)
                         .is_some_and(|job| desired_runs.contains(&(component.as_str(), job)));
                 replaced_runs += usize::from(replaced);
                 planned.push(Change {
